@@ -1,0 +1,1 @@
+"""The beater: ingest over HTTP, percolate in batches, publish matches over WAMP."""

@@ -1,0 +1,95 @@
+"""Wiring: settings → engine, router session, pipeline, HTTP and WAMP faces."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+from beater.http_api import BeaterAPI
+from beater.percolate import Percolator
+from beater.pipeline import IngestPipeline
+from beater.publish import Publisher
+from beater.query_store import QueryStore
+from beater.rpc import QueryProcedures
+from common.config import Settings
+from common.engine import Engine, EngineUnavailable
+from common.metrics import Metrics
+from common.wamp import SessionHolder
+
+log = Logger()
+
+
+def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
+    m = Metrics("estrom_beater_")
+    m.counter("ingest_requests_total", "Ingest requests by outcome.")
+    m.counter("ingest_documents_total", "Ingested documents by outcome (accepted, rejected).")
+    m.counter("published_hits_total", "Document-to-subscription deliveries acknowledged by the router.")
+    m.counter("queries_registered_total", "Successful register_query calls.")
+    m.gauge("queue_documents", "Documents waiting for or in percolation.", lambda: pipeline_ref[0].queued)
+    m.gauge("batches_total", "Percolated batches.", lambda: pipeline_ref[0].stats["batches"])
+    return m
+
+
+class Beater:
+    def __init__(self, settings: Settings, reactor: Any, percolate_mode: str = "documents") -> None:
+        self.settings = settings
+        self.reactor = reactor
+        self.engine = Engine(
+            settings.engine_url,
+            timeout=settings.engine_timeout,
+            concurrency=settings.engine_concurrency,
+            reactor=reactor,
+        )
+        self.store = QueryStore(self.engine, settings.query_index_prefix)
+        self.percolator = Percolator(self.engine, settings.query_index_prefix, percolate_mode)
+        pipeline_ref: list[IngestPipeline] = []
+        self.metrics = build_metrics(pipeline_ref)
+        self.procedures = QueryProcedures(self.store, self.metrics)
+        self.wamp = SessionHolder(settings.router_url, settings.realm, on_join=self.procedures.attach)
+        self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout)
+        self.pipeline = IngestPipeline(
+            self.percolator.percolate,
+            self.publisher.publish,
+            clock=reactor,
+            batch_size=settings.batch_size,
+            linger=settings.batch_linger_ms / 1000.0,
+            max_queued=settings.queue_max_docs,
+            concurrency=settings.engine_concurrency,
+        )
+        pipeline_ref.append(self.pipeline)
+        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
+        self.port: IListeningPort | None = None
+
+    async def start(self) -> None:
+        """Listen, connect to the router, check the engine; print the ready line."""
+        self.port = await serverFromString(self.reactor, self.settings.beater_listen).listen(self.api.site())
+        address = self.port.getHost()
+        joined = self.reactor_joined()
+        self.wamp.start(self.reactor)
+        try:
+            version = await self.engine.check()
+            log.info("engine.ok", version=".".join(map(str, version)))
+        except EngineUnavailable as exc:
+            log.warn("engine.unreachable", error=str(exc))
+        await joined
+        log.info("beater.listening", host=address.host, port=address.port)
+        ready = {"event": "ready", "service": "beater", "host": address.host, "port": address.port}
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+
+    def reactor_joined(self) -> Any:
+        from twisted.internet.defer import Deferred
+
+        d: Deferred[None] = Deferred()
+
+        def fire(_session: Any) -> None:
+            if not d.called:
+                d.callback(None)
+
+        self.wamp.when_joined(fire)
+        return d

@@ -1,0 +1,172 @@
+"""The beater's HTTP face: ``POST /api/v0.1/ingest/<index>``, ``/healthz``, ``/metrics``."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web.http import Request
+from twisted.web.server import Request as ServerRequest
+from twisted.web.server import Site
+
+from beater.ingest_body import UnreadableBody, parse_ingest_body
+from beater.pipeline import IngestPipeline, QueueFull
+from beater.publish import PublishFailed
+from common.config import Settings
+from common.engine import Engine, EngineRejected, EngineUnavailable
+from common.http import HTTPError, Routes, write_json, write_text
+from common.indices import index_name_problem
+from common.metrics import Metrics
+from common.wamp import RouterUnavailable, SessionHolder
+
+log = Logger()
+
+API = ("api", "v0.1")
+
+
+class LimitedRequest(ServerRequest):
+    """Refuses bodies over the limit while they arrive, not after spooling them."""
+
+    max_body: int = 64 * 1024 * 1024
+    _received = 0
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.max_body:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        body = json.dumps(
+            {"error": "body_too_large", "reason": f"request body is over the limit of {self.max_body} bytes"}
+        ).encode()
+        head = (
+            "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        ).encode()
+        transport = self.channel.transport
+        transport.write(head + body)
+        transport.loseConnection()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+
+class BeaterAPI:
+    """Owns the HTTP handlers and what they need."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: IngestPipeline,
+        engine: Engine,
+        wamp: SessionHolder,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.engine = engine
+        self.wamp = wamp
+        self.metrics = metrics
+
+    def site(self) -> Site:
+        routes = Routes(
+            {
+                ("POST", (*API, "ingest")): self.ingest,
+                ("GET", ("healthz",)): self.healthz,
+                ("GET", ("metrics",)): self.metrics_page,
+            }
+        )
+        site = Site(routes)
+        site.displayTracebacks = False
+        max_body = self.settings.ingest_max_body
+
+        class _Request(LimitedRequest):
+            pass
+
+        _Request.max_body = max_body
+        site.requestFactory = _Request
+        site.noisy = False
+        return site
+
+    def _unavailable(self, reason: str) -> HTTPError:
+        self.metrics.inc("ingest_requests_total", outcome="unavailable")
+        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
+
+    def _check_token(self, request: Request) -> None:
+        token = self.settings.ingest_token
+        if not token:
+            return
+        given = (request.getHeader(b"authorization") or b"").decode("latin-1")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), token):
+            self.metrics.inc("ingest_requests_total", outcome="unauthorized")
+            raise HTTPError(
+                401, "unauthorized", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    async def ingest(self, request: Request, rest: list[str]) -> None:
+        self._check_token(request)
+        if len(rest) != 1:
+            raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
+        index = rest[0]
+        problem = index_name_problem(index)
+        if problem:
+            self.metrics.inc("ingest_requests_total", outcome="bad_request")
+            raise HTTPError(400, "invalid_index", problem)
+        raw = request.content.read() if request.content is not None else b""
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        try:
+            body = parse_ingest_body(raw, content_type)
+        except UnreadableBody as exc:
+            self.metrics.inc("ingest_requests_total", outcome="bad_request")
+            raise HTTPError(400, "unreadable_body", exc.reason, rejected=exc.rejected) from None
+        if self.wamp.session is None:
+            raise self._unavailable("not connected to the router; retry later")
+        try:
+            outcome = await self.pipeline.submit(index, body.docs, body.rejected)
+        except QueueFull as exc:
+            self.metrics.inc("ingest_requests_total", outcome="queue_full")
+            raise HTTPError(
+                429, "queue_full", str(exc), headers={"Retry-After": str(self.settings.retry_after)}
+            ) from None
+        except EngineUnavailable as exc:
+            raise self._unavailable(str(exc)) from None
+        except (RouterUnavailable, PublishFailed) as exc:
+            raise self._unavailable(str(exc)) from None
+        except EngineRejected as exc:
+            # The engine refused a whole batch it should have taken item by item.
+            raise self._unavailable(f"engine refused the batch: {exc.reason}") from None
+        self.metrics.inc("ingest_requests_total", outcome="ok")
+        self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
+        self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
+        self.metrics.inc("published_hits_total", amount=outcome.published)
+        write_json(request, 200, outcome.as_json())
+
+    async def healthz(self, request: Request, rest: list[str]) -> None:
+        engine_ok = await self.engine.ping()
+        router_ok = self.wamp.session is not None
+        body: dict[str, Any] = {
+            "status": "ok" if engine_ok and router_ok else "unavailable",
+            "engine": "ok" if engine_ok else "unreachable",
+            "router": "ok" if router_ok else "disconnected",
+        }
+        write_json(request, 200 if engine_ok and router_ok else 503, body)
+
+    async def metrics_page(self, request: Request, rest: list[str]) -> None:
+        write_text(request, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")

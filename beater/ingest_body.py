@@ -1,0 +1,140 @@
+"""Reading an ingest body: one object, a JSON array of objects, or NDJSON.
+
+Senders such as Logstash drop a whole batch on any 4xx, so one bad item must
+never cost the good ones: items that are not JSON objects are listed in
+``rejected`` (0-based position of the item, or of the line for NDJSON) and the
+rest goes on, as the Elasticsearch bulk API does. Only a body from which no
+document at all can be read is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
+JSON_TYPES = frozenset({"application/json", "text/json"})
+
+#: Top-level keys Elasticsearch reserves for metadata; a document carrying one
+#: cannot be percolated, so it is rejected alone instead of failing its batch.
+_METADATA_FIELDS = frozenset(
+    {
+        "_index",
+        "_type",
+        "_source",
+        "_routing",
+        "_field_names",
+        "_ignored",
+        "_seq_no",
+        "_version",
+        "_primary_term",
+        "_nested_path",
+        "_doc_count",
+        "_data_stream_timestamp",
+        "_tier",
+        "_size",
+    }
+)
+
+
+class UnreadableBody(ValueError):
+    """No document at all can be read from the body (HTTP 400)."""
+
+    def __init__(self, reason: str, rejected: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rejected = rejected or []
+
+
+@dataclass
+class IngestBody:
+    """Documents with their position in the request, and what was skipped."""
+
+    docs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def media_type(content_type: str | None) -> str:
+    """``"application/json; charset=utf-8"`` to ``"application/json"``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def document_problem(doc: Any) -> str | None:
+    """Why an item cannot be ingested as a document, or None."""
+    if not isinstance(doc, dict):
+        kind = "array" if isinstance(doc, list) else "null" if doc is None else type(doc).__name__
+        return f"item is not a JSON object but {kind}"
+    for key in doc:
+        if key in _METADATA_FIELDS:
+            return f"field [{key}] is a metadata field and cannot be part of a document"
+        if key == "" or key.strip(".") == "":
+            return f"field name {key!r} is not a valid field name"
+    return None
+
+
+def _add(body: IngestBody, position: int, item: Any) -> None:
+    problem = document_problem(item)
+    if problem:
+        body.rejected.append({"position": position, "reason": problem})
+    else:
+        body.docs.append((position, item))
+
+
+def _parse_ndjson(text: str) -> IngestBody:
+    body = IngestBody()
+    for position, line in enumerate(text.split("\n")):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            body.rejected.append({"position": position, "reason": f"line is not JSON: {exc}"})
+            continue
+        _add(body, position, item)
+    return body
+
+
+def parse_ingest_body(raw: bytes, content_type: str | None) -> IngestBody:
+    """Read the documents of one ingest request; raise UnreadableBody if there are none."""
+    kind = media_type(content_type)
+    is_ndjson = kind in NDJSON_TYPES
+    is_json = kind in JSON_TYPES or kind.endswith("+json") or kind == ""
+    if not (is_ndjson or is_json):
+        raise UnreadableBody(
+            f"unsupported content type {kind!r}: send application/json (an object or an array "
+            "of objects) or application/x-ndjson (one object per line)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableBody(f"body is not UTF-8: {exc}") from None
+    if not text.strip():
+        raise UnreadableBody("body is empty")
+
+    if is_ndjson:
+        body = _parse_ndjson(text)
+    else:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            # A JSON body that fails as a whole may still be NDJSON sent with
+            # the generic type (curl --data-binary @file.ndjson -H ...json).
+            body = _parse_ndjson(text) if text.strip().count("\n") else IngestBody()
+            if not body.docs:
+                raise UnreadableBody(f"body is not JSON: {exc}") from None
+        else:
+            body = IngestBody()
+            if isinstance(value, list):
+                for position, item in enumerate(value):
+                    _add(body, position, item)
+            elif isinstance(value, dict):
+                _add(body, 0, value)
+            else:
+                raise UnreadableBody("body must be a JSON object or an array of JSON objects")
+
+    if not body.docs and body.rejected:
+        raise UnreadableBody("no item of the body is a document", body.rejected)
+    return body

@@ -1,0 +1,127 @@
+"""Percolation: which registered queries match each document of a batch.
+
+Two request shapes exist, measured by ``bench/percolate_modes.py`` (figures in
+docs/architecture.md):
+
+* ``documents``: one percolate query with a ``documents`` array; matches come
+  back per stored query with ``_percolator_document_slot``;
+* ``msearch``: one single-document percolate search per document in one
+  ``_msearch`` request; an item that fails fails alone.
+
+Whichever is used, a batch the engine refuses as a whole (one document that
+cannot be parsed against the mapping) is retried item by item through
+``_msearch`` so only the offending documents are rejected. All matches are
+read, however many: pages of 10,000 with ``search_after`` on the sid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from beater.query_store import QUERY_FIELD, SID_FIELD
+from common.engine import Engine, EngineRejected, EngineUnavailable
+
+PAGE_SIZE = 10_000  # index.max_result_window
+MODES = ("documents", "msearch")
+
+
+@dataclass
+class PercolateResult:
+    """``matches[i]``: sids matching document i; ``errors[i]``: why document i failed."""
+
+    matches: list[list[str]]
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+def _search_body(percolate: dict[str, Any], after: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        # Filter context: no scores to compute, the slots are still reported.
+        "query": {"constant_score": {"filter": {"percolate": {"field": QUERY_FIELD, **percolate}}}},
+        "_source": False,
+        "size": PAGE_SIZE,
+        "sort": [{SID_FIELD: "asc"}],
+        "track_total_hits": False,
+    }
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def _item_reason(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if isinstance(error, dict):
+        node = error
+        while isinstance(node.get("caused_by"), dict):
+            node = node["caused_by"]
+        return str(node.get("reason") or error.get("reason") or error.get("type") or "engine error")
+    return str(error)
+
+
+class Percolator:
+    """Runs batches of documents through the percolator index of their index."""
+
+    def __init__(self, engine: Engine, prefix: str, mode: str = "documents") -> None:
+        if mode not in MODES:
+            raise ValueError(f"percolate mode must be one of {MODES}, not {mode!r}")
+        self.engine = engine
+        self.prefix = prefix
+        self.mode = mode
+
+    async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        if not docs:
+            return PercolateResult(matches=[])
+        pindex = self.prefix + index
+        if self.mode == "msearch" or len(docs) == 1:
+            return await self._msearch(pindex, docs)
+        try:
+            return await self._documents(pindex, docs)
+        except EngineRejected:
+            # One bad document fails the whole request: isolate it.
+            return await self._msearch(pindex, docs)
+
+    async def _documents(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        matches: list[list[str]] = [[] for _ in docs]
+        after: str | None = None
+        while True:
+            body = _search_body({"documents": docs}, after)
+
+            def search(es: Any, body: dict[str, Any] = body) -> dict[str, Any]:
+                return es.search(index=pindex, body=body, ignore_unavailable=True, allow_no_indices=True)
+
+            resp = await self.engine.run(search)
+            hits = resp["hits"]["hits"]
+            for hit in hits:
+                for slot in hit.get("fields", {}).get("_percolator_document_slot", [0]):
+                    matches[slot].append(hit["_id"])
+            if len(hits) < PAGE_SIZE:
+                return PercolateResult(matches=matches)
+            after = hits[-1]["sort"][0]
+
+    async def _msearch(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        result = PercolateResult(matches=[[] for _ in docs])
+        todo: dict[int, str | None] = dict.fromkeys(range(len(docs)))
+        while todo:
+            order = sorted(todo)
+            lines: list[dict[str, Any]] = []
+            for i in order:
+                lines.append({"index": pindex, "ignore_unavailable": True, "allow_no_indices": True})
+                lines.append(_search_body({"document": docs[i]}, todo[i]))
+
+            def msearch(es: Any, lines: list[dict[str, Any]] = lines) -> dict[str, Any]:
+                return es.msearch(body=lines)
+
+            resp = await self.engine.run(msearch)
+            todo = {}
+            for i, item in zip(order, resp["responses"], strict=True):
+                if "error" in item:
+                    status = int(item.get("status") or 400)
+                    if status == 429 or status >= 500:
+                        raise EngineUnavailable(f"engine answered {status}: {_item_reason(item)}")
+                    result.errors[i] = _item_reason(item)
+                    continue
+                hits = item["hits"]["hits"]
+                result.matches[i].extend(h["_id"] for h in hits)
+                if len(hits) == PAGE_SIZE:
+                    todo[i] = hits[-1]["sort"][0]
+        return result

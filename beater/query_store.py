@@ -1,0 +1,215 @@
+"""Registered queries, stored in Elasticsearch: one percolator index per document index.
+
+Stored in the engine, queries survive a beater restart and are shared by any
+number of beaters. A query document's id is its sid, so registering twice is
+an idempotent overwrite.
+
+The percolator index parses both the stored queries and the percolated
+documents, so its mapping decides what matches. It is built so that:
+
+* every string field is text with a ``keyword`` sub-field (as dynamic mapping
+  would do in the document index), numbers and dates keep their types;
+* every value is also copied into ``estrom_all``, the default field, so a
+  query string without a field (``timeout``) searches the whole document, as
+  it does against the document index;
+* fields a query names are mapped *before* the query is stored (see
+  ``fields.py``): from the document index's mapping when it has them,
+  otherwise as text + keyword.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.logger import Logger
+
+from beater.fields import query_fields
+from common.engine import Engine, EngineRejected
+from common.queries import normalize_query, sid_for, to_dsl
+
+log = Logger()
+
+QUERY_FIELD = "estrom_query"
+ALL_FIELD = "estrom_all"
+SID_FIELD = "estrom_sid"
+META_FIELD = "estrom_meta"
+
+_TEXT_WITH_KEYWORD: dict[str, Any] = {
+    "type": "text",
+    "copy_to": ALL_FIELD,
+    "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
+}
+# Field types that accept copy_to; others (objects, geo, ...) are copied as they are.
+_COPYABLE = frozenset(
+    {
+        "text",
+        "keyword",
+        "long",
+        "integer",
+        "short",
+        "byte",
+        "double",
+        "float",
+        "half_float",
+        "scaled_float",
+        "unsigned_long",
+        "date",
+        "date_nanos",
+        "boolean",
+        "ip",
+        "wildcard",
+    }
+)
+
+
+def percolator_index_body() -> dict[str, Any]:
+    """Settings and mapping of a new percolator index."""
+    dynamic_templates = [
+        {"strings": {"match_mapping_type": "string", "mapping": _TEXT_WITH_KEYWORD}},
+        {"longs": {"match_mapping_type": "long", "mapping": {"type": "long", "copy_to": ALL_FIELD}}},
+        {"doubles": {"match_mapping_type": "double", "mapping": {"type": "float", "copy_to": ALL_FIELD}}},
+        {"booleans": {"match_mapping_type": "boolean", "mapping": {"type": "boolean", "copy_to": ALL_FIELD}}},
+        {"dates": {"match_mapping_type": "date", "mapping": {"type": "date", "copy_to": ALL_FIELD}}},
+    ]
+    return {
+        "settings": {
+            "number_of_shards": 1,
+            "auto_expand_replicas": "0-1",
+            "index.query.default_field": ALL_FIELD,
+            # A document whose number or date does not parse loses that field
+            # for matching instead of failing the whole batch.
+            "index.mapping.ignore_malformed": True,
+            "index.mapping.total_fields.limit": 10000,
+        },
+        "mappings": {
+            "dynamic_templates": dynamic_templates,
+            "properties": {
+                QUERY_FIELD: {"type": "percolator"},
+                ALL_FIELD: {"type": "text"},
+                SID_FIELD: {"type": "keyword"},
+                META_FIELD: {"type": "object", "enabled": False},
+            },
+        },
+    }
+
+
+def _lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The mapping of a dotted field path inside a ``properties`` tree."""
+    node: dict[str, Any] | None = {"properties": properties}
+    for part in path.split("."):
+        if node is None:
+            return None
+        node = (node.get("properties") or {}).get(part)
+    return node
+
+
+def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[str, Any]:
+    """What to map ``name`` as in the percolator index."""
+    known = _lookup(document_properties, name)
+    if known and "properties" not in known:
+        mapping = dict(known)
+        if mapping.get("type", "object") in _COPYABLE:
+            mapping["copy_to"] = ALL_FIELD
+        return mapping
+    return dict(_TEXT_WITH_KEYWORD)
+
+
+class QueryStore:
+    """Registration and lookup of percolator queries."""
+
+    def __init__(self, engine: Engine, prefix: str) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self._known_indices: set[str] = set()
+
+    def percolator_index(self, index: str) -> str:
+        return self.prefix + index
+
+    async def ensure_percolator_index(self, index: str) -> str:
+        name = self.percolator_index(index)
+        if name in self._known_indices:
+            return name
+        body = percolator_index_body()
+
+        def create(es: Any) -> None:
+            if not es.indices.exists(index=name):
+                es.indices.create(index=name, body=body, ignore=400)  # 400: created meanwhile
+
+        await self.engine.run(create)
+        self._known_indices.add(name)
+        return name
+
+    async def _map_fields(self, index: str, fields: set[str]) -> None:
+        """Add mappings for fields the percolator index does not know yet."""
+        if not fields:
+            return
+        pindex = self.percolator_index(index)
+
+        def mapping_of(es: Any, name: str) -> dict[str, Any]:
+            resp = es.indices.get_mapping(index=name, ignore_unavailable=True, allow_no_indices=True)
+            merged: dict[str, Any] = {}
+            for body in resp.values():
+                merged.update(body.get("mappings", {}).get("properties", {}))
+            return merged
+
+        def update(es: Any) -> None:
+            have = mapping_of(es, pindex)
+            missing = {f for f in fields if _lookup(have, f) is None}
+            if not missing:
+                return
+            docs = mapping_of(es, index) if es.indices.exists(index=index) else {}
+            props = {f: field_mapping_for(f, docs) for f in sorted(missing)}
+            try:
+                es.indices.put_mapping(index=pindex, body={"properties": props})
+            except Exception:
+                # A field mapped meanwhile (by a percolated dynamic template or
+                # another beater) with another type: map the rest one by one.
+                for name, mapping in props.items():
+                    try:
+                        es.indices.put_mapping(index=pindex, body={"properties": {name: mapping}})
+                    except Exception as exc:
+                        log.debug("mapping.skipped", field=name, error=str(exc))
+
+        await self.engine.run(update)
+
+    async def register(self, index: str, query: object) -> str:
+        """Store the query (idempotent) and return its sid; visible to the next percolation."""
+        normalized = normalize_query(query)
+        sid = sid_for(index, normalized)
+        dsl = to_dsl(normalized)
+        await self.ensure_percolator_index(index)
+        await self._map_fields(index, query_fields(dsl))
+        doc = {
+            QUERY_FIELD: dsl,
+            SID_FIELD: sid,
+            META_FIELD: {"index": index, "query": normalized, "registered_at": time.time()},
+        }
+        pindex = self.percolator_index(index)
+        # refresh=true: the query must take part in the very next percolation.
+        await self.engine.run(lambda es: es.index(index=pindex, id=sid, body=doc, refresh="true"))
+        return sid
+
+    async def describe(self, sid: str) -> dict[str, Any] | None:
+        """``{"sid", "index", "query"}`` of a registered query, or None."""
+        pattern = self.prefix + "*"
+
+        def find(es: Any) -> dict[str, Any]:
+            return es.search(
+                index=pattern,
+                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD], "size": 1},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+
+        resp = await self.engine.run(find)
+        hits = resp.get("hits", {}).get("hits", [])
+        if not hits:
+            return None
+        meta = hits[0]["_source"][META_FIELD]
+        return {"sid": sid, "index": meta["index"], "query": meta["query"]}
+
+
+def is_invalid_query(exc: EngineRejected) -> bool:
+    """Whether an engine refusal at registration is the query's fault."""
+    return exc.status == 400

@@ -1,0 +1,111 @@
+"""Settings: one frozen object, built once from the environment and passed down.
+
+Every variable is listed in the README's configuration table; the defaults
+match the contract's ports so that nothing needs configuring locally.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+class ConfigError(ValueError):
+    """A variable is set to something we cannot use; raised at start-up, never later."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a beater or tailor process reads from its environment."""
+
+    engine_url: str = "http://127.0.0.1:9200"
+    engine_timeout: float = 10.0
+    engine_concurrency: int = 4
+    router_url: str = "ws://127.0.0.1:8080/ws"
+    realm: str = "estrom"
+    beater_listen: str = "tcp:8081:interface=127.0.0.1"
+    tailor_listen: str = "tcp:8082:interface=127.0.0.1"
+    ingest_token: str = ""
+    ingest_max_body: int = 64 * 1024 * 1024
+    batch_size: int = 250
+    batch_linger_ms: float = 5.0
+    queue_max_docs: int = 50_000
+    publish_timeout: float = 5.0
+    retry_after: int = 2
+    query_index_prefix: str = "estrom-queries-"
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``ESTROM_*`` variables; invalid values raise ConfigError."""
+        env = os.environ if env is None else env
+        d = cls()
+        settings = cls(
+            engine_url=_str(env, "ESTROM_ENGINE_URL", d.engine_url).rstrip("/"),
+            engine_timeout=_float(env, "ESTROM_ENGINE_TIMEOUT", d.engine_timeout, 0.1),
+            engine_concurrency=_int(env, "ESTROM_ENGINE_CONCURRENCY", d.engine_concurrency, 1),
+            router_url=_str(env, "ESTROM_ROUTER_URL", d.router_url),
+            realm=_str(env, "ESTROM_REALM", d.realm),
+            beater_listen=_str(env, "ESTROM_BEATER_LISTEN", d.beater_listen),
+            tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
+            ingest_token=env.get("ESTROM_INGEST_TOKEN", ""),
+            ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
+            batch_size=_int(env, "ESTROM_BATCH_SIZE", d.batch_size, 1),
+            batch_linger_ms=_float(env, "ESTROM_BATCH_LINGER_MS", d.batch_linger_ms),
+            queue_max_docs=_int(env, "ESTROM_QUEUE_MAX_DOCS", d.queue_max_docs, 1),
+            publish_timeout=_float(env, "ESTROM_PUBLISH_TIMEOUT", d.publish_timeout, 0.1),
+            retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
+            query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
+            log_level=_str(env, "ESTROM_LOG_LEVEL", d.log_level).lower(),
+            log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),
+        )
+        if settings.log_level not in ("debug", "info", "warn", "error"):
+            raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")
+        if settings.log_format not in ("text", "json"):
+            raise ConfigError(f"ESTROM_LOG_FORMAT must be text|json, not {settings.log_format!r}")
+        if not settings.router_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"ESTROM_ROUTER_URL must be a ws:// or wss:// URL, not {settings.router_url!r}")
+        if not settings.engine_url.startswith(("http://", "https://")):
+            raise ConfigError(f"ESTROM_ENGINE_URL must be an http(s):// URL, not {settings.engine_url!r}")
+        return settings
+
+    def as_dict(self) -> dict[str, object]:
+        """For the start-up log line; the ingest token is never printed."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("<set>" if value else "") if f.name == "ingest_token" else value
+        return out

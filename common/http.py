@@ -1,0 +1,123 @@
+"""Small HTTP helpers shared by beater and tailor: JSON answers and errors.
+
+Every error is a status plus a JSON body ``{"error": code, "reason": text}``;
+handlers raise HTTPError and the dispatcher writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from twisted.internet.defer import ensureDeferred
+from twisted.logger import Logger
+from twisted.web.http import Request
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+log = Logger()
+
+Handler = Callable[[Request, list[str]], Awaitable[None]]
+
+
+class HTTPError(Exception):
+    """An error answer: status, machine-readable code, human reason, extra members."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        reason: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "reason": self.reason, **self.extra}
+
+
+def write_json(request: Request, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    """Answer with JSON unless the client already went away."""
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8") + b"\n"
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode(), value.encode())
+    request.setHeader(b"content-length", str(len(data)).encode())
+    request.write(data)
+    request.finish()
+
+
+def write_text(request: Request, status: int, text: str, content_type: str) -> None:
+    if getattr(request, "_disconnected", False) or request.finished:
+        return
+    data = text.encode("utf-8")
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", content_type.encode())
+    request.setHeader(b"content-length", str(len(data)).encode())
+    request.write(data)
+    request.finish()
+
+
+class Routes(Resource):
+    """One leaf resource dispatching ``(method, first path segments)`` to async handlers.
+
+    Routes are ``{(method, prefix_tuple): handler}``; the handler gets the
+    remaining path segments. Unknown paths are 404, wrong methods 405.
+    """
+
+    isLeaf = True
+
+    def __init__(self, routes: dict[tuple[str, tuple[str, ...]], Handler]) -> None:
+        super().__init__()
+        self.routes = routes
+
+    def _match(self, method: str, segments: list[str]) -> tuple[Handler | None, list[str], bool]:
+        path_known = False
+        for (m, prefix), handler in self.routes.items():
+            if tuple(segments[: len(prefix)]) == prefix and (
+                len(segments) > len(prefix) or not prefix or segments == list(prefix)
+            ):
+                path_known = True
+                if m == method:
+                    return handler, segments[len(prefix) :], True
+        return None, [], path_known
+
+    def render(self, request: Request) -> Any:
+        method = request.method.decode("ascii", "replace")
+        segments = [s.decode("utf-8", "replace") for s in request.postpath]
+        if segments and segments[-1] == "":
+            segments = segments[:-1]
+        handler, rest, known = self._match(method, segments)
+        if handler is None:
+            if known:
+                write_json(
+                    request, 405, {"error": "method_not_allowed", "reason": f"{method} not allowed here"}
+                )
+            else:
+                write_json(request, 404, {"error": "not_found", "reason": "no such endpoint"})
+            return NOT_DONE_YET
+
+        async def run() -> None:
+            try:
+                await handler(request, rest)
+            except HTTPError as err:
+                write_json(request, err.status, err.body(), err.headers)
+            except Exception:
+                log.failure("http.handler_failed", path=request.path.decode("utf-8", "replace"))
+                write_json(
+                    request, 500, {"error": "internal", "reason": "internal error, see the service log"}
+                )
+
+        ensureDeferred(run())
+        return NOT_DONE_YET

@@ -1,0 +1,137 @@
+"""Query identity: what a registered query is, and its subscription id.
+
+A query arrives as a Lucene query string or as query DSL (optionally wrapped
+in ``{"query": ...}``). Its sid is farmhash64 of the canonical form of
+(index, query), so that spellings which cannot change the match set (key
+order, bool clause order, ``terms`` value order, redundant whitespace) share
+one subscription.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import farmhash
+
+#: bool clause lists whose order cannot change what matches.
+_UNORDERED_BOOL = ("must", "filter", "should", "must_not")
+
+
+class InvalidQuery(ValueError):
+    """The query is not a query estrom can register; the message says why."""
+
+
+def parse_query_param(raw: str) -> str | dict[str, Any]:
+    """A query from a URL parameter: a JSON object is DSL, anything else a query string."""
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise InvalidQuery(f"q looks like JSON but does not parse: {exc}") from None
+        if isinstance(value, dict):
+            return value
+    return raw
+
+
+def normalize_query(query: object) -> str | dict[str, Any]:
+    """Validate the shape of a query and unwrap ``{"query": ...}``.
+
+    Returns the query string, or the DSL object with exactly one query type.
+    """
+    if isinstance(query, str):
+        if not query.strip():
+            raise InvalidQuery("query string must not be empty")
+        return query
+    if isinstance(query, dict):
+        if set(query) == {"query"}:
+            query = query["query"]
+            if not isinstance(query, dict):
+                raise InvalidQuery('"query" must hold a query DSL object')
+        if len(query) != 1:
+            raise InvalidQuery(
+                "query DSL must be an object with exactly one query type, e.g. "
+                '{"match": {"message": "error"}}; got keys ' + ", ".join(sorted(query))
+                if query
+                else "query DSL must not be an empty object"
+            )
+        key = next(iter(query))
+        if not isinstance(query[key], dict):
+            raise InvalidQuery(f"query type {key!r} must hold an object")
+        return query
+    raise InvalidQuery(f"query must be a string or a JSON object, not {type(query).__name__}")
+
+
+def to_dsl(query: str | dict[str, Any]) -> dict[str, Any]:
+    """The DSL the percolator stores: query strings become ``query_string`` queries."""
+    if isinstance(query, str):
+        return {"query_string": {"query": query}}
+    return query
+
+
+def _squeeze_outside_quotes(text: str) -> str:
+    """Collapse runs of whitespace, except inside double-quoted phrases."""
+    out: list[str] = []
+    in_quotes = False
+    escaped = False
+    pending_space = False
+    for ch in text.strip():
+        if in_quotes:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_quotes = False
+            continue
+        if ch.isspace():
+            pending_space = True
+            continue
+        if pending_space and out:
+            out.append(" ")
+        pending_space = False
+        out.append(ch)
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            in_quotes = True
+    return "".join(out)
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_dsl(node: Any, parent_key: str | None = None) -> Any:
+    """Order-insensitive parts of query DSL put in a fixed order."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if parent_key == "bool" and key in _UNORDERED_BOOL:
+                clauses = value if isinstance(value, list) else [value]
+                canon = [canonical_dsl(c) for c in clauses]
+                out[key] = sorted(canon, key=_canonical_json)
+            elif parent_key == "terms" and isinstance(value, list):
+                out[key] = sorted(value, key=_canonical_json)
+            else:
+                out[key] = canonical_dsl(value, key)
+        return out
+    if isinstance(node, list):
+        return [canonical_dsl(v) for v in node]
+    return node
+
+
+def canonical_form(query: str | dict[str, Any]) -> str:
+    """A string equal for queries that cannot differ in what they match."""
+    if isinstance(query, str):
+        return _canonical_json(["lucene", _squeeze_outside_quotes(query)])
+    return _canonical_json(["dsl", canonical_dsl(query)])
+
+
+def sid_for(index: str, query: str | dict[str, Any]) -> str:
+    """16 lowercase hex chars: farmhash64 of (index, canonical query)."""
+    return format(farmhash.hash64(index + "\x00" + canonical_form(query)), "016x")

@@ -1,0 +1,87 @@
+"""The WAMP session to the router, reconnecting forever, visible to HTTP handlers.
+
+HTTP requests must not wait for a router that is gone: ``SessionHolder.session``
+is None while disconnected, so handlers answer 503 at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import txaio
+from autobahn.twisted.component import Component
+from autobahn.wamp.interfaces import ISession
+from twisted.logger import Logger
+
+log = Logger()
+
+OnJoin = Callable[[ISession], Awaitable[None]]
+
+
+class RouterUnavailable(Exception):
+    """No session to the router right now (HTTP 503, WAMP unavailable)."""
+
+
+class SessionHolder:
+    """Owns the autobahn Component and tracks the currently joined session."""
+
+    def __init__(self, url: str, realm: str, on_join: OnJoin | None = None) -> None:
+        self.session: ISession | None = None
+        self._on_join = on_join
+        self._ready_waiters: list[txaio.IFailedFuture] = []
+        self.component = Component(
+            transports=[
+                {
+                    "type": "websocket",
+                    "url": url,
+                    "serializers": ["json"],
+                    # autobahn's defaults and docstring disagree; say what we mean:
+                    # retry forever, quickly at first, never more than 5 s apart.
+                    "max_retries": -1,
+                    "initial_retry_delay": 0.25,
+                    "max_retry_delay": 5.0,
+                    "retry_delay_growth": 1.5,
+                    "retry_delay_jitter": 0.1,
+                    "options": {"auto_ping_interval": 10.0, "auto_ping_timeout": 5.0},
+                }
+            ],
+            realm=realm,
+        )
+        self.component.on("join", self._joined)
+        self.component.on("leave", self._left)
+        self.component.on("disconnect", self._disconnected)
+        self._join_callbacks: list[Callable[[ISession], None]] = []
+
+    def when_joined(self, callback: Callable[[ISession], None]) -> None:
+        """Call ``callback(session)`` after every (re)join, once set-up is done."""
+        self._join_callbacks.append(callback)
+
+    async def _joined(self, session: ISession, details: Any) -> None:
+        if self._on_join is not None:
+            await self._on_join(session)
+        self.session = session
+        log.info("router.joined", realm=details.realm, session_id=details.session)
+        for callback in self._join_callbacks:
+            callback(session)
+
+    def _left(self, session: ISession, details: Any) -> None:
+        if self.session is session:
+            self.session = None
+        log.warn("router.left", reason=getattr(details, "reason", None))
+
+    def _disconnected(self, session: ISession, was_clean: bool) -> None:
+        if self.session is session:
+            self.session = None
+
+    def require(self) -> ISession:
+        session = self.session
+        if session is None or not session.is_attached():
+            raise RouterUnavailable("not connected to the router")
+        return session
+
+    def start(self, reactor: Any) -> Any:
+        return self.component.start(reactor)
+
+    async def stop(self) -> None:
+        await self.component.stop()

@@ -1,0 +1,1 @@
+"""Development tooling: provision and run the real engine, router and services."""

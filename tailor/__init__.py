@@ -1,0 +1,1 @@
+"""The tailor: endless HTTP tail of a subscription (issue 3)."""
