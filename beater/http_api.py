@@ -16,7 +16,7 @@ from beater.pipeline import IngestPipeline, QueueFull
 from beater.publish import PublishFailed
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.http import HTTPError, Routes, write_json, write_text
+from common.http import HTTPError, QuietSite, Routes, write_json, write_text
 from common.indices import index_name_problem
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
@@ -92,8 +92,7 @@ class BeaterAPI:
                 ("GET", ("metrics",)): self.metrics_page,
             }
         )
-        site = Site(routes)
-        site.displayTracebacks = False
+        site = QuietSite(routes)
         max_body = self.settings.ingest_max_body
 
         class _Request(LimitedRequest):
@@ -101,7 +100,6 @@ class BeaterAPI:
 
         _Request.max_body = max_body
         site.requestFactory = _Request
-        site.noisy = False
         return site
 
     def _unavailable(self, reason: str) -> HTTPError:

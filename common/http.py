@@ -14,7 +14,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 log = Logger()
 
@@ -67,6 +67,21 @@ def write_text(request: Request, status: int, text: str, content_type: str) -> N
     request.setHeader(b"content-length", str(len(data)).encode())
     request.write(data)
     request.finish()
+
+
+class QuietSite(Site):
+    """Access lines are per-request chatter: debug level, not the default log."""
+
+    noisy = False
+    displayTracebacks = False
+
+    def log(self, request: Request) -> None:
+        log.debug(
+            "http.access",
+            method=request.method.decode("ascii", "replace"),
+            path=request.uri.decode("utf-8", "replace")[:200],
+            status=request.code,
+        )
 
 
 class Routes(Resource):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import txaio
 from autobahn.twisted.component import Component
+from autobahn.twisted.wamp import Session
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 from twisted.logger import Logger
 
@@ -23,13 +24,21 @@ class RouterUnavailable(Exception):
     """No session to the router right now (HTTP 503, WAMP unavailable)."""
 
 
+class QuietSession(Session):
+    """Errors we raise on purpose (invalid query, ...) are answers, not log lines."""
+
+    def onUserError(self, fail: Any, msg: str) -> None:
+        if isinstance(getattr(fail, "value", None), ApplicationError):
+            return
+        super().onUserError(fail, msg)
+
+
 class SessionHolder:
     """Owns the autobahn Component and tracks the currently joined session."""
 
     def __init__(self, url: str, realm: str, on_join: OnJoin | None = None) -> None:
         self.session: ISession | None = None
         self._on_join = on_join
-        self._ready_waiters: list[txaio.IFailedFuture] = []
         self.component = Component(
             transports=[
                 {
@@ -47,6 +56,7 @@ class SessionHolder:
                 }
             ],
             realm=realm,
+            session_factory=QuietSession,
         )
         self.component.on("join", self._joined)
         self.component.on("leave", self._left)

@@ -216,6 +216,7 @@ class EngineNode:
             # A dev node on a shared disk must not go read-only at 95 % usage.
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "action.auto_create_index": True,
+            "logger.level": "WARN",
         }
         (conf / "elasticsearch.yml").write_text(
             "".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items())
