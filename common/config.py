@@ -67,6 +67,17 @@ class Settings:
     query_index_prefix: str = "estrom-queries-"
     log_level: str = "info"
     log_format: str = "text"
+    # Tailor settings, all ``ESTROM_TAILOR_*``:
+    #: seconds of silence after which a stream gets a whitespace heartbeat
+    tailor_heartbeat: float = 15.0
+    #: bytes one client may fall behind before it is dropped
+    tailor_max_pending: int = 1024 * 1024
+    #: hits kept per sid so that SSE clients resume with Last-Event-ID
+    tailor_sse_history: int = 1000
+    #: seconds a sid stays subscribed after its last SSE client left, for it to reconnect
+    tailor_sse_linger: float = 30.0
+    #: largest ``n`` accepted (the engine's ``index.max_result_window``)
+    tailor_max_backfill: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +102,11 @@ class Settings:
             query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
             log_level=_str(env, "ESTROM_LOG_LEVEL", d.log_level).lower(),
             log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),
+            tailor_heartbeat=_float(env, "ESTROM_TAILOR_HEARTBEAT", d.tailor_heartbeat, 0.01),
+            tailor_max_pending=_int(env, "ESTROM_TAILOR_MAX_PENDING", d.tailor_max_pending, 1024),
+            tailor_sse_history=_int(env, "ESTROM_TAILOR_SSE_HISTORY", d.tailor_sse_history, 0),
+            tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
+            tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
         )
         if settings.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")

@@ -38,7 +38,7 @@ def http(
 def ingest(
     beater_url: str,
     index: str,
-    docs: list[Any] | bytes | str,
+    docs: list[Any] | dict[str, Any] | bytes | str,
     content_type: str = "application/json",
     headers: dict[str, str] | None = None,
 ) -> Response:
@@ -47,6 +47,8 @@ def ingest(
             body: bytes | str = "\n".join(json.dumps(d) for d in docs) + "\n"
         else:
             body = json.dumps(docs)
+    elif isinstance(docs, dict):
+        body = json.dumps(docs)
     else:
         body = docs
     return http(

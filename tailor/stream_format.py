@@ -1,0 +1,137 @@
+"""Wire framing of a tail: the bytes of JSON, NDJSON and SSE streams.
+
+Pure functions of their inputs, so every shape the contract promises is unit
+tested without a socket. A stream is ``opening`` + ``hit``... + ``closing``,
+with ``heartbeat`` whenever it has been quiet; every prefix of the JSON form
+is a prefix of one valid JSON document, so incremental parsers read it live.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from common.hits import Hit
+
+
+def _dumps(value: Any) -> str:
+    # No newlines ever: NDJSON and SSE ``data:`` need one line per value.
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+class Framing(Protocol):
+    """How one stream format spells the parts of a tail."""
+
+    content_type: bytes
+
+    def opening(self, sid: str) -> bytes: ...
+
+    def hit(self, hit: Hit, event_id: str, first: bool) -> bytes: ...
+
+    def gap(self, info: dict[str, Any]) -> bytes: ...
+
+    def heartbeat(self) -> bytes: ...
+
+    def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes: ...
+
+
+class JsonFraming:
+    """``{"subscription_id": "<sid>", "hits": [hit, hit, ...]}``, closed on limit/timeout/error.
+
+    Each hit goes on its own line (``curl -N`` shows one hit per line); the
+    separating comma comes *before* a hit, so the bytes sent so far never end
+    in a dangling comma and any of them can be followed by the closing.
+    """
+
+    content_type = b"application/json"
+
+    def opening(self, sid: str) -> bytes:
+        return f'{{"subscription_id": {_dumps(sid)}, "hits": ['.encode()
+
+    def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
+        return (("\n" if first else ",\n") + _dumps(hit)).encode()
+
+    def gap(self, info: dict[str, Any]) -> bytes:
+        return b""  # only SSE resumes, so only SSE has gaps
+
+    def heartbeat(self) -> bytes:
+        return b"\n"
+
+    def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes:
+        if error is None:
+            return b"\n]}\n"
+        return f'\n], "error": {_dumps(error)}, "reason": {_dumps(reason or "")}}}\n'.encode()
+
+
+class NdjsonFraming:
+    """First line ``{"subscription_id": ...}``, then one hit per line.
+
+    A back-end failure or a dropped reader ends with one more line,
+    ``{"error": code, "reason": text}``; heartbeats are empty lines.
+    """
+
+    content_type = b"application/x-ndjson"
+
+    def opening(self, sid: str) -> bytes:
+        return (_dumps({"subscription_id": sid}) + "\n").encode()
+
+    def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
+        return (_dumps(hit) + "\n").encode()
+
+    def gap(self, info: dict[str, Any]) -> bytes:
+        return b""
+
+    def heartbeat(self) -> bytes:
+        return b"\n"
+
+    def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes:
+        if error is None:
+            return b""
+        return (_dumps({"error": error, "reason": reason or ""}) + "\n").encode()
+
+
+class SseFraming:
+    """``text/event-stream`` for browsers' EventSource.
+
+    ``event: subscription`` first (no id, so it never moves Last-Event-ID),
+    then ``event: hit`` with ``id: <epoch>:<seq>``; ``event: gap`` when a
+    resume cannot be complete; ``event: end`` before the server closes (on
+    limit, timeout or error: the page should ``close()`` its EventSource,
+    which otherwise reconnects). Heartbeats are comment lines.
+    """
+
+    content_type = b"text/event-stream"
+
+    def __init__(self, retry_ms: int = 2000) -> None:
+        self.retry_ms = retry_ms
+
+    def opening(self, sid: str) -> bytes:
+        data = _dumps({"subscription_id": sid})
+        return f"retry: {self.retry_ms}\nevent: subscription\ndata: {data}\n\n".encode()
+
+    def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
+        return f"event: hit\nid: {event_id}\ndata: {_dumps(hit)}\n\n".encode()
+
+    def gap(self, info: dict[str, Any]) -> bytes:
+        return f"event: gap\ndata: {_dumps(info)}\n\n".encode()
+
+    def heartbeat(self) -> bytes:
+        return b": heartbeat\n\n"
+
+    def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes:
+        body: dict[str, Any] = {"end": end}
+        if error is not None:
+            body.update(error=error, reason=reason or "")
+        return f"event: end\ndata: {_dumps(body)}\n\n".encode()
+
+
+FORMATS: dict[str, type[JsonFraming] | type[NdjsonFraming] | type[SseFraming]] = {
+    "json": JsonFraming,
+    "ndjson": NdjsonFraming,
+    "sse": SseFraming,
+}
+
+
+def framing_for(name: str) -> Framing:
+    """The framing of a ``format=`` value (already validated)."""
+    return FORMATS[name]()
