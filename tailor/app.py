@@ -1,0 +1,71 @@
+"""Wiring: settings → engine, router session, shared subscriptions, HTTP face."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+from common.config import Settings
+from common.engine import Engine, EngineUnavailable
+from common.wamp import SessionHolder
+from tailor.http_api import TailorAPI
+from tailor.subscriptions import SubscriptionHub
+
+log = Logger()
+
+
+class Tailor:
+    """One tailor process: HTTP server and WAMP subscriber."""
+
+    def __init__(self, settings: Settings, reactor: Any) -> None:
+        self.settings = settings
+        self.reactor = reactor
+        self.engine = Engine(
+            settings.engine_url,
+            timeout=settings.engine_timeout,
+            concurrency=settings.engine_concurrency,
+            reactor=reactor,
+        )
+        self.wamp = SessionHolder(settings.router_url, settings.realm)
+        self.hub = SubscriptionHub(
+            self.wamp, reactor, settings.tailor_sse_history, settings.tailor_sse_linger
+        )
+        self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
+        # A lost session takes every subscription with it: end those streams
+        # now, as valid documents with an "error", instead of leaving them silent.
+        self.wamp.component.on("leave", self._router_lost)
+        self.wamp.component.on("disconnect", self._router_lost)
+        reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
+        self.port: IListeningPort | None = None
+
+    def _router_lost(self, *_args: Any, **_kwargs: Any) -> None:
+        if len(self.hub) or self.api.streams:
+            log.warn("router.lost", subscriptions=len(self.hub), clients=len(self.api.streams))
+        self.hub.router_lost("connection to the router lost")
+
+    def _shutting_down(self) -> None:
+        self.api.close_all("shutting_down", "the tailor is shutting down; reconnect")
+
+    async def start(self) -> None:
+        """Listen, join the router, check the engine; then print the ready line."""
+        self.port = await serverFromString(self.reactor, self.settings.tailor_listen).listen(self.api.site())
+        address = self.port.getHost()
+        joined: Deferred[None] = Deferred()
+        self.wamp.when_joined(lambda _session: None if joined.called else joined.callback(None))
+        self.wamp.start(self.reactor)
+        try:
+            version = await self.engine.check()
+            log.info("engine.ok", version=".".join(map(str, version)))
+        except EngineUnavailable as exc:
+            log.warn("engine.unreachable", error=str(exc))
+        await joined
+        log.info("tailor.listening", host=address.host, port=address.port)
+        ready = {"event": "ready", "service": "tailor", "host": address.host, "port": address.port}
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()

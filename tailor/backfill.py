@@ -1,0 +1,113 @@
+"""``n=<k>``: the most recent stored documents that match, spliced before the live hits.
+
+The hand-over must lose nothing and repeat nothing. The stream subscribes
+first and holds the live hits that arrive meanwhile, *then* searches the
+document index, then drops the held hits the search already returned
+(``splice``) and sends the rest: a document stored and published while the
+search ran shows up once, in the backfill.
+
+"Recent" is ``@timestamp`` where documents carry it, then index order
+(``_seq_no``, exact on single-shard indices, Elasticsearch 7's default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from common.engine import Engine
+from common.hits import Hit, make_hit
+from common.queries import to_dsl
+
+
+def backfill_query(query: str | dict[str, Any]) -> dict[str, Any]:
+    """The registered query as it runs against the document index.
+
+    The percolator index searches query strings in ``estrom_all``, a field
+    the document index does not have: there a bare term searches every field
+    (``*``), leniently, because ``*`` spans numbers and dates that a word
+    cannot parse as.
+    """
+    dsl = to_dsl(query)
+    if isinstance(query, str):
+        dsl = {"query_string": {**dsl["query_string"], "default_field": "*", "lenient": True}}
+    return dsl
+
+
+def backfill_body(query: str | dict[str, Any], size: int) -> dict[str, Any]:
+    """Search body for the newest ``size`` matches, newest first."""
+    return {
+        "query": backfill_query(query),
+        "size": size,
+        "sort": [
+            {"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+            {"_seq_no": {"order": "desc"}},
+        ],
+        "track_total_hits": False,
+    }
+
+
+def hits_from_search(index: str, response: dict[str, Any]) -> list[Hit]:
+    """Search hits as live hits look (``_index`` as the client named it), oldest first."""
+    found = response.get("hits", {}).get("hits", [])
+    return [make_hit(index, h.get("_source", {}), h.get("_id")) for h in reversed(found)]
+
+
+def _source_key(hit: Hit) -> str:
+    return json.dumps(hit.get("_source"), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def splice(backfill: Sequence[Hit], live: Sequence[Any], hit_of: Any = None) -> list[Any]:
+    """The held live items that are not already in ``backfill``, in their order.
+
+    A live hit with an ``_id`` is the backfill hit with that ``_id``; one
+    without is a backfill hit with an equal ``_source``. Each backfill hit
+    cancels at most one live hit, so genuinely repeated documents survive.
+    ``hit_of`` extracts the hit from a live item (default: the item itself).
+    """
+    get = hit_of or (lambda item: item)
+    ids: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for hit in backfill:
+        if "_id" in hit:
+            ids[json.dumps(hit["_id"], default=str)] += 1
+        sources[_source_key(hit)] += 1
+    kept: list[Any] = []
+    for item in live:
+        hit = get(item)
+        if "_id" in hit:
+            key = json.dumps(hit["_id"], default=str)
+            if ids[key] > 0:
+                ids[key] -= 1
+                continue
+        else:
+            key = _source_key(hit)
+            if sources[key] > 0:
+                sources[key] -= 1
+                continue
+        kept.append(item)
+    return kept
+
+
+class Backfill:
+    """Fetches the newest matching documents through the one engine client."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def fetch(self, index: str, query: str | dict[str, Any], size: int) -> list[Hit]:
+        """Up to ``size`` hits, oldest first; none if the index does not exist.
+
+        Raises EngineUnavailable (503) or EngineRejected (the query does not
+        run against this index: 400 with the engine's reason).
+        """
+        if size <= 0:
+            return []
+        body = backfill_body(query, size)
+
+        def search(es: Any) -> dict[str, Any]:
+            return es.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+
+        return hits_from_search(index, await self.engine.run(search))

@@ -1,0 +1,322 @@
+"""One client's tail: framing, flow control, heartbeat, limit, timeout and ending.
+
+A ClientStream is a push producer registered on its request: when the
+client's socket buffer fills, Twisted pauses it and its hits wait in a
+bounded queue of frames; when that queue exceeds ``max_pending`` bytes, the
+client is dropped with the document closed and an ``"error"`` saying so.
+Other clients of the same sid never wait for it: fan-out only appends here.
+
+Before the stream starts (while its subscription is confirmed and a backfill
+runs) live hits are *held*, so that none is lost or repeated at the
+hand-over; the response status and headers are only written at ``start``,
+so errors up to then are still plain HTTP errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.web.http import Request
+from zope.interface import implementer
+
+from common.hits import Hit
+from tailor.backfill import splice
+from tailor.stream_format import Framing
+from tailor.subscriptions import Entry, Resume
+
+log = Logger()
+
+#: After the closing frame, how long a client that does not read may keep its connection.
+CLOSE_GRACE = 10.0
+
+
+class State(Enum):
+    HOLDING = "holding"
+    STREAMING = "streaming"
+    CLOSED = "closed"
+
+
+class StreamStats:
+    """Counters a stream reports to; the app wires them to /metrics."""
+
+    def hits_sent(self, n: int) -> None: ...
+
+    def dropped(self, reason: str) -> None: ...
+
+    def ended(self, how: str) -> None: ...
+
+
+@implementer(IPushProducer)
+class ClientStream:
+    """The tail of one HTTP client; a listener of one shared subscription."""
+
+    def __init__(
+        self,
+        request: Request,
+        framing: Framing,
+        clock: IReactorTime,
+        *,
+        limit: int | None,
+        timeout: float | None,
+        heartbeat: float,
+        max_pending: int,
+        stats: StreamStats,
+        on_gone: Callable[[ClientStream], None],
+    ) -> None:
+        self.request = request
+        self.framing = framing
+        self.clock = clock
+        self.limit = limit
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self.max_pending = max_pending
+        self.stats = stats
+        self.on_gone = on_gone
+        self.state = State.HOLDING
+        self.end: str | None = None
+        self.sent = 0  # hits framed for this client
+        self.event_id: Callable[[int], str] = str
+        self._held: list[Entry] = []
+        self._held_bytes = 0
+        self._pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self._paused = False
+        self._finish_when_flushed = False
+        self._timers: list[IDelayedCall] = []
+        self._heartbeat_call: IDelayedCall | None = None
+        self._gone = False
+        request.notifyFinish().addBoth(self._connection_done)
+
+    # -- listener side -------------------------------------------------
+
+    @property
+    def gone(self) -> bool:
+        """The client disconnected (or the stream ended): no more writes."""
+        return self._gone
+
+    def deliver(self, entries: Sequence[Entry]) -> None:
+        if self.state is State.HOLDING:
+            if self.end is not None:
+                return  # already failed; start() reports it
+            self._held.extend(entries)
+            self._held_bytes += sum(len(json.dumps(hit, default=str)) for _, hit in entries)
+            if self._held_bytes > self.max_pending:
+                # Cannot happen for long (holding lasts one engine search);
+                # bounded all the same.
+                self._held.clear()
+                self._held_bytes = 0
+                self.end = "slow_reader"
+            return
+        if self.state is State.STREAMING:
+            for seq, hit in entries:
+                if self.state is not State.STREAMING:
+                    return
+                self._send_hit(hit, self.event_id(seq))
+
+    def fail(self, error: str, reason: str) -> None:
+        if self.state is State.HOLDING:
+            self.end = error
+            return
+        self.close("error", error, reason)
+
+    # -- start ---------------------------------------------------------
+
+    def start(
+        self,
+        sid: str,
+        event_id: Callable[[int], str],
+        backfill: Sequence[Hit] = (),
+        backfill_event_id: str = "",
+        resume: Resume | None = None,
+    ) -> None:
+        """Write the status, headers and opening, then backfill, replay and held hits."""
+        if self._gone or self.state is not State.HOLDING:
+            return
+        self.event_id = event_id
+        request = self.request
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", self.framing.content_type + b"; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache, no-store")
+        # Reverse proxies (nginx) would otherwise buffer the stream.
+        request.setHeader(b"x-accel-buffering", b"no")
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None and hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)  # a hit is a small write; send it now
+        request.registerProducer(self, True)
+        if getattr(request.channel, "_waitingForTransport", False):
+            self._paused = True
+        self.state = State.STREAMING
+        failed_while_holding, self.end = self.end, None
+        self._emit(self.framing.opening(sid))
+        if failed_while_holding is not None:
+            held_reason = "fell behind while the stream was being set up"
+            self.close("error", failed_while_holding, held_reason)
+            return
+        held, self._held = self._held, []
+        if resume is not None:
+            if resume.gap is not None:
+                self._emit(self.framing.gap(resume.gap))
+            held = [*resume.replay, *held]
+        if backfill:
+            held = splice(backfill, held, hit_of=lambda entry: entry[1])
+            for hit in backfill:
+                if self.state is not State.STREAMING:
+                    return
+                self._send_hit(hit, backfill_event_id)
+        self.deliver(held)
+        if self.state is not State.STREAMING:
+            return
+        if self.limit is not None and self.sent >= self.limit:
+            self.close("limit")
+            return
+        if self.timeout is not None:
+            self._timers.append(self.clock.callLater(self.timeout, self.close, "timeout"))
+        self._heartbeat_call = self.clock.callLater(self.heartbeat, self._beat)
+
+    # -- writing -------------------------------------------------------
+
+    def _send_hit(self, hit: Hit, event_id: str) -> None:
+        if self.limit is not None and self.sent >= self.limit:
+            return
+        self._emit(self.framing.hit(hit, event_id, first=self.sent == 0))
+        self.sent += 1
+        self.stats.hits_sent(1)
+        if self.limit is not None and self.sent >= self.limit:
+            self.close("limit")
+
+    def _emit(self, data: bytes) -> None:
+        if self._gone or not data:
+            return
+        if self._paused or self._pending:
+            self._pending.append(data)
+            self.pending_bytes += len(data)
+            if self.pending_bytes > self.max_pending and self.state is State.STREAMING:
+                self._drop_slow_reader()
+            return
+        self.request.write(data)
+        if self._heartbeat_call is not None and self._heartbeat_call.active():
+            self._heartbeat_call.reset(self.heartbeat)
+
+    def _beat(self) -> None:
+        if self.state is not State.STREAMING:
+            return
+        if not self._paused and not self._pending:
+            self._emit(self.framing.heartbeat())
+        self._heartbeat_call = self.clock.callLater(self.heartbeat, self._beat)
+
+    # -- IPushProducer -------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._pending and not self._paused and not self._gone:
+            data = self._pending.popleft()
+            self.pending_bytes -= len(data)
+            self.request.write(data)  # may pause us again at once
+        if not self._pending and self._finish_when_flushed:
+            self._finish()
+
+    def stopProducing(self) -> None:
+        self._release()
+
+    # -- ending --------------------------------------------------------
+
+    def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
+        """End the document properly (``]}`` / ``event: end``); the client may keep the connection."""
+        if self.state is not State.STREAMING:
+            return
+        self.state = State.CLOSED
+        self.end = end if error is None else error
+        self._cancel_timers()
+        self._emit(self.framing.closing(end, error, reason))
+        self.stats.ended(self.end)
+        if self._pending:
+            self._finish_when_flushed = True
+            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
+        else:
+            self._finish()
+
+    def _drop_slow_reader(self) -> None:
+        """Discard what the client has not taken and end its document with an error."""
+        dropped_bytes = self.pending_bytes
+        self._pending.clear()
+        self.pending_bytes = 0
+        self.stats.dropped("slow_reader")
+        log.info("client.dropped", reason="slow_reader", pending_bytes=dropped_bytes, hits_sent=self.sent)
+        reason = (
+            f"client fell more than {self.max_pending} bytes behind the stream; dropped "
+            "(read faster, or narrow the query)"
+        )
+        self.state = State.CLOSED
+        self.end = "slow_reader"
+        self._cancel_timers()
+        self.stats.ended("slow_reader")
+        # Written past the pause on purpose: a few bytes, so the reader,
+        # whenever it gets there, finds a complete document saying why.
+        self.request.write(self.framing.closing("error", "slow_reader", reason))
+        self._finish()
+        channel = self.request.channel
+        if channel is not None and channel.transport is not None:
+            channel.transport.loseConnection()
+            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
+
+    def _finish(self) -> None:
+        self._finish_when_flushed = False
+        if self._gone:
+            return
+        self.request.unregisterProducer()
+        self._gone = True
+        self.request.finish()
+
+    def _abort(self) -> None:
+        channel = self.request.channel
+        transport = getattr(channel, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+        self._release()
+
+    def _cancel_timers(self) -> None:
+        for call in [*self._timers, self._heartbeat_call]:
+            if call is not None and call.active():
+                call.cancel()
+        self._timers = [t for t in self._timers if t.active()]
+        self._heartbeat_call = None
+
+    def abandon(self) -> None:
+        """Never started (the request is answered with an HTTP error instead): let go quietly."""
+        if self.state is State.HOLDING:
+            self.state = State.CLOSED
+            self._release()
+
+    def _connection_done(self, result: Any) -> None:
+        """The response finished or the client went away: release everything at once."""
+        if self.state is not State.CLOSED:
+            self.stats.ended("client_gone")
+        self._release()
+
+    def _release(self) -> None:
+        if self.state is not State.CLOSED or not self._gone:
+            self.state = State.CLOSED
+            self._gone = True
+        self._pending.clear()
+        self.pending_bytes = 0
+        self._held.clear()
+        for call in [*self._timers, self._heartbeat_call]:
+            if call is not None and call.active():
+                call.cancel()
+        self._timers = []
+        self._heartbeat_call = None
+        on_gone, self.on_gone = self.on_gone, _noop
+        on_gone(self)
+
+
+def _noop(_stream: ClientStream) -> None:
+    return None

@@ -1,0 +1,238 @@
+"""The tailor's HTTP face: ``GET /api/v0.1/docs``, ``/healthz``, ``/metrics``.
+
+A tail request is checked, resolved to a sid over WAMP (register or
+describe), joined to the sid's shared subscription, backfilled, and only
+then answered 200: every failure up to that point is a plain JSON error
+(400/404/503); after it, failures end the document with an ``"error"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.http import Request
+from twisted.web.server import Site
+
+from common import errors
+from common.config import Settings
+from common.engine import Engine, EngineRejected, EngineUnavailable
+from common.http import HTTPError, QuietSite, Routes, write_json, write_text
+from common.metrics import Metrics
+from common.queries import InvalidQuery, normalize_query
+from common.wamp import RouterUnavailable, SessionHolder
+from tailor.backfill import Backfill
+from tailor.client_stream import ClientStream, StreamStats
+from tailor.params import BadParameter, TailRequest, parse_tail_request
+from tailor.stream_format import framing_for
+from tailor.subscriptions import SubscribeFailed, SubscriptionHub
+
+log = Logger()
+
+API = ("api", "v0.1")
+
+
+def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
+    """The tailor's /metrics; gauges read the live state."""
+    m = Metrics("estrom_tailor_")
+    m.gauge("clients", "Connected tail clients.", lambda: len(api_ref[0].streams))
+    m.gauge("subscriptions", "WAMP subscriptions (sids) held by this tailor.", lambda: len(api_ref[0].hub))
+    m.gauge(
+        "pending_bytes",
+        "Bytes waiting for slow clients, over all clients.",
+        lambda: sum(s.pending_bytes for s in api_ref[0].streams),
+    )
+    m.counter("streams_total", "Tail requests answered 200, by format.")
+    m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
+    m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
+    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
+    m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
+    return m
+
+
+class _Stats(StreamStats):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def hits_sent(self, n: int) -> None:
+        self.metrics.inc("hits_sent_total", n)
+
+    def dropped(self, reason: str) -> None:
+        self.metrics.inc("clients_dropped_total", reason=reason)
+
+    def ended(self, how: str) -> None:
+        self.metrics.inc("streams_ended_total", how=how)
+
+
+def _wamp_error(exc: Exception) -> HTTPError:
+    """A failed register/describe call as the HTTP error the contract names."""
+    if isinstance(exc, ApplicationError):
+        reason = str(exc.args[0]) if exc.args else exc.error
+        if exc.error == errors.INVALID_QUERY:
+            return HTTPError(400, "invalid_query", reason)
+        if exc.error == errors.INVALID_INDEX:
+            return HTTPError(400, "invalid_index", reason)
+        if exc.error == errors.NO_SUCH_QUERY:
+            return HTTPError(404, "no_such_query", reason)
+        if exc.error == errors.UNAVAILABLE:
+            return HTTPError(503, "unavailable", reason)
+        if exc.error == "wamp.error.no_such_procedure":
+            return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
+        return HTTPError(503, "unavailable", f"router answered {exc.error}: {reason}")
+    return HTTPError(503, "unavailable", f"router call failed: {exc.__class__.__name__}: {exc}")
+
+
+class TailorAPI:
+    """Owns the HTTP handlers, the live streams and what they need."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        wamp: SessionHolder,
+        hub: SubscriptionHub,
+        clock: IReactorTime,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.wamp = wamp
+        self.hub = hub
+        self.clock = clock
+        self.backfill = Backfill(engine)
+        self.streams: set[ClientStream] = set()
+        self.metrics = build_metrics([self])
+        self._stats = _Stats(self.metrics)
+
+    def site(self) -> Site:
+        routes = Routes(
+            {
+                ("GET", (*API, "docs")): self.docs,
+                ("GET", ("healthz",)): self.healthz,
+                ("GET", ("metrics",)): self.metrics_page,
+            }
+        )
+        return QuietSite(routes)
+
+    def _unavailable(self, reason: str) -> HTTPError:
+        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
+
+    async def _call(self, procedure: str, *args: Any) -> Any:
+        try:
+            session = self.wamp.require()
+        except RouterUnavailable as exc:
+            raise self._unavailable(str(exc)) from None
+        d = session.call(procedure, *args)
+        d.addTimeout(self.settings.engine_timeout + 5.0, self.clock)
+        try:
+            return await d
+        except Exception as exc:
+            err = _wamp_error(exc)
+            if err.status == 503:
+                err.headers["Retry-After"] = str(self.settings.retry_after)
+            raise err from None
+
+    async def _resolve(self, tail: TailRequest) -> tuple[str, str, str | dict[str, Any]]:
+        """(sid, index, query) of the request: registered, or looked up by sid."""
+        if tail.sid is None:
+            assert tail.index is not None
+            assert tail.query is not None
+            sid = await self._call(errors.REGISTER_QUERY, tail.index, tail.query)
+            return str(sid), tail.index, tail.query
+        found = await self._call(errors.DESCRIBE_QUERY, tail.sid)
+        try:
+            return str(found["sid"]), str(found["index"]), normalize_query(found["query"])
+        except (KeyError, TypeError, InvalidQuery) as exc:
+            raise self._unavailable(f"describe_query answered something unusable: {exc}") from None
+
+    async def docs(self, request: Request, rest: list[str]) -> None:
+        try:
+            await self._docs(request)
+        except HTTPError as err:
+            self.metrics.inc("requests_failed_total", status=str(err.status))
+            raise
+
+    async def _docs(self, request: Request) -> None:
+        args = {
+            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+            for k, vs in request.args.items()
+        }
+        last_event_id = request.getHeader(b"last-event-id")
+        try:
+            tail = parse_tail_request(
+                args,
+                last_event_id.decode("utf-8", "replace") if last_event_id else None,
+                self.settings.tailor_max_backfill,
+            )
+        except BadParameter as exc:
+            raise HTTPError(400, exc.code, exc.reason) from None
+
+        sid, index, query = await self._resolve(tail)
+        stream = ClientStream(
+            request,
+            framing_for(tail.format),
+            self.clock,
+            limit=tail.limit,
+            timeout=tail.timeout,
+            heartbeat=self.settings.tailor_heartbeat,
+            max_pending=self.settings.tailor_max_pending,
+            stats=self._stats,
+            on_gone=self._stream_gone(sid, linger=tail.format == "sse"),
+        )
+        if stream.gone:
+            return
+        self.streams.add(stream)
+        try:
+            sub = await self.hub.join(sid, stream)
+        except (RouterUnavailable, SubscribeFailed) as exc:
+            self._abandon(sid, stream)
+            raise self._unavailable(str(exc)) from None
+        if stream.gone:  # left while we subscribed; on_gone ran before the join
+            self.hub.leave(sid, stream)
+            return
+        joined_at = sub.last_seq
+        resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
+        backfill: list[Any] = []
+        if tail.backfill and resume is None:
+            try:
+                backfill = await self.backfill.fetch(index, query, tail.backfill)
+            except EngineUnavailable as exc:
+                self._abandon(sid, stream)
+                raise self._unavailable(str(exc)) from None
+            except EngineRejected as exc:
+                self._abandon(sid, stream)
+                raise HTTPError(400, "invalid_query", f"backfill search refused: {exc.reason}") from None
+        self.metrics.inc("streams_total", format=tail.format)
+        log.debug("stream.start", sid=sid, format=tail.format, backfill=len(backfill))
+        stream.start(sid, sub.event_id, backfill, sub.event_id(joined_at), resume)
+
+    def _abandon(self, sid: str, stream: ClientStream) -> None:
+        self.streams.discard(stream)
+        self.hub.leave(sid, stream)
+        stream.abandon()
+
+    def _stream_gone(self, sid: str, linger: bool) -> Any:
+        def gone(stream: ClientStream) -> None:
+            self.streams.discard(stream)
+            self.hub.leave(sid, stream, linger=linger)
+
+        return gone
+
+    def close_all(self, error: str, reason: str) -> None:
+        """End every stream with an error (router lost, shutting down)."""
+        for stream in list(self.streams):
+            stream.fail(error, reason)
+
+    async def healthz(self, request: Request, rest: list[str]) -> None:
+        engine_ok = await self.engine.ping()
+        router_ok = self.wamp.session is not None
+        body: dict[str, Any] = {
+            "status": "ok" if engine_ok and router_ok else "unavailable",
+            "engine": "ok" if engine_ok else "unreachable",
+            "router": "ok" if router_ok else "disconnected",
+        }
+        write_json(request, 200 if engine_ok and router_ok else 503, body)
+
+    async def metrics_page(self, request: Request, rest: list[str]) -> None:
+        write_text(request, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")

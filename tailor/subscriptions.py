@@ -1,0 +1,282 @@
+"""One WAMP subscription per sid, shared by every client tailing it.
+
+The router pays per subscriber session, and a tailor may serve thousands of
+clients on a handful of queries: so each sid is subscribed once per process
+and its events fanned out to the clients (listeners) in arrival order. The
+last listener leaving unsubscribes at once, except that a departing SSE
+client may ask the subscription to linger a little, so that its browser's
+automatic reconnect resumes from the history instead of finding it gone.
+
+Every hit gets a sequence number within the subscription's *epoch* (a random
+token per subscribe); the last ``history`` hits are kept so that SSE clients
+resume with Last-Event-ID (``<epoch>:<seq>``) with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from autobahn.wamp.interfaces import ISession
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from common.errors import topic_for
+from common.hits import Hit
+from common.wamp import SessionHolder
+
+log = Logger()
+
+Entry = tuple[int, Hit]  # (sequence number, hit)
+
+
+class Listener(Protocol):
+    """A client of a shared subscription."""
+
+    def deliver(self, entries: Sequence[Entry]) -> None:
+        """New hits, in order; called on the reactor thread as they arrive."""
+
+    def fail(self, error: str, reason: str) -> None:
+        """The subscription is gone (router lost): end the stream with this error."""
+
+
+class SubscribeFailed(Exception):
+    """The router refused or could not take the subscription (HTTP 503)."""
+
+
+@dataclass
+class Resume:
+    """Where an SSE client picks up: hits to replay, and a gap notice if some are lost."""
+
+    replay: list[Entry]
+    gap: dict[str, Any] | None = None
+
+
+def plan_resume(last_event_id: str, epoch: str, next_seq: int, history: Sequence[Entry]) -> Resume:
+    """What a client that saw ``last_event_id`` has missed, given the subscription's state.
+
+    Pure, so every case is unit tested: same epoch and covered by history →
+    replay exactly the rest; same epoch but history too short → gap with the
+    count missed, then all history; unknown epoch or id → gap, missed unknown.
+    """
+    given_epoch, _, raw_seq = last_event_id.partition(":")
+    try:
+        seq = int(raw_seq)
+    except ValueError:
+        seq = -1
+    if given_epoch != epoch or not 0 <= seq < next_seq:
+        return Resume(
+            [],
+            {
+                "last_event_id": last_event_id,
+                "missed": None,
+                "reason": "the tailor has no history for this event id (restarted, resubscribed, "
+                "or another tailor); hits since then may be missing",
+            },
+        )
+    first_kept = history[0][0] if history else next_seq
+    if seq + 1 >= first_kept:
+        return Resume([e for e in history if e[0] > seq])
+    missed = first_kept - (seq + 1)
+    return Resume(
+        list(history),
+        {
+            "last_event_id": last_event_id,
+            "missed": missed,
+            "reason": f"{missed} hits fell out of the tailor's history before the reconnect",
+        },
+    )
+
+
+@dataclass(eq=False)
+class SharedSubscription:
+    """The state of one sid in this process."""
+
+    sid: str
+    history_size: int
+    epoch: str = field(default_factory=lambda: secrets.token_hex(4))
+    next_seq: int = 1
+    listeners: set[Listener] = field(default_factory=set)
+    history: deque[Entry] = field(init=False)
+    wamp_subscription: Any = None
+    linger_call: IDelayedCall | None = None
+    dropped: bool = False
+    _ready: bool = False
+    _error: Failure | None = None
+    _waiters: list[Deferred[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.history = deque(maxlen=self.history_size)
+
+    @property
+    def last_seq(self) -> int:
+        return self.next_seq - 1
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.epoch}:{seq}"
+
+    def on_event(self, *hits: Hit, **_details: Any) -> None:
+        """The WAMP event handler: number, remember and fan out the hits."""
+        entries: list[Entry] = []
+        for hit in hits:
+            entries.append((self.next_seq, hit))
+            self.next_seq += 1
+        if self.history_size:
+            self.history.extend(entries)
+        for listener in list(self.listeners):
+            # A listener may leave (limit reached) while we fan out.
+            if listener in self.listeners:
+                listener.deliver(entries)
+
+    def resume(self, last_event_id: str) -> Resume:
+        return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
+
+    def when_ready(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if self._error is not None:
+            d.errback(self._error)
+        elif self._ready:
+            d.callback(None)
+        else:
+            self._waiters.append(d)
+        return d
+
+    def settle(self, error: Failure | None = None) -> None:
+        self._ready, self._error = error is None, error
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if error is None:
+                d.callback(None)
+            else:
+                d.errback(error)
+
+
+class SubscriptionHub:
+    """All shared subscriptions of this tailor, keyed by sid."""
+
+    def __init__(
+        self, wamp: SessionHolder, clock: IReactorTime, history_size: int, sse_linger: float
+    ) -> None:
+        self.wamp = wamp
+        self.clock = clock
+        self.history_size = history_size
+        self.sse_linger = sse_linger
+        self._subs: dict[str, SharedSubscription] = {}
+        self._unsubscribing: dict[str, Deferred[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def get(self, sid: str) -> SharedSubscription | None:
+        return self._subs.get(sid)
+
+    async def join(self, sid: str, listener: Listener) -> SharedSubscription:
+        """Add ``listener`` to the sid's subscription, subscribing on first use.
+
+        Returns once the router confirmed the subscription; from then on the
+        listener receives every hit. Raises RouterUnavailable / SubscribeFailed.
+        """
+        session = self.wamp.require()
+        sub = self._subs.get(sid)
+        if sub is None:
+            sub = SharedSubscription(sid, self.history_size)
+            self._subs[sid] = sub
+            self._subscribe(session, sub)
+        if sub.linger_call is not None and sub.linger_call.active():
+            sub.linger_call.cancel()
+        sub.linger_call = None
+        sub.listeners.add(listener)
+        try:
+            await sub.when_ready()
+        except Exception:
+            sub.listeners.discard(listener)
+            raise
+        return sub
+
+    def _subscribe(self, session: ISession, sub: SharedSubscription) -> None:
+        async def run() -> None:
+            pending = self._unsubscribing.get(sub.sid)
+            if pending is not None:
+                # Let an unsubscribe of the same topic reach the router first.
+                done: Deferred[None] = Deferred()
+                pending.addBoth(lambda r: (done.callback(None), r)[1])
+                await done
+            subscription = await session.subscribe(sub.on_event, topic_for(sub.sid))
+            sub.wamp_subscription = subscription
+            if sub.dropped:  # every listener left while we were subscribing
+                self._unsubscribe(sub)
+            log.debug("subscription.added", sid=sub.sid, epoch=sub.epoch)
+
+        def failed(failure: Failure) -> None:
+            log.warn("subscription.failed", sid=sub.sid, error=failure.getErrorMessage())
+            if self._subs.get(sub.sid) is sub:
+                del self._subs[sub.sid]
+            sub.listeners.clear()
+            sub.settle(
+                Failure(SubscribeFailed(f"router refused the subscription: {failure.getErrorMessage()}"))
+            )
+
+        ensureDeferred(run()).addCallbacks(lambda _: sub.settle(), failed)
+
+    def leave(self, sid: str, listener: Listener, linger: bool = False) -> None:
+        """Remove ``listener``; the last one out unsubscribes (after the SSE linger if asked)."""
+        sub = self._subs.get(sid)
+        if sub is None or listener not in sub.listeners:
+            return
+        sub.listeners.discard(listener)
+        if sub.listeners:
+            return
+        if linger and self.sse_linger > 0 and sub.wamp_subscription is not None:
+            sub.linger_call = self.clock.callLater(self.sse_linger, self._drop, sub)
+            return
+        self._drop(sub)
+
+    def _drop(self, sub: SharedSubscription) -> None:
+        if sub.listeners or sub.dropped:
+            return
+        sub.dropped = True
+        sub.linger_call = None
+        if self._subs.get(sub.sid) is sub:
+            del self._subs[sub.sid]
+        if sub.wamp_subscription is not None:
+            self._unsubscribe(sub)
+
+    def _unsubscribe(self, sub: SharedSubscription) -> None:
+        subscription, sub.wamp_subscription = sub.wamp_subscription, None
+        if subscription is None or not subscription.active:
+            return
+        session = self.wamp.session
+        if session is None or not session.is_attached():
+            return  # the router forgets a lost session's subscriptions itself
+        d = subscription.unsubscribe()
+        self._unsubscribing[sub.sid] = d
+
+        def done(result: Any) -> None:
+            if self._unsubscribing.get(sub.sid) is d:
+                del self._unsubscribing[sub.sid]
+            if isinstance(result, Failure):
+                log.debug("subscription.unsubscribe_failed", sid=sub.sid, error=result.getErrorMessage())
+            else:
+                log.debug("subscription.removed", sid=sub.sid)
+
+        d.addBoth(done)
+
+    def router_lost(self, reason: str) -> None:
+        """The session is gone and every subscription with it: end every listener's stream."""
+        subs, self._subs = list(self._subs.values()), {}
+        self._unsubscribing.clear()
+        for sub in subs:
+            sub.dropped = True
+            sub.wamp_subscription = None
+            if sub.linger_call is not None and sub.linger_call.active():
+                sub.linger_call.cancel()
+            if not sub._ready and sub._error is None:
+                sub.settle(Failure(SubscribeFailed(reason)))
+            for listener in list(sub.listeners):
+                listener.fail("router_unavailable", reason)
+            sub.listeners.clear()
