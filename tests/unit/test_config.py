@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from common.config import ConfigError, Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    s = Settings.from_env({})
+    assert s.engine_url == "http://127.0.0.1:9200"
+    assert s.router_url == "ws://127.0.0.1:8080/ws"
+    assert s.realm == "estrom"
+    assert s.beater_listen == "tcp:8081:interface=127.0.0.1"
+    assert s.tailor_listen == "tcp:8082:interface=127.0.0.1"
+    assert s.ingest_max_body == 64 * 1024 * 1024
+
+
+def test_values_are_read_and_checked() -> None:
+    s = Settings.from_env(
+        {"ESTROM_BATCH_SIZE": "7", "ESTROM_ENGINE_URL": "http://es:9200/", "ESTROM_INGEST_TOKEN": "t"}
+    )
+    assert s.batch_size == 7
+    assert s.engine_url == "http://es:9200"
+    assert s.as_dict()["ingest_token"] == "<set>"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ESTROM_BATCH_SIZE": "many"},
+        {"ESTROM_BATCH_SIZE": "0"},
+        {"ESTROM_ENGINE_TIMEOUT": "-1"},
+        {"ESTROM_ROUTER_URL": "http://x"},
+        {"ESTROM_ENGINE_URL": "es:9200"},
+        {"ESTROM_LOG_LEVEL": "loud"},
+        {"ESTROM_LOG_FORMAT": "xml"},
+    ],
+)
+def test_bad_values_fail_at_start(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)

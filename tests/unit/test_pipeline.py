@@ -1,0 +1,186 @@
+"""Batching and ordering of the ingest pipeline, on a fake clock.
+
+The percolate and publish steps are plain in-memory functions here (the real
+ones run against the engine and router in tests/integration); what is under
+test is when batches close, what they contain and in what order they publish.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from beater.percolate import PercolateResult
+from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
+from beater.publish import group_by_sid
+from common.engine import EngineUnavailable
+
+
+class Engine:
+    """Percolates by a predicate; each call can be held until released."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.hold = hold
+        self.pending: list[tuple[Deferred[None], list[dict[str, Any]]]] = []
+        self.fail_next: Exception | None = None
+
+    async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        self.calls.append(docs)
+        if self.hold:
+            gate: Deferred[None] = Deferred()
+            self.pending.append((gate, docs))
+            await gate
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        errors = {i: "bad" for i, d in enumerate(docs) if d.get("bad")}
+        return PercolateResult(matches=[["s1"] if d.get("hit") else [] for d in docs], errors=errors)
+
+
+class Router:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, list[Any]]] = []
+
+    async def publish(self, grouped: dict[str, list[Any]]) -> int:
+        for sid, hits in grouped.items():
+            self.events.append((sid, hits))
+        return sum(len(h) for h in grouped.values())
+
+
+def make(engine: Engine, router: Router, clock: Clock, **kw: Any) -> IngestPipeline:
+    opts: dict[str, Any] = {"batch_size": 3, "linger": 0.005, "max_queued": 100, "concurrency": 2}
+    opts.update(kw)
+    return IngestPipeline(engine.percolate, router.publish, clock=clock, **opts)
+
+
+def result(d: Deferred[IngestOutcome]) -> IngestOutcome:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "not fired yet"
+    if isinstance(out[0], Exception) or hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+def docs(*items: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return list(enumerate(items))
+
+
+def test_partial_batch_waits_for_linger() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    d = p.submit("i", docs({"hit": 1, "n": 1}), [])
+    assert engine.calls == []
+    assert not d.called
+    clock.advance(0.005)
+    assert len(engine.calls) == 1
+    assert result(d).as_json() == {"accepted": 1, "published": 1, "rejected": []}
+
+
+def test_requests_arriving_together_share_a_batch() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
+    d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
+    clock.advance(0.005)
+    assert [len(c) for c in engine.calls] == [2]
+    assert router.events == [
+        (
+            "s1",
+            [{"_index": "i", "_source": {"hit": 1, "n": 1}}, {"_index": "i", "_source": {"hit": 1, "n": 2}}],
+        )
+    ]
+    assert result(d1).published == 1
+    assert result(d2).published == 1
+
+
+def test_full_batches_go_at_once_and_remainder_lingers() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(7))), [])
+    assert [len(c) for c in engine.calls] == [3, 3]
+    clock.advance(0.005)
+    assert [len(c) for c in engine.calls] == [3, 3, 1]
+    assert result(d).published == 7
+    assert [h["_source"]["n"] for _, hits in router.events for h in hits] == list(range(7))
+
+
+def test_batches_publish_in_arrival_order_even_if_percolated_out_of_order() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(6))), [])
+    (first, _), (second, _) = engine.pending
+    second.callback(None)  # the later batch comes back first...
+    assert router.events == []  # ...but waits for the earlier one
+    first.callback(None)
+    assert [h["_source"]["n"] for _, hits in router.events for h in hits] == list(range(6))
+    assert result(d).published == 6
+
+
+def test_indices_are_batched_separately() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    p.submit("a", docs({"hit": 1}), [])
+    p.submit("b", docs({"hit": 1}), [])
+    clock.advance(0.005)
+    assert len(engine.calls) == 2
+    assert {hits[0]["_index"] for _, hits in router.events} == {"a", "b"}
+
+
+def test_id_is_split_from_source() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    p.submit("i", docs({"_id": "x1", "hit": 1}), [])
+    clock.advance(0.005)
+    assert engine.calls == [[{"hit": 1}]]
+    assert router.events == [("s1", [{"_index": "i", "_id": "x1", "_source": {"hit": 1}}])]
+
+
+def test_engine_refused_documents_are_rejected_alone() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    d = p.submit(
+        "i", [(0, {"hit": 1}), (2, {"hit": 1, "bad": 1}), (3, {"hit": 1})], [{"position": 1, "reason": "x"}]
+    )
+    out = result(d)
+    assert out.accepted == 2
+    assert out.published == 2
+    assert [r["position"] for r in out.as_json()["rejected"]] == [1, 2]
+
+
+def test_failed_batch_fails_its_requests_and_frees_the_queue() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    engine.fail_next = EngineUnavailable("down")
+    d = p.submit("i", docs({"hit": 1}), [])
+    clock.advance(0.005)
+    with pytest.raises(EngineUnavailable):
+        result(d)
+    assert p.queued == 0
+    d2 = p.submit("i", docs({"hit": 1}), [])
+    clock.advance(0.005)
+    assert result(d2).published == 1
+
+
+def test_queue_bound() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock, max_queued=4)
+    p.submit("i", docs({"n": 1}, {"n": 2}, {"n": 3}), [])
+    with pytest.raises(QueueFull):
+        p.submit("i", docs({"n": 4}, {"n": 5}), [])
+    assert p.queued == 3
+
+
+def test_request_without_documents_answers_at_once() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    assert result(p.submit("i", [], [])).as_json() == {"accepted": 0, "published": 0, "rejected": []}
+
+
+def test_group_by_sid_keeps_ingest_order() -> None:
+    grouped = group_by_sid(["h0", "h1", "h2"], [["a", "b"], [], ["b"]])
+    assert grouped == {"a": ["h0"], "b": ["h0", "h2"]}
