@@ -36,7 +36,7 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
 
 
 class Beater:
-    def __init__(self, settings: Settings, reactor: Any, percolate_mode: str = "documents") -> None:
+    def __init__(self, settings: Settings, reactor: Any) -> None:
         self.settings = settings
         self.reactor = reactor
         self.engine = Engine(
@@ -46,7 +46,12 @@ class Beater:
             reactor=reactor,
         )
         self.store = QueryStore(self.engine, settings.query_index_prefix)
-        self.percolator = Percolator(self.engine, settings.query_index_prefix, percolate_mode)
+        self.percolator = Percolator(
+            self.engine,
+            settings.query_index_prefix,
+            settings.percolate_mode,
+            settings.percolate_documents_min,
+        )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
         self.procedures = QueryProcedures(self.store, self.metrics)

@@ -65,6 +65,8 @@ class Settings:
     publish_timeout: float = 5.0
     retry_after: int = 2
     query_index_prefix: str = "estrom-queries-"
+    percolate_mode: str = "auto"
+    percolate_documents_min: int = 100
     log_level: str = "info"
     log_format: str = "text"
     # Tailor settings, all ``ESTROM_TAILOR_*``:
@@ -100,6 +102,8 @@ class Settings:
             publish_timeout=_float(env, "ESTROM_PUBLISH_TIMEOUT", d.publish_timeout, 0.1),
             retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
             query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
+            percolate_mode=_str(env, "ESTROM_PERCOLATE_MODE", d.percolate_mode).lower(),
+            percolate_documents_min=_int(env, "ESTROM_PERCOLATE_DOCUMENTS_MIN", d.percolate_documents_min, 1),
             log_level=_str(env, "ESTROM_LOG_LEVEL", d.log_level).lower(),
             log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),
             tailor_heartbeat=_float(env, "ESTROM_TAILOR_HEARTBEAT", d.tailor_heartbeat, 0.01),
@@ -110,6 +114,10 @@ class Settings:
         )
         if settings.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")
+        if settings.percolate_mode not in ("auto", "documents", "msearch"):
+            raise ConfigError(
+                f"ESTROM_PERCOLATE_MODE must be auto|documents|msearch, not {settings.percolate_mode!r}"
+            )
         if settings.log_format not in ("text", "json"):
             raise ConfigError(f"ESTROM_LOG_FORMAT must be text|json, not {settings.log_format!r}")
         if not settings.router_url.startswith(("ws://", "wss://")):

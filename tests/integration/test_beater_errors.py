@@ -133,9 +133,13 @@ def test_non_object_array_items_are_rejected_and_the_rest_delivered(
     assert markers(fence(beater.url, index, sink)) == ["a", "b", "fence"]
 
 
+@pytest.mark.parametrize("mode", ["documents", "msearch"])
 def test_document_the_engine_cannot_parse_is_rejected_alone(
-    beater: ServiceHandle, wamp: WampClient, index: str, engine: EngineHandle
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle, mode: str
 ) -> None:
+    # "documents" fails the whole request for one bad document, so the beater
+    # must fall back to isolating it; "msearch" fails that item alone.
+    beater = start_beater(ESTROM_PERCOLATE_MODE=mode)
     engine_request(engine.url, "PUT", f"/{index}", {"mappings": {"properties": {"size": {"type": "long"}}}})
     sid = wamp.call("com.estrom.register_query", index, "size:[1 TO 10] OR kind:fence")
     sink = wamp.subscribe(f"docs-for-{sid}")

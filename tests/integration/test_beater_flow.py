@@ -161,9 +161,11 @@ def test_register_then_ingest_at_once_is_not_lost(
         sink.wait_for_marker("now")
 
 
+@pytest.mark.parametrize("mode", ["auto", "documents", "msearch"])
 def test_thousand_ndjson_documents_against_hundred_queries(
-    beater: ServiceHandle, wamp: WampClient, index: str
+    start_beater: StartService, wamp: WampClient, index: str, mode: str
 ) -> None:
+    beater = start_beater(ESTROM_PERCOLATE_MODE=mode)
     rng = random.Random(20261127)
     levels = ["debug", "info", "warn", "error"]
     services = [f"svc{i}" for i in range(10)]
