@@ -51,7 +51,7 @@ class Settings:
     """Everything a beater or tailor process reads from its environment."""
 
     engine_url: str = "http://127.0.0.1:9200"
-    engine_timeout: float = 10.0
+    engine_timeout: float = 5.0
     engine_concurrency: int = 4
     router_url: str = "ws://127.0.0.1:8080/ws"
     realm: str = "estrom"

@@ -41,6 +41,7 @@ def ingest(
     docs: list[Any] | dict[str, Any] | bytes | str,
     content_type: str = "application/json",
     headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> Response:
     if isinstance(docs, list):
         if content_type == "application/x-ndjson":
@@ -56,6 +57,7 @@ def ingest(
         f"{beater_url}/api/v0.1/ingest/{index}",
         body,
         {"content-type": content_type, **(headers or {})},
+        timeout=timeout,
     )
 
 

@@ -1,8 +1,9 @@
 """A TCP proxy in front of a real server, to cut and restore it in fault tests.
 
 ``cut()`` drops every connection and closes the listening port (clients get
-"connection refused", as from a stopped server); ``restore()`` listens on
-the same port again. The server behind stays up, so tests of "engine down"
+"connection refused", as from a stopped server); ``hang()`` keeps accepting
+but never answers (a wedged server); ``restore()`` brings back the normal
+forwarding on the same port. The server behind stays up, so tests of "engine down"
 and "engine back" cost no engine restart.
 """
 
@@ -21,13 +22,29 @@ class TCPProxy:
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._hanging = False
         self.restore()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def hang(self) -> None:
+        self._drop_connections()
+        self._hanging = True
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
     def restore(self) -> None:
+        if self._hanging:
+            self._hanging = False
+            self._drop_connections()
         with self._lock:
             if self._listener is not None:
                 return
@@ -60,6 +77,10 @@ class TCPProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._hanging:
+                with self._lock:
+                    self._conns.add(client)  # held open, never answered
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

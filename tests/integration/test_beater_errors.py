@@ -289,6 +289,25 @@ def test_engine_down_is_503_quickly_and_recovers(
         own.stop()
 
 
+def test_hung_engine_is_503_after_the_engine_timeout(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    host, port = engine.url.split("//")[1].split(":")
+    proxy = TCPProxy(host, int(port))
+    try:
+        beater = start_beater(engine_url=proxy.url, ESTROM_ENGINE_TIMEOUT="1")
+        sink = watch_all(wamp, index)
+        proxy.hang()
+        resp = ingest(beater.url, index, {"kind": "x", "marker": "wedged"}, timeout=20)
+        assert resp.status == 503
+        assert "engine" in resp.json()["reason"]
+        proxy.restore()
+        assert ingest(beater.url, index, {"kind": "x", "marker": "back"}).status == 200
+        assert markers(sink.wait_for_marker("back")) == ["back"]
+    finally:
+        proxy.close()
+
+
 def test_router_down_is_503_and_beater_rejoins(
     start_beater: StartService, workdir: Path, engine: EngineHandle, index: str
 ) -> None:
