@@ -32,7 +32,8 @@ so with <= 10000 stored queries one page is always enough).
 
 Usage::
 
-    /tmp/svcvenv/bin/python bench/percolate_modes.py --engine-url http://127.0.0.1:9250 [--quick]
+    scripts/bench percolate [--quick]          (starts its own engine)
+    .venv/bin/python bench/percolate_modes.py --engine-url http://127.0.0.1:9200 [--quick]
 
 Progress goes to stderr, the results table and findings to stdout.
 """
