@@ -204,7 +204,7 @@ class TailorAPI:
                 self._abandon(sid, stream)
                 raise HTTPError(400, "invalid_query", f"backfill search refused: {exc.reason}") from None
         self.metrics.inc("streams_total", format=tail.format)
-        log.debug("stream.start", sid=sid, format=tail.format, backfill=len(backfill))
+        log.debug("stream.start", sid=sid, stream_format=tail.format, backfill=len(backfill))
         stream.start(sid, sub.event_id, backfill, sub.event_id(joined_at), resume)
 
     def _abandon(self, sid: str, stream: ClientStream) -> None:
