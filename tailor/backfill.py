@@ -2,9 +2,12 @@
 
 The hand-over must lose nothing and repeat nothing. The stream subscribes
 first and holds the live hits that arrive meanwhile, *then* searches the
-document index, then drops the held hits the search already returned
-(``splice``) and sends the rest: a document stored and published while the
-search ran shows up once, in the backfill.
+document index, then sends the backfill and the held hits the search did not
+already return. A document can also be searchable before its live hit
+arrives (stored, then published), so live hits keep being checked against
+the backfill (``Deduper``) until each backfill hit was matched or a short
+window passed: a document stored and published around the search shows up
+once, in the backfill.
 
 "Recent" is ``@timestamp`` where documents carry it, then index order
 (``_seq_no``, exact on single-shard indices, Elasticsearch 7's default).
@@ -59,36 +62,56 @@ def _source_key(hit: Hit) -> str:
     return json.dumps(hit.get("_source"), sort_keys=True, separators=(",", ":"), default=str)
 
 
-def splice(backfill: Sequence[Hit], live: Sequence[Any], hit_of: Any = None) -> list[Any]:
-    """The held live items that are not already in ``backfill``, in their order.
+class Deduper:
+    """Recognises live hits that a backfill already delivered.
 
     A live hit with an ``_id`` is the backfill hit with that ``_id``; one
     without is a backfill hit with an equal ``_source``. Each backfill hit
     cancels at most one live hit, so genuinely repeated documents survive.
+
+    A document may be searchable before its live hit arrives (a sender that
+    stores, then publishes), so the stream keeps asking for a while after
+    the hand-over, not only about the hits held during the search.
+    """
+
+    def __init__(self, backfill: Sequence[Hit]) -> None:
+        self._ids: Counter[str] = Counter()
+        self._sources: Counter[str] = Counter()
+        for hit in backfill:
+            if "_id" in hit:
+                self._ids[json.dumps(hit["_id"], default=str)] += 1
+            self._sources[_source_key(hit)] += 1
+        self._left = len(backfill)
+
+    @property
+    def exhausted(self) -> bool:
+        """Every backfill hit was matched: nothing more can be a duplicate."""
+        return self._left <= 0
+
+    def seen(self, hit: Hit) -> bool:
+        """Whether ``hit`` was backfilled (and, if so, count it as matched)."""
+        if self._left <= 0:
+            return False
+        counter, key = (
+            (self._ids, json.dumps(hit["_id"], default=str))
+            if "_id" in hit
+            else (self._sources, _source_key(hit))
+        )
+        if counter[key] > 0:
+            counter[key] -= 1
+            self._left -= 1
+            return True
+        return False
+
+
+def splice(backfill: Sequence[Hit], live: Sequence[Any], hit_of: Any = None) -> list[Any]:
+    """The live items that are not already in ``backfill``, in their order.
+
     ``hit_of`` extracts the hit from a live item (default: the item itself).
     """
     get = hit_of or (lambda item: item)
-    ids: Counter[str] = Counter()
-    sources: Counter[str] = Counter()
-    for hit in backfill:
-        if "_id" in hit:
-            ids[json.dumps(hit["_id"], default=str)] += 1
-        sources[_source_key(hit)] += 1
-    kept: list[Any] = []
-    for item in live:
-        hit = get(item)
-        if "_id" in hit:
-            key = json.dumps(hit["_id"], default=str)
-            if ids[key] > 0:
-                ids[key] -= 1
-                continue
-        else:
-            key = _source_key(hit)
-            if sources[key] > 0:
-                sources[key] -= 1
-                continue
-        kept.append(item)
-    return kept
+    deduper = Deduper(backfill)
+    return [item for item in live if not deduper.seen(get(item))]
 
 
 class Backfill:

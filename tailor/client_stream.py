@@ -26,7 +26,7 @@ from twisted.web.http import Request
 from zope.interface import implementer
 
 from common.hits import Hit
-from tailor.backfill import splice
+from tailor.backfill import Deduper
 from tailor.stream_format import Framing
 from tailor.subscriptions import Entry, Resume
 
@@ -34,6 +34,9 @@ log = Logger()
 
 #: After the closing frame, how long a client that does not read may keep its connection.
 CLOSE_GRACE = 10.0
+#: How long after a backfill live hits are still checked against it: a sender
+#: may store a document (searchable) a moment before its live hit arrives.
+HANDOVER_WINDOW = 10.0
 
 
 class State(Enum):
@@ -91,6 +94,7 @@ class ClientStream:
         self._timers: list[IDelayedCall] = []
         self._heartbeat_call: IDelayedCall | None = None
         self._gone = False
+        self._deduper: Deduper | None = None
         request.notifyFinish().addBoth(self._connection_done)
 
     # -- listener side -------------------------------------------------
@@ -117,6 +121,11 @@ class ClientStream:
             for seq, hit in entries:
                 if self.state is not State.STREAMING:
                     return
+                if self._deduper is not None:
+                    if self._deduper.seen(hit):
+                        continue
+                    if self._deduper.exhausted:
+                        self._deduper = None
                 self._send_hit(hit, self.event_id(seq))
 
     def fail(self, error: str, reason: str) -> None:
@@ -164,7 +173,8 @@ class ClientStream:
                 self._emit(self.framing.gap(resume.gap))
             held = [*resume.replay, *held]
         if backfill:
-            held = splice(backfill, held, hit_of=lambda entry: entry[1])
+            self._deduper = Deduper(backfill)
+            self._timers.append(self.clock.callLater(HANDOVER_WINDOW, self._end_handover))
             for hit in backfill:
                 if self.state is not State.STREAMING:
                     return
@@ -202,6 +212,9 @@ class ClientStream:
         self.request.write(data)
         if self._heartbeat_call is not None and self._heartbeat_call.active():
             self._heartbeat_call.reset(self.heartbeat)
+
+    def _end_handover(self) -> None:
+        self._deduper = None
 
     def _beat(self) -> None:
         if self.state is not State.STREAMING:
