@@ -89,6 +89,9 @@ class ClientStream:
         self._held_bytes = 0
         self._pending: deque[bytes] = deque()
         self.pending_bytes = 0
+        # What the start (backfill) left unsent: not the client's fault, so
+        # it may drain on top of the bound.
+        self._allowance = 0
         self._paused = False
         self._finish_when_flushed = False
         self._timers: list[IDelayedCall] = []
@@ -118,6 +121,12 @@ class ClientStream:
                 self.end = "slow_reader"
             return
         if self.state is State.STREAMING:
+            # Judged once per event, on what earlier events left unsent: one
+            # event (a beater batch) may be bigger than the bound and still be
+            # read in time by a client that keeps up.
+            if self.pending_bytes > self.max_pending + self._allowance:
+                self._drop_slow_reader()
+                return
             for seq, hit in entries:
                 if self.state is not State.STREAMING:
                     return
@@ -179,6 +188,7 @@ class ClientStream:
                 if self.state is not State.STREAMING:
                     return
                 self._send_hit(hit, backfill_event_id)
+        self._allowance = self.pending_bytes
         self.deliver(held)
         if self.state is not State.STREAMING:
             return
@@ -206,8 +216,6 @@ class ClientStream:
         if self._paused or self._pending:
             self._pending.append(data)
             self.pending_bytes += len(data)
-            if self.pending_bytes > self.max_pending and self.state is State.STREAMING:
-                self._drop_slow_reader()
             return
         self.request.write(data)
         if self._heartbeat_call is not None and self._heartbeat_call.active():
@@ -234,8 +242,10 @@ class ClientStream:
             data = self._pending.popleft()
             self.pending_bytes -= len(data)
             self.request.write(data)  # may pause us again at once
-        if not self._pending and self._finish_when_flushed:
-            self._finish()
+        if not self._pending:
+            self._allowance = 0
+            if self._finish_when_flushed:
+                self._finish()
 
     def stopProducing(self) -> None:
         self._release()
@@ -274,12 +284,12 @@ class ClientStream:
         self.stats.ended("slow_reader")
         # Written past the pause on purpose: a few bytes, so the reader,
         # whenever it gets there, finds a complete document saying why.
+        transport = getattr(self.request.channel, "transport", None)
         self.request.write(self.framing.closing("error", "slow_reader", reason))
-        self._finish()
-        channel = self.request.channel
-        if channel is not None and channel.transport is not None:
-            channel.transport.loseConnection()
-            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
+        self._finish()  # forgets the channel
+        if transport is not None:
+            transport.loseConnection()
+            self._timers.append(self.clock.callLater(CLOSE_GRACE, transport.abortConnection))
 
     def _finish(self) -> None:
         self._finish_when_flushed = False
@@ -290,8 +300,7 @@ class ClientStream:
         self.request.finish()
 
     def _abort(self) -> None:
-        channel = self.request.channel
-        transport = getattr(channel, "transport", None)
+        transport = getattr(getattr(self.request, "channel", None), "transport", None)
         if transport is not None:
             transport.abortConnection()
         self._release()

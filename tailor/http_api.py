@@ -184,7 +184,7 @@ class TailorAPI:
             return
         self.streams.add(stream)
         try:
-            sub = await self.hub.join(sid, stream)
+            sub = await self.hub.join(sid, stream, history=tail.format == "sse")
         except (RouterUnavailable, SubscribeFailed) as exc:
             self._abandon(sid, stream)
             raise self._unavailable(str(exc)) from None

@@ -106,6 +106,8 @@ class SharedSubscription:
     wamp_subscription: Any = None
     linger_call: IDelayedCall | None = None
     dropped: bool = False
+    #: Only SSE clients resume: a sid that never had one keeps no history.
+    keep_history: bool = False
     _ready: bool = False
     _error: Failure | None = None
     _waiters: list[Deferred[None]] = field(default_factory=list)
@@ -126,12 +128,16 @@ class SharedSubscription:
         for hit in hits:
             entries.append((self.next_seq, hit))
             self.next_seq += 1
-        if self.history_size:
+        if self.keep_history:
             self.history.extend(entries)
         for listener in list(self.listeners):
             # A listener may leave (limit reached) while we fan out.
             if listener in self.listeners:
-                listener.deliver(entries)
+                try:
+                    listener.deliver(entries)
+                except Exception:
+                    # One broken client must not cost the others their hits.
+                    log.failure("subscription.deliver_failed", sid=self.sid)
 
     def resume(self, last_event_id: str) -> Resume:
         return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
@@ -175,11 +181,12 @@ class SubscriptionHub:
     def get(self, sid: str) -> SharedSubscription | None:
         return self._subs.get(sid)
 
-    async def join(self, sid: str, listener: Listener) -> SharedSubscription:
+    async def join(self, sid: str, listener: Listener, history: bool = False) -> SharedSubscription:
         """Add ``listener`` to the sid's subscription, subscribing on first use.
 
         Returns once the router confirmed the subscription; from then on the
-        listener receives every hit. Raises RouterUnavailable / SubscribeFailed.
+        listener receives every hit. ``history``: start keeping the last hits
+        for resumes (SSE). Raises RouterUnavailable / SubscribeFailed.
         """
         session = self.wamp.require()
         sub = self._subs.get(sid)
@@ -190,6 +197,7 @@ class SubscriptionHub:
         if sub.linger_call is not None and sub.linger_call.active():
             sub.linger_call.cancel()
         sub.linger_call = None
+        sub.keep_history = sub.keep_history or (history and self.history_size > 0)
         sub.listeners.add(listener)
         try:
             await sub.when_ready()
