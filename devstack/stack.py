@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port("127.0.0.1", router_port, 60, router.alive)
         _say(f"router: ready on {router_url} (page: http://127.0.0.1:{router_port}/)")
 
-        for name, module, color in (("beater", "beater", 2),):
+        for name, module, color in (("beater", "beater", 2), ("tailor", "tailor", 3)):
             proc = service_process(name, module, env, state, color)
             proc.start()
             started.append(proc)
