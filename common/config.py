@@ -80,6 +80,8 @@ class Settings:
     tailor_sse_linger: float = 30.0
     #: largest ``n`` accepted (the engine's ``index.max_result_window``)
     tailor_max_backfill: int = 10_000
+    #: Access-Control-Allow-Origin of tails, so browser pages on other origins can read them; "" for none
+    tailor_cors_origin: str = "*"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +113,7 @@ class Settings:
             tailor_sse_history=_int(env, "ESTROM_TAILOR_SSE_HISTORY", d.tailor_sse_history, 0),
             tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
+            tailor_cors_origin=env.get("ESTROM_TAILOR_CORS_ORIGIN", d.tailor_cors_origin),
         )
         if settings.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")

@@ -98,6 +98,11 @@ class ClientStream:
         self._heartbeat_call: IDelayedCall | None = None
         self._gone = False
         self._deduper: Deduper | None = None
+        if getattr(request, "_disconnected", False):
+            # Gone while its query was resolved: notifyFinish would never fire.
+            self.state = State.CLOSED
+            self._gone = True
+            return
         request.notifyFinish().addBoth(self._connection_done)
 
     # -- listener side -------------------------------------------------
@@ -159,7 +164,7 @@ class ClientStream:
         self.event_id = event_id
         request = self.request
         request.setResponseCode(200)
-        request.setHeader(b"content-type", self.framing.content_type + b"; charset=utf-8")
+        request.setHeader(b"content-type", self.framing.content_type)
         request.setHeader(b"cache-control", b"no-cache, no-store")
         # Reverse proxies (nginx) would otherwise buffer the stream.
         request.setHeader(b"x-accel-buffering", b"no")

@@ -154,6 +154,9 @@ class TailorAPI:
             raise
 
     async def _docs(self, request: Request) -> None:
+        if self.settings.tailor_cors_origin:
+            # Pages served elsewhere (the router's, on another port) tail with EventSource.
+            request.setHeader(b"access-control-allow-origin", self.settings.tailor_cors_origin.encode())
         args = {
             k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
             for k, vs in request.args.items()

@@ -39,7 +39,9 @@ def sse(tailor_url: str, params: dict, last_event_id: str | None = None) -> Tail
         headers["Last-Event-ID"] = last_event_id
     tail = Tail(tailor_url, {**params, "format": "sse"}, headers)
     assert tail.status == 200, getattr(tail, "body", b"")
-    assert tail.headers["content-type"].startswith("text/event-stream")
+    assert tail.headers["content-type"] == "text/event-stream"
+    # Readable by EventSource on pages of other origins (the router's page).
+    assert tail.headers["access-control-allow-origin"] == "*"
     return tail
 
 

@@ -124,7 +124,7 @@ def test_headers_then_opening_then_held_hits_in_order():
     stream.start("sid", str)
     stream.deliver(entries(3))
     assert request.code == 200
-    assert request.headers[b"content-type"].startswith(b"application/json")
+    assert request.headers[b"content-type"] == b"application/json"
     assert request.channel.transport.nodelay
     doc = json.loads(bytes(request.written) + b"]}")
     assert [h["_source"]["n"] for h in doc["hits"]] == [1, 2, 3]
@@ -220,6 +220,26 @@ def test_disconnect_releases_at_once_and_writes_nothing_more():
     clock.advance(20)
     assert len(request.written) == size
     assert clock.getDelayedCalls() == []
+
+
+def test_a_request_already_gone_is_gone_from_the_start():
+    request = FakeRequest()
+    request._disconnected = True
+    stream = ClientStream(
+        request,
+        JsonFraming(),
+        Clock(),
+        limit=None,
+        timeout=None,
+        heartbeat=15,
+        max_pending=10,
+        stats=Stats(),
+        on_gone=lambda s: None,
+    )
+    assert stream.gone
+    assert request._notify == []
+    stream.start("sid", str)
+    assert request.code is None
 
 
 def test_disconnect_before_start_never_writes():
