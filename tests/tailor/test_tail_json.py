@@ -92,7 +92,7 @@ def test_limit_zero_is_an_empty_document(tailor, index):
 
 
 def test_timeout_ends_a_complete_document(tailor, beater, index):
-    tail = Tail(tailor.url, {"i": index, "q": "t:yes", "timeout": 1.5})
+    tail = Tail(tailor.url, {"i": index, "q": "t:yes", "timeout": 4})
     assert tail.status == 200
     send(beater.url, index, [{"t": "yes", "m": 1}])
     tail.wait_hits(1)
