@@ -98,6 +98,7 @@ class ClientStream:
         self._heartbeat_call: IDelayedCall | None = None
         self._gone = False
         self._deduper: Deduper | None = None
+        self._end_reason = "fell more than the bound behind while the stream was being set up"
         if getattr(request, "_disconnected", False):
             # Gone while its query was resolved: notifyFinish would never fire.
             self.state = State.CLOSED
@@ -144,7 +145,7 @@ class ClientStream:
 
     def fail(self, error: str, reason: str) -> None:
         if self.state is State.HOLDING:
-            self.end = error
+            self.end, self._end_reason = error, reason
             return
         self.close("error", error, reason)
 
@@ -178,8 +179,9 @@ class ClientStream:
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
         if failed_while_holding is not None:
-            held_reason = "fell behind while the stream was being set up"
-            self.close("error", failed_while_holding, held_reason)
+            if failed_while_holding == "slow_reader":
+                self.stats.dropped("slow_reader")
+            self.close("error", failed_while_holding, self._end_reason)
             return
         held, self._held = self._held, []
         if resume is not None:
@@ -330,9 +332,8 @@ class ClientStream:
         self._release()
 
     def _release(self) -> None:
-        if self.state is not State.CLOSED or not self._gone:
-            self.state = State.CLOSED
-            self._gone = True
+        self.state = State.CLOSED
+        self._gone = True
         self._pending.clear()
         self.pending_bytes = 0
         self._held.clear()
