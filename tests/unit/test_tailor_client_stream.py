@@ -278,3 +278,18 @@ def test_sse_resume_gap_then_replay_then_live():
     stream.start("sid", lambda seq: f"e:{seq}", resume=resume)
     text = bytes(request.written).decode()
     assert text.index("event: gap") < text.index("id: e:5") < text.index("id: e:6") < text.index("id: e:7")
+
+
+def test_failures_while_holding_end_the_stream_at_start():
+    stream, request, _, stats, _ = make(max_pending=100)
+    stream.deliver(entries(1, size=500))  # more than the bound before the stream started
+    stream.start("sid", str)
+    doc = json.loads(bytes(request.written))
+    assert (doc["hits"], doc["error"]) == ([], "slow_reader")
+    assert stats.drops == ["slow_reader"]
+
+    stream, request, _, _, _ = make()
+    stream.fail("router_unavailable", "connection to the router lost")
+    stream.start("sid", str)
+    doc = json.loads(bytes(request.written))
+    assert (doc["error"], doc["reason"]) == ("router_unavailable", "connection to the router lost")
