@@ -134,7 +134,12 @@ class Engine:
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=concurrency, name="engine")
         self._pool.start()
-        reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("during", "shutdown", self.close)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Stop the thread pool (its threads would keep the process alive)."""
+        if self._pool.started:
+            self._pool.stop()
 
     async def run(self, fn: Callable[[Elasticsearch], T]) -> T:
         """Run ``fn(client)`` off the reactor thread, translating engine errors."""

@@ -44,7 +44,10 @@ def test_percolate_with_documents_reports_slots(engine: EngineHandle, index: str
 
 def test_client_and_engine_versions_fit(engine: EngineHandle) -> None:
     client = Engine(engine.url, timeout=5, concurrency=1, reactor=reactor)
-    version = on_reactor(client.check)
+    try:
+        version = on_reactor(client.check)
+    finally:
+        client.close()
     assert version[0] == 7
     assert version >= (7, 10, 0)
 
