@@ -82,6 +82,20 @@ class Percolator:
         if not docs:
             return PercolateResult(matches=[])
         pindex = self.prefix + index
+        try:
+            return await self._percolate(pindex, docs)
+        except EngineUnavailable as exc:
+            if "shard" not in str(exc):
+                raise
+            # The percolator index was created a moment ago (by the first
+            # registration, maybe on another beater) and its shard is not
+            # started yet: wait for it once instead of failing the sender.
+            await self.engine.run(
+                lambda es: es.cluster.health(index=pindex, wait_for_status="yellow", timeout="3s")
+            )
+            return await self._percolate(pindex, docs)
+
+    async def _percolate(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
         if self.mode == "msearch" or len(docs) < self.documents_min:
             return await self._msearch(pindex, docs)
         try:

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.processes import die_with_parent
+
 #: The engine the tests run against. See README "Supported engines".
 ENGINE_VERSION = "7.17.29"
 DIST_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{v}:zip"
@@ -251,6 +253,7 @@ class EngineNode:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def health(self) -> dict[str, object] | None:

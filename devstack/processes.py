@@ -9,6 +9,7 @@ foreground stack, to the console with the process name in front.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -23,6 +24,16 @@ from typing import IO, Any
 
 _COLORS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m"]
 _RESET = "\033[0m"
+
+
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM the child when the process that started it dies.
+
+    Children run in their own sessions (so a Ctrl-C reaches them through us,
+    in order); without this, a killed test run or stack would leave them behind.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -81,6 +92,7 @@ class ManagedProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log = self.log_path.open("ab", buffering=0)
         assert self.process.stdout is not None
