@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from common.lucene import LuceneSyntaxError, lucene_field_names
+
 # Leaf query types whose single key (other than options) is a field name.
 _FIELD_KEYED = frozenset(
     {
@@ -77,7 +79,18 @@ def _without_phrases(text: str) -> str:
 
 
 def lucene_fields(query: str) -> set[str]:
-    """Field names named explicitly in a Lucene query string."""
+    """Field names named explicitly in a Lucene query string.
+
+    From luqum's parse tree; a pattern scan when luqum cannot parse it.
+    """
+    try:
+        names = lucene_field_names(query)
+    except LuceneSyntaxError:
+        return _scanned_lucene_fields(query)
+    return {n for n in names if n and "*" not in n and "?" not in n}
+
+
+def _scanned_lucene_fields(query: str) -> set[str]:
     text = _without_phrases(query)
     found: set[str] = set()
     for match in _EXISTS.finditer(query):

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from beater.fields import query_fields
 from common.engine import Engine, EngineRejected
-from common.queries import normalize_query, sid_for, to_dsl
+from common.queries import canonicalize, normalize_query, sid_for, to_dsl
 
 log = Logger()
 
@@ -173,19 +173,31 @@ class QueryStore:
 
         await self.engine.run(update)
 
+    async def _validate(self, pindex: str, dsl: dict[str, Any]) -> None:
+        """Refuse a query the engine cannot parse before anything is stored or mapped."""
+
+        def validate(es: Any) -> dict[str, Any]:
+            return es.indices.validate_query(index=pindex, body={"query": dsl}, explain=True)
+
+        resp = await self.engine.run(validate)
+        if not resp.get("valid", False):
+            reasons = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
+            reason = reasons[0] if reasons else str(resp.get("error") or "invalid query")
+            raise EngineRejected(400, reason, "validation")
+
     async def register(self, index: str, query: object) -> str:
         """Store the query (idempotent) and return its sid; visible to the next percolation."""
-        normalized = normalize_query(query)
-        sid = sid_for(index, normalized)
-        dsl = to_dsl(normalized)
-        await self.ensure_percolator_index(index)
+        canonical = canonicalize(normalize_query(query))
+        sid = sid_for(index, canonical)
+        dsl = to_dsl(canonical)
+        pindex = await self.ensure_percolator_index(index)
+        await self._validate(pindex, dsl)
         await self._map_fields(index, query_fields(dsl))
         doc = {
             QUERY_FIELD: dsl,
             SID_FIELD: sid,
-            META_FIELD: {"index": index, "query": normalized, "registered_at": time.time()},
+            META_FIELD: {"index": index, "query": canonical, "registered_at": time.time()},
         }
-        pindex = self.percolator_index(index)
         # refresh=true: the query must take part in the very next percolation.
         await self.engine.run(lambda es: es.index(index=pindex, id=sid, body=doc, refresh="true"))
         return sid

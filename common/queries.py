@@ -2,9 +2,12 @@
 
 A query arrives as a Lucene query string or as query DSL (optionally wrapped
 in ``{"query": ...}``). Its sid is farmhash64 of the canonical form of
-(index, query), so that spellings which cannot change the match set (key
-order, bool clause order, ``terms`` value order, redundant whitespace) share
-one subscription.
+(index, query), so that spellings which cannot change the match set share
+one subscription: for DSL key order, ``bool`` clause order and ``terms``
+value order; for query strings operand order of pure AND/OR/implicit chains,
+redundant parentheses, operator spelling and whitespace (``common/lucene.py``).
+The canonical query is also what gets stored, so every subscriber of a sid
+is served by exactly the same query, whoever registered it first.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import json
 from typing import Any
 
 import farmhash
+
+from common.lucene import LuceneSyntaxError, canonical_lucene
 
 #: bool clause lists whose order cannot change what matches.
 _UNORDERED_BOOL = ("must", "filter", "should", "must_not")
@@ -125,11 +130,24 @@ def canonical_dsl(node: Any, parent_key: str | None = None) -> Any:
     return node
 
 
+def canonicalize(query: str | dict[str, Any]) -> str | dict[str, Any]:
+    """The canonical spelling of a normalized query, itself a valid query.
+
+    A query string luqum cannot parse keeps its words, whitespace squeezed;
+    the engine then decides whether it is valid.
+    """
+    if isinstance(query, str):
+        try:
+            return canonical_lucene(query)
+        except LuceneSyntaxError:
+            return _squeeze_outside_quotes(query)
+    return canonical_dsl(query)
+
+
 def canonical_form(query: str | dict[str, Any]) -> str:
     """A string equal for queries that cannot differ in what they match."""
-    if isinstance(query, str):
-        return _canonical_json(["lucene", _squeeze_outside_quotes(query)])
-    return _canonical_json(["dsl", canonical_dsl(query)])
+    canonical = canonicalize(query)
+    return _canonical_json(["lucene" if isinstance(canonical, str) else "dsl", canonical])
 
 
 def sid_for(index: str, query: str | dict[str, Any]) -> str:

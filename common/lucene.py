@@ -1,0 +1,180 @@
+"""Canonical form of Lucene query strings, so equivalent queries share a sid.
+
+Parsed with luqum (maintained, pure Python, keeps explicit parentheses as
+``Group`` nodes, which is what tells a written grouping from precedence).
+Rewritten only where the engine's classic query parser provably gives the
+same clauses whatever the order:
+
+* a chain of ``AND`` only: every operand becomes MUST (or stays MUST_NOT);
+* a chain of implicit operators only (``a +b -c``): each operand keeps its
+  own prefix, none affects its neighbour;
+* a chain of ``OR`` only, unless an operand carries ``+``: ``OR`` turns the
+  clause *before* it into SHOULD, so ``+a OR b`` differs from ``b OR +a``.
+
+Such chains are flattened (``(a AND b) AND c``), their operands sorted;
+parentheses around a single operand or the whole query are dropped, and the
+spelling is unified (``&&``/``||``/``!`` become ``AND``/``OR``/``NOT``,
+whitespace single spaces). A chain that mixes ``AND``, ``OR`` and the default
+operator without parentheses (``a AND b OR c``) is not boolean algebra in the
+classic parser (each conjunction rewrites the clause before it), so it is
+kept exactly in written order; groups inside it are still canonicalized.
+Terms, phrases, fields, boosts, fuzziness, ranges and wildcards are never
+touched. ``tests/integration/test_canonical_engine.py`` checks on the real
+engine that canonical and original match the same documents.
+"""
+
+from __future__ import annotations
+
+import re
+
+from luqum import tree
+from luqum.exceptions import ParseError
+from luqum.parser import parser
+
+_CHAINS: dict[type, str] = {
+    tree.AndOperation: " AND ",
+    tree.OrOperation: " OR ",
+    tree.UnknownOperation: " ",
+}
+# Operator spellings luqum does not know. They are tokens only when they
+# stand alone (classic Lucene lets "&" and "|" inside terms: a&&b is a term).
+_SYMBOLIC = re.compile(r"(?<![^\s(])(&&|\|\|)(?=[\s(])|(?<![^\s(])!(?=[^\s=])")
+
+
+class LuceneSyntaxError(ValueError):
+    """luqum could not parse the query; the engine may still accept it."""
+
+
+def _respell(query: str) -> str:
+    """``&&``/``||``/``!`` to ``AND``/``OR``/``NOT``, outside phrases and regexes."""
+    out: list[str] = []
+    segment: list[str] = []
+    quote: str | None = None
+    escaped = False
+
+    def flush() -> None:
+        text = "".join(segment)
+        out.append(_SYMBOLIC.sub(lambda m: {"&&": "AND", "||": "OR"}.get(m.group(0), "NOT "), text))
+        segment.clear()
+
+    for ch in query:
+        if quote:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            continue
+        if escaped:
+            segment.append(ch)
+            escaped = False
+            continue
+        if ch == "\\":
+            segment.append(ch)
+            escaped = True
+            continue
+        if ch in '"/':
+            flush()
+            out.append(ch)
+            quote = ch
+            continue
+        segment.append(ch)
+    flush()
+    return "".join(out)
+
+
+def parse(query: str) -> tree.Item:
+    """The luqum tree of a query string, operators respelled first."""
+    try:
+        return parser.parse(_respell(query))
+    except (ParseError, TypeError, ValueError) as exc:
+        raise LuceneSyntaxError(str(exc)) from None
+
+
+def _is_chain(node: tree.Item) -> bool:
+    return type(node) in _CHAINS
+
+
+def _unwrap(node: tree.Item) -> tree.Item:
+    """Drop parentheses that hold a single atom (``(a)`` is ``a``)."""
+    while isinstance(node, tree.Group) and not isinstance(node, tree.FieldGroup) and not _is_chain(node.expr):
+        node = node.expr
+    return node
+
+
+def _operands(node: tree.Item) -> list[tree.Item] | None:
+    """The operands of a reorderable chain, flattened through groups; None if not reorderable."""
+    kind = type(node)
+    operands: list[tree.Item] = []
+    for child in node.children:
+        child = _unwrap(child)
+        if isinstance(child, tree.Group) and type(child.expr) is kind:
+            nested = _operands(child.expr)
+            if nested is None:
+                operands.append(child)
+            else:
+                operands.extend(nested)
+        elif _is_chain(child):
+            return None  # mixed operators without parentheses: keep as written
+        else:
+            operands.append(child)
+    if kind is tree.OrOperation and any(isinstance(o, tree.Plus) for o in operands):
+        return None
+    return operands
+
+
+def _render(node: tree.Item) -> str:
+    node = _unwrap(node)
+    if _is_chain(node):
+        operands = _operands(node)
+        if operands is None:
+            return _render_written(node)
+        return _CHAINS[type(node)].join(sorted(_render(o) for o in operands))
+    if isinstance(node, tree.BaseGroup):  # f:( ... ), or a group around a chain
+        return "(" + _render(node.expr) + ")"
+    if isinstance(node, tree.SearchField):
+        return f"{node.name}:{_render(node.expr)}"
+    if isinstance(node, tree.Not):
+        return "NOT " + _render(node.a)
+    if isinstance(node, tree.Plus):
+        return "+" + _render(node.a)
+    if isinstance(node, tree.Prohibit):
+        return "-" + _render(node.a)
+    if isinstance(node, tree.Boost):
+        written = str(node).strip()
+        return _render(node.expr) + written[written.rindex("^") :]
+    return str(node).strip()
+
+
+def _render_written(node: tree.Item) -> str:
+    """A mixed chain in written order; its unparenthesized sub-chains likewise."""
+    if _is_chain(node):
+        return _CHAINS[type(node)].join(_render_written(c) for c in node.children)
+    return _render(node)
+
+
+def canonical_lucene(query: str) -> str:
+    """The canonical spelling of a Lucene query string (raises LuceneSyntaxError)."""
+    node = parse(query)
+    while isinstance(node, tree.Group) and not isinstance(node, tree.FieldGroup):
+        node = node.expr  # parentheses around the whole query
+    return _render(node)
+
+
+def lucene_field_names(query: str) -> set[str]:
+    """Names of the fields a query string searches explicitly (``_exists_:f`` names ``f``)."""
+    found: set[str] = set()
+
+    def walk(node: tree.Item) -> None:
+        if isinstance(node, tree.SearchField):
+            if node.name == "_exists_":
+                found.add(str(node.expr).strip())
+            else:
+                found.add(node.name.replace("\\", ""))
+        for child in node.children:
+            walk(child)
+
+    walk(parse(query))
+    return found
