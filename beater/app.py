@@ -55,7 +55,13 @@ class Beater:
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
         self.procedures = QueryProcedures(self.store, self.metrics)
-        self.wamp = SessionHolder(settings.router_url, settings.realm, on_join=self.procedures.attach)
+        self.wamp = SessionHolder(
+            settings.router_url,
+            settings.realm,
+            on_join=self.procedures.attach,
+            authid=settings.beater_authid,
+            secret=settings.beater_secret,
+        )
         self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout)
         self.pipeline = IngestPipeline(
             self.percolator.percolate,

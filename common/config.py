@@ -46,6 +46,9 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return default if raw is None or raw == "" else raw
 
 
+_SECRET_FIELDS = frozenset({"ingest_token", "beater_secret", "tailor_secret"})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a beater or tailor process reads from its environment."""
@@ -82,6 +85,11 @@ class Settings:
     tailor_max_backfill: int = 10_000
     #: Access-Control-Allow-Origin of tails, so browser pages on other origins can read them; "" for none
     tailor_cors_origin: str = "*"
+    # Router credentials (WAMP-CRA); an empty secret joins anonymously:
+    beater_authid: str = "beater"
+    beater_secret: str = ""
+    tailor_authid: str = "tailor"
+    tailor_secret: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +122,10 @@ class Settings:
             tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
             tailor_cors_origin=env.get("ESTROM_TAILOR_CORS_ORIGIN", d.tailor_cors_origin),
+            beater_authid=_str(env, "ESTROM_BEATER_AUTHID", d.beater_authid),
+            beater_secret=env.get("ESTROM_BEATER_SECRET", ""),
+            tailor_authid=_str(env, "ESTROM_TAILOR_AUTHID", d.tailor_authid),
+            tailor_secret=env.get("ESTROM_TAILOR_SECRET", ""),
         )
         if settings.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")
@@ -130,9 +142,9 @@ class Settings:
         return settings
 
     def as_dict(self) -> dict[str, object]:
-        """For the start-up log line; the ingest token is never printed."""
+        """For the start-up log line; the ingest token and secrets are never printed."""
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = ("<set>" if value else "") if f.name == "ingest_token" else value
+            out[f.name] = ("<set>" if value else "") if f.name in _SECRET_FIELDS else value
         return out

@@ -36,7 +36,15 @@ class QuietSession(Session):
 class SessionHolder:
     """Owns the autobahn Component and tracks the currently joined session."""
 
-    def __init__(self, url: str, realm: str, on_join: OnJoin | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        realm: str,
+        on_join: OnJoin | None = None,
+        *,
+        authid: str = "",
+        secret: str = "",
+    ) -> None:
         self.session: ISession | None = None
         self._on_join = on_join
         self.component = Component(
@@ -56,6 +64,9 @@ class SessionHolder:
                 }
             ],
             realm=realm,
+            # WAMP-CRA: the secret never crosses the wire. Without one we join
+            # anonymously, which the router allows only what a browser may do.
+            authentication={"wampcra": {"authid": authid, "secret": secret}} if secret else None,
             session_factory=QuietSession,
         )
         self.component.on("join", self._joined)

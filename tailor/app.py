@@ -32,7 +32,9 @@ class Tailor:
             concurrency=settings.engine_concurrency,
             reactor=reactor,
         )
-        self.wamp = SessionHolder(settings.router_url, settings.realm)
+        self.wamp = SessionHolder(
+            settings.router_url, settings.realm, authid=settings.tailor_authid, secret=settings.tailor_secret
+        )
         self.hub = SubscriptionHub(
             self.wamp, reactor, settings.tailor_sse_history, settings.tailor_sse_linger
         )

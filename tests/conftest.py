@@ -22,10 +22,23 @@ import pytest
 
 from devstack.engine import EngineNode, ensure_engine
 from devstack.processes import ManagedProcess, free_port, wait_for_port
-from devstack.router import REPO, router_process
+from devstack.router import REPO, generate_secrets, router_process
 from tests.wamp_client import WampClient
 
 ARTIFACTS = REPO / "test-artifacts"
+
+#: The router principals' secrets of this test session: every router gets all
+#: of them, beaters and tailors their own (see ``service_env``), and the
+#: ``admin_wamp`` client the admin one, for the meta API.
+ROUTER_SECRETS = generate_secrets()
+
+
+def router_env(**overrides: str) -> dict[str, str]:
+    """The router's environment: ours without a developer's ESTROM_*, plus the session's secrets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
+    env.update(ROUTER_SECRETS)
+    env.update(overrides)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +101,16 @@ class RouterHandle:
         wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
 
 
-def start_router(workdir: Path, name: str) -> RouterHandle:
+def start_router(workdir: Path, name: str, **env: str) -> RouterHandle:
+    """A router on a free port; ``env`` overrides its settings (ESTROM_ROUTER_ANONYMOUS=0, ...)."""
     port = free_port()
-    proc = router_process(workdir / name, host="127.0.0.1", port=port, log_path=workdir / name / "router.log")
+    proc = router_process(
+        workdir / name,
+        host="127.0.0.1",
+        port=port,
+        log_path=workdir / name / "router.log",
+        env=router_env(**env),
+    )
     handle = RouterHandle(port, proc)
     handle.start()
     return handle
@@ -127,6 +147,8 @@ def service_env(engine_url: str, router_url: str, **overrides: str) -> dict[str,
             "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
             "ESTROM_TAILOR_LISTEN": "tcp:0:interface=127.0.0.1",
             "ESTROM_LOG_LEVEL": "debug",
+            "ESTROM_BEATER_SECRET": ROUTER_SECRETS["ESTROM_BEATER_SECRET"],
+            "ESTROM_TAILOR_SECRET": ROUTER_SECRETS["ESTROM_TAILOR_SECRET"],
         }
     )
     env.update(overrides)
@@ -177,8 +199,24 @@ def beater(workdir: Path, engine: EngineHandle, router: RouterHandle) -> Iterato
 
 
 @pytest.fixture
-def wamp(router: RouterHandle) -> Iterator[WampClient]:
+def wamp(router: RouterHandle, beater: ServiceHandle) -> Iterator[WampClient]:
+    """An anonymous session, allowed what a browser is: register/describe queries, subscribe.
+
+    Depends on the shared beater: it serves the com.estrom.* procedures.
+    """
     client = WampClient(router.url)
+    yield client
+    client.close()
+
+
+def admin_client(url: str) -> WampClient:
+    return WampClient(url, authid="admin", secret=ROUTER_SECRETS["ESTROM_ADMIN_SECRET"])
+
+
+@pytest.fixture
+def admin_wamp(router: RouterHandle) -> Iterator[WampClient]:
+    """The admin principal: everything, including the router's meta API (wamp.subscription.*)."""
+    client = admin_client(router.url)
     yield client
     client.close()
 

@@ -91,25 +91,53 @@ class EventSink:
         return self.wait_for(lambda hits: any(h["_source"].get("marker") == marker for h in hits), timeout)
 
 
-class WampClient:
-    """One joined session: ``call``, ``subscribe``, ``publish``, ``close``."""
+class JoinRefused(Exception):
+    """The router ended the session before it joined (ABORT): ``reason`` is the WAMP URI."""
 
-    def __init__(self, url: str, realm: str = "estrom", timeout: float = 20.0) -> None:
+    def __init__(self, reason: str, message: str | None) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class WampClient:
+    """One joined session: ``call``, ``subscribe``, ``publish``, ``close``.
+
+    Joins anonymously, as a browser does, unless given ``authid`` and
+    ``secret`` (WAMP-CRA), e.g. the admin principal for meta API calls.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        realm: str = "estrom",
+        timeout: float = 20.0,
+        authid: str | None = None,
+        secret: str | None = None,
+    ) -> None:
         self.url = url
         self.session: Any = None
+        self.details: Any = None
         joined: Deferred[Any] = Deferred()
+        authentication = {"wampcra": {"authid": authid, "secret": secret}} if authid else None
         self._component = Component(
             transports=[{"type": "websocket", "url": url, "max_retries": 0, "serializers": ["json"]}],
             realm=realm,
+            authentication=authentication,
         )
 
-        def on_join(session: Any, _details: Any) -> None:
+        def on_join(session: Any, details: Any) -> None:
             self.session = session
+            self.details = details
             if not joined.called:
                 joined.callback(session)
 
+        def on_leave(_session: Any, details: Any) -> None:
+            if not joined.called:
+                joined.errback(JoinRefused(details.reason, details.message))
+
         def on_start() -> Deferred[Any]:
             self._component.on("join", on_join)
+            self._component.on("leave", on_leave)
             done = self._component.start(reactor)
             done.addErrback(lambda f: joined.errback(f) if not joined.called else None)
             return joined

@@ -116,7 +116,8 @@ def test_heartbeat_is_whitespace(start_tailor, beater, index):
     assert doc["hits"] == [{"_index": index, "_source": {"hb": 1}}]
 
 
-def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor, beater, index, wamp):
+def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor, beater, index, admin_wamp):
+    wamp = admin_wamp  # the meta API (wamp.subscription.*) is not for anonymous sessions
     query = {"match": {"color": "blue"}}
     first = Tail(tailor.url, {"i": index, "q": query})
     second = Tail(tailor.url, {"i": index, "q": query})
