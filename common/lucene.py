@@ -11,7 +11,9 @@ same clauses whatever the order:
 * a chain of ``OR`` only, unless an operand carries ``+``: ``OR`` turns the
   clause *before* it into SHOULD, so ``+a OR b`` differs from ``b OR +a``.
 
-Such chains are flattened (``(a AND b) AND c``), their operands sorted;
+Such chains are flattened (``(a AND b) AND c``; an OR or implicit group only
+when none of its operands carries a prefix, since ``-x`` in ``(a OR -x)``
+binds to that group), their operands sorted;
 parentheses around a single operand or the whole query are dropped, and the
 spelling is unified (``&&``/``||``/``!`` become ``AND``/``OR``/``NOT``,
 whitespace single spaces). A chain that mixes ``AND``, ``OR`` and the default
@@ -104,6 +106,10 @@ def _unwrap(node: tree.Item) -> tree.Item:
     return node
 
 
+def _is_prefixed(node: tree.Item) -> bool:
+    return isinstance(node, (tree.Not, tree.Plus, tree.Prohibit))
+
+
 def _operands(node: tree.Item) -> list[tree.Item] | None:
     """The operands of a reorderable chain, flattened through groups; None if not reorderable."""
     kind = type(node)
@@ -112,7 +118,9 @@ def _operands(node: tree.Item) -> list[tree.Item] | None:
         child = _unwrap(child)
         if isinstance(child, tree.Group) and type(child.expr) is kind:
             nested = _operands(child.expr)
-            if nested is None:
+            if nested is None or (kind is not tree.AndOperation and any(map(_is_prefixed, nested))):
+                # A -x or +x inside (a OR -x) binds to that group only:
+                # flattening it into an OR or implicit chain changes its scope.
                 operands.append(child)
             else:
                 operands.extend(nested)
@@ -137,15 +145,23 @@ def _render(node: tree.Item) -> str:
     if isinstance(node, tree.SearchField):
         return f"{node.name}:{_render(node.expr)}"
     if isinstance(node, tree.Not):
-        return "NOT " + _render(node.a)
+        return "NOT " + _render_prefixed(node.a)
     if isinstance(node, tree.Plus):
-        return "+" + _render(node.a)
+        return "+" + _render_prefixed(node.a)
     if isinstance(node, tree.Prohibit):
-        return "-" + _render(node.a)
+        return "-" + _render_prefixed(node.a)
     if isinstance(node, tree.Boost):
         written = str(node).strip()
         return _render(node.expr) + written[written.rindex("^") :]
     return str(node).strip()
+
+
+def _render_prefixed(node: tree.Item) -> str:
+    """The operand of NOT/+/-: a prefixed operand keeps its parentheses (NOT NOT a is invalid)."""
+    inner = _unwrap(node)
+    if isinstance(inner, (tree.Not, tree.Plus, tree.Prohibit)):
+        return "(" + _render(inner) + ")"
+    return _render(inner)
 
 
 def _render_written(node: tree.Item) -> str:
