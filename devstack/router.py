@@ -58,11 +58,20 @@ def allowed_origins(env: Mapping[str, str], host: str, port: int) -> list[str]:
     raw = env.get("ESTROM_ROUTER_ALLOWED_ORIGINS", "")
     listed = [o.strip().rstrip("/") for o in raw.replace(" ", ",").split(",") if o.strip()]
     if listed:
-        return listed
+        return [_with_port(o) for o in listed]
     hosts = ["127.0.0.1", "localhost"]
     if host not in ("127.0.0.1", "localhost", "0.0.0.0", "::", ""):
         hosts.append(host)
     return [f"http://{h}:{port}" for h in hosts]
+
+
+def _with_port(origin: str) -> str:
+    """autobahn matches patterns against ``scheme://host:port``, default port included."""
+    scheme, sep, rest = origin.partition("://")
+    if not sep or rest.endswith("*") or ":" in rest.rsplit("]", 1)[-1]:
+        return origin
+    default = {"http": 80, "https": 443}.get(scheme.lower())
+    return f"{origin}:{default}" if default else origin
 
 
 def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, port: int) -> None:
