@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from beater.http_api import BeaterAPI
+from beater.lifecycle import QueryLifecycle
 from beater.percolate import Percolator
 from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
@@ -30,6 +31,9 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     m.counter("ingest_documents_total", "Ingested documents by outcome (accepted, rejected).")
     m.counter("published_hits_total", "Document-to-subscription deliveries acknowledged by the router.")
     m.counter("queries_registered_total", "Successful register_query calls.")
+    m.counter("lifecycle_sweeps_total", "Reconciliations of stored queries with the router's subscriptions.")
+    m.counter("queries_deactivated_total", "Queries no longer percolated: nobody subscribed.")
+    m.counter("queries_collected_total", "Queries deleted after the grace period without subscribers.")
     m.gauge("queue_documents", "Documents waiting for or in percolation.", lambda: pipeline_ref[0].queued)
     m.gauge("batches_total", "Percolated batches.", lambda: pipeline_ref[0].stats["batches"])
     return m
@@ -58,9 +62,17 @@ class Beater:
         self.wamp = SessionHolder(
             settings.router_url,
             settings.realm,
-            on_join=self.procedures.attach,
+            on_join=self._attach,
             authid=settings.beater_authid,
             secret=settings.beater_secret,
+        )
+        self.lifecycle = QueryLifecycle(
+            self.store,
+            self.wamp,
+            reactor,
+            self.metrics,
+            grace=settings.query_grace,
+            interval=settings.query_sweep_interval,
         )
         self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout)
         self.pipeline = IngestPipeline(
@@ -76,6 +88,10 @@ class Beater:
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
         self.port: IListeningPort | None = None
 
+    async def _attach(self, session: Any) -> None:
+        await self.procedures.attach(session)
+        await self.lifecycle.attach(session)
+
     async def start(self) -> None:
         """Listen, connect to the router, check the engine; print the ready line."""
         self.port = await serverFromString(self.reactor, self.settings.beater_listen).listen(self.api.site())
@@ -88,6 +104,7 @@ class Beater:
         except EngineUnavailable as exc:
             log.warn("engine.unreachable", error=str(exc))
         await joined
+        self.lifecycle.start()
         log.info("beater.listening", host=address.host, port=address.port)
         ready = {"event": "ready", "service": "beater", "host": address.host, "port": address.port}
         sys.stdout.write(json.dumps(ready) + "\n")

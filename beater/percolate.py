@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from beater.query_store import QUERY_FIELD, SID_FIELD
+from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
@@ -44,7 +44,15 @@ class PercolateResult:
 def _search_body(percolate: dict[str, Any], after: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         # Filter context: no scores to compute, the slots are still reported.
-        "query": {"constant_score": {"filter": {"percolate": {"field": QUERY_FIELD, **percolate}}}},
+        # Only queries someone listens to (see beater/lifecycle.py).
+        "query": {
+            "bool": {
+                "filter": [
+                    {"percolate": {"field": QUERY_FIELD, **percolate}},
+                    {"term": {ACTIVE_FIELD: True}},
+                ]
+            }
+        },
         "_source": False,
         "size": PAGE_SIZE,
         "sort": [{SID_FIELD: "asc"}],

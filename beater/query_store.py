@@ -34,6 +34,16 @@ QUERY_FIELD = "estrom_query"
 ALL_FIELD = "estrom_all"
 SID_FIELD = "estrom_sid"
 META_FIELD = "estrom_meta"
+# Lifecycle (beater/lifecycle.py): only active queries are percolated; an
+# inactive one is removed once idle for the grace period.
+ACTIVE_FIELD = "estrom_active"
+LAST_ACTIVE_FIELD = "estrom_last_active"
+IDLE_SINCE_FIELD = "estrom_idle_since"
+_LIFECYCLE_MAPPING = {
+    ACTIVE_FIELD: {"type": "boolean"},
+    LAST_ACTIVE_FIELD: {"type": "date", "format": "epoch_millis"},
+    IDLE_SINCE_FIELD: {"type": "date", "format": "epoch_millis"},
+}
 
 _TEXT_WITH_KEYWORD: dict[str, Any] = {
     "type": "text",
@@ -89,6 +99,7 @@ def percolator_index_body() -> dict[str, Any]:
                 ALL_FIELD: {"type": "text"},
                 SID_FIELD: {"type": "keyword"},
                 META_FIELD: {"type": "object", "enabled": False},
+                **_LIFECYCLE_MAPPING,
             },
         },
     }
@@ -135,6 +146,8 @@ class QueryStore:
         def create(es: Any) -> None:
             if not es.indices.exists(index=name):
                 es.indices.create(index=name, body=body, ignore=400)  # 400: created meanwhile
+            else:  # made by an older beater: make sure the lifecycle fields are mapped
+                es.indices.put_mapping(index=name, body={"properties": _LIFECYCLE_MAPPING})
 
         await self.engine.run(create)
         self._known_indices.add(name)
@@ -193,10 +206,15 @@ class QueryStore:
         pindex = await self.ensure_percolator_index(index)
         await self._validate(pindex, dsl)
         await self._map_fields(index, query_fields(dsl))
+        now = _now_ms()
         doc = {
             QUERY_FIELD: dsl,
             SID_FIELD: sid,
-            META_FIELD: {"index": index, "query": canonical, "registered_at": time.time()},
+            META_FIELD: {"index": index, "query": canonical, "registered_at": now / 1000},
+            # Active from registration on: its subscriber is about to come.
+            ACTIVE_FIELD: True,
+            LAST_ACTIVE_FIELD: now,
+            IDLE_SINCE_FIELD: None,
         }
         # refresh=true: the query must take part in the very next percolation.
         await self.engine.run(lambda es: es.index(index=pindex, id=sid, body=doc, refresh="true"))
@@ -209,7 +227,7 @@ class QueryStore:
         def find(es: Any) -> dict[str, Any]:
             return es.search(
                 index=pattern,
-                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD], "size": 1},
+                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD, ACTIVE_FIELD], "size": 1},
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
@@ -218,8 +236,141 @@ class QueryStore:
         hits = resp.get("hits", {}).get("hits", [])
         if not hits:
             return None
-        meta = hits[0]["_source"][META_FIELD]
+        source = hits[0]["_source"]
+        if not source.get(ACTIVE_FIELD, True):
+            # Someone asks for it (a tailor resuming ?s=<sid>): percolate it again.
+            await self._update(hits[0]["_index"], sid, _active_doc(_now_ms()))
+        meta = source[META_FIELD]
         return {"sid": sid, "index": meta["index"], "query": meta["query"]}
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def _update(self, pindex: str, sid: str, doc: dict[str, Any]) -> None:
+        def update(es: Any) -> None:
+            es.update(index=pindex, id=sid, body={"doc": doc}, refresh="true", ignore=404)
+
+        await self.engine.run(update)
+
+    async def touch(self, sid: str) -> bool:
+        """Mark a query active now (a subscription appeared); False if unknown."""
+
+        def find(es: Any) -> dict[str, Any]:
+            return es.search(
+                index=self.prefix + "*",
+                body={"query": {"ids": {"values": [sid]}}, "_source": False, "size": 1},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+
+        hits = (await self.engine.run(find))["hits"]["hits"]
+        if not hits:
+            return False
+        await self._update(hits[0]["_index"], sid, _active_doc(_now_ms()))
+        return True
+
+    async def _scan(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every query document matching ``query``, with its seq_no for conditional writes."""
+        found: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "query": query,
+                "_source": False,
+                "seq_no_primary_term": True,
+                "size": 10_000,
+                "sort": [{SID_FIELD: "asc"}],
+            }
+            if after is not None:
+                body["search_after"] = after
+
+            def search(es: Any, body: dict[str, Any] = body) -> dict[str, Any]:
+                return es.search(
+                    index=self.prefix + "*", body=body, ignore_unavailable=True, allow_no_indices=True
+                )
+
+            hits = (await self.engine.run(search))["hits"]["hits"]
+            found.extend(hits)
+            if len(hits) < 10_000:
+                return found
+            after = hits[-1]["sort"]
+
+    async def _apply(self, hits: list[dict[str, Any]], action: str, doc: dict[str, Any] | None) -> int:
+        """Conditional bulk update/delete: a document changed since the scan is left alone.
+
+        That is what keeps several beaters consistent: a registration or
+        subscription that lands between our scan and our write bumps the
+        document's seq_no, so our write is refused as a conflict and skipped.
+        """
+        if not hits:
+            return 0
+        lines: list[dict[str, Any]] = []
+        for hit in hits:
+            meta = {
+                "_index": hit["_index"],
+                "_id": hit["_id"],
+                "if_seq_no": hit["_seq_no"],
+                "if_primary_term": hit["_primary_term"],
+            }
+            lines.append({action: meta})
+            if doc is not None:
+                lines.append({"doc": doc})
+
+        def bulk(es: Any) -> dict[str, Any]:
+            return es.bulk(body=lines, refresh="true")
+
+        resp = await self.engine.run(bulk)
+        done = 0
+        for item in resp.get("items", []):
+            result = next(iter(item.values()))
+            if 200 <= int(result.get("status", 500)) < 300:
+                done += 1
+        return done
+
+    async def deactivate_unsubscribed(self, subscribed: set[str], cutoff_ms: int, now_ms: int) -> int:
+        """Active queries without a subscriber, quiet since ``cutoff_ms``, stop being percolated."""
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {ACTIVE_FIELD: True}},
+                    {"range": {LAST_ACTIVE_FIELD: {"lt": cutoff_ms}}},
+                ],
+                "must_not": [{"ids": {"values": sorted(subscribed)}}] if subscribed else [],
+            }
+        }
+        return await self._apply(
+            await self._scan(query), "update", {ACTIVE_FIELD: False, IDLE_SINCE_FIELD: now_ms}
+        )
+
+    async def activate_subscribed(self, subscribed: set[str], now_ms: int) -> int:
+        """Inactive queries that have a subscriber again are percolated again."""
+        if not subscribed:
+            return 0
+        query = {
+            "bool": {
+                "filter": [{"term": {ACTIVE_FIELD: False}}, {"ids": {"values": sorted(subscribed)}}],
+            }
+        }
+        return await self._apply(await self._scan(query), "update", _active_doc(now_ms))
+
+    async def collect_idle(self, idle_before_ms: int) -> int:
+        """Delete queries inactive since before ``idle_before_ms``."""
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {ACTIVE_FIELD: False}},
+                    {"range": {IDLE_SINCE_FIELD: {"lt": idle_before_ms}}},
+                ]
+            }
+        }
+        return await self._apply(await self._scan(query), "delete", None)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _active_doc(now_ms: int) -> dict[str, Any]:
+    return {ACTIVE_FIELD: True, LAST_ACTIVE_FIELD: now_ms, IDLE_SINCE_FIELD: None}
 
 
 def is_invalid_query(exc: EngineRejected) -> bool:

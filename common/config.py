@@ -69,6 +69,8 @@ class Settings:
     retry_after: int = 2
     query_index_prefix: str = "estrom-queries-"
     percolate_mode: str = "auto"
+    query_grace: float = 600.0
+    query_sweep_interval: float = 30.0
     percolate_documents_min: int = 100
     log_level: str = "info"
     log_format: str = "text"
@@ -113,6 +115,8 @@ class Settings:
             retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
             query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
             percolate_mode=_str(env, "ESTROM_PERCOLATE_MODE", d.percolate_mode).lower(),
+            query_grace=_float(env, "ESTROM_QUERY_GRACE", d.query_grace, 0.0),
+            query_sweep_interval=_float(env, "ESTROM_QUERY_SWEEP_INTERVAL", d.query_sweep_interval, 0.05),
             percolate_documents_min=_int(env, "ESTROM_PERCOLATE_DOCUMENTS_MIN", d.percolate_documents_min, 1),
             log_level=_str(env, "ESTROM_LOG_LEVEL", d.log_level).lower(),
             log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),

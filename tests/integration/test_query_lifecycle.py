@@ -1,0 +1,150 @@
+"""Queries nobody listens to stop being percolated and are removed after the grace period."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, StartService
+from tests.http_client import engine_request, http, ingest
+from tests.wamp_client import WampClient
+
+pytestmark = pytest.mark.integration
+
+FAST = {"ESTROM_QUERY_GRACE": "1", "ESTROM_QUERY_SWEEP_INTERVAL": "0.2"}
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll observable state (the engine, an RPC, /metrics) until it holds, bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.05)
+
+
+def exists(wamp: WampClient, sid: str) -> bool:
+    """describe_query answers (True) or says no_such_query (False); anything else fails."""
+    try:
+        wamp.call("com.estrom.describe_query", sid)
+    except ApplicationError as err:
+        if err.error != "com.estrom.error.no_such_query":
+            raise
+        return False
+    return True
+
+
+def stored(engine: EngineHandle, index: str, sid: str) -> dict[str, Any] | None:
+    resp = http("GET", f"{engine.url}/estrom-queries-{index}/_doc/{sid}")
+    return resp.json()["_source"] if resp.status == 200 else None
+
+
+def metric(service: ServiceHandle, name: str) -> float:
+    for line in http("GET", service.url + "/metrics").body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
+    start_beater: StartService, router: RouterHandle, index: str, engine: EngineHandle
+) -> None:
+    beater = start_beater(**FAST)
+    listener = WampClient(router.url)
+    sid = listener.call("com.estrom.register_query", index, "kind:gc")
+    sink = listener.subscribe(f"docs-for-{sid}")
+    assert ingest(beater.url, index, {"kind": "gc", "marker": "one"}).json()["published"] == 1
+    sink.wait_for_marker("one")
+    listener.close()  # the last subscriber leaves
+
+    observer = WampClient(router.url)
+    wait_until(lambda: not exists(observer, sid), what="query removed")
+    assert stored(engine, index, sid) is None
+    assert ingest(beater.url, index, {"kind": "gc", "marker": "nobody"}).json()["published"] == 0
+    assert (
+        metric(beater, "estrom_beater_queries_collected_total")
+        + metric(beater, "estrom_beater_queries_deactivated_total")
+        >= 1
+    )
+
+    again = observer.call("com.estrom.register_query", index, "kind:gc")
+    assert again == sid
+    sink = observer.subscribe(f"docs-for-{sid}")
+    assert ingest(beater.url, index, {"kind": "gc", "marker": "two"}).json()["published"] == 1
+    assert [h["_source"]["marker"] for h in sink.wait_for_marker("two")] == ["two"]
+    observer.close()
+
+
+def test_subscribed_query_is_never_removed(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    beater = start_beater(**FAST)
+    sid = wamp.call("com.estrom.register_query", index, "kind:kept")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    before = metric(beater, "estrom_beater_lifecycle_sweeps_total")
+    wait_until(
+        lambda: metric(beater, "estrom_beater_lifecycle_sweeps_total") >= before + 10,
+        what="ten sweeps",
+    )
+    assert stored(engine, index, sid)["estrom_active"] is True
+    assert exists(wamp, sid)
+    assert ingest(beater.url, index, {"kind": "kept", "marker": "still"}).json()["published"] == 1
+    sink.wait_for_marker("still")
+
+
+def test_only_queries_with_subscribers_are_percolated(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.2")
+    heard = wamp.call("com.estrom.register_query", index, "kind:both")
+    unheard = wamp.call("com.estrom.register_query", index, "kind:both AND kind:both")
+    assert heard != unheard
+    wamp.subscribe(f"docs-for-{heard}")
+    wait_until(lambda: stored(engine, index, unheard)["estrom_active"] is False, what="unheard deactivated")
+    assert stored(engine, index, heard)["estrom_active"] is True
+    assert ingest(beater.url, index, {"kind": "both"}).json()["published"] == 1
+
+    # A subscriber arrives: the router announces it and the query is percolated again.
+    sink = wamp.subscribe(f"docs-for-{unheard}")
+    wait_until(lambda: stored(engine, index, unheard)["estrom_active"] is True, what="unheard reactivated")
+    assert ingest(beater.url, index, {"kind": "both", "marker": "m"}).json()["published"] == 2
+    sink.wait_for_marker("m")
+    # Not removed while inactive within the grace period: describe still answers.
+    assert exists(wamp, unheard)
+
+
+def test_two_beaters_collect_consistently_and_reregistration_wins(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    first = start_beater(**FAST)
+    second = start_beater(**FAST)
+    kept = [wamp.call("com.estrom.register_query", index, f"n:{i}") for i in range(5)]
+    dropped = [wamp.call("com.estrom.register_query", index, f"m:{i}") for i in range(5)]
+    for sid in kept:
+        wamp.subscribe(f"docs-for-{sid}")
+    wait_until(
+        lambda: all(stored(engine, index, s) is None for s in dropped), what="abandoned queries removed"
+    )
+    assert all(stored(engine, index, s)["estrom_active"] for s in kept)
+    assert metric(first, "estrom_beater_lifecycle_sweeps_total") >= 1
+    assert metric(second, "estrom_beater_lifecycle_sweeps_total") >= 1
+
+    # Re-register an abandoned query again and again while both beaters sweep:
+    # every registration that was acknowledged leaves it registered.
+    for _ in range(10):
+        sid = wamp.call("com.estrom.register_query", index, "m:0")
+        assert sid == dropped[0]
+        assert exists(wamp, sid)
+        wait_until(lambda sid=sid: stored(engine, index, sid) is None, what="removed again")
+    sid = wamp.call("com.estrom.register_query", index, "m:0")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert ingest(first.url, index, {"m": 0, "marker": "end"}).json()["published"] == 1
+    sink.wait_for_marker("end")
+    assert engine_request(engine.url, "GET", f"/estrom-queries-{index}/_count")["count"] == len(kept) + 1
