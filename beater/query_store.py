@@ -227,7 +227,7 @@ class QueryStore:
         def find(es: Any) -> dict[str, Any]:
             return es.search(
                 index=pattern,
-                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD, ACTIVE_FIELD], "size": 1},
+                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD], "size": 1},
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
@@ -236,11 +236,8 @@ class QueryStore:
         hits = resp.get("hits", {}).get("hits", [])
         if not hits:
             return None
-        source = hits[0]["_source"]
-        if not source.get(ACTIVE_FIELD, True):
-            # Someone asks for it (a tailor resuming ?s=<sid>): percolate it again.
-            await self._update(hits[0]["_index"], sid, _active_doc(_now_ms()))
-        meta = source[META_FIELD]
+        # A read: it does not keep a query alive (registering or subscribing does).
+        meta = hits[0]["_source"][META_FIELD]
         return {"sid": sid, "index": meta["index"], "query": meta["query"]}
 
     # --- lifecycle -------------------------------------------------------------------

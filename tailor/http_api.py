@@ -142,9 +142,14 @@ class TailorAPI:
             return str(sid), tail.index, tail.query
         found = await self._call(errors.DESCRIBE_QUERY, tail.sid)
         try:
-            return str(found["sid"]), str(found["index"]), normalize_query(found["query"])
+            index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
             raise self._unavailable(f"describe_query answered something unusable: {exc}") from None
+        # Registering the described query again (same sid: the stored query is
+        # canonical) marks it active before we subscribe, so a query idle for a
+        # while is percolated again from the first hit on.
+        sid = str(await self._call(errors.REGISTER_QUERY, index, query))
+        return sid, index, query
 
     async def docs(self, request: Request, rest: list[str]) -> None:
         try:
