@@ -10,7 +10,9 @@ listens (crossbar's subscription meta API), so every beater:
   active more than one interval ago, becomes inactive (no longer percolated)
   and idle since now; an inactive one with a subscriber becomes active; one
   idle for longer than ``grace`` is deleted (``describe_query`` then says
-  ``no_such_query``; registering it again brings it back, same sid).
+  ``no_such_query``; registering it again brings it back, same sid);
+  fields that appeared in a document index meanwhile are added to its
+  percolator index's mapping.
 
 All writes are conditional on the document's seq_no as scanned, so any
 number of beaters may sweep at once: the first write wins, the others
@@ -150,6 +152,7 @@ class QueryLifecycle:
         deactivated = await self.store.deactivate_unsubscribed(subscribed, cutoff, now_ms)
         activated = await self.store.activate_subscribed(subscribed, now_ms)
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
+        await self.store.sync_mappings()
         self.metrics.inc("queries_deactivated_total", deactivated)
         self.metrics.inc("queries_collected_total", collected)
         return SweepResult(len(subscribed), deactivated, activated, collected)

@@ -115,6 +115,28 @@ def _lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
+def _properties(es: Any, index: str) -> dict[str, Any]:
+    resp = es.indices.get_mapping(index=index, ignore_unavailable=True, allow_no_indices=True)
+    merged: dict[str, Any] = {}
+    for body in resp.values():
+        merged.update(body.get("mappings", {}).get("properties", {}))
+    return merged
+
+
+def leaf_fields(properties: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of the concrete fields of a mapping (nested objects are left out)."""
+    found: set[str] = set()
+    for name, mapping in properties.items():
+        path = prefix + name
+        if mapping.get("type") == "nested":
+            continue
+        if "properties" in mapping:
+            found |= leaf_fields(mapping["properties"], path + ".")
+        else:
+            found.add(path)
+    return found
+
+
 def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[str, Any]:
     """What to map ``name`` as in the percolator index."""
     known = _lookup(document_properties, name)
@@ -155,36 +177,48 @@ class QueryStore:
 
     async def _map_fields(self, index: str, fields: set[str]) -> None:
         """Add mappings for fields the percolator index does not know yet."""
-        if not fields:
-            return
+        if fields:
+            await self.engine.run(lambda es: self._add_missing(es, index, fields))
+
+    def _add_missing(self, es: Any, index: str, fields: set[str] | None) -> int:
+        """Map ``fields`` (None: every field of the document index) missing in the percolator index."""
         pindex = self.percolator_index(index)
+        have = _properties(es, pindex)
+        docs = _properties(es, index) if es.indices.exists(index=index) else {}
+        wanted = leaf_fields(docs) if fields is None else fields
+        missing = sorted(f for f in wanted if _lookup(have, f) is None)
+        if not missing:
+            return 0
+        props = {f: field_mapping_for(f, docs) for f in missing}
+        try:
+            es.indices.put_mapping(index=pindex, body={"properties": props})
+            return len(props)
+        except Exception:
+            # A field mapped meanwhile (by a percolated dynamic template or
+            # another beater) with another type: map the rest one by one.
+            added = 0
+            for name, mapping in props.items():
+                try:
+                    es.indices.put_mapping(index=pindex, body={"properties": {name: mapping}})
+                    added += 1
+                except Exception as exc:
+                    log.debug("mapping.skipped", field=name, error=str(exc))
+            return added
 
-        def mapping_of(es: Any, name: str) -> dict[str, Any]:
-            resp = es.indices.get_mapping(index=name, ignore_unavailable=True, allow_no_indices=True)
-            merged: dict[str, Any] = {}
-            for body in resp.values():
-                merged.update(body.get("mappings", {}).get("properties", {}))
-            return merged
+    async def sync_mappings(self) -> int:
+        """Bring fields that appeared in document indices into their percolator indices.
 
-        def update(es: Any) -> None:
-            have = mapping_of(es, pindex)
-            missing = {f for f in fields if _lookup(have, f) is None}
-            if not missing:
-                return
-            docs = mapping_of(es, index) if es.indices.exists(index=index) else {}
-            props = {f: field_mapping_for(f, docs) for f in sorted(missing)}
-            try:
-                es.indices.put_mapping(index=pindex, body={"properties": props})
-            except Exception:
-                # A field mapped meanwhile (by a percolated dynamic template or
-                # another beater) with another type: map the rest one by one.
-                for name, mapping in props.items():
-                    try:
-                        es.indices.put_mapping(index=pindex, body={"properties": {name: mapping}})
-                    except Exception as exc:
-                        log.debug("mapping.skipped", field=name, error=str(exc))
+        Run by every lifecycle sweep, so a field Logstash's documents add to
+        the index later has its real type in the percolator without a restart.
+        """
 
-        await self.engine.run(update)
+        def sync(es: Any) -> int:
+            names = es.indices.get_mapping(
+                index=self.prefix + "*", ignore_unavailable=True, allow_no_indices=True
+            )
+            return sum(self._add_missing(es, name[len(self.prefix) :], None) for name in names)
+
+        return await self.engine.run(sync)
 
     async def _validate(self, pindex: str, dsl: dict[str, Any]) -> None:
         """Refuse a query the engine cannot parse before anything is stored or mapped."""

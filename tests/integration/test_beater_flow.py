@@ -134,8 +134,18 @@ def test_mapping_of_existing_document_index_is_used(
         engine.url,
         "PUT",
         f"/{index}",
-        {"mappings": {"properties": {"bytes": {"type": "long"}, "host": {"type": "keyword"}}}},
+        {
+            "mappings": {
+                "properties": {
+                    "bytes": {"type": "long"},
+                    "host": {"type": "keyword"},
+                    "msg": {"type": "text"},
+                }
+            }
+        },
     )
+    text_sid = register(wamp, index, {"match": {"msg": "Disk FULL"}})
+    text_sink = wamp.subscribe(f"docs-for-{text_sid}")
     sid = register(wamp, index, "bytes:[9 TO 100] AND host:Web-1")
     sink = wamp.subscribe(f"docs-for-{sid}")
     docs = [
@@ -147,6 +157,14 @@ def test_mapping_of_existing_document_index_is_used(
     assert ingest(beater.url, index, docs).status == 200
     hits = sink.wait_for_marker("end")
     assert [h["_source"]["marker"] for h in hits] == ["num-in", "end"]
+    # A text field is analyzed: case and word order do not matter for match.
+    texts = [
+        {"msg": "the disk is full", "marker": "t1"},
+        {"msg": "FULL DISK", "marker": "t2"},
+        {"msg": "fine", "marker": "no"},
+    ]
+    assert ingest(beater.url, index, [*texts, {"msg": "disk", "marker": "end"}]).status == 200
+    assert [h["_source"]["marker"] for h in text_sink.wait_for_marker("end")] == ["t1", "t2", "end"]
 
 
 def test_register_then_ingest_at_once_is_not_lost(

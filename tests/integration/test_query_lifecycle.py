@@ -149,3 +149,26 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
     assert ingest(first.url, index, {"m": 0, "marker": "end"}).json()["published"] == 1
     sink.wait_for_marker("end")
     assert engine_request(engine.url, "GET", f"/estrom-queries-{index}/_count")["count"] == len(kept) + 1
+
+
+def test_fields_added_to_the_document_index_reach_the_percolator_without_restart(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.2")
+    engine_request(engine.url, "PUT", f"/{index}", {"mappings": {"properties": {"msg": {"type": "text"}}}})
+    wamp.call("com.estrom.register_query", index, "msg:hello")
+    # Later, the document index learns a numeric field (e.g. from Logstash's documents).
+    engine_request(engine.url, "PUT", f"/{index}/_mapping", {"properties": {"latency": {"type": "long"}}})
+
+    def percolator_type() -> str | None:
+        props = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")[
+            f"estrom-queries-{index}"
+        ]
+        return props["mappings"]["properties"].get("latency", {}).get("type")
+
+    assert wait_until(percolator_type, what="latency mapped in the percolator index") == "long"
+    sid = wamp.call("com.estrom.register_query", index, "latency:[100 TO 200]")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    docs = [{"latency": 1000, "marker": "lexically-between"}, {"latency": 150, "marker": "end"}]
+    assert ingest(beater.url, index, docs).json()["published"] == 1
+    assert [h["_source"]["marker"] for h in sink.wait_for_marker("end")] == ["end"]
