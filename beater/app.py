@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
@@ -18,8 +15,9 @@ from beater.publish import Publisher
 from beater.query_store import QueryStore
 from beater.rpc import QueryProcedures
 from common.config import Settings
-from common.engine import Engine, EngineUnavailable
+from common.engine import Engine
 from common.metrics import Metrics
+from common.service import listen_and_join
 from common.wamp import SessionHolder
 
 log = Logger()
@@ -43,12 +41,7 @@ class Beater:
     def __init__(self, settings: Settings, reactor: Any) -> None:
         self.settings = settings
         self.reactor = reactor
-        self.engine = Engine(
-            settings.engine_url,
-            timeout=settings.engine_timeout,
-            concurrency=settings.engine_concurrency,
-            reactor=reactor,
-        )
+        self.engine = Engine.from_settings(settings, reactor)
         self.store = QueryStore(self.engine, settings.query_index_prefix)
         self.percolator = Percolator(
             self.engine,
@@ -93,31 +86,8 @@ class Beater:
         await self.lifecycle.attach(session)
 
     async def start(self) -> None:
-        """Listen, connect to the router, check the engine; print the ready line."""
-        self.port = await serverFromString(self.reactor, self.settings.beater_listen).listen(self.api.site())
-        address = self.port.getHost()
-        joined = self.reactor_joined()
-        self.wamp.start(self.reactor)
-        try:
-            version = await self.engine.check()
-            log.info("engine.ok", version=".".join(map(str, version)))
-        except EngineUnavailable as exc:
-            log.warn("engine.unreachable", error=str(exc))
-        await joined
+        """Listen, join the router, check the engine, start sweeping; print the ready line."""
+        self.port = await listen_and_join(
+            "beater", self.reactor, self.settings.beater_listen, self.api.site(), self.wamp, self.engine
+        )
         self.lifecycle.start()
-        log.info("beater.listening", host=address.host, port=address.port)
-        ready = {"event": "ready", "service": "beater", "host": address.host, "port": address.port}
-        sys.stdout.write(json.dumps(ready) + "\n")
-        sys.stdout.flush()
-
-    def reactor_joined(self) -> Any:
-        from twisted.internet.defer import Deferred
-
-        d: Deferred[None] = Deferred()
-
-        def fire(_session: Any) -> None:
-            if not d.called:
-                d.callback(None)
-
-        self.wamp.when_joined(fire)
-        return d

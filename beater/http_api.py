@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
 
 from twisted.logger import Logger
 from twisted.web.http import Request
@@ -16,7 +15,7 @@ from beater.pipeline import IngestPipeline, QueueFull
 from beater.publish import PublishFailed
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.http import HTTPError, QuietSite, Routes, write_json, write_text
+from common.http import HTTPError, QuietSite, Routes, write_health, write_json, write_metrics
 from common.indices import index_name_problem
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
@@ -157,14 +156,7 @@ class BeaterAPI:
         write_json(request, 200, outcome.as_json())
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
-        engine_ok = await self.engine.ping()
-        router_ok = self.wamp.session is not None
-        body: dict[str, Any] = {
-            "status": "ok" if engine_ok and router_ok else "unavailable",
-            "engine": "ok" if engine_ok else "unreachable",
-            "router": "ok" if router_ok else "disconnected",
-        }
-        write_json(request, 200 if engine_ok and router_ok else 503, body)
+        await write_health(request, self.engine, self.wamp)
 
     async def metrics_page(self, request: Request, rest: list[str]) -> None:
-        write_text(request, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        write_metrics(request, self.metrics)

@@ -136,6 +136,16 @@ class Engine:
         self._pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", self.close)  # type: ignore[attr-defined]
 
+    @classmethod
+    def from_settings(cls, settings: Any, reactor: IReactorThreads) -> Engine:
+        """The engine client of a service, as its ``ESTROM_ENGINE_*`` settings say."""
+        return cls(
+            settings.engine_url,
+            timeout=settings.engine_timeout,
+            concurrency=settings.engine_concurrency,
+            reactor=reactor,
+        )
+
     def close(self) -> None:
         """Stop the thread pool (its threads would keep the process alive)."""
         if self._pool.started:

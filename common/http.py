@@ -136,3 +136,20 @@ class Routes(Resource):
 
         ensureDeferred(run())
         return NOT_DONE_YET
+
+
+async def write_health(request: Request, engine: Any, wamp: Any) -> None:
+    """``/healthz``: 200 when engine and router answer, else 503 naming the one that does not."""
+    engine_ok = await engine.ping()
+    router_ok = wamp.session is not None
+    body: dict[str, Any] = {
+        "status": "ok" if engine_ok and router_ok else "unavailable",
+        "engine": "ok" if engine_ok else "unreachable",
+        "router": "ok" if router_ok else "disconnected",
+    }
+    write_json(request, 200 if engine_ok and router_ok else 503, body)
+
+
+def write_metrics(request: Request, metrics: Any) -> None:
+    """``/metrics`` in Prometheus text format."""
+    write_text(request, 200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")

@@ -47,44 +47,52 @@ class LuceneSyntaxError(ValueError):
     """luqum could not parse the query; the engine may still accept it."""
 
 
-def _respell(query: str) -> str:
-    """``&&``/``||``/``!`` to ``AND``/``OR``/``NOT``, outside phrases and regexes."""
-    out: list[str] = []
-    segment: list[str] = []
+def segments(text: str, quotes: str = '"/') -> list[tuple[bool, str]]:
+    """Split a query string into (quoted, text) runs: phrases and regexes vs the rest.
+
+    Inside a phrase or regex every character is literal (escapes included);
+    outside, a backslash escapes the next character, so ``\\"`` opens nothing.
+    """
+    runs: list[tuple[bool, str]] = []
+    current: list[str] = []
     quote: str | None = None
     escaped = False
-
-    def flush() -> None:
-        text = "".join(segment)
-        out.append(_SYMBOLIC.sub(lambda m: {"&&": "AND", "||": "OR"}.get(m.group(0), "NOT "), text))
-        segment.clear()
-
-    for ch in query:
-        if quote:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = None
-            continue
+    for ch in text:
         if escaped:
-            segment.append(ch)
+            current.append(ch)
             escaped = False
             continue
         if ch == "\\":
-            segment.append(ch)
+            current.append(ch)
             escaped = True
             continue
-        if ch in '"/':
-            flush()
-            out.append(ch)
+        if quote is None and ch in quotes:
+            runs.append((False, "".join(current)))
+            current = [ch]
             quote = ch
-            continue
-        segment.append(ch)
-    flush()
-    return "".join(out)
+        elif quote is not None and ch == quote:
+            current.append(ch)
+            runs.append((True, "".join(current)))
+            current = []
+            quote = None
+        else:
+            current.append(ch)
+    runs.append((quote is not None, "".join(current)))
+    return [run for run in runs if run[1]]
+
+
+def _respell(query: str) -> str:
+    """``&&``/``||``/``!`` to ``AND``/``OR``/``NOT``, outside phrases and regexes."""
+    words = {"&&": "AND", "||": "OR"}
+    return "".join(
+        text if quoted else _SYMBOLIC.sub(lambda m: words.get(m.group(0), "NOT "), text)
+        for quoted, text in segments(query)
+    )
+
+
+def squeeze(query: str) -> str:
+    """Runs of whitespace to one space, except inside phrases and regexes."""
+    return "".join(text if quoted else re.sub(r"\s+", " ", text) for quoted, text in segments(query)).strip()
 
 
 def parse(query: str) -> tree.Item:

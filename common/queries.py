@@ -17,7 +17,7 @@ from typing import Any
 
 import farmhash
 
-from common.lucene import LuceneSyntaxError, canonical_lucene
+from common.lucene import LuceneSyntaxError, canonical_lucene, squeeze
 
 #: bool clause lists whose order cannot change what matches.
 _UNORDERED_BOOL = ("must", "filter", "should", "must_not")
@@ -75,38 +75,6 @@ def to_dsl(query: str | dict[str, Any]) -> dict[str, Any]:
     return query
 
 
-def _squeeze_outside_quotes(text: str) -> str:
-    """Collapse runs of whitespace, except inside double-quoted phrases."""
-    out: list[str] = []
-    in_quotes = False
-    escaped = False
-    pending_space = False
-    for ch in text.strip():
-        if in_quotes:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quotes = False
-            continue
-        if ch.isspace():
-            pending_space = True
-            continue
-        if pending_space and out:
-            out.append(" ")
-        pending_space = False
-        out.append(ch)
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == '"':
-            in_quotes = True
-    return "".join(out)
-
-
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -140,7 +108,7 @@ def canonicalize(query: str | dict[str, Any]) -> str | dict[str, Any]:
         try:
             return canonical_lucene(query)
         except LuceneSyntaxError:
-            return _squeeze_outside_quotes(query)
+            return squeeze(query)
     return canonical_dsl(query)
 
 

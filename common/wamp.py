@@ -13,6 +13,7 @@ from autobahn.twisted.component import Component
 from autobahn.twisted.wamp import Session
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 log = Logger()
@@ -73,6 +74,12 @@ class SessionHolder:
         self.component.on("leave", self._left)
         self.component.on("disconnect", self._disconnected)
         self._join_callbacks: list[Callable[[ISession], None]] = []
+
+    def next_join(self) -> Deferred[None]:
+        """A Deferred that fires after the next (re)join."""
+        d: Deferred[None] = Deferred()
+        self.when_joined(lambda _session: None if d.called else d.callback(None))
+        return d
 
     def when_joined(self, callback: Callable[[ISession], None]) -> None:
         """Call ``callback(session)`` after every (re)join, once set-up is done."""

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from common.config import Settings
-from common.engine import Engine, EngineUnavailable
+from common.engine import Engine
+from common.service import listen_and_join
 from common.wamp import SessionHolder
 from tailor.http_api import TailorAPI
 from tailor.subscriptions import SubscriptionHub
@@ -26,12 +23,7 @@ class Tailor:
     def __init__(self, settings: Settings, reactor: Any) -> None:
         self.settings = settings
         self.reactor = reactor
-        self.engine = Engine(
-            settings.engine_url,
-            timeout=settings.engine_timeout,
-            concurrency=settings.engine_concurrency,
-            reactor=reactor,
-        )
+        self.engine = Engine.from_settings(settings, reactor)
         self.wamp = SessionHolder(
             settings.router_url, settings.realm, authid=settings.tailor_authid, secret=settings.tailor_secret
         )
@@ -56,18 +48,6 @@ class Tailor:
 
     async def start(self) -> None:
         """Listen, join the router, check the engine; then print the ready line."""
-        self.port = await serverFromString(self.reactor, self.settings.tailor_listen).listen(self.api.site())
-        address = self.port.getHost()
-        joined: Deferred[None] = Deferred()
-        self.wamp.when_joined(lambda _session: None if joined.called else joined.callback(None))
-        self.wamp.start(self.reactor)
-        try:
-            version = await self.engine.check()
-            log.info("engine.ok", version=".".join(map(str, version)))
-        except EngineUnavailable as exc:
-            log.warn("engine.unreachable", error=str(exc))
-        await joined
-        log.info("tailor.listening", host=address.host, port=address.port)
-        ready = {"event": "ready", "service": "tailor", "host": address.host, "port": address.port}
-        sys.stdout.write(json.dumps(ready) + "\n")
-        sys.stdout.flush()
+        self.port = await listen_and_join(
+            "tailor", self.reactor, self.settings.tailor_listen, self.api.site(), self.wamp, self.engine
+        )

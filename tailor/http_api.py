@@ -19,7 +19,7 @@ from twisted.web.server import Site
 from common import errors
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.http import HTTPError, QuietSite, Routes, write_json, write_text
+from common.http import HTTPError, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
 from common.queries import InvalidQuery, normalize_query
 from common.wamp import RouterUnavailable, SessionHolder
@@ -233,14 +233,7 @@ class TailorAPI:
             stream.fail(error, reason)
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
-        engine_ok = await self.engine.ping()
-        router_ok = self.wamp.session is not None
-        body: dict[str, Any] = {
-            "status": "ok" if engine_ok and router_ok else "unavailable",
-            "engine": "ok" if engine_ok else "unreachable",
-            "router": "ok" if router_ok else "disconnected",
-        }
-        write_json(request, 200 if engine_ok and router_ok else 503, body)
+        await write_health(request, self.engine, self.wamp)
 
     async def metrics_page(self, request: Request, rest: list[str]) -> None:
-        write_text(request, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        write_metrics(request, self.metrics)

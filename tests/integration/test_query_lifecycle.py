@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,23 +9,12 @@ from autobahn.wamp.exception import ApplicationError
 
 from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, StartService
 from tests.http_client import engine_request, http, ingest
+from tests.waiting import wait_until
 from tests.wamp_client import WampClient
 
 pytestmark = pytest.mark.integration
 
 FAST = {"ESTROM_QUERY_GRACE": "1", "ESTROM_QUERY_SWEEP_INTERVAL": "0.2"}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll observable state (the engine, an RPC, /metrics) until it holds, bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
 
 
 def exists(wamp: WampClient, sid: str) -> bool:

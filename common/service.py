@@ -1,0 +1,82 @@
+"""Running a service process: settings, logging, reactor, clean exit codes.
+
+Shared by ``python -m beater`` and ``python -m tailor``: a bad setting or an
+unsupported engine ends the process at start-up with a message and exit
+code 2, never later.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import txaio
+from twisted.internet import task
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from common.config import ConfigError, Settings
+from common.engine import Engine, EngineUnavailable, UnsupportedEngine
+from common.logs import start_logging
+from common.wamp import SessionHolder
+
+log = Logger()
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+
+async def listen_and_join(
+    name: str, reactor: Any, listen: str, site: Site, wamp: SessionHolder, engine: Engine
+) -> IListeningPort:
+    """Listen, join the router and check the engine; print the ready line once joined.
+
+    The ready line (``{"event": "ready", ...}`` on stdout) is what the stack
+    command and the test fixtures wait for: the port is open and the WAMP
+    session is there. An unreachable engine is only a warning: it may come
+    later, and requests answer 503 meanwhile.
+    """
+    port = await serverFromString(reactor, listen).listen(site)
+    address = port.getHost()
+    joined = wamp.next_join()
+    wamp.start(reactor)
+    try:
+        version = await engine.check()
+        log.info("engine.ok", version=".".join(map(str, version)))
+    except EngineUnavailable as exc:
+        log.warn("engine.unreachable", error=str(exc))
+    await joined
+    log.info(f"{name}.listening", host=address.host, port=address.port)
+    ready = {"event": "ready", "service": name, "host": address.host, "port": address.port}
+    sys.stdout.write(json.dumps(ready) + "\n")
+    sys.stdout.flush()
+    return port
+
+
+def run_service(name: str, build: Callable[[Settings, Any], Service]) -> None:
+    """Build the service from the environment and run it until SIGTERM / Ctrl-C."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    start_logging(name, settings.log_level, settings.log_format)
+    txaio.use_twisted()
+    txaio.set_global_log_level("debug" if settings.log_level == "debug" else "warn")
+
+    async def run(reactor: Any) -> None:
+        service = build(settings, reactor)
+        try:
+            await service.start()
+        except UnsupportedEngine as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        await Deferred()  # run until the reactor stops
+
+    task.react(lambda reactor: ensureDeferred(run(reactor)))
