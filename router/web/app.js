@@ -116,6 +116,7 @@
   connection.onclose = function (reason, details) {
     state.session = null;
     state.subscription = null;
+    setLive(false);
     if (details && details.will_retry) {
       const secs = details.retry_delay ? " in " + details.retry_delay.toFixed(1) + " s" : "";
       setConn("retry", "reconnecting" + secs + "…");
@@ -139,6 +140,7 @@
     const resubscribe = opts && opts.resubscribe;
     const generation = ++state.generation;
     const session = state.session;
+    setLive(false);
     if (!resubscribe) {
       clearRows();
       resetStats();
@@ -158,6 +160,7 @@
           if (generation !== state.generation || session !== state.session) { session.unsubscribe(sub).catch(() => {}); return; }
           state.subscription = sub;
           setSid(sid);
+          setLive(true);
         });
       }
     ).catch((err) => {
@@ -384,6 +387,12 @@
   function curlLine(sid) {
     const base = (el.tailorUrl.value.trim() || "http://127.0.0.1:8082").replace(/\/+$/, "");
     return "curl -N '" + base + "/api/v0.1/docs?s=" + sid + "'";
+  }
+
+  // Whether hits of the current sid reach this page right now (false while resubscribing).
+  function setLive(live) {
+    el.sid.dataset.live = live ? "1" : "0";
+    el.sid.title = live ? "subscribed: hits arrive live" : "not subscribed right now (reconnecting…)";
   }
 
   function setSid(sid) {

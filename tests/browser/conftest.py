@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = ARTIFACTS / "browser"
+# Hits cross ingest, engine, router and a browser: allow them more than expect()'s 5 s.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +81,11 @@ class LiveView:
         return self.wait_sid()
 
     def wait_sid(self) -> str:
-        expect(self.page.locator("#sid")).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
-        return self.page.locator("#sid").inner_text()
+        """The sid, once the page is subscribed to its topic (hits published from now on arrive)."""
+        sid = self.page.locator("#sid")
+        expect(sid).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
+        expect(sid).to_have_attribute("data-live", "1")
+        return sid.inner_text()
 
     @property
     def rows(self):

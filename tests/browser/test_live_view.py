@@ -146,9 +146,10 @@ def test_reconnects_and_resubscribes_after_the_router_restarts(
 
         own.stop()
         expect(view.page.locator("#conn")).not_to_have_attribute("data-state", "open")
+        expect(view.page.locator("#sid")).to_have_attribute("data-live", "0")
         own.start()
         view.expect_connected(timeout=30_000)
-        assert view.wait_sid() == sid
+        assert view.wait_sid() == sid  # subscribed again (after retrying until the beater was back)
         # The beater rejoins on its own; retry the ingest until it has.
         for _ in range(100):
             if ingest(beater.url, index, [{"kind": "beat", "n": 2}]).status == 200:
