@@ -147,6 +147,9 @@ def service_env(engine_url: str, router_url: str, **overrides: str) -> dict[str,
             "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
             "ESTROM_TAILOR_LISTEN": "tcp:0:interface=127.0.0.1",
             "ESTROM_LOG_LEVEL": "debug",
+            # A test machine may be busy (2 cores, engine, router, browsers): a slow
+            # engine answer there is not the outage the 5 s default is meant for.
+            "ESTROM_ENGINE_TIMEOUT": "20",
             "ESTROM_BEATER_SECRET": ROUTER_SECRETS["ESTROM_BEATER_SECRET"],
             "ESTROM_TAILOR_SECRET": ROUTER_SECRETS["ESTROM_TAILOR_SECRET"],
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from tests.wamp_client import WampClient
 
 pytestmark = pytest.mark.integration
 
-FAST = {"ESTROM_QUERY_GRACE": "1", "ESTROM_QUERY_SWEEP_INTERVAL": "0.2"}
+# Short enough for a test, long enough for register-then-subscribe on a busy machine.
+FAST = {"ESTROM_QUERY_GRACE": "2", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
 
 
 def exists(wamp: WampClient, sid: str) -> bool:
@@ -29,8 +31,15 @@ def exists(wamp: WampClient, sid: str) -> bool:
 
 
 def stored(engine: EngineHandle, index: str, sid: str) -> dict[str, Any] | None:
-    resp = http("GET", f"{engine.url}/estrom-queries-{index}/_doc/{sid}")
-    return resp.json()["_source"] if resp.status == 200 else None
+    """The stored query as a search sees it (what percolation sees), or None."""
+    resp = http(
+        "POST",
+        f"{engine.url}/estrom-queries-{index}/_search",
+        json.dumps({"query": {"ids": {"values": [sid]}}}),
+        {"content-type": "application/json"},
+    )
+    hits = resp.json()["hits"]["hits"] if resp.status == 200 else []
+    return hits[0]["_source"] if hits else None
 
 
 def metric(service: ServiceHandle, name: str) -> float:
@@ -90,7 +99,7 @@ def test_subscribed_query_is_never_removed(
 def test_only_queries_with_subscribers_are_percolated(
     start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.2")
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5")
     heard = wamp.call("com.estrom.register_query", index, "kind:both")
     unheard = wamp.call("com.estrom.register_query", index, "kind:both AND kind:both")
     assert heard != unheard
@@ -113,10 +122,11 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
 ) -> None:
     first = start_beater(**FAST)
     second = start_beater(**FAST)
-    kept = [wamp.call("com.estrom.register_query", index, f"n:{i}") for i in range(5)]
+    kept = []
+    for i in range(5):
+        kept.append(wamp.call("com.estrom.register_query", index, f"n:{i}"))
+        wamp.subscribe(f"docs-for-{kept[-1]}")
     dropped = [wamp.call("com.estrom.register_query", index, f"m:{i}") for i in range(5)]
-    for sid in kept:
-        wamp.subscribe(f"docs-for-{sid}")
     wait_until(
         lambda: all(stored(engine, index, s) is None for s in dropped), what="abandoned queries removed"
     )
@@ -141,7 +151,7 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
 def test_fields_added_to_the_document_index_reach_the_percolator_without_restart(
     start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.2")
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5")
     engine_request(engine.url, "PUT", f"/{index}", {"mappings": {"properties": {"msg": {"type": "text"}}}})
     wamp.call("com.estrom.register_query", index, "msg:hello")
     # Later, the document index learns a numeric field (e.g. from Logstash's documents).
