@@ -1,0 +1,3 @@
+from estrom_cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Argument parsing for ``estrom tail | post | queries``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+
+from estrom_cli._http import CliError, say
+from estrom_cli.post import run_post
+from estrom_cli.queries import run_queries
+from estrom_cli.tail import run_tail, stdout_wants_color
+
+DEFAULT_TAILOR = "http://127.0.0.1:8082"
+DEFAULT_BEATER = "http://127.0.0.1:8081"
+DEFAULT_ENGINE = "http://127.0.0.1:9200"
+DEFAULT_ROUTER = "ws://127.0.0.1:8080/ws"
+
+TAIL_EXAMPLES = """\
+examples:
+  estrom tail -i logs 'level:error'                  follow errors in index logs
+  estrom tail -i logs -n 20 'service:api'            the last 20 stored matches, then live ones
+  estrom tail -i logs --json 'level:error' | jq .    raw hits, one JSON object per line
+  estrom tail -i logs --fields host,level 'boom'     choose the columns
+  estrom tail -i logs --limit 5 '{"match": {"level": "error"}}'
+  estrom tail --sid 3f2a9c0d1e4b5a67                 a query registered elsewhere
+
+Ends with exit code 0 on Ctrl-C or when the stream ends (--limit); 1 when the
+tailor cannot be reached or refuses the query (its reason is printed).
+"""
+
+POST_EXAMPLES = """\
+examples:
+  estrom post logs events.ndjson                     one JSON object per line
+  estrom post logs events.json                       a JSON array of objects
+  generate-events | estrom post logs -               from standard input
+  estrom post logs big.ndjson --batch 1000 --token "$ESTROM_INGEST_TOKEN"
+
+Prints the totals (accepted, published, rejected with their line or item
+number). 429 and 503 are retried after Retry-After with exponential back-off
+(1 s doubling to 64 s), as Logstash's http output does.
+"""
+
+QUERIES_EXAMPLES = """\
+examples:
+  estrom queries                                     every registered query
+  estrom queries -i logs --json                      one JSON object per query
+  ESTROM_ADMIN_SECRET=... estrom queries             with subscriber counts
+
+Subscriber counts come from the router's meta API, which needs a login
+(--authid/--secret; the admin principal, or the beater's). Match counts are
+not shown: estrom keeps no per-query match counter.
+"""
+
+
+def _env(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name) or default
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="estrom", description="Live, filtered tail for JSON document streams: tail, post, list queries."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,post,queries}")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    tail = sub.add_parser(
+        "tail", help="follow the documents matching a query", epilog=TAIL_EXAMPLES, formatter_class=raw
+    )
+    tail.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
+    tail.add_argument("-i", "--index", help="the document index to follow")
+    tail.add_argument("-s", "--sid", help="follow a registered query by its sid instead of -i/QUERY")
+    tail.add_argument(
+        "-n", type=int, default=0, metavar="K", help="first the last K stored matches (backfill)"
+    )
+    tail.add_argument("--limit", type=int, default=0, help="end after this many hits")
+    tail.add_argument("--json", action="store_true", help="print each hit as one JSON line (NDJSON)")
+    tail.add_argument("--fields", help="comma-separated fields to show (dotted paths allowed)")
+    tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    tail.add_argument("-q", "--quiet", action="store_true", help="no 'following <sid>' line on stderr")
+    tail.add_argument(
+        "--tailor",
+        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
+        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
+    )
+
+    post = sub.add_parser(
+        "post", help="send NDJSON or a JSON array to the beater", epilog=POST_EXAMPLES, formatter_class=raw
+    )
+    post.add_argument("index", help="the document index to ingest into")
+    post.add_argument(
+        "file", nargs="?", default="-", help="NDJSON or JSON array file; - (default) reads stdin"
+    )
+    post.add_argument("--batch", type=int, default=500, help="documents per request (default %(default)s)")
+    post.add_argument(
+        "--max-retries", type=int, default=20, help="retries per batch on 429/503 (default %(default)s)"
+    )
+    post.add_argument(
+        "--beater",
+        default=_env(env, "ESTROM_BEATER_URL", DEFAULT_BEATER),
+        help="beater base URL (env ESTROM_BEATER_URL; default %(default)s)",
+    )
+    post.add_argument(
+        "--token", default=env.get("ESTROM_INGEST_TOKEN", ""), help="ingest token (env ESTROM_INGEST_TOKEN)"
+    )
+
+    queries = sub.add_parser(
+        "queries",
+        help="list registered queries and their subscribers",
+        epilog=QUERIES_EXAMPLES,
+        formatter_class=raw,
+    )
+    queries.add_argument("-i", "--index", help="only the queries of this index")
+    queries.add_argument("--json", action="store_true", help="one JSON object per query")
+    queries.add_argument(
+        "--engine",
+        default=_env(env, "ESTROM_ENGINE_URL", DEFAULT_ENGINE),
+        help="Elasticsearch URL (env ESTROM_ENGINE_URL; default %(default)s)",
+    )
+    queries.add_argument(
+        "--prefix",
+        default=_env(env, "ESTROM_QUERY_INDEX_PREFIX", "estrom-queries-"),
+        help="percolator index prefix (env ESTROM_QUERY_INDEX_PREFIX; default %(default)s)",
+    )
+    queries.add_argument(
+        "--router",
+        default=_env(env, "ESTROM_ROUTER_URL", DEFAULT_ROUTER),
+        help="router WebSocket URL (env ESTROM_ROUTER_URL; default %(default)s)",
+    )
+    queries.add_argument("--realm", default=_env(env, "ESTROM_REALM", "estrom"))
+    queries.add_argument("--authid", default="admin", help="WAMP-CRA authid for the meta API (default admin)")
+    queries.add_argument(
+        "--secret",
+        default=env.get("ESTROM_ADMIN_SECRET", ""),
+        help="WAMP-CRA secret of --authid (env ESTROM_ADMIN_SECRET); without it no subscriber counts",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "tail":
+            if args.sid and (args.index or args.query):
+                parser.error("tail: give either --sid or -i INDEX QUERY, not both")
+            if not args.sid and not (args.index and args.query):
+                parser.error("tail: needs -i INDEX and a QUERY (or --sid SID)")
+            fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
+            return run_tail(
+                args.tailor,
+                args.index,
+                args.query,
+                args.sid,
+                as_json=args.json,
+                fields=fields,
+                backfill=args.n,
+                limit=args.limit,
+                color=stdout_wants_color(args.color),
+                quiet=args.quiet,
+                out=sys.stdout,
+            )
+        if args.command == "post":
+            if args.batch < 1:
+                parser.error("post: --batch must be at least 1")
+            return run_post(
+                args.beater,
+                args.index,
+                args.file,
+                batch_size=args.batch,
+                token=args.token,
+                max_retries=args.max_retries,
+                out=sys.stdout,
+            )
+        return run_queries(
+            args.engine,
+            args.prefix,
+            args.index,
+            args.router,
+            args.realm,
+            args.authid,
+            args.secret,
+            as_json=args.json,
+            out=sys.stdout,
+        )
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        # The reader (head, less) went away: as quiet as any Unix filter.
+        sys.stderr.close()
+        return 0
+    except CliError as exc:
+        say(str(exc))
+        return 1

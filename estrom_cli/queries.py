@@ -1,0 +1,161 @@
+"""``estrom queries``: the registered queries, with their subscribers.
+
+Queries live in Elasticsearch (``<prefix><index>``, document id = sid). How
+many subscribe to each comes from the router's meta API
+(``wamp.subscription.lookup`` / ``count_subscribers`` on ``docs-for-<sid>``),
+which anonymous sessions may not call: it needs a principal that may, the
+``admin`` one (``ESTROM_ADMIN_SECRET``) or the beater's. Without a secret the
+column shows ``-``. Match counts are not shown: estrom keeps no per-query
+counter (the beater's ``/metrics`` has only the total of deliveries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from typing import Any, TextIO
+
+from estrom_cli._http import CliError, connect, error_reason
+
+QUERY_SIZE = 10_000
+ROUTER_TIMEOUT = 15.0
+
+
+def stored_queries(
+    engine: str, prefix: str, index: str | None, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """``{"sid", "index", "query", "active", "registered_at"}`` of every stored query, oldest first."""
+    pattern = prefix + (index if index else "*")
+    params = urllib.parse.urlencode({"ignore_unavailable": "true", "allow_no_indices": "true"})
+    body = {
+        "size": QUERY_SIZE,
+        "_source": ["estrom_meta", "estrom_active"],
+        "query": {"match_all": {}},
+        "sort": [{"estrom_meta.registered_at": {"order": "asc", "unmapped_type": "double"}}],
+    }
+    conn, base = connect(engine, timeout)
+    try:
+        conn.request(
+            "POST",
+            f"{base}/{urllib.parse.quote(pattern)}/_search?{params}",
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        raw = response.read()
+    except OSError as exc:
+        raise CliError(f"cannot reach Elasticsearch at {engine}: {exc}") from None
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise CliError(f"Elasticsearch refused the search: {error_reason(response.status, raw)}")
+    out = []
+    for hit in json.loads(raw)["hits"]["hits"]:
+        source = hit.get("_source", {})
+        meta = source.get("estrom_meta", {})
+        out.append(
+            {
+                "sid": hit["_id"],
+                "index": meta.get("index", hit["_index"][len(prefix) :]),
+                "query": meta.get("query"),
+                "active": source.get("estrom_active", True),
+                "registered_at": meta.get("registered_at"),
+            }
+        )
+    return out
+
+
+def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: list[str]) -> dict[str, int]:
+    """Subscribers of ``docs-for-<sid>`` per sid, from the router's meta API (WAMP-CRA session)."""
+    import txaio
+
+    txaio.use_asyncio()
+    from autobahn.asyncio.component import Component
+
+    async def ask() -> dict[str, int]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, int]] = loop.create_future()
+        component = Component(
+            transports=[{"type": "websocket", "url": router, "max_retries": 0, "serializers": ["json"]}],
+            realm=realm,
+            authentication={"wampcra": {"authid": authid, "secret": secret}},
+        )
+
+        async def on_join(session: Any, _details: Any) -> None:
+            counts: dict[str, int] = {}
+            try:
+                for sid in sids:
+                    sub = await session.call("wamp.subscription.lookup", f"docs-for-{sid}")
+                    counts[sid] = (
+                        0
+                        if sub is None
+                        else int(await session.call("wamp.subscription.count_subscribers", sub))
+                    )
+            except Exception as exc:
+                if not answer.done():
+                    answer.set_exception(CliError(f"the router's meta API refused: {exc}"))
+            else:
+                if not answer.done():
+                    answer.set_result(counts)
+            await session.leave()
+
+        def on_leave(_session: Any, details: Any) -> None:
+            if not answer.done():
+                answer.set_exception(CliError(f"the router refused {authid!r}: {details.reason}"))
+
+        component.on("join", on_join)
+        component.on("leave", on_leave)
+        done = component.start(loop)
+        done.add_done_callback(
+            lambda f: (
+                answer.done()
+                or answer.set_exception(CliError(f"cannot reach the router at {router}: {f.exception()}"))
+            )
+        )
+        try:
+            return await asyncio.wait_for(answer, ROUTER_TIMEOUT)
+        except TimeoutError:
+            raise CliError(f"the router at {router} did not answer within {ROUTER_TIMEOUT:g} s") from None
+        finally:
+            component.stop()
+
+    return asyncio.run(ask())
+
+
+def run_queries(
+    engine: str,
+    prefix: str,
+    index: str | None,
+    router: str,
+    realm: str,
+    authid: str,
+    secret: str,
+    *,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    queries = stored_queries(engine, prefix, index)
+    counts: dict[str, int] | None = None
+    if secret and queries:
+        counts = subscriber_counts(router, realm, authid, secret, [q["sid"] for q in queries])
+    for q in queries:
+        q["subscribers"] = counts.get(q["sid"]) if counts is not None else None
+    if as_json:
+        for q in queries:
+            out.write(json.dumps(q) + "\n")
+        return 0
+    notes = ["matches: not counted (estrom keeps no per-query match counter)"]
+    if counts is None and queries:
+        notes.insert(0, "subscribers: '-' = unknown; pass --secret (the router's meta API needs a login)")
+    out.write(f"# {len(queries)} queries; " + "; ".join(notes) + "\n")
+    rows = [("SID", "INDEX", "ACTIVE", "SUBSCRIBERS", "QUERY")]
+    for q in queries:
+        subs = "-" if q["subscribers"] is None else str(q["subscribers"])
+        query = q["query"] if isinstance(q["query"], str) else json.dumps(q["query"], separators=(",", ":"))
+        rows.append((q["sid"], q["index"], "yes" if q["active"] else "no", subs, query))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] + "\n")
+    out.flush()
+    return 0

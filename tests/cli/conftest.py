@@ -1,0 +1,121 @@
+"""The ``estrom`` command run as a subprocess against the real stack.
+
+``cli_tailor`` is this directory's own session tailor (the one in
+``tests/tailor/conftest.py`` is scoped to that directory); ``Cli`` runs
+``python -m estrom_cli`` and hands its stdout and stderr lines to the test
+as they are written, waited on with bounded timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.router import REPO
+from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, service_env, start_service
+
+
+@pytest.fixture(scope="session")
+def cli_tailor(
+    workdir: Path, engine: EngineHandle, router: RouterHandle, beater: ServiceHandle
+) -> Iterator[ServiceHandle]:
+    handle = start_service(workdir, "tailor", service_env(engine.url, router.url))
+    yield handle
+    handle.stop()
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
+    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}, **extra)
+    return env
+
+
+class Cli:
+    """One running ``estrom`` command; its output lines arrive on queues."""
+
+    def __init__(self, *args: str, stdin: bytes | None = None, **env: str) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "estrom_cli", *args],
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env=cli_env(**env),
+        )
+        self.stdout: queue.Queue[str | None] = queue.Queue()
+        self.stderr: queue.Queue[str | None] = queue.Queue()
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        for stream, sink in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr)):
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
+
+    @staticmethod
+    def _pump(stream, sink: queue.Queue[str | None]) -> None:
+        for raw in stream:
+            sink.put(raw.decode().rstrip("\n"))
+        sink.put(None)
+
+    def _next(self, sink: queue.Queue[str | None], seen: list[str], timeout: float) -> str:
+        try:
+            line = sink.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"estrom {self.args}: no line within {timeout}s; so far {seen!r}") from None
+        if line is None:
+            sink.put(None)
+            raise AssertionError(
+                f"estrom {self.args}: output ended; so far {seen!r}; stderr {self.err_lines!r}"
+            )
+        seen.append(line)
+        return line
+
+    def line(self, timeout: float = 20.0) -> str:
+        return self._next(self.stdout, self.out_lines, timeout)
+
+    def err_line(self, timeout: float = 20.0) -> str:
+        return self._next(self.stderr, self.err_lines, timeout)
+
+    def wait_err(self, needle: str, timeout: float = 20.0) -> str:
+        while True:
+            line = self.err_line(timeout)
+            if needle in line:
+                return line
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for sink, seen in ((self.stdout, self.out_lines), (self.stderr, self.err_lines)):
+            while (line := sink.get(timeout=timeout)) is not None:
+                seen.append(line)
+            sink.put(None)
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cli() -> Iterator[type[Cli]]:
+    """``cli("tail", ...)`` starts a command; every command still running is killed after the test."""
+    started: list[Cli] = []
+
+    def start(*args: str, stdin: bytes | None = None, **env: str) -> Cli:
+        c = Cli(*args, stdin=stdin, **env)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
