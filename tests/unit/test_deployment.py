@@ -1,0 +1,197 @@
+"""docker-compose.yml, the Dockerfile and the Logstash pipeline, checked against the code.
+
+No Docker engine runs here; these tests read the files and hold them to what
+the code reads and runs: commands that exist, ports and variable names that
+``Settings.from_env`` and the router config use, the paths the image copies.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from common.config import Settings
+from devstack.router import REPO, ROUTER_DIR, SECRET_VARS, router_process
+from devstack.stack import service_process
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+PIPELINE = (REPO / "deploy/logstash/pipeline/estrom.conf").read_text()
+ROUTER_CONFIG = json.loads((ROUTER_DIR / "config.json").read_text())
+#: Registry host names never appear: only short image names (elasticsearch:7.17.29).
+REGISTRY_HOST = re.compile(r"\b[\w-]+\.(io|com|org|net|dev)/")
+
+
+class _Recording(dict):
+    """An environment that remembers every name asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def settings_variables() -> set[str]:
+    env = _Recording()
+    Settings.from_env(env)
+    return env.asked
+
+
+def _port(endpoint: str) -> int:
+    """``tcp:8081:interface=...`` -> 8081."""
+    return int(endpoint.split(":")[1])
+
+
+def _container_ports(service: dict[str, Any]) -> set[int]:
+    return {int(str(p).rsplit(":", 1)[1]) for p in service.get("ports", [])}
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    return dict(env) if isinstance(env, dict) else dict(item.split("=", 1) for item in env)
+
+
+def _router_port() -> int:
+    return ROUTER_CONFIG["workers"][0]["transports"][0]["endpoint"]["port"]
+
+
+def _dockerfile_command(instruction: str) -> list[str]:
+    line = next(line for line in DOCKERFILE.splitlines() if line.startswith(instruction + " "))
+    return json.loads(line[len(instruction) + 1 :])
+
+
+def test_service_commands_are_the_local_stacks_entry_points(tmp_path: Path) -> None:
+    for name in ("beater", "tailor"):
+        local = service_process(name, name, {}, tmp_path, 0).argv
+        assert local[0] == sys.executable
+        assert SERVICES[name]["command"] == ["python", *local[1:]]
+        assert importlib.util.find_spec(f"{name}.__main__") is not None
+    local_router = router_process(
+        tmp_path / "router", host="127.0.0.1", port=1, log_path=tmp_path / "r.log"
+    ).argv
+    assert Path(local_router[0]).name == "crossbar"
+    command = SERVICES["router"]["command"]
+    assert command[:4] == ["crossbar", *local_router[1:3], "/app/router"]
+    # The image's default command is one of them too.
+    assert _dockerfile_command("CMD") == SERVICES["beater"]["command"]
+
+
+def test_the_image_has_what_the_commands_need() -> None:
+    assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, re.M)
+    # The router's config directory is the one crossbar is pointed at, with its pinned venv.
+    assert "COPY router /app/router" in DOCKERFILE
+    assert "pip install -r /app/router/requirements.txt" in DOCKERFILE
+    assert any(
+        line.startswith("crossbar==") for line in (ROUTER_DIR / "requirements.txt").read_text().splitlines()
+    )
+    assert "/opt/venv-router/bin" in DOCKERFILE
+    assert "/opt/venv/bin" in DOCKERFILE
+    # Every package the project installs is copied into the image.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    packages = json.loads(re.search(r"^packages = (\[.*\])$", pyproject, re.M).group(1))
+    for package in packages:
+        assert f"COPY {package} /app/{package}" in DOCKERFILE
+    # The page's static paths resolve under the copied config dir.
+    for transport in ROUTER_CONFIG["workers"][0]["transports"]:
+        for path in transport["paths"].values():
+            if path["type"] == "static":
+                assert (ROUTER_DIR / path["directory"]).parent.exists()
+    assert "/app/router/node_modules" in DOCKERFILE
+
+
+def test_ports_match_the_code() -> None:
+    defaults = Settings()
+    assert _container_ports(SERVICES["router"]) == {_router_port()}
+    assert _container_ports(SERVICES["beater"]) == {_port(defaults.beater_listen)}
+    assert _container_ports(SERVICES["tailor"]) == {_port(defaults.tailor_listen)}
+    assert _container_ports(SERVICES["elasticsearch"]) == {int(defaults.engine_url.rsplit(":", 1)[1])}
+    for name, setting in (("beater", "ESTROM_BEATER_LISTEN"), ("tailor", "ESTROM_TAILOR_LISTEN")):
+        listen = _environment(SERVICES[name])[setting]
+        assert _port(listen) in _container_ports(SERVICES[name])
+        assert "interface=0.0.0.0" in listen
+        assert f"{setting}=tcp:{_port(listen)}:interface=0.0.0.0" in DOCKERFILE
+    service_env = _environment(SERVICES["beater"])
+    assert service_env["ESTROM_ROUTER_URL"] == f"ws://router:{_router_port()}/ws"
+    assert service_env["ESTROM_ENGINE_URL"].endswith("http://elasticsearch:9200}")
+
+
+def test_environment_names_are_the_ones_the_code_reads() -> None:
+    read = settings_variables()
+    assert "ESTROM_ENGINE_URL" in read  # the recording works
+    for name in ("beater", "tailor"):
+        for variable in _environment(SERVICES[name]):
+            assert variable in read, f"{name}: {variable} is not read by Settings.from_env"
+    # The router gets exactly the secrets its config names.
+    named = set(re.findall(r"\$\{(ESTROM_\w+)\}", (ROUTER_DIR / "config.json").read_text()))
+    assert named <= set(SECRET_VARS)
+    assert set(_environment(SERVICES["router"])) == named
+    assert "ESTROM_BEATER_SECRET" in _environment(SERVICES["beater"])
+    assert "ESTROM_TAILOR_SECRET" in _environment(SERVICES["tailor"])
+
+
+def test_health_checks_and_start_order() -> None:
+    for name, port in (("beater", 8081), ("tailor", 8082)):
+        check = " ".join(SERVICES[name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/healthz" in check
+    assert f":{_router_port()}/" in " ".join(SERVICES["router"]["healthcheck"]["test"])
+    assert "_cluster/health" in " ".join(SERVICES["elasticsearch"]["healthcheck"]["test"])
+    for name, needs in (("beater", {"elasticsearch", "router"}), ("tailor", {"elasticsearch", "router"})):
+        depends = SERVICES[name]["depends_on"]
+        assert needs <= set(depends)
+        assert all(d["condition"] == "service_healthy" for d in depends.values())
+
+
+def test_images_and_profiles() -> None:
+    assert SERVICES["elasticsearch"]["image"] == "elasticsearch:7.17.29"
+    assert SERVICES["elasticsearch"]["environment"]["xpack.security.enabled"] == "false"
+    assert SERVICES["elasticsearch"]["environment"]["discovery.type"] == "single-node"
+    assert SERVICES["logstash"]["image"] == "logstash:7.17.29"
+    assert SERVICES["logstash"]["profiles"] == ["demo"]
+    assert all("profiles" not in s for n, s in SERVICES.items() if n != "logstash")
+    mounted = SERVICES["logstash"]["volumes"][0].split(":")[0]
+    assert (REPO / mounted / "estrom.conf").exists()
+    for text in ((REPO / "docker-compose.yml").read_text(), DOCKERFILE):
+        assert not REGISTRY_HOST.search(text)
+
+
+def _plugin_settings(section: str, plugin: str) -> dict[str, str]:
+    """The ``key => value`` lines of the first ``plugin { ... }`` inside ``section { ... }``."""
+    body = PIPELINE.split(f"\n{section} {{", 1)[1]
+    block = body.split(f"\n  {plugin} {{", 1)[1].split("\n  }", 1)[0]
+    settings = {}
+    for line in block.splitlines():
+        key, sep, value = line.strip().partition(" => ")
+        if sep and not key.startswith("#"):
+            settings[key] = value
+    return settings
+
+
+def test_logstash_http_output_follows_the_ingest_contract() -> None:
+    http = _plugin_settings("output", "http")
+    url = shlex.split(http["url"])[0]
+    assert re.fullmatch(r"http://beater:8081/api/v0\.1/ingest/[a-z0-9][a-z0-9._-]*", url)
+    assert shlex.split(http["http_method"]) == ["post"]
+    assert shlex.split(http["format"]) == ["json_batch"]
+    assert shlex.split(http["content_type"]) == ["application/json"]
+    es = _plugin_settings("output", "elasticsearch")
+    assert "http://elasticsearch:9200" in es["hosts"]
+    # The same index in both outputs: backfill (n=) reads what the tail follows.
+    assert shlex.split(es["index"])[0] == url.rsplit("/", 1)[1]
+    assert "generator {" in PIPELINE
+
+
+@pytest.mark.parametrize("variable", ["ESTROM_TAILOR_URL", "ESTROM_BEATER_URL"])
+def test_cli_variables_are_documented(variable: str) -> None:
+    assert f"`{variable}`" in (REPO / "README.md").read_text()
