@@ -11,7 +11,7 @@ from twisted.web.server import Request as ServerRequest
 from twisted.web.server import Site
 
 from beater.ingest_body import UnreadableBody, parse_ingest_body
-from beater.pipeline import IngestPipeline, QueueFull
+from beater.pipeline import IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
@@ -137,6 +137,9 @@ class BeaterAPI:
             raise self._unavailable("not connected to the router; retry later")
         try:
             outcome = await self.pipeline.submit(index, body.docs, body.rejected)
+        except RequestTooLarge as exc:
+            self.metrics.inc("ingest_requests_total", outcome="too_large")
+            raise HTTPError(413, "too_many_documents", str(exc)) from None
         except QueueFull as exc:
             self.metrics.inc("ingest_requests_total", outcome="queue_full")
             raise HTTPError(

@@ -34,6 +34,10 @@ class QueueFull(Exception):
     """More documents waiting than ``queue_max_docs`` (HTTP 429)."""
 
 
+class RequestTooLarge(Exception):
+    """One request holds more documents than the whole queue: retrying cannot help (HTTP 413)."""
+
+
 class PercolateFn(Protocol):
     def __call__(self, index: str, docs: list[dict[str, Any]]) -> Awaitable[PercolateResult]: ...
 
@@ -125,6 +129,11 @@ class IngestPipeline:
         self, index: str, docs: list[tuple[int, dict[str, Any]]], rejected: list[dict[str, Any]]
     ) -> Deferred[IngestOutcome]:
         """Queue one request's documents; the Deferred fires when all are published."""
+        if len(docs) > self.max_queued:
+            raise RequestTooLarge(
+                f"{len(docs)} documents in one request, more than the queue holds ({self.max_queued}): "
+                "send smaller batches"
+            )
         if self.queued + len(docs) > self.max_queued:
             raise QueueFull(f"{self.queued} documents waiting, limit {self.max_queued}")
         ticket = _Ticket(remaining=len(docs), accepted=len(docs), rejected=list(rejected))

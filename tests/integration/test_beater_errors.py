@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -245,14 +246,43 @@ def test_body_over_the_limit_is_413(start_beater: StartService, wamp: WampClient
     assert markers(fence(small.url, index, sink)) == ["fence"]
 
 
-def test_full_queue_is_429_with_retry_after(start_beater: StartService, wamp: WampClient, index: str) -> None:
-    tiny = start_beater(ESTROM_QUEUE_MAX_DOCS="10")
-    sink = watch_all(wamp, index)
-    resp = ingest(tiny.url, index, [{"kind": "x", "marker": f"m{i}"} for i in range(11)])
-    assert resp.status == 429
-    assert int(resp.headers["retry-after"]) >= 1
-    assert resp.json()["error"] == "queue_full"
-    assert markers(fence(tiny.url, index, sink)) == ["fence"]
+def test_full_queue_is_429_with_retry_after(
+    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    host, port = engine.url.split("//")[1].split(":")
+    proxy = TCPProxy(host, int(port))
+    try:
+        tiny = start_beater(engine_url=proxy.url, ESTROM_QUEUE_MAX_DOCS="10", ESTROM_ENGINE_TIMEOUT="30")
+        sink = watch_all(wamp, index)
+        # A wedged engine holds the first request's documents in the queue...
+        proxy.hang()
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(
+                ingest, tiny.url, index, [{"kind": "x", "marker": f"held{i}"} for i in range(8)]
+            )
+            wait_until(lambda: metric(tiny, "estrom_beater_queue_documents") == 8, what="8 documents queued")
+            # ...so the next one does not fit: 429, come back later.
+            resp = ingest(tiny.url, index, [{"kind": "x", "marker": f"m{i}"} for i in range(3)])
+            assert resp.status == 429
+            assert int(resp.headers["retry-after"]) >= 1
+            assert resp.json()["error"] == "queue_full"
+            proxy.restore()
+            assert held.result(timeout=60).status in (200, 503)
+        # A request larger than the whole queue would never fit: 413, not 429 forever.
+        too_big = ingest(tiny.url, index, [{"kind": "x", "marker": f"b{i}"} for i in range(11)])
+        assert too_big.status == 413
+        assert too_big.json()["error"] == "too_many_documents"
+        hits = fence(tiny.url, index, sink)
+        assert not [m for m in markers(hits) if m.startswith(("m", "b"))]
+    finally:
+        proxy.close()
+
+
+def metric(service: ServiceHandle, name: str) -> float:
+    for line in http("GET", service.url + "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 # --- 503: engine or router down, and recovery ---------------------------------------------

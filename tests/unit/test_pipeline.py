@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from beater.percolate import PercolateResult
-from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
+from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import group_by_sid
 from common.engine import EngineUnavailable
 
@@ -173,6 +173,14 @@ def test_queue_bound() -> None:
     with pytest.raises(QueueFull):
         p.submit("i", docs({"n": 4}, {"n": 5}), [])
     assert p.queued == 3
+
+
+def test_request_larger_than_the_queue_is_refused_for_good() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock, max_queued=4)
+    with pytest.raises(RequestTooLarge):
+        p.submit("i", docs(*({"n": n} for n in range(5))), [])
+    assert p.queued == 0
 
 
 def test_request_without_documents_answers_at_once() -> None:
