@@ -103,8 +103,10 @@ class QueryLifecycle:
         self._sweeping = True
         try:
             result = await self.sweep()
-        except (EngineUnavailable, EngineRejected, RouterUnavailable) as exc:
+        except RouterUnavailable as exc:
             log.debug("lifecycle.sweep_skipped", error=str(exc))
+        except (EngineUnavailable, EngineRejected) as exc:
+            log.warn("lifecycle.sweep_failed", error=str(exc))
         except Exception:
             log.failure("lifecycle.sweep_failed")
         else:
@@ -119,40 +121,48 @@ class QueryLifecycle:
         finally:
             self._sweeping = False
 
-    async def subscribed_sids(self) -> set[str] | None:
-        """Sids with a subscriber on the router; None if a pattern subscription covers all."""
+    async def subscribed_sids(self) -> tuple[set[str], frozenset[str]] | None:
+        """(sids subscribed exactly, sid prefixes covered by prefix subscriptions).
+
+        None when a pattern subscription covers every ``docs-for-*`` topic
+        (a prefix of ``docs-for-`` itself, or the one-part wildcard ``""``).
+        """
         session = self.wamp.require()
         listing = await session.call("wamp.subscription.list")
-        for kind in ("prefix", "wildcard"):
-            for sub_id in listing.get(kind, []) or []:
-                details = await session.call("wamp.subscription.get", sub_id)
-                uri = (details or {}).get("uri", "")
-                if kind == "prefix" and (TOPIC_PREFIX.startswith(uri) or uri.startswith(TOPIC_PREFIX)):
-                    return None
-                if kind == "wildcard" and "." not in uri:  # matches every one-part topic
-                    return None
         exact = listing.get("exact", []) or []
-        details = await gatherResults([session.call("wamp.subscription.get", i) for i in exact])
-        return {
-            d["uri"][len(TOPIC_PREFIX) :]
-            for d in details
-            if isinstance(d, dict) and str(d.get("uri", "")).startswith(TOPIC_PREFIX)
-        }
+        patterns = [(kind, i) for kind in ("prefix", "wildcard") for i in listing.get(kind, []) or []]
+        details = await gatherResults(
+            [session.call("wamp.subscription.get", i) for i in exact]
+            + [session.call("wamp.subscription.get", i) for _, i in patterns]
+        )
+        sids: set[str] = set()
+        prefixes: set[str] = set()
+        for (kind, _), d in zip([("exact", i) for i in exact] + patterns, details, strict=True):
+            uri = str((d or {}).get("uri", "")) if isinstance(d, dict) else ""
+            if kind == "prefix" and TOPIC_PREFIX.startswith(uri):
+                return None
+            if kind == "wildcard" and uri == "":
+                return None
+            if not uri.startswith(TOPIC_PREFIX) or (kind == "wildcard" and "." in uri):
+                continue
+            (prefixes if kind == "prefix" else sids).add(uri[len(TOPIC_PREFIX) :])
+        return sids, frozenset(prefixes)
 
     async def sweep(self) -> SweepResult:
         """One reconciliation of the stored queries with the router's subscriptions."""
         # Read the clock *before* asking the router: a subscription made after
         # this instant is either in the listing or has touched its query later.
         now_ms = int(time.time() * 1000)
-        subscribed = await self.subscribed_sids()
+        listening = await self.subscribed_sids()
         self.metrics.inc("lifecycle_sweeps_total")
-        if subscribed is None:
+        if listening is None:
             return SweepResult(-1, 0, 0, 0)
+        subscribed, prefixes = listening
         cutoff = now_ms - int(self.interval * 1000)
-        deactivated = await self.store.deactivate_unsubscribed(subscribed, cutoff, now_ms)
-        activated = await self.store.activate_subscribed(subscribed, now_ms)
+        deactivated = await self.store.deactivate_unsubscribed(subscribed, cutoff, now_ms, prefixes)
+        self.metrics.inc("queries_deactivated_total", deactivated)
+        activated = await self.store.activate_subscribed(subscribed, now_ms, prefixes)
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
         await self.store.sync_mappings()
-        self.metrics.inc("queries_deactivated_total", deactivated)
         self.metrics.inc("queries_collected_total", collected)
         return SweepResult(len(subscribed), deactivated, activated, collected)

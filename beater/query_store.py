@@ -39,6 +39,9 @@ META_FIELD = "estrom_meta"
 ACTIVE_FIELD = "estrom_active"
 LAST_ACTIVE_FIELD = "estrom_last_active"
 IDLE_SINCE_FIELD = "estrom_idle_since"
+#: Conditional writes per bulk request in a sweep: each request stays well
+#: inside the engine timeout even with 10,000 queries to change.
+_BULK_CHUNK = 500
 _LIFECYCLE_MAPPING = {
     ACTIVE_FIELD: {"type": "boolean"},
     LAST_ACTIVE_FIELD: {"type": "date", "format": "epoch_millis"},
@@ -332,8 +335,15 @@ class QueryStore:
         subscription that lands between our scan and our write bumps the
         document's seq_no, so our write is refused as a conflict and skipped.
         """
-        if not hits:
-            return 0
+        done = 0
+        for start in range(0, len(hits), _BULK_CHUNK):
+            done += await self._apply_chunk(hits[start : start + _BULK_CHUNK], action, doc)
+        if done:
+            # One refresh for the whole sweep step: percolation sees it at once.
+            await self.engine.run(lambda es: es.indices.refresh(index=self.prefix + "*"))
+        return done
+
+    async def _apply_chunk(self, hits: list[dict[str, Any]], action: str, doc: dict[str, Any] | None) -> int:
         lines: list[dict[str, Any]] = []
         for hit in hits:
             meta = {
@@ -347,7 +357,7 @@ class QueryStore:
                 lines.append({"doc": doc})
 
         def bulk(es: Any) -> dict[str, Any]:
-            return es.bulk(body=lines, refresh="true")
+            return es.bulk(body=lines)
 
         resp = await self.engine.run(bulk)
         done = 0
@@ -357,28 +367,43 @@ class QueryStore:
                 done += 1
         return done
 
-    async def deactivate_unsubscribed(self, subscribed: set[str], cutoff_ms: int, now_ms: int) -> int:
-        """Active queries without a subscriber, quiet since ``cutoff_ms``, stop being percolated."""
+    async def deactivate_unsubscribed(
+        self, subscribed: set[str], cutoff_ms: int, now_ms: int, prefixes: frozenset[str] = frozenset()
+    ) -> int:
+        """Active queries without a subscriber, quiet since ``cutoff_ms``, stop being percolated.
+
+        ``prefixes``: sid prefixes a pattern subscription covers (``docs-for-ab``).
+        """
+        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        if subscribed:
+            listened.append({"ids": {"values": sorted(subscribed)}})
         query = {
             "bool": {
                 "filter": [
                     {"term": {ACTIVE_FIELD: True}},
                     {"range": {LAST_ACTIVE_FIELD: {"lt": cutoff_ms}}},
                 ],
-                "must_not": [{"ids": {"values": sorted(subscribed)}}] if subscribed else [],
+                "must_not": listened,
             }
         }
         return await self._apply(
             await self._scan(query), "update", {ACTIVE_FIELD: False, IDLE_SINCE_FIELD: now_ms}
         )
 
-    async def activate_subscribed(self, subscribed: set[str], now_ms: int) -> int:
+    async def activate_subscribed(
+        self, subscribed: set[str], now_ms: int, prefixes: frozenset[str] = frozenset()
+    ) -> int:
         """Inactive queries that have a subscriber again are percolated again."""
-        if not subscribed:
+        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        if subscribed:
+            listened.append({"ids": {"values": sorted(subscribed)}})
+        if not listened:
             return 0
         query = {
             "bool": {
-                "filter": [{"term": {ACTIVE_FIELD: False}}, {"ids": {"values": sorted(subscribed)}}],
+                "filter": [{"term": {ACTIVE_FIELD: False}}],
+                "should": listened,
+                "minimum_should_match": 1,
             }
         }
         return await self._apply(await self._scan(query), "update", _active_doc(now_ms))

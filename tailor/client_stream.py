@@ -33,7 +33,7 @@ from tailor.subscriptions import Entry, Resume
 log = Logger()
 
 #: After the closing frame, how long a client that does not read may keep its connection.
-CLOSE_GRACE = 10.0
+CLOSE_GRACE = 30.0
 #: How long after a backfill live hits are still checked against it: a sender
 #: may store a document (searchable) a moment before its live hit arrives.
 HANDOVER_WINDOW = 10.0
