@@ -39,3 +39,18 @@ def test_values_are_read_and_checked() -> None:
 def test_bad_values_fail_at_start(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_secrets_are_never_in_the_printable_settings() -> None:
+    env = {"ESTROM_INGEST_TOKEN": "tok-1", "ESTROM_BEATER_SECRET": "bsec-2", "ESTROM_TAILOR_SECRET": "tsec-3"}
+    shown = Settings.from_env(env).as_dict()
+    assert not {"tok-1", "bsec-2", "tsec-3"} & {str(v) for v in shown.values()}
+    assert shown["beater_secret"] == "<set>"
+
+
+def test_lifecycle_settings() -> None:
+    s = Settings.from_env({"ESTROM_QUERY_GRACE": "1.5", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"})
+    assert (s.query_grace, s.query_sweep_interval) == (1.5, 0.5)
+    assert Settings.from_env({}).query_grace == 600
+    with pytest.raises(ConfigError):
+        Settings.from_env({"ESTROM_QUERY_SWEEP_INTERVAL": "0"})
