@@ -26,11 +26,10 @@ one router, ONE beater with ``ESTROM_QUERY_GRACE=20`` and
    ~15 registrations/s on a 2-core box, 11 minutes for 10,000
    (``--all-over-wamp`` to do it anyway);
 3. under the ingest load, keep all 10,100 active for a while. From the start
-   of the run, a prefix subscription on ``docs-for-hold`` (it matches no sid,
-   so it receives nothing) makes every sweep leave all queries alone, because
-   the lifecycle treats any pattern subscription under ``docs-for-`` as one
-   that could cover every query. Without it, queries would be deactivated in
-   the order they were registered, before the experiment starts;
+   of the run, a prefix subscription on ``docs-for-`` itself (it covers every
+   sid, so every sweep leaves all queries alone; its handler drops the hits it
+   receives) holds them. Without it, queries would be deactivated in the order
+   they were registered, before the experiment starts;
 4. drop that subscription: the next sweep deactivates the 10,000, the one
    after the grace period deletes them; keep loading until a while after;
 5. the baseline once more, to see drift over the run.
@@ -104,8 +103,8 @@ warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 
 SEED = 20261127
 PERC_PREFIX = "estrom-queries-"  # the beater's default ESTROM_QUERY_INDEX_PREFIX
-#: A prefix subscription that matches no sid (sids are hex) but holds every sweep (see step 3).
-HOLD_TOPIC = "docs-for-hold"
+#: A prefix subscription covering every sid: it holds every sweep (see step 3).
+HOLD_TOPIC = "docs-for-"
 
 Doc = dict[str, Any]
 Query = str | dict[str, Any]
