@@ -29,6 +29,10 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     m.counter("ingest_documents_total", "Ingested documents by outcome (accepted, rejected).")
     m.counter("published_hits_total", "Document-to-subscription deliveries acknowledged by the router.")
     m.counter("queries_registered_total", "Successful register_query calls.")
+    m.counter(
+        "query_matches_total",
+        "Hits published per subscription since this beater started (what `estrom queries` shows).",
+    )
     m.counter("lifecycle_sweeps_total", "Reconciliations of stored queries with the router's subscriptions.")
     m.counter("queries_deactivated_total", "Queries no longer percolated: nobody subscribed.")
     m.counter("queries_collected_total", "Queries deleted after the grace period without subscribers.")
@@ -67,7 +71,7 @@ class Beater:
             grace=settings.query_grace,
             interval=settings.query_sweep_interval,
         )
-        self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout)
+        self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout, self.metrics)
         self.pipeline = IngestPipeline(
             self.percolator.percolate,
             self.publisher.publish,

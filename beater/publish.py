@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from common.errors import topic_for
 from common.hits import Hit
+from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
 
 
@@ -36,10 +37,13 @@ def group_by_sid(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> dict[
 class Publisher:
     """Publishes grouped hits through the current router session."""
 
-    def __init__(self, wamp: SessionHolder, reactor: IReactorTime, timeout: float) -> None:
+    def __init__(
+        self, wamp: SessionHolder, reactor: IReactorTime, timeout: float, metrics: Metrics | None = None
+    ) -> None:
         self.wamp = wamp
         self.reactor = reactor
         self.timeout = timeout
+        self.metrics = metrics
         self._options = PublishOptions(acknowledge=True)
 
     async def publish(self, grouped: dict[str, list[Hit]]) -> int:
@@ -60,4 +64,7 @@ class Publisher:
             if not self.wamp.session:
                 raise RouterUnavailable(f"router connection lost while publishing: {reason}") from exc
             raise PublishFailed(f"router did not acknowledge a publish: {reason}") from exc
+        if self.metrics is not None:
+            for sid, hits in grouped.items():
+                self.metrics.inc("query_matches_total", len(hits), sid=sid)
         return sum(len(h) for h in grouped.values())

@@ -50,7 +50,8 @@ examples:
 
 Subscriber counts come from the router's meta API, which needs a login
 (--authid/--secret; the admin principal, or the beater's). Match counts are
-not shown: estrom keeps no per-query match counter.
+the hits each beater published per query since it started, read from the
+beaters' /metrics (--beater, repeat it for every beater).
 """
 
 
@@ -129,6 +130,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="router WebSocket URL (env ESTROM_ROUTER_URL; default %(default)s)",
     )
     queries.add_argument("--realm", default=_env(env, "ESTROM_REALM", "estrom"))
+    queries.add_argument(
+        "--beater",
+        action="append",
+        help="beater URL for match counts; repeat for several (env ESTROM_BEATER_URL; default http://127.0.0.1:8081)",
+    )
     queries.add_argument("--authid", default="admin", help="WAMP-CRA authid for the meta API (default admin)")
     queries.add_argument(
         "--secret",
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             args.realm,
             args.authid,
             args.secret,
+            beaters=args.beater or [_env(env, "ESTROM_BEATER_URL", "http://127.0.0.1:8081")],
             as_json=args.json,
             out=sys.stdout,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.parse
 from typing import Any, TextIO
 
@@ -123,6 +124,36 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
     return asyncio.run(ask())
 
 
+def match_counts(beaters: list[str]) -> dict[str, int] | None:
+    """Per-sid hits published, summed over the beaters' ``/metrics``; None if none answered.
+
+    The counters live in each beater process since its start, so the sum is
+    "since the running beaters started", not all time.
+    """
+    counts: dict[str, int] = {}
+    answered = False
+    for base in beaters:
+        try:
+            conn, path = connect(base, 5.0)
+            conn.request("GET", path + "/metrics")
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+            conn.close()
+        except (OSError, CliError):
+            continue
+        if resp.status != 200:
+            continue
+        answered = True
+        for line in text.splitlines():
+            m = _MATCHES.match(line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + int(float(m.group(2)))
+    return counts if answered else None
+
+
+_MATCHES = re.compile(r'^estrom_beater_query_matches_total\{sid="([0-9a-f]{16})"\} (\S+)$')
+
+
 def run_queries(
     engine: str,
     prefix: str,
@@ -132,10 +163,14 @@ def run_queries(
     authid: str,
     secret: str,
     *,
+    beaters: list[str],
     as_json: bool,
     out: TextIO,
 ) -> int:
     queries = stored_queries(engine, prefix, index)
+    matches = match_counts(beaters)
+    for q in queries:
+        q["matches"] = matches.get(q["sid"], 0) if matches is not None else None
     counts: dict[str, int] | None = None
     if secret and queries:
         counts = subscriber_counts(router, realm, authid, secret, [q["sid"] for q in queries])
@@ -145,17 +180,22 @@ def run_queries(
         for q in queries:
             out.write(json.dumps(q) + "\n")
         return 0
-    notes = ["matches: not counted (estrom keeps no per-query match counter)"]
+    notes = [
+        "matches: hits published since the beaters started (" + ", ".join(beaters) + ")"
+        if matches is not None
+        else "matches: '-' = unknown (no beater answered at " + ", ".join(beaters) + ")"
+    ]
     if counts is None and queries:
         notes.insert(0, "subscribers: '-' = unknown; pass --secret (the router's meta API needs a login)")
     out.write(f"# {len(queries)} queries; " + "; ".join(notes) + "\n")
-    rows = [("SID", "INDEX", "ACTIVE", "SUBSCRIBERS", "QUERY")]
+    rows = [("SID", "INDEX", "ACTIVE", "SUBSCRIBERS", "MATCHES", "QUERY")]
     for q in queries:
         subs = "-" if q["subscribers"] is None else str(q["subscribers"])
+        hits = "-" if q["matches"] is None else str(q["matches"])
         query = q["query"] if isinstance(q["query"], str) else json.dumps(q["query"], separators=(",", ":"))
-        rows.append((q["sid"], q["index"], "yes" if q["active"] else "no", subs, query))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((q["sid"], q["index"], "yes" if q["active"] else "no", subs, hits, query))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] + "\n")
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5] + "\n")
     out.flush()
     return 0

@@ -7,13 +7,21 @@ import json
 import pytest
 
 from tests.conftest import ROUTER_SECRETS
+from tests.http_client import ingest
 
 pytestmark = pytest.mark.integration
 
 
-def test_lists_a_registered_query_with_its_subscribers(cli, engine, router, wamp, index):
+def test_lists_a_registered_query_with_its_subscribers(cli, engine, router, beater, wamp, index):
     sid = wamp.call("com.estrom.register_query", index, "level:error AND service:api")
-    wamp.subscribe(f"docs-for-{sid}")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    docs = [
+        {"level": "error", "service": "api"},
+        {"level": "info", "service": "api"},
+        {"level": "error", "service": "api", "marker": "end"},
+    ]
+    assert ingest(beater.url, index, docs).json()["published"] == 2
+    sink.wait_for_marker("end")
 
     listed = cli(
         "queries",
@@ -25,12 +33,15 @@ def test_lists_a_registered_query_with_its_subscribers(cli, engine, router, wamp
         router.url,
         "--secret",
         ROUTER_SECRETS["ESTROM_ADMIN_SECRET"],
+        "--beater",
+        beater.url,
     )
     assert listed.wait() == 0
     header, columns, row = listed.out_lines
-    assert header.startswith("# 1 queries; matches: not counted")
-    assert columns.split() == ["SID", "INDEX", "ACTIVE", "SUBSCRIBERS", "QUERY"]
-    assert row.split(None, 4) == [sid, index, "yes", "1", "level:error AND service:api"]
+    assert header.startswith("# 1 queries; matches: hits published since the beaters started")
+    assert columns.split() == ["SID", "INDEX", "ACTIVE", "SUBSCRIBERS", "MATCHES", "QUERY"]
+    # Only the shared beater served this index's ingest: its counter is the whole count.
+    assert row.split(None, 5) == [sid, index, "yes", "1", "2", "level:error AND service:api"]
 
 
 def test_json_and_no_secret_means_unknown_subscribers(cli, engine, wamp, index):
@@ -42,10 +53,11 @@ def test_json_and_no_secret_means_unknown_subscribers(cli, engine, wamp, index):
     assert query["index"] == index
     assert query["subscribers"] is None
 
-    table = cli("queries", "-i", index, ESTROM_ENGINE_URL=engine.url)
+    table = cli("queries", "-i", index, "--beater", "http://127.0.0.1:9", ESTROM_ENGINE_URL=engine.url)
     assert table.wait() == 0
     assert "subscribers: '-' = unknown" in table.out_lines[0]
-    assert table.out_lines[2].split()[:4] == [sid, index, "yes", "-"]
+    assert "matches: '-' = unknown" in table.out_lines[0]
+    assert table.out_lines[2].split()[:5] == [sid, index, "yes", "-", "-"]
 
 
 def test_wrong_secret_is_exit_1(cli, engine, router, wamp, index):
