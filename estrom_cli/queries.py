@@ -12,6 +12,7 @@ counter (the beater's ``/metrics`` has only the total of deliveries).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import urllib.parse
@@ -72,10 +73,14 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
     import txaio
 
     txaio.use_asyncio()
+    txaio.set_global_log_level("critical")  # the command prints its own one-line errors
     from autobahn.asyncio.component import Component
 
     async def ask() -> dict[str, int]:
         loop = asyncio.get_running_loop()
+        # autobahn's retry timer can fail on a component already stopped; the
+        # command reports the outcome itself, as one line.
+        loop.set_exception_handler(lambda _loop, _context: None)
         answer: asyncio.Future[dict[str, int]] = loop.create_future()
         component = Component(
             transports=[{"type": "websocket", "url": router, "max_retries": 0, "serializers": ["json"]}],
@@ -99,7 +104,6 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
             else:
                 if not answer.done():
                     answer.set_result(counts)
-            await session.leave()
 
         def on_leave(_session: Any, details: Any) -> None:
             if not answer.done():
@@ -119,7 +123,12 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
         except TimeoutError:
             raise CliError(f"the router at {router} did not answer within {ROUTER_TIMEOUT:g} s") from None
         finally:
-            component.stop()
+            # Leave properly and let the session finish, so nothing is
+            # cancelled half-way (which autobahn would print as tracebacks).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.ensure_future(component.stop()), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(done, 5)
 
     return asyncio.run(ask())
 
