@@ -44,6 +44,8 @@ async def listen_and_join(
     """
     port = await serverFromString(reactor, listen).listen(site)
     address = port.getHost()
+    # Say goodbye to the router on SIGTERM instead of dropping the connection.
+    reactor.addSystemEventTrigger("before", "shutdown", _leave, wamp, reactor)
     joined = wamp.next_join()
     wamp.start(reactor)
     try:
@@ -57,6 +59,13 @@ async def listen_and_join(
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     return port
+
+
+def _leave(wamp: SessionHolder, reactor: Any) -> Deferred[None]:
+    d: Deferred[None] = ensureDeferred(wamp.stop())
+    d.addTimeout(2.0, reactor)
+    d.addErrback(lambda _failure: None)
+    return d
 
 
 def run_service(name: str, build: Callable[[Settings, Any], Service]) -> None:
