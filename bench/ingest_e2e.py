@@ -46,13 +46,9 @@ import contextlib
 import json
 import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -75,9 +71,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import blockingCallFromThread
 from twisted.web.client import HTTPConnectionPool
 
-from devstack.engine import EngineNode, ensure_engine
-from devstack.processes import ManagedProcess, free_port, wait_for_port
-from devstack.router import REPO, generate_secrets, router_process
+from bench._stack import Stack, emit, log, run_in_workdir
+from devstack.router import REPO
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 txaio.use_twisted()
@@ -93,10 +88,6 @@ PAGE = 10_000  # index.max_result_window
 
 Doc = dict[str, Any]
 Query = str | dict[str, Any]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -200,110 +191,6 @@ def stamped(open_docs: list[str], sent_at: float) -> list[str]:
 # --------------------------------------------------------------------------
 # The stack: engine, router, beater on free ports; memory sampling
 # --------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    """Engine, router and one beater, started like tests/conftest.py does."""
-
-    workdir: Path
-    heap: str = "1g"
-    engine: EngineNode | None = None
-    router: ManagedProcess | None = None
-    beater: ManagedProcess | None = None
-    router_port: int = 0
-    beater_url: str = ""
-    #: the router principals' WAMP-CRA secrets, fresh for this run (ESTROM_*_SECRET)
-    secrets: dict[str, str] = field(default_factory=generate_secrets)
-
-    @property
-    def engine_url(self) -> str:
-        assert self.engine is not None
-        return self.engine.url
-
-    @property
-    def router_url(self) -> str:
-        return f"ws://127.0.0.1:{self.router_port}/ws"
-
-    def start(self) -> None:
-        t0 = time.perf_counter()
-        self.engine = EngineNode(
-            home=ensure_engine(),
-            state_dir=self.workdir / "engine",
-            http_port=free_port(),
-            transport_port=free_port(),
-            heap=self.heap,
-        )
-        self.engine.start(log_path=self.workdir / "engine.log")
-        self.router_port = free_port()
-        cbdir = self.workdir / "router"
-        self.router = router_process(
-            cbdir,
-            host="127.0.0.1",
-            port=self.router_port,
-            log_path=cbdir / "router.log",
-            env=self._router_env(),
-        )
-        self.router.start()
-        wait_for_port("127.0.0.1", self.router_port, 60, self.router.alive)
-        self.engine.wait_ready(timeout=180)
-        self.beater = ManagedProcess(
-            "beater",
-            [sys.executable, "-m", "beater"],
-            env=self._beater_env(),
-            cwd=REPO,
-            log_path=self.workdir / "beater.log",
-        )
-        self.beater.start()
-        info = self.beater.wait_ready(timeout=60)
-        self.beater_url = f"http://{info['host']}:{info['port']}"
-        log(
-            f"stack up in {time.perf_counter() - t0:.0f}s: engine {self.engine_url}, router {self.router_url}"
-        )
-
-    def _router_env(self) -> dict[str, str]:
-        """Ours without a developer's ESTROM_* settings, plus this run's secrets (like tests/conftest.py)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-        return env | self.secrets
-
-    def _beater_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-        env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                "ESTROM_BEATER_SECRET": self.secrets["ESTROM_BEATER_SECRET"],
-                "ESTROM_ENGINE_URL": self.engine_url,
-                "ESTROM_ROUTER_URL": self.router_url,
-                "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
-                "ESTROM_LOG_LEVEL": "info",
-            }
-        )
-        return env
-
-    def stop(self) -> None:
-        """Beater first (it is the router's and engine's client), then router, then engine."""
-        for proc in (self.beater, self.router):
-            if proc is not None:
-                with contextlib.suppress(Exception):
-                    proc.stop()
-        if self.engine is not None:
-            with contextlib.suppress(Exception):
-                self.engine.stop()
-
-    def pid(self, name: str) -> int:
-        """Process id of ``engine`` (its launcher), ``router`` (controller) or ``beater``."""
-        handle = {"engine": self.engine, "router": self.router, "beater": self.beater}[name]
-        assert handle is not None
-        assert handle.process is not None
-        return handle.process.pid
-
-    def beater_metric(self, name: str) -> float:
-        """One unlabelled sample from the beater's /metrics page (0 if absent)."""
-        with urllib.request.urlopen(f"{self.beater_url}/metrics", timeout=10) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith(f"estrom_beater_{name} "):
-                    return float(line.split()[1])
-        return 0.0
 
 
 def proc_status_kib(pid: int, key: str) -> int:
@@ -1039,13 +926,6 @@ def report(rows: list[Row], b: Bench, started: float) -> str:
     return "\n".join(lines)
 
 
-def interrupted(_signum: int, _frame: Any) -> None:
-    """SIGINT or SIGTERM: stop the run; further signals are ignored so the teardown completes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
     """Start the stack, run everything, print the table; tear it all down whatever happens."""
     stack = Stack(workdir)
@@ -1065,35 +945,14 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         log(f"quick={cfg.quick}; queries {cfg.queries}, sizes {cfg.sizes}, senders {cfg.concs}")
         warm_up(b)
         rows = run_matrix(b)
-        text = report(rows, b, started)
-        print(text, flush=True)
-        if cfg.out:
-            cfg.out.write_text(text + "\n")
-            log(f"table written to {cfg.out}")
+        emit(report(rows, b, started), cfg.out)
         log("tearing down")
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)  # even where the launcher ignored it (``cmd &``)
-    # Under /tmp, not the checkout: the unprivileged engine user must reach it.
-    workdir = Path(tempfile.mkdtemp(prefix="estrom-bench-e2e-"))
-    workdir.chmod(0o755)
-    try:
-        run(cfg, workdir, started)
-    except KeyboardInterrupt:
-        log(f"interrupted; stack stopped, logs kept in {workdir}")
-        return 130
-    except BaseException:
-        log(f"failed; stack stopped, logs kept in {workdir}")
-        raise
-    if cfg.keep:
-        log(f"logs kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return run_in_workdir("e2e", lambda workdir: run(cfg, workdir, started), cfg.keep)
 
 
 if __name__ == "__main__":

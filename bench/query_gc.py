@@ -61,13 +61,9 @@ import http.client
 import json
 import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 import warnings
 from collections import Counter
@@ -93,10 +89,9 @@ from beater.query_store import (
     QUERY_FIELD,
     SID_FIELD,
 )
+from bench._stack import Stack, emit, log, run_in_workdir
 from common.queries import canonicalize, normalize_query, sid_for, to_dsl
-from devstack.engine import EngineNode, ensure_engine
-from devstack.processes import ManagedProcess, free_port, wait_for_port
-from devstack.router import REPO, generate_secrets, router_process
+from devstack.router import REPO
 from tests.wamp_client import WampClient, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
@@ -108,10 +103,6 @@ HOLD_TOPIC = "docs-for-"
 
 Doc = dict[str, Any]
 Query = str | dict[str, Any]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -217,100 +208,6 @@ def request_bodies(docs: list[Doc], size: int) -> list[bytes]:
 # --------------------------------------------------------------------------
 # The stack: engine, router, one beater on free ports (as tests/conftest.py)
 # --------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    workdir: Path
-    heap: str
-    beater_settings: dict[str, str]
-    engine: EngineNode | None = None
-    router: ManagedProcess | None = None
-    beater: ManagedProcess | None = None
-    router_port: int = 0
-    beater_host: str = ""
-    beater_port: int = 0
-    #: the router principals' WAMP-CRA secrets, fresh for this run (ESTROM_*_SECRET)
-    secrets: dict[str, str] = field(default_factory=generate_secrets)
-
-    @property
-    def engine_url(self) -> str:
-        assert self.engine is not None
-        return self.engine.url
-
-    @property
-    def router_url(self) -> str:
-        return f"ws://127.0.0.1:{self.router_port}/ws"
-
-    def start(self) -> None:
-        t0 = time.perf_counter()
-        self.engine = EngineNode(
-            home=ensure_engine(),
-            state_dir=self.workdir / "engine",
-            http_port=free_port(),
-            transport_port=free_port(),
-            heap=self.heap,
-        )
-        self.engine.start(log_path=self.workdir / "engine.log")
-        self.router_port = free_port()
-        cbdir = self.workdir / "router"
-        self.router = router_process(
-            cbdir, host="127.0.0.1", port=self.router_port, log_path=cbdir / "router.log", env=self._env()
-        )
-        self.router.start()
-        wait_for_port("127.0.0.1", self.router_port, 60, self.router.alive)
-        self.engine.wait_ready(timeout=180)
-        self.beater = ManagedProcess(
-            "beater",
-            [sys.executable, "-m", "beater"],
-            env=self._beater_env(),
-            cwd=REPO,
-            log_path=self.workdir / "beater.log",
-        )
-        self.beater.start()
-        info = self.beater.wait_ready(timeout=60)
-        self.beater_host, self.beater_port = info["host"], int(info["port"])
-        log(
-            f"stack up in {time.perf_counter() - t0:.0f}s: engine {self.engine_url}, router {self.router_url}"
-        )
-
-    def _env(self) -> dict[str, str]:
-        """Ours without a developer's ESTROM_* settings, plus this run's secrets."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-        return env | self.secrets
-
-    def _beater_env(self) -> dict[str, str]:
-        return {k: v for k, v in self._env().items() if k not in self.secrets} | {
-            "PYTHONUNBUFFERED": "1",
-            "ESTROM_BEATER_SECRET": self.secrets["ESTROM_BEATER_SECRET"],
-            "ESTROM_ENGINE_URL": self.engine_url,
-            "ESTROM_ROUTER_URL": self.router_url,
-            "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
-            **self.beater_settings,
-        }
-
-    def stop(self) -> None:
-        """Beater first (the others' client), then router, then engine."""
-        for proc in (self.beater, self.router):
-            if proc is not None:
-                with contextlib.suppress(Exception):
-                    proc.stop()
-        if self.engine is not None:
-            with contextlib.suppress(Exception):
-                self.engine.stop()
-
-    def beater_metrics(self, *names: str) -> dict[str, float]:
-        """Unlabelled samples of the beater's /metrics page (0 if absent)."""
-        url = f"http://{self.beater_host}:{self.beater_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            lines = resp.read().decode().splitlines()
-        found = dict.fromkeys(names, 0.0)
-        for line in lines:
-            name, _, value = line.partition(" ")
-            short = name.removeprefix("estrom_beater_")
-            if short in found:
-                found[short] = float(value)
-        return found
 
 
 # --------------------------------------------------------------------------
@@ -877,13 +774,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cfg
 
 
-def interrupted(_signum: int, _frame: Any) -> None:
-    """SIGINT or SIGTERM: stop the run; further signals are ignored so the teardown completes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
     """Start the stack, run everything, print the figures; tear it all down whatever happens."""
     settings = {
@@ -919,35 +809,14 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         b.abandoned_queries(main, b.live_queries(main))
         run_experiment(b, main, hold)
         run_baseline(b, base, "after", cfg.baseline_seconds)
-        text = report(b, started)
-        print(text, flush=True)
-        if cfg.out:
-            cfg.out.write_text(text + "\n")
-            log(f"written to {cfg.out}")
+        emit(report(b, started), cfg.out)
         log("tearing down")
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    # Under /tmp, not the checkout: the unprivileged engine user must reach it.
-    workdir = Path(tempfile.mkdtemp(prefix="estrom-bench-gc-"))
-    workdir.chmod(0o755)
-    try:
-        run(cfg, workdir, started)
-    except KeyboardInterrupt:
-        log(f"interrupted; stack stopped, logs kept in {workdir}")
-        return 130
-    except BaseException:
-        log(f"failed; stack stopped, logs kept in {workdir}")
-        raise
-    if cfg.keep:
-        log(f"logs kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return run_in_workdir("gc", lambda workdir: run(cfg, workdir, started), cfg.keep)
 
 
 if __name__ == "__main__":
