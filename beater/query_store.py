@@ -279,9 +279,11 @@ class QueryStore:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    async def _update(self, pindex: str, sid: str, doc: dict[str, Any]) -> None:
+    async def _update(self, pindex: str, sid: str, doc: dict[str, Any], refresh: bool = True) -> None:
         def update(es: Any) -> None:
-            es.update(index=pindex, id=sid, body={"doc": doc}, refresh="true", ignore=404)
+            es.update(
+                index=pindex, id=sid, body={"doc": doc}, refresh="true" if refresh else "false", ignore=404
+            )
 
         await self.engine.run(update)
 
@@ -291,7 +293,7 @@ class QueryStore:
         def find(es: Any) -> dict[str, Any]:
             return es.search(
                 index=self.prefix + "*",
-                body={"query": {"ids": {"values": [sid]}}, "_source": False, "size": 1},
+                body={"query": {"ids": {"values": [sid]}}, "_source": [ACTIVE_FIELD], "size": 1},
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
@@ -299,7 +301,11 @@ class QueryStore:
         hits = (await self.engine.run(find))["hits"]["hits"]
         if not hits:
             return False
-        await self._update(hits[0]["_index"], sid, _active_doc(_now_ms()))
+        # Already active (the usual case right after registering): percolation
+        # sees no change, so skip the costly refresh. The write still bumps the
+        # seq_no, which is what makes a racing sweep's conditional write skip it.
+        refresh = not hits[0].get("_source", {}).get(ACTIVE_FIELD, False)
+        await self._update(hits[0]["_index"], sid, _active_doc(_now_ms()), refresh=refresh)
         return True
 
     async def _scan(self, query: dict[str, Any]) -> list[dict[str, Any]]:
