@@ -177,14 +177,15 @@ def start_service(workdir: Path, module: str, env: dict[str, str], wait: bool = 
 StartService = Callable[..., ServiceHandle]
 
 
-@pytest.fixture
-def start_beater(workdir: Path, engine: EngineHandle, router: RouterHandle) -> Iterator[StartService]:
-    """Factory for beaters with their own settings; all stopped after the test."""
+def _service_factory(
+    module: str, workdir: Path, engine: EngineHandle, router: RouterHandle
+) -> Iterator[StartService]:
+    """Start ``module`` processes with their own settings; stop them all afterwards."""
     started: list[ServiceHandle] = []
 
     def start(engine_url: str | None = None, router_url: str | None = None, **env: str) -> ServiceHandle:
         handle = start_service(
-            workdir, "beater", service_env(engine_url or engine.url, router_url or router.url, **env)
+            workdir, module, service_env(engine_url or engine.url, router_url or router.url, **env)
         )
         started.append(handle)
         return handle
@@ -192,6 +193,28 @@ def start_beater(workdir: Path, engine: EngineHandle, router: RouterHandle) -> I
     yield start
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def start_beater(workdir: Path, engine: EngineHandle, router: RouterHandle) -> Iterator[StartService]:
+    """Factory for beaters with their own settings; all stopped after the test."""
+    yield from _service_factory("beater", workdir, engine, router)
+
+
+@pytest.fixture
+def start_tailor(workdir: Path, engine: EngineHandle, router: RouterHandle) -> Iterator[StartService]:
+    """Factory for tailors with their own settings (small pending bound, another router, ...)."""
+    yield from _service_factory("tailor", workdir, engine, router)
+
+
+@pytest.fixture(scope="session")
+def tailor(
+    workdir: Path, engine: EngineHandle, router: RouterHandle, beater: ServiceHandle
+) -> Iterator[ServiceHandle]:
+    """One tailor with default settings for the whole session (tailor and CLI tests)."""
+    handle = start_service(workdir, "tailor", service_env(engine.url, router.url))
+    yield handle
+    handle.stop()
 
 
 @pytest.fixture(scope="session")

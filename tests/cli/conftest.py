@@ -1,7 +1,6 @@
 """The ``estrom`` command run as a subprocess against the real stack.
 
-``cli_tailor`` is this directory's own session tailor (the one in
-``tests/tailor/conftest.py`` is scoped to that directory); ``Cli`` runs
+The session's ``tailor`` comes from ``tests/conftest.py``; ``Cli`` runs
 ``python -m estrom_cli`` and hands its stdout and stderr lines to the test
 as they are written, waited on with bounded timeouts.
 """
@@ -14,21 +13,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from devstack.router import REPO
-from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, service_env, start_service
-
-
-@pytest.fixture(scope="session")
-def cli_tailor(
-    workdir: Path, engine: EngineHandle, router: RouterHandle, beater: ServiceHandle
-) -> Iterator[ServiceHandle]:
-    handle = start_service(workdir, "tailor", service_env(engine.url, router.url))
-    yield handle
-    handle.stop()
 
 
 def cli_env(**extra: str) -> dict[str, str]:

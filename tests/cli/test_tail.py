@@ -12,8 +12,8 @@ from tests.tailor.helpers import send
 pytestmark = pytest.mark.integration
 
 
-def test_tail_prints_each_hit_as_it_is_ingested_and_ctrl_c_exits_0(cli, cli_tailor, beater, index):
-    tail = cli("tail", "--tailor", cli_tailor.url, "-i", index, "level:error")
+def test_tail_prints_each_hit_as_it_is_ingested_and_ctrl_c_exits_0(cli, tailor, beater, index):
+    tail = cli("tail", "--tailor", tailor.url, "-i", index, "level:error")
     assert "following" in tail.wait_err("following")
     # Each document is ingested only after the previous line was printed.
     for i in range(3):
@@ -35,8 +35,8 @@ def test_tail_prints_each_hit_as_it_is_ingested_and_ctrl_c_exits_0(cli, cli_tail
     assert tail.wait() == 0
 
 
-def test_json_lines_parse_and_limit_exits_0(cli, cli_tailor, beater, index):
-    tail = cli("tail", "--tailor", cli_tailor.url, "-i", index, "--json", "--limit", "2", "kind:x")
+def test_json_lines_parse_and_limit_exits_0(cli, tailor, beater, index):
+    tail = cli("tail", "--tailor", tailor.url, "-i", index, "--json", "--limit", "2", "kind:x")
     tail.wait_err("following")
     send(beater.url, index, [{"kind": "x", "n": 1}, {"kind": "y"}, {"kind": "x", "n": 2, "_id": "d2"}])
     assert tail.wait() == 0
@@ -46,19 +46,17 @@ def test_json_lines_parse_and_limit_exits_0(cli, cli_tailor, beater, index):
     ]
 
 
-def test_fields_choose_the_columns(cli, cli_tailor, beater, index):
-    tail = cli(
-        "tail", "--tailor", cli_tailor.url, "-i", index, "--fields", "host.name,n", "--limit", "1", "n:7"
-    )
+def test_fields_choose_the_columns(cli, tailor, beater, index):
+    tail = cli("tail", "--tailor", tailor.url, "-i", index, "--fields", "host.name,n", "--limit", "1", "n:7")
     tail.wait_err("following")
     send(beater.url, index, [{"n": 7, "host": {"name": "web-1"}, "level": "warn", "message": "slow"}])
     assert tail.wait() == 0
     assert tail.out_lines == ["host.name=web-1  n=7  slow"]
 
 
-def test_dsl_query_and_sid(cli, cli_tailor, beater, wamp, index):
+def test_dsl_query_and_sid(cli, tailor, beater, wamp, index):
     sid = wamp.call("com.estrom.register_query", index, {"match": {"kind": "dsl"}})
-    tail = cli("tail", "--tailor", cli_tailor.url, "--sid", sid, "--json", "--limit", "1")
+    tail = cli("tail", "--tailor", tailor.url, "--sid", sid, "--json", "--limit", "1")
     assert sid in tail.wait_err("following")
     send(beater.url, index, [{"kind": "dsl"}])
     assert tail.wait() == 0
@@ -73,15 +71,15 @@ def test_unreachable_tailor_is_one_line_and_exit_1(cli):
     assert tail.err_lines[0].startswith("estrom: cannot reach the tailor at http://127.0.0.1:1")
 
 
-def test_the_tailors_error_reason_is_shown(cli, cli_tailor, index):
-    tail = cli("tail", "--tailor", cli_tailor.url, "-i", index, "level:(error")
+def test_the_tailors_error_reason_is_shown(cli, tailor, index):
+    tail = cli("tail", "--tailor", tailor.url, "-i", index, "level:(error")
     assert tail.wait() == 1
     assert len(tail.err_lines) == 1
     assert tail.err_lines[0].startswith("estrom: the tailor refused the tail: 400 invalid_query")
 
 
-def test_unknown_sid_is_404(cli, cli_tailor):
-    tail = cli("tail", "--tailor", cli_tailor.url, "--sid", "0123456789abcdef")
+def test_unknown_sid_is_404(cli, tailor):
+    tail = cli("tail", "--tailor", tailor.url, "--sid", "0123456789abcdef")
     assert tail.wait() == 1
     assert "404" in tail.err_lines[0]
 
