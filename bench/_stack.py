@@ -1,4 +1,4 @@
-"""The stack a benchmark runs against: engine, router and one beater on free ports.
+"""The stack a benchmark runs against: engine, router, one beater (and a tailor) on free ports.
 
 Started like tests/conftest.py does (ready on their signals, fresh router
 secrets, no developer ESTROM_* settings leaking in) and stopped in reverse.
@@ -34,9 +34,15 @@ class Stack:
     heap: str = "1g"
     #: extra ESTROM_* settings of the beater (batching, lifecycle, log level)
     beater_settings: dict[str, str] = field(default_factory=dict)
+    #: start a tailor too (``tailor_url``), with these extra ESTROM_* settings
+    with_tailor: bool = False
+    tailor_settings: dict[str, str] = field(default_factory=dict)
     engine: EngineNode | None = None
     router: ManagedProcess | None = None
     beater: ManagedProcess | None = None
+    tailor: ManagedProcess | None = None
+    tailor_host: str = ""
+    tailor_port: int = 0
     router_port: int = 0
     beater_host: str = ""
     beater_port: int = 0
@@ -55,6 +61,10 @@ class Stack:
     @property
     def beater_url(self) -> str:
         return f"http://{self.beater_host}:{self.beater_port}"
+
+    @property
+    def tailor_url(self) -> str:
+        return f"http://{self.tailor_host}:{self.tailor_port}"
 
     def start(self) -> None:
         t0 = time.perf_counter()
@@ -84,6 +94,17 @@ class Stack:
         self.beater.start()
         info = self.beater.wait_ready(timeout=60)
         self.beater_host, self.beater_port = info["host"], int(info["port"])
+        if self.with_tailor:
+            self.tailor = ManagedProcess(
+                "tailor",
+                [sys.executable, "-m", "tailor"],
+                env=self._tailor_env(),
+                cwd=REPO,
+                log_path=self.workdir / "tailor.log",
+            )
+            self.tailor.start()
+            info = self.tailor.wait_ready(timeout=60)
+            self.tailor_host, self.tailor_port = info["host"], int(info["port"])
         log(
             f"stack up in {time.perf_counter() - t0:.0f}s: engine {self.engine_url}, router {self.router_url}"
         )
@@ -103,9 +124,19 @@ class Stack:
             **self.beater_settings,
         }
 
+    def _tailor_env(self) -> dict[str, str]:
+        return {k: v for k, v in self._env().items() if k not in self.secrets} | {
+            "PYTHONUNBUFFERED": "1",
+            "ESTROM_TAILOR_SECRET": self.secrets["ESTROM_TAILOR_SECRET"],
+            "ESTROM_ENGINE_URL": self.engine_url,
+            "ESTROM_ROUTER_URL": self.router_url,
+            "ESTROM_TAILOR_LISTEN": "tcp:0:interface=127.0.0.1",
+            **self.tailor_settings,
+        }
+
     def stop(self) -> None:
-        """Beater first (the others' client), then router, then engine."""
-        for proc in (self.beater, self.router):
+        """Tailor and beater first (the others' clients), then router, then engine."""
+        for proc in (self.tailor, self.beater, self.router):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     proc.stop()
@@ -114,8 +145,10 @@ class Stack:
                 self.engine.stop()
 
     def pid(self, name: str) -> int:
-        """Process id of ``engine`` (its launcher), ``router`` (controller) or ``beater``."""
-        handle = {"engine": self.engine, "router": self.router, "beater": self.beater}[name]
+        """Process id of ``engine`` (its launcher), ``router`` (controller), ``beater`` or ``tailor``."""
+        handle = {"engine": self.engine, "router": self.router, "beater": self.beater, "tailor": self.tailor}[
+            name
+        ]
         assert handle is not None
         assert handle.process is not None
         return handle.process.pid
