@@ -46,7 +46,7 @@ class Beater:
         self.settings = settings
         self.reactor = reactor
         self.engine = Engine.from_settings(settings, reactor)
-        self.store = QueryStore(self.engine, settings.query_index_prefix)
+        self.store = QueryStore(self.engine, settings.query_index_prefix, settings.query_limits())
         self.percolator = Percolator(
             self.engine,
             settings.query_index_prefix,

@@ -10,7 +10,7 @@ from twisted.web.http import Request
 from twisted.web.server import Request as ServerRequest
 from twisted.web.server import Site
 
-from beater.ingest_body import UnreadableBody, parse_ingest_body
+from beater.ingest_body import TooManyDocuments, UnreadableBody, parse_ingest_body
 from beater.pipeline import IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
 from common.config import Settings
@@ -129,7 +129,12 @@ class BeaterAPI:
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:
-            body = parse_ingest_body(raw, content_type)
+            body = parse_ingest_body(
+                raw, content_type, self.settings.ingest_max_depth, self.settings.ingest_max_docs
+            )
+        except TooManyDocuments as exc:
+            self.metrics.inc("ingest_requests_total", outcome="too_large")
+            raise HTTPError(413, "too_many_documents", str(exc)) from None
         except UnreadableBody as exc:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "unreadable_body", exc.reason, rejected=exc.rejected) from None

@@ -4,7 +4,11 @@ Senders such as Logstash drop a whole batch on any 4xx, so one bad item must
 never cost the good ones: items that are not JSON objects are listed in
 ``rejected`` (0-based position of the item, or of the line for NDJSON) and the
 rest goes on, as the Elasticsearch bulk API does. Only a body from which no
-document at all can be read is an error.
+document at all can be read is an error, and so is one with more items than
+``max_docs`` (413: the sender should split it). A document nested deeper than
+``max_depth`` (Elasticsearch's own mapping depth limit is 20 objects), or one
+holding what the engine cannot read back as JSON (an unpaired surrogate, a
+number out of double range), is rejected alone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from common.json_shape import nesting_depth, value_problem
 
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -40,6 +46,16 @@ _METADATA_FIELDS = frozenset(
 )
 
 
+#: Default nesting limit of one document (objects and arrays; the document is 1).
+MAX_DEPTH = 20
+#: Default number of items one request may hold.
+MAX_DOCS = 10_000
+
+
+class TooManyDocuments(ValueError):
+    """The request holds more items than one request may (HTTP 413)."""
+
+
 class UnreadableBody(ValueError):
     """No document at all can be read from the body (HTTP 400)."""
 
@@ -62,7 +78,7 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def document_problem(doc: Any) -> str | None:
+def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
     """Why an item cannot be ingested as a document, or None."""
     if not isinstance(doc, dict):
         kind = "array" if isinstance(doc, list) else "null" if doc is None else type(doc).__name__
@@ -72,33 +88,58 @@ def document_problem(doc: Any) -> str | None:
             return f"field [{key}] is a metadata field and cannot be part of a document"
         if key == "" or key.strip(".") == "":
             return f"field name {key!r} is not a valid field name"
-    return None
+    if nesting_depth(doc, max_depth) > max_depth:
+        return f"document is nested deeper than the limit of {max_depth} levels (ESTROM_INGEST_MAX_DEPTH)"
+    return value_problem(doc)
 
 
-def _add(body: IngestBody, position: int, item: Any) -> None:
-    problem = document_problem(item)
+def _add(body: IngestBody, position: int, item: Any, max_depth: int) -> None:
+    problem = document_problem(item, max_depth)
     if problem:
         body.rejected.append({"position": position, "reason": problem})
     else:
         body.docs.append((position, item))
 
 
-def _parse_ndjson(text: str) -> IngestBody:
+def _loads(text: str) -> Any:
+    """``json.loads`` whose nesting failure is a ValueError like any other parse error."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply for the JSON parser") from None
+
+
+def _too_many(count: int, max_docs: int) -> None:
+    if count > max_docs:
+        raise TooManyDocuments(
+            f"request holds more than {max_docs} items (ESTROM_INGEST_MAX_DOCS); split it into smaller requests"
+        )
+
+
+def _parse_ndjson(text: str, max_depth: int, max_docs: int) -> IngestBody:
     body = IngestBody()
+    count = 0
     for position, line in enumerate(text.split("\n")):
         if not line.strip():
             continue
+        count += 1
+        _too_many(count, max_docs)
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except ValueError as exc:
             body.rejected.append({"position": position, "reason": f"line is not JSON: {exc}"})
             continue
-        _add(body, position, item)
+        _add(body, position, item, max_depth)
     return body
 
 
-def parse_ingest_body(raw: bytes, content_type: str | None) -> IngestBody:
-    """Read the documents of one ingest request; raise UnreadableBody if there are none."""
+def parse_ingest_body(
+    raw: bytes, content_type: str | None, max_depth: int = MAX_DEPTH, max_docs: int = MAX_DOCS
+) -> IngestBody:
+    """Read the documents of one ingest request.
+
+    Raises UnreadableBody if there are none, TooManyDocuments past ``max_docs`` items.
+    """
     kind = media_type(content_type)
     is_ndjson = kind in NDJSON_TYPES
     is_json = kind in JSON_TYPES or kind.endswith("+json") or kind == ""
@@ -115,23 +156,24 @@ def parse_ingest_body(raw: bytes, content_type: str | None) -> IngestBody:
         raise UnreadableBody("body is empty")
 
     if is_ndjson:
-        body = _parse_ndjson(text)
+        body = _parse_ndjson(text, max_depth, max_docs)
     else:
         try:
-            value = json.loads(text)
+            value = _loads(text)
         except ValueError as exc:
             # A JSON body that fails as a whole may still be NDJSON sent with
             # the generic type (curl --data-binary @file.ndjson -H ...json).
-            body = _parse_ndjson(text) if text.strip().count("\n") else IngestBody()
+            body = _parse_ndjson(text, max_depth, max_docs) if text.strip().count("\n") else IngestBody()
             if not body.docs:
                 raise UnreadableBody(f"body is not JSON: {exc}") from None
         else:
             body = IngestBody()
             if isinstance(value, list):
+                _too_many(len(value), max_docs)
                 for position, item in enumerate(value):
-                    _add(body, position, item)
+                    _add(body, position, item, max_depth)
             elif isinstance(value, dict):
-                _add(body, 0, value)
+                _add(body, 0, value, max_depth)
             else:
                 raise UnreadableBody("body must be a JSON object or an array of JSON objects")
 

@@ -26,7 +26,8 @@ from twisted.logger import Logger
 
 from beater.fields import query_fields
 from common.engine import Engine, EngineRejected
-from common.queries import canonicalize, normalize_query, sid_for, to_dsl
+from common.queries import canonicalize, sid_for, to_dsl
+from common.query_limits import QueryLimits, validate_query
 
 log = Logger()
 
@@ -154,9 +155,10 @@ def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[st
 class QueryStore:
     """Registration and lookup of percolator queries."""
 
-    def __init__(self, engine: Engine, prefix: str) -> None:
+    def __init__(self, engine: Engine, prefix: str, limits: QueryLimits | None = None) -> None:
         self.engine = engine
         self.prefix = prefix
+        self.limits = limits or QueryLimits()
         self._known_indices: set[str] = set()
 
     def percolator_index(self, index: str) -> str:
@@ -237,7 +239,7 @@ class QueryStore:
 
     async def register(self, index: str, query: object) -> str:
         """Store the query (idempotent) and return its sid; visible to the next percolation."""
-        canonical = canonicalize(normalize_query(query))
+        canonical = canonicalize(validate_query(query, self.limits))
         sid = sid_for(index, canonical)
         dsl = to_dsl(canonical)
         pindex = await self.ensure_percolator_index(index)

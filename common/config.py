@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
+from common.query_limits import QueryLimits
+
 
 class ConfigError(ValueError):
     """A variable is set to something we cannot use; raised at start-up, never later."""
@@ -50,6 +52,19 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
 _SECRET_FIELDS = frozenset({"ingest_token", "beater_secret", "tailor_secret"})
 
 
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A router secret: unset means "join anonymously"; set but empty is a mistake
+    (an unexpanded ``${VAR}``, a blank line in an env file) that stops the process."""
+    raw = env.get(name)
+    if raw is None:
+        return ""
+    if not raw.strip():
+        raise ConfigError(
+            f"{name} is set but empty: give the router principal's secret, or unset it to join anonymously"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a beater or tailor process reads from its environment."""
@@ -63,6 +78,14 @@ class Settings:
     tailor_listen: str = "tcp:8082:interface=127.0.0.1"
     ingest_token: str = ""
     ingest_max_body: int = 64 * 1024 * 1024
+    #: documents (items) one ingest request may hold; more is 413
+    ingest_max_docs: int = 10_000
+    #: nesting of objects and arrays in one document (the document itself is 1); deeper is rejected
+    ingest_max_depth: int = 20
+    # Registered queries (common/query_limits.py):
+    query_max_bytes: int = QueryLimits.max_bytes
+    query_max_depth: int = QueryLimits.max_depth
+    query_max_clauses: int = QueryLimits.max_clauses
     batch_size: int = 250
     batch_linger_ms: float = 5.0
     queue_max_docs: int = 50_000
@@ -109,6 +132,11 @@ class Settings:
             tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
             ingest_token=env.get("ESTROM_INGEST_TOKEN", ""),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
+            ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
+            ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
+            query_max_bytes=_int(env, "ESTROM_QUERY_MAX_BYTES", d.query_max_bytes, 1),
+            query_max_depth=_int(env, "ESTROM_QUERY_MAX_DEPTH", d.query_max_depth, 1),
+            query_max_clauses=_int(env, "ESTROM_QUERY_MAX_CLAUSES", d.query_max_clauses, 1),
             batch_size=_int(env, "ESTROM_BATCH_SIZE", d.batch_size, 1),
             batch_linger_ms=_float(env, "ESTROM_BATCH_LINGER_MS", d.batch_linger_ms),
             queue_max_docs=_int(env, "ESTROM_QUEUE_MAX_DOCS", d.queue_max_docs, 1),
@@ -128,9 +156,9 @@ class Settings:
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
             tailor_cors_origin=env.get("ESTROM_TAILOR_CORS_ORIGIN", d.tailor_cors_origin),
             beater_authid=_str(env, "ESTROM_BEATER_AUTHID", d.beater_authid),
-            beater_secret=env.get("ESTROM_BEATER_SECRET", ""),
+            beater_secret=_secret(env, "ESTROM_BEATER_SECRET"),
             tailor_authid=_str(env, "ESTROM_TAILOR_AUTHID", d.tailor_authid),
-            tailor_secret=env.get("ESTROM_TAILOR_SECRET", ""),
+            tailor_secret=_secret(env, "ESTROM_TAILOR_SECRET"),
         )
         if settings.log_level not in ("debug", "info", "warn", "error"):
             raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")
@@ -145,6 +173,10 @@ class Settings:
         if not settings.engine_url.startswith(("http://", "https://")):
             raise ConfigError(f"ESTROM_ENGINE_URL must be an http(s):// URL, not {settings.engine_url!r}")
         return settings
+
+    def query_limits(self) -> QueryLimits:
+        """The bounds every registered query is checked against."""
+        return QueryLimits(self.query_max_bytes, self.query_max_depth, self.query_max_clauses)
 
     def as_dict(self) -> dict[str, object]:
         """For the start-up log line; the ingest token and secrets are never printed."""

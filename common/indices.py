@@ -19,7 +19,11 @@ def index_name_problem(name: str) -> str | None:
     bad = sorted(set(name) & _FORBIDDEN)
     if bad:
         return "index name must not contain " + " ".join(repr(c) for c in bad)
-    if len(name.encode("utf-8")) > _MAX_BYTES:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "index name must be valid Unicode (it holds an unpaired surrogate)"
+    if size > _MAX_BYTES:
         return f"index name must not be longer than {_MAX_BYTES} bytes"
     if name.startswith("."):
         return "index names starting with '.' are reserved for hidden and system indices"

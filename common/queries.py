@@ -33,7 +33,7 @@ def parse_query_param(raw: str) -> str | dict[str, Any]:
     if text.startswith("{"):
         try:
             value = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidQuery(f"q looks like JSON but does not parse: {exc}") from None
         if isinstance(value, dict):
             return value

@@ -172,6 +172,7 @@ class TailorAPI:
                 args,
                 last_event_id.decode("utf-8", "replace") if last_event_id else None,
                 self.settings.tailor_max_backfill,
+                self.settings.query_limits(),
             )
         except BadParameter as exc:
             raise HTTPError(400, exc.code, exc.reason) from None

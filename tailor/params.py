@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.indices import index_name_problem
-from common.queries import InvalidQuery, normalize_query, parse_query_param
+from common.queries import InvalidQuery, parse_query_param
+from common.query_limits import QueryLimits, validate_query
 
 FORMAT_NAMES = ("json", "ndjson", "sse")
 
@@ -68,6 +69,7 @@ def parse_tail_request(
     args: Mapping[str, Sequence[str]],
     last_event_id: str | None = None,
     max_backfill: int = 10_000,
+    limits: QueryLimits | None = None,
 ) -> TailRequest:
     """Validate the query arguments of a tail request (``Last-Event-ID`` header passed apart)."""
     sid = _one(args, "s")
@@ -87,7 +89,7 @@ def parse_tail_request(
         if problem:
             raise BadParameter("invalid_index", problem)
         try:
-            query = normalize_query(parse_query_param(raw_query))
+            query = validate_query(parse_query_param(raw_query), limits or QueryLimits())
         except InvalidQuery as exc:
             raise BadParameter("invalid_query", str(exc)) from None
 

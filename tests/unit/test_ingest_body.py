@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from beater.ingest_body import UnreadableBody, document_problem, media_type, parse_ingest_body
+from beater.ingest_body import (
+    TooManyDocuments,
+    UnreadableBody,
+    document_problem,
+    media_type,
+    parse_ingest_body,
+)
 
 
 def test_single_object() -> None:
@@ -93,3 +99,41 @@ def test_media_type() -> None:
     assert media_type("Application/JSON; charset=UTF-8") == "application/json"
     assert media_type(None) == ""
     assert parse_ingest_body(b"{}", "application/vnd.acme+json").docs == [(0, {})]
+
+
+def test_a_document_deeper_than_the_limit_is_rejected_alone() -> None:
+    deep: dict = {"leaf": 1}
+    for _ in range(4):
+        deep = {"x": deep}
+    body = parse_ingest_body(json.dumps([{"a": 1}, deep]).encode(), "application/json", max_depth=4)
+    assert body.docs == [(0, {"a": 1})]
+    assert body.rejected[0]["position"] == 1
+    assert "ESTROM_INGEST_MAX_DEPTH" in body.rejected[0]["reason"]
+    assert parse_ingest_body(json.dumps(deep).encode(), "application/json", max_depth=5).docs
+
+
+def test_nesting_past_the_parser_is_a_rejected_line_or_a_400() -> None:
+    abyss = "[" * 100_000 + "]" * 100_000
+    body = parse_ingest_body(('{"a":1}\n' + abyss + "\n").encode(), "application/x-ndjson")
+    assert body.docs == [(0, {"a": 1})]
+    assert "nested too deeply" in body.rejected[0]["reason"]
+    with pytest.raises(UnreadableBody, match="nested too deeply"):
+        parse_ingest_body(abyss.encode(), "application/json")
+
+
+def test_values_the_engine_cannot_read_are_rejected_alone() -> None:
+    raw = b'[{"a": "\\ud800"}, {"b": 1e400}, {"c": NaN}, {"d": 1}]'
+    body = parse_ingest_body(raw, "application/json")
+    assert body.docs == [(3, {"d": 1})]
+    reasons = [r["reason"] for r in body.rejected]
+    assert "surrogate" in reasons[0]
+    assert "out of range" in reasons[1]
+    assert "out of range" in reasons[2]
+
+
+def test_too_many_items_is_refused_as_a_whole() -> None:
+    with pytest.raises(TooManyDocuments, match="ESTROM_INGEST_MAX_DOCS"):
+        parse_ingest_body(json.dumps([{}, 1, {}]).encode(), "application/json", max_docs=2)
+    with pytest.raises(TooManyDocuments):
+        parse_ingest_body(b'{"a":1}\nx\n{"a":2}\n', "application/x-ndjson", max_docs=2)
+    assert len(parse_ingest_body(b'{"a":1}\n\n{"a":2}\n', "application/x-ndjson", max_docs=2).docs) == 2
