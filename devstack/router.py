@@ -10,9 +10,13 @@ developer's stack, and with the security knobs applied from the environment:
 - ``ESTROM_ROUTER_ALLOWED_ORIGINS`` (comma-separated, ``*`` wildcards) sets
   the WebSocket's allowed origins; by default only the router's own page;
 - ``ESTROM_ADMIN_SECRET`` adds the ``admin`` principal (meta API, tests);
-- a principal whose secret variable is unset is left out: it cannot log in.
+- a principal whose secret variable is unset is left out: it cannot log in;
+  one set but empty is an error (``EmptySecret``), never a principal with an
+  empty secret.
 
-Secrets stay in the environment; the rendered file names variables only.
+Secrets stay in the environment; the rendered file names variables only. The
+router always runs at ``warn`` level: crossbar's debug and trace levels log
+configuration and WAMP messages, which is no place for operators' data.
 """
 
 from __future__ import annotations
@@ -36,6 +40,17 @@ PRINCIPALS = (
     (None, "admin", "ESTROM_ADMIN_SECRET", "admin"),
 )
 SECRET_VARS = tuple(secret_var for _, _, secret_var, _ in PRINCIPALS)
+#: crossbar's log level when we run it: never debug or trace.
+ROUTER_LOG_LEVEL = "warn"
+
+
+class EmptySecret(ValueError):
+    """A secret variable is set but empty: a mistake to stop at, not a principal to create."""
+
+
+def empty_secrets(env: Mapping[str, str]) -> list[str]:
+    """The router secret variables that are present in ``env`` but empty (or only whitespace)."""
+    return [var for var in SECRET_VARS if var in env and not env[var].strip()]
 
 
 def router_venv() -> Path:
@@ -77,6 +92,9 @@ def _with_port(origin: str) -> str:
 def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, port: int) -> None:
     path.setdefault("options", {})["allowed_origins"] = allowed_origins(env, host, port)
     auth = path.setdefault("auth", {})
+    empty = empty_secrets(env)
+    if empty:
+        raise EmptySecret(f"{', '.join(empty)} set but empty: give a secret, or unset the variable")
     users: dict[str, Any] = {}
     for authid_var, default_authid, secret_var, role in PRINCIPALS:
         if env.get(secret_var):
@@ -159,7 +177,7 @@ def router_process(
     proc_env.setdefault("PYTHONUNBUFFERED", "1")
     return ManagedProcess(
         "router",
-        [str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", "warn"],
+        [str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", ROUTER_LOG_LEVEL],
         env=proc_env,
         cwd=cbdir,
         log_path=log_path,

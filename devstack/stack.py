@@ -16,7 +16,7 @@ from pathlib import Path
 
 from devstack.engine import EngineNode, ensure_engine
 from devstack.processes import ManagedProcess, wait_for_port
-from devstack.router import REPO, SECRET_VARS, load_or_create_secrets, router_process
+from devstack.router import REPO, SECRET_VARS, empty_secrets, load_or_create_secrets, router_process
 
 
 def _port_of(url: str, default: int) -> int:
@@ -55,23 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     state.chmod(0o755)
 
     env = dict(os.environ)
+    empty = empty_secrets(env)
+    if empty:
+        _say(f"failed: {', '.join(empty)} set but empty: give a secret, or unset it for a generated one")
+        return 1
     env.setdefault("PYTHONUNBUFFERED", "1")
     engine_url = env.setdefault("ESTROM_ENGINE_URL", "http://127.0.0.1:9200")
     router_url = env.setdefault("ESTROM_ROUTER_URL", "ws://127.0.0.1:8080/ws")
     # Router principals' secrets: from the environment, else generated once
-    # into the state dir (and printed that once) so restarts keep them.
+    # into the state dir so restarts keep them.
     secrets_path = state / "secrets.env"
     if not all(env.get(var) for var in SECRET_VARS):
         stored, created = load_or_create_secrets(secrets_path)
         for var in SECRET_VARS:
             if not env.get(var):
                 env[var] = stored[var]
-        if created:
-            _say(f"generated router secrets into {secrets_path} (shown once; the file keeps them):")
-            for var in SECRET_VARS:
-                _say(f"  {var}={stored[var]}")
-        else:
-            _say(f"router secrets: {secrets_path}")
+        # Never the values: the stack's output is often kept as a log.
+        _say(f"{'generated' if created else 'using'} router secrets in {secrets_path} (mode 0600)")
     engine_port = _port_of(engine_url, 9200)
     router_port = _port_of(router_url, 8080)
 
