@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-import json
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.web.http import Request
@@ -15,7 +15,15 @@ from beater.pipeline import IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.http import HTTPError, QuietSite, Routes, write_health, write_json, write_metrics
+from common.http import (
+    HTTPError,
+    QuietSite,
+    Routes,
+    raw_json_response,
+    write_health,
+    write_json,
+    write_metrics,
+)
 from common.indices import index_name_problem
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
@@ -31,6 +39,12 @@ class LimitedRequest(ServerRequest):
     max_body: int = 64 * 1024 * 1024
     _received = 0
     _refused = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Twisted would parse multipart/form-data bodies itself and answer a
+        # bare, non-JSON 400 on a malformed one; the body is ours to refuse.
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(*args, **kwargs)
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self.max_body:
@@ -49,15 +63,9 @@ class LimitedRequest(ServerRequest):
 
     def _refuse(self) -> None:
         self._refused = True
-        body = json.dumps(
-            {"error": "body_too_large", "reason": f"request body is over the limit of {self.max_body} bytes"}
-        ).encode()
-        head = (
-            "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        ).encode()
+        reason = f"request body is over the limit of {self.max_body} bytes"
         transport = self.channel.transport
-        transport.write(head + body)
+        transport.write(raw_json_response(413, "Payload Too Large", "body_too_large", reason))
         transport.loseConnection()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:

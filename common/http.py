@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
-from twisted.web.http import Request
+from twisted.web.http import HTTPChannel, Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -69,9 +69,37 @@ def write_text(request: Request, status: int, text: str, content_type: str) -> N
     request.finish()
 
 
+def raw_json_response(status: int, phrase: str, code: str, reason: str) -> bytes:
+    """A whole ``connection: close`` response, for refusals made below the request level."""
+    body = json.dumps({"error": code, "reason": reason}).encode()
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class JsonErrorChannel(HTTPChannel):
+    """Twisted's own refusals (malformed request, line or headers too long) as JSON errors.
+
+    Twisted answers those with a bare ``400`` or just drops the connection;
+    every answer of ours is a status plus a JSON body, whoever refuses.
+    """
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.transport.write(raw_json_response(400, "Bad Request", "bad_request", "malformed HTTP request"))
+        self.loseConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        reason = f"request line or a header is over {self.MAX_LENGTH} bytes"
+        self.transport.write(raw_json_response(414, "URI Too Long", "request_too_long", reason))
+        self.loseConnection()
+
+
 class QuietSite(Site):
     """Access lines are per-request chatter: debug level, not the default log."""
 
+    protocol = JsonErrorChannel
     noisy = False
     displayTracebacks = False
 
