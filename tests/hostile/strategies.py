@@ -108,6 +108,14 @@ _PARAM_VALUE = st.one_of(
         ["0", "-1", "1e309", "nan", "inf", "1.5", "99999999999999999999", "", "json", "sse", "ndjson"]
     ).map(str.encode),
 )
+#: Index names in a URL path, kept under the HTTP layer's 16 KiB request line
+#: (what happens past it is tests/hostile/test_limits.py's business).
+INDEX_NAMES = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.lists(SPECIAL, max_size=20).map(lambda cs: "".join(cs).encode()),
+    st.sampled_from([b".", b"..", b"_x", b"-x", b"UPPER", b"a" * 256, b"%00", b"a/b", b""]),
+)
 _NAMES = st.sampled_from(["i", "q", "s", "n", "limit", "timeout", "format", "lastEventId", "x"])
 TAIL_PARAMS = st.lists(st.tuples(_NAMES, _PARAM_VALUE), max_size=7)
 

@@ -22,7 +22,7 @@ from hypothesis import given
 
 from common import errors
 from tests.hostile.conftest import TRIED, hostile_settings
-from tests.hostile.strategies import CONTENT_TYPES, DSL, LUCENE, RAW_BODIES, TAIL_PARAMS
+from tests.hostile.strategies import CONTENT_TYPES, DSL, INDEX_NAMES, LUCENE, RAW_BODIES, TAIL_PARAMS
 from tests.http_client import http
 from tests.security.serving import assert_still_serving
 from tests.wamp_client import WampClient
@@ -76,7 +76,7 @@ def test_ingest_paths(beater: Any) -> None:
     """Index names in the path: anything, percent-encoded."""
 
     @hostile_settings()
-    @given(name=TAIL_PARAMS.map(lambda ps: b"".join(v for _, v in ps)))
+    @given(name=INDEX_NAMES)
     def run(name: bytes) -> None:
         TRIED["ingest index name"] += 1
         path = "/api/v0.1/ingest/" + urllib.parse.quote_from_bytes(name, safe="")
@@ -125,21 +125,14 @@ def assert_registered_or_estrom_error(client: WampClient, query: Any) -> None:
     assert error.error in ESTROM_ERRORS, (error.error, error.args[:1], query)
 
 
-def test_query_strings_over_rpc(wamp: WampClient, listened_index: str) -> None:
+@pytest.mark.parametrize(
+    ("parser", "queries"), [("register_query string", LUCENE), ("register_query DSL", DSL)]
+)
+def test_register_query(wamp: WampClient, listened_index: str, parser: str, queries: Any) -> None:
     @hostile_settings()
-    @given(query=LUCENE)
-    def run(query: str) -> None:
-        TRIED["register_query string"] += 1
-        assert_registered_or_estrom_error(wamp, query)
-
-    run()
-
-
-def test_query_dsl_over_rpc(wamp: WampClient, listened_index: str) -> None:
-    @hostile_settings()
-    @given(query=DSL)
+    @given(query=queries)
     def run(query: Any) -> None:
-        TRIED["register_query DSL"] += 1
+        TRIED[parser] += 1
         assert_registered_or_estrom_error(wamp, query)
 
     run()
