@@ -4,8 +4,10 @@ Documents that arrive close together are percolated together: a batch closes
 when it holds ``batch_size`` documents or ``linger`` seconds after its first
 document, whichever comes first, so throughput does not collapse into one
 engine round trip per document. Several batches may be at the engine at
-once, but each index publishes its batches strictly in arrival order, so
-subscribers see hits in ingest order.
+once, but each index sends its batches' events strictly in arrival order, so
+subscribers see hits in ingest order. A batch is sent as soon as the one
+before it was *sent*, not acknowledged (one router session delivers in
+order): router round trips overlap with engine work.
 
 An ingest request is a ticket: it is answered once each of its documents was
 percolated and its matches acknowledged by the router, or failed as soon as
@@ -15,6 +17,7 @@ at-least-once).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,7 +45,9 @@ class PercolateFn(Protocol):
     def __call__(self, index: str, docs: list[dict[str, Any]]) -> Awaitable[PercolateResult]: ...
 
 
-PublishFn = Callable[[dict[str, list[Hit]]], Awaitable[int]]
+#: Hands every event of a batch to the router before it returns; the Deferred
+#: fires with the number of hit deliveries once the router acknowledged them all.
+PublishFn = Callable[[dict[str, list[Hit]]], Deferred[int]]
 
 
 @dataclass
@@ -90,14 +95,26 @@ class _Item:
     ticket: _Ticket
 
 
+@dataclass(eq=False)
+class _Batch:
+    """Documents percolated together; published once every earlier batch of its index was sent."""
+
+    items: list[_Item]
+    grouped: dict[str, list[Hit]] = field(default_factory=dict)
+    #: Matches per item (0 for an item the engine refused).
+    matched: list[int] = field(default_factory=list)
+    error: Exception | None = None
+    ready: bool = False
+
+
 @dataclass
 class _Lane:
-    """Per-index queue, linger timer and the tail of the publish-order chain."""
+    """Per-index queue, linger timer and the batches not yet sent, in dispatch order."""
 
     index: str
     pending: list[_Item] = field(default_factory=list)
     timer: IDelayedCall | None = None
-    tail: Deferred[None] | None = None
+    unsent: deque[_Batch] = field(default_factory=deque)
 
 
 class IngestPipeline:
@@ -160,53 +177,71 @@ class IngestPipeline:
             self._dispatch(lane)
 
     def _dispatch(self, lane: _Lane) -> None:
-        batch = lane.pending[: self.batch_size]
+        batch = _Batch(lane.pending[: self.batch_size])
         del lane.pending[: self.batch_size]
         if not lane.pending and lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
-        previous = lane.tail
-        done: Deferred[None] = ensureDeferred(self._process(lane.index, batch, previous))
-        lane.tail = done
+        lane.unsent.append(batch)
+        ensureDeferred(self._run_percolate(lane, batch))
 
-    async def _process(self, index: str, batch: list[_Item], previous: Deferred[None] | None) -> None:
+    async def _run_percolate(self, lane: _Lane, batch: _Batch) -> None:
         try:
-            try:
-                result: PercolateResult = await self._sem.run(
-                    lambda: ensureDeferred(self._percolate(index, [i.source for i in batch]))
-                )
-                hits: list[Hit] = []
-                matches: list[list[str]] = []
-                for n, item in enumerate(batch):
-                    reason = result.errors.get(n)
-                    if reason is not None:
-                        item.ticket.accepted -= 1
-                        item.ticket.rejected.append(
-                            {"position": item.position, "reason": f"engine refused the document: {reason}"}
-                        )
-                        self.stats["engine_rejected"] += 1
-                        continue
-                    hits.append(make_hit(index, item.source, item.doc_id))
-                    matches.append(result.matches[n])
-                grouped = group_by_sid(hits, matches)
-            finally:
-                # Publish strictly after the previous batch of this index, even if it failed.
-                if previous is not None:
-                    await previous
-            published = await self._publish(grouped)
+            result: PercolateResult = await self._sem.run(
+                lambda: ensureDeferred(self._percolate(lane.index, [i.source for i in batch.items]))
+            )
+            hits: list[Hit] = []
+            matches: list[list[str]] = []
+            for n, item in enumerate(batch.items):
+                reason = result.errors.get(n)
+                if reason is not None:
+                    item.ticket.accepted -= 1
+                    item.ticket.rejected.append(
+                        {"position": item.position, "reason": f"engine refused the document: {reason}"}
+                    )
+                    self.stats["engine_rejected"] += 1
+                    batch.matched.append(0)
+                    continue
+                hits.append(make_hit(lane.index, item.source, item.doc_id))
+                matches.append(result.matches[n])
+                batch.matched.append(len(result.matches[n]))
+            batch.grouped = group_by_sid(hits, matches)
         except Exception as exc:
-            log.debug("batch.failed", index=index, size=len(batch), error=str(exc))
-            for item in batch:
-                item.ticket.settle(error=exc)
-        else:
-            self.stats["batches"] += 1
-            self.stats["documents"] += len(batch)
-            self.stats["published"] += published
-            per_item = {id(i): 0 for i in batch}
-            ok_items = [i for n, i in enumerate(batch) if n not in result.errors]
-            for item, sids in zip(ok_items, matches, strict=True):
-                per_item[id(item)] = len(sids)
-            for item in batch:
-                item.ticket.settle(published=per_item[id(item)])
-        finally:
-            self.queued -= len(batch)
+            batch.error = exc
+        batch.ready = True
+        self._send_ready(lane)
+
+    def _send_ready(self, lane: _Lane) -> None:
+        """Send the batches at the head of the lane that are percolated, in dispatch order.
+
+        A batch is sent as soon as every earlier one was *sent* (one router
+        session delivers in order), not acknowledged: engine work and router
+        round trips overlap. Each batch still answers only on its own acks.
+        """
+        while lane.unsent and lane.unsent[0].ready:
+            batch = lane.unsent.popleft()
+            if batch.error is not None:
+                self._settle(batch, error=batch.error)
+                continue
+            try:
+                acked = self._publish(batch.grouped)
+            except Exception as exc:
+                self._settle(batch, error=exc)
+                continue
+            acked.addCallbacks(
+                lambda published, batch=batch: self._settle(batch, published=published),
+                lambda failure, batch=batch: self._settle(batch, error=failure.value),
+            )
+
+    def _settle(self, batch: _Batch, published: int = 0, error: Exception | None = None) -> None:
+        self.queued -= len(batch.items)
+        if error is not None:
+            log.debug("batch.failed", size=len(batch.items), error=str(error))
+            for item in batch.items:
+                item.ticket.settle(error=error)
+            return
+        self.stats["batches"] += 1
+        self.stats["documents"] += len(batch.items)
+        self.stats["published"] += published
+        for item, matched in zip(batch.items, batch.matched, strict=True):
+            item.ticket.settle(published=matched)

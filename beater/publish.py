@@ -9,11 +9,12 @@ the ingest answer 200 promises that the router took every match.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from autobahn.wamp.types import PublishOptions
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from common.errors import topic_for
 from common.hits import Hit
@@ -46,25 +47,32 @@ class Publisher:
         self.metrics = metrics
         self._options = PublishOptions(acknowledge=True)
 
-    async def publish(self, grouped: dict[str, list[Hit]]) -> int:
-        """Publish every group; return the number of hit deliveries once all are acked."""
+    def publish(self, grouped: dict[str, list[Hit]]) -> Deferred[int]:
+        """Send every group now; the Deferred fires with the number of hit deliveries once all are acked.
+
+        Every event is handed to the session before this returns, so a caller
+        that publishes batches one after another keeps their order.
+        """
         if not grouped:
-            return 0
+            return succeed(0)
         session = self.wamp.require()
         pending: list[Deferred[Any]] = []
         for sid, hits in grouped.items():
             d = session.publish(topic_for(sid), *hits, options=self._options)
             d.addTimeout(self.timeout, self.reactor)
             pending.append(d)
-        try:
-            await gatherResults(pending, consumeErrors=True)
-        except Exception as exc:
-            first = getattr(exc, "subFailure", None)
-            reason = first.getErrorMessage() if first is not None else str(exc)
-            if not self.wamp.session:
-                raise RouterUnavailable(f"router connection lost while publishing: {reason}") from exc
-            raise PublishFailed(f"router did not acknowledge a publish: {reason}") from exc
+        acked: Deferred[Any] = gatherResults(pending, consumeErrors=True)
+        return acked.addCallbacks(lambda _: self._acked(grouped), self._failed)
+
+    def _acked(self, grouped: dict[str, list[Hit]]) -> int:
         if self.metrics is not None:
             for sid, hits in grouped.items():
                 self.metrics.inc("query_matches_total", len(hits), sid=sid)
         return sum(len(h) for h in grouped.values())
+
+    def _failed(self, failure: Failure) -> NoReturn:
+        first = getattr(failure.value, "subFailure", None)
+        reason = first.getErrorMessage() if first is not None else failure.getErrorMessage()
+        if not self.wamp.session:
+            raise RouterUnavailable(f"router connection lost while publishing: {reason}") from failure.value
+        raise PublishFailed(f"router did not acknowledge a publish: {reason}") from failure.value

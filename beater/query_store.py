@@ -22,10 +22,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from beater.coalesce import Coalescer
 from beater.fields import query_fields
-from common.engine import Engine, EngineRejected
+from common.engine import Engine, EngineRejected, bulk_item_error
 from common.queries import canonicalize, sid_for, to_dsl
 from common.query_limits import QueryLimits, validate_query
 
@@ -160,14 +163,54 @@ class QueryStore:
         self.prefix = prefix
         self.limits = limits or QueryLimits()
         self._known_indices: set[str] = set()
+        self._creating: dict[str, list[Deferred[None]]] = {}
+        self._writers: dict[str, Coalescer[tuple[str, dict[str, Any]], None]] = {}
+        self._refreshers: dict[str, Coalescer[None, None]] = {}
+        #: Fields known to be mapped in each percolator index (mappings only grow).
+        self._mapped: dict[str, set[str]] = {}
 
     def percolator_index(self, index: str) -> str:
         return self.prefix + index
+
+    def _writer(self, pindex: str) -> Coalescer[tuple[str, dict[str, Any]], None]:
+        """Stores query documents of ``pindex``: concurrent registrations share one bulk and refresh."""
+        writer = self._writers.get(pindex)
+        if writer is None:
+
+            async def store(docs: list[tuple[str, dict[str, Any]]]) -> list[Exception | None]:
+                lines: list[dict[str, Any]] = []
+                for sid, doc in docs:
+                    lines += [{"index": {"_index": pindex, "_id": sid}}, doc]
+                # refresh: every query takes part in the very next percolation.
+                resp = await self.engine.run(lambda es: es.bulk(body=lines, refresh="true"))
+                return [bulk_item_error(item) for item in resp["items"]]
+
+            writer = self._writers[pindex] = Coalescer(store)
+        return writer
+
+    def _refresh(self, pindex: str) -> Deferred[None]:
+        """Wait for a refresh of ``pindex`` that covers the writes done so far (shared by all callers)."""
+        refresher = self._refreshers.get(pindex)
+        if refresher is None:
+
+            async def refresh(waiting: list[None]) -> list[Exception | None]:
+                await self.engine.run(lambda es: es.indices.refresh(index=pindex))
+                return [None] * len(waiting)
+
+            refresher = self._refreshers[pindex] = Coalescer(refresh)
+        return refresher.submit(None)
 
     async def ensure_percolator_index(self, index: str) -> str:
         name = self.percolator_index(index)
         if name in self._known_indices:
             return name
+        waiters = self._creating.get(name)
+        if waiters is not None:  # another registration is creating it: wait for that
+            done: Deferred[None] = Deferred()
+            waiters.append(done)
+            await done
+            return name
+        self._creating[name] = waiters = []
         body = percolator_index_body()
 
         def create(es: Any) -> None:
@@ -176,27 +219,46 @@ class QueryStore:
             else:  # made by an older beater: make sure the lifecycle fields are mapped
                 es.indices.put_mapping(index=name, body={"properties": _LIFECYCLE_MAPPING})
 
-        await self.engine.run(create)
+        try:
+            await self.engine.run(create)
+        except Exception:
+            failure = Failure()
+            del self._creating[name]
+            for d in waiters:
+                d.errback(failure)
+            raise
         self._known_indices.add(name)
+        del self._creating[name]
+        for d in waiters:
+            d.callback(None)
         return name
 
     async def _map_fields(self, index: str, fields: set[str]) -> None:
         """Add mappings for fields the percolator index does not know yet."""
-        if fields:
-            await self.engine.run(lambda es: self._add_missing(es, index, fields))
+        mapped = self._mapped.setdefault(self.percolator_index(index), set())
+        if fields - mapped:
+            await self.engine.run(lambda es: self._add_missing(es, index, fields, mapped))
 
-    def _add_missing(self, es: Any, index: str, fields: set[str] | None) -> int:
-        """Map ``fields`` (None: every field of the document index) missing in the percolator index."""
+    def _add_missing(
+        self, es: Any, index: str, fields: set[str] | None, mapped: set[str] | None = None
+    ) -> int:
+        """Map ``fields`` (None: every field of the document index) missing in the percolator index.
+
+        ``mapped`` collects the wanted fields the percolator index has afterwards.
+        """
         pindex = self.percolator_index(index)
         have = _properties(es, pindex)
         docs = _properties(es, index) if es.indices.exists(index=index) else {}
         wanted = leaf_fields(docs) if fields is None else fields
         missing = sorted(f for f in wanted if _lookup(have, f) is None)
+        found = mapped if mapped is not None else set()
+        found.update(f for f in wanted if _lookup(have, f) is not None)
         if not missing:
             return 0
         props = {f: field_mapping_for(f, docs) for f in missing}
         try:
             es.indices.put_mapping(index=pindex, body={"properties": props})
+            found.update(props)
             return len(props)
         except Exception:
             # A field mapped meanwhile (by a percolated dynamic template or
@@ -205,6 +267,7 @@ class QueryStore:
             for name, mapping in props.items():
                 try:
                     es.indices.put_mapping(index=pindex, body={"properties": {name: mapping}})
+                    found.add(name)
                     added += 1
                 except Exception as exc:
                     log.debug("mapping.skipped", field=name, error=str(exc))
@@ -255,8 +318,7 @@ class QueryStore:
             LAST_ACTIVE_FIELD: now,
             IDLE_SINCE_FIELD: None,
         }
-        # refresh=true: the query must take part in the very next percolation.
-        await self.engine.run(lambda es: es.index(index=pindex, id=sid, body=doc, refresh="true"))
+        await self._writer(pindex).submit((sid, doc))
         return sid
 
     async def describe(self, sid: str) -> dict[str, Any] | None:
@@ -282,12 +344,9 @@ class QueryStore:
     # --- lifecycle -------------------------------------------------------------------
 
     async def _update(self, pindex: str, sid: str, doc: dict[str, Any], refresh: bool = True) -> None:
-        def update(es: Any) -> None:
-            es.update(
-                index=pindex, id=sid, body={"doc": doc}, refresh="true" if refresh else "false", ignore=404
-            )
-
-        await self.engine.run(update)
+        await self.engine.run(lambda es: es.update(index=pindex, id=sid, body={"doc": doc}, ignore=404))
+        if refresh:
+            await self._refresh(pindex)
 
     async def touch(self, sid: str) -> bool:
         """Mark a query active now (a subscription appeared); False if unknown."""

@@ -84,6 +84,13 @@ def _reason(exc: elasticsearch.TransportError) -> tuple[str, str]:
     """The most specific reason the engine gave, as (type, reason)."""
     info = exc.info if isinstance(exc.info, dict) else {}
     error = info.get("error")
+    if error is None:
+        return "", str(exc.error)
+    return _error_reason(error)
+
+
+def _error_reason(error: Any) -> tuple[str, str]:
+    """(type, reason) of an engine ``error`` object (a response's or a bulk item's)."""
     if isinstance(error, dict):
         causes = error.get("root_cause") or []
         # The top-level reason is often generic ("failed to create query");
@@ -99,9 +106,23 @@ def _reason(exc: elasticsearch.TransportError) -> tuple[str, str]:
         if deep_reason and deep_reason not in reason:
             reason = f"{reason}: {deep_reason}" if reason else deep_reason
         return str(error.get("type") or first.get("type") or ""), reason
-    if isinstance(error, str):
-        return "", error
-    return "", str(exc.error)
+    return "", str(error)
+
+
+def classify(status: int, error_type: str, reason: str) -> Exception:
+    """A refusal (4xx but 429) is EngineRejected; anything else is worth a retry."""
+    if 400 <= status < 500 and status != 429:
+        return EngineRejected(status, reason or error_type, error_type)
+    return EngineUnavailable(f"engine answered {status}: {reason or error_type}")
+
+
+def bulk_item_error(item: dict[str, Any]) -> Exception | None:
+    """Why one ``_bulk`` item failed (as translate_error would say), or None if it succeeded."""
+    result = next(iter(item.values()), {})
+    status = int(result.get("status", 500))
+    if 200 <= status < 300:
+        return None
+    return classify(status, *_error_reason(result.get("error")))
 
 
 def translate_error(exc: Exception) -> Exception:
@@ -110,10 +131,7 @@ def translate_error(exc: Exception) -> Exception:
         return EngineUnavailable(f"engine unreachable: {exc.__class__.__name__}")
     if isinstance(exc, elasticsearch.TransportError):
         status = exc.status_code if isinstance(exc.status_code, int) else 0
-        error_type, reason = _reason(exc)
-        if 400 <= status < 500 and status != 429:
-            return EngineRejected(status, reason or error_type, error_type)
-        return EngineUnavailable(f"engine answered {status}: {reason or error_type}")
+        return classify(status, *_reason(exc))
     if isinstance(exc, elasticsearch.ElasticsearchException):
         return EngineUnavailable(f"engine error: {exc}")
     return exc

@@ -14,7 +14,6 @@ so errors up to then are still plain HTTP errors.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -27,7 +26,7 @@ from zope.interface import implementer
 
 from common.hits import Hit
 from tailor.backfill import Deduper
-from tailor.stream_format import Framing
+from tailor.stream_format import Framing, hit_json
 from tailor.subscriptions import Entry, Resume
 
 log = Logger()
@@ -118,7 +117,7 @@ class ClientStream:
             if self.end is not None:
                 return  # already failed; start() reports it
             self._held.extend(entries)
-            self._held_bytes += sum(len(json.dumps(hit, default=str)) for _, hit in entries)
+            self._held_bytes += sum(len(hit_json(hit)) for _, hit in entries)
             if self._held_bytes > self.max_pending:
                 # Cannot happen for long (holding lasts one engine search);
                 # bounded all the same.
@@ -133,15 +132,24 @@ class ClientStream:
             if self.pending_bytes > self.max_pending + self._allowance:
                 self._drop_slow_reader()
                 return
+            # One write per event, not per hit: the fan-out costs a few
+            # byte joins per client, the JSON was encoded once for all.
+            frames: list[bytes] = []
             for seq, hit in entries:
-                if self.state is not State.STREAMING:
-                    return
+                if self.limit is not None and self.sent >= self.limit:
+                    break
                 if self._deduper is not None:
                     if self._deduper.seen(hit):
                         continue
                     if self._deduper.exhausted:
                         self._deduper = None
-                self._send_hit(hit, self.event_id(seq))
+                frames.append(self.framing.hit(hit, self.event_id(seq), first=self.sent == 0))
+                self.sent += 1
+            if frames:
+                self._emit(b"".join(frames))
+                self.stats.hits_sent(len(frames))
+            if self.limit is not None and self.sent >= self.limit:
+                self.close("limit")
 
     def fail(self, error: str, reason: str) -> None:
         if self.state is State.HOLDING:

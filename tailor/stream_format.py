@@ -19,6 +19,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
+class EncodedHit(dict[str, Any]):
+    """A live hit that keeps its JSON: encoded once for every client of its sid, whatever their format."""
+
+    __slots__ = ("_json",)
+
+    def json(self) -> bytes:
+        try:
+            return self._json
+        except AttributeError:
+            self._json: bytes = _dumps(self).encode()
+            return self._json
+
+
+def hit_json(hit: Hit) -> bytes:
+    """The UTF-8 JSON of a hit (one line), encoded once if it is an EncodedHit."""
+    return hit.json() if isinstance(hit, EncodedHit) else _dumps(hit).encode()
+
+
 class Framing(Protocol):
     """How one stream format spells the parts of a tail."""
 
@@ -49,7 +67,7 @@ class JsonFraming:
         return f'{{"subscription_id": {_dumps(sid)}, "hits": ['.encode()
 
     def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
-        return (("\n" if first else ",\n") + _dumps(hit)).encode()
+        return (b"\n" if first else b",\n") + hit_json(hit)
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return b""  # only SSE resumes, so only SSE has gaps
@@ -76,7 +94,7 @@ class NdjsonFraming:
         return (_dumps({"subscription_id": sid}) + "\n").encode()
 
     def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
-        return (_dumps(hit) + "\n").encode()
+        return hit_json(hit) + b"\n"
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return b""
@@ -110,7 +128,7 @@ class SseFraming:
         return f"retry: {self.retry_ms}\nevent: subscription\ndata: {data}\n\n".encode()
 
     def hit(self, hit: Hit, event_id: str, first: bool) -> bytes:
-        return f"event: hit\nid: {event_id}\ndata: {_dumps(hit)}\n\n".encode()
+        return b"event: hit\nid: " + event_id.encode() + b"\ndata: " + hit_json(hit) + b"\n\n"
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return f"event: gap\ndata: {_dumps(info)}\n\n".encode()

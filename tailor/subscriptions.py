@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from common.errors import topic_for
 from common.hits import Hit
 from common.wamp import SessionHolder
+from tailor.stream_format import EncodedHit
 
 log = Logger()
 
@@ -123,10 +124,10 @@ class SharedSubscription:
         return f"{self.epoch}:{seq}"
 
     def on_event(self, *hits: Hit, **_details: Any) -> None:
-        """The WAMP event handler: number, remember and fan out the hits."""
+        """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
         entries: list[Entry] = []
         for hit in hits:
-            entries.append((self.next_seq, hit))
+            entries.append((self.next_seq, EncodedHit(hit)))
             self.next_seq += 1
         if self.keep_history:
             self.history.extend(entries)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from beater.percolate import PercolateResult
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
-from beater.publish import group_by_sid
+from beater.publish import PublishFailed, group_by_sid
 from common.engine import EngineUnavailable
+from common.wamp import RouterUnavailable
 
 
 class Engine:
@@ -42,13 +43,29 @@ class Engine:
 
 
 class Router:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, list[Any]]] = []
+    """Takes events at once; acknowledges at once, or when the test says (``hold``)."""
 
-    async def publish(self, grouped: dict[str, list[Any]]) -> int:
+    def __init__(self, hold: bool = False) -> None:
+        self.events: list[tuple[str, list[Any]]] = []
+        self.hold = hold
+        self.acks: list[Deferred[int]] = []
+        self.refuse_next: Exception | None = None
+
+    def publish(self, grouped: dict[str, list[Any]]) -> Deferred[int]:
+        if self.refuse_next is not None:
+            exc, self.refuse_next = self.refuse_next, None
+            raise exc
         for sid, hits in grouped.items():
             self.events.append((sid, hits))
-        return sum(len(h) for h in grouped.values())
+        published = sum(len(h) for h in grouped.values())
+        if not self.hold:
+            return succeed(published)
+        ack: Deferred[int] = Deferred()
+        self.acks.append(ack)
+        return ack.addCallback(lambda _: published)
+
+    def sent(self) -> list[int]:
+        return [h["_source"]["n"] for _, hits in self.events for h in hits]
 
 
 def make(engine: Engine, router: Router, clock: Clock, **kw: Any) -> IngestPipeline:
@@ -119,6 +136,85 @@ def test_batches_publish_in_arrival_order_even_if_percolated_out_of_order() -> N
     first.callback(None)
     assert [h["_source"]["n"] for _, hits in router.events for h in hits] == list(range(6))
     assert result(d).published == 6
+
+
+def test_next_batch_is_sent_before_the_previous_is_acknowledged() -> None:
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d1 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3))), [])
+    d2 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3, 6))), [])
+    assert router.sent() == list(range(6))  # both batches sent, in order, no ack yet
+    assert not d1.called
+    assert not d2.called
+    router.acks[1].callback(None)  # each request answers on its own batch's acks
+    assert result(d2).published == 3
+    assert not d1.called
+    router.acks[0].callback(None)
+    assert result(d1).published == 3
+    assert p.queued == 0
+
+
+def test_request_spanning_batches_answers_after_the_last_ack() -> None:
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(6))), [])
+    router.acks[0].callback(None)
+    assert not d.called
+    router.acks[1].callback(None)
+    assert result(d).published == 6
+
+
+def test_unacknowledged_publish_fails_only_the_requests_of_its_batch() -> None:
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d1 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3))), [])
+    d2 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3, 6))), [])
+    router.acks[0].errback(PublishFailed("no ack"))
+    with pytest.raises(PublishFailed):
+        result(d1)
+    router.acks[1].callback(None)
+    assert result(d2).published == 3
+    assert p.queued == 0
+
+
+def test_request_fails_when_any_of_its_batches_is_not_acknowledged() -> None:
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(6))), [])
+    router.acks[0].callback(None)
+    router.acks[1].errback(PublishFailed("no ack"))
+    with pytest.raises(PublishFailed):
+        result(d)
+    assert p.queued == 0
+
+
+def test_publish_refused_at_send_fails_its_batch_and_later_batches_still_go() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    router.refuse_next = RouterUnavailable("not connected")
+    d1 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3))), [])
+    d2 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3, 6))), [])
+    with pytest.raises(RouterUnavailable):
+        result(d1)
+    assert result(d2).published == 3
+    assert router.sent() == [3, 4, 5]
+    assert p.queued == 0
+
+
+def test_failed_percolation_does_not_hold_back_later_batches() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)
+    d1 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3))), [])
+    d2 = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(3, 6))), [])
+    (first, _), (second, _) = engine.pending
+    second.callback(None)
+    assert router.events == []  # waits for the earlier batch...
+    engine.fail_next = EngineUnavailable("down")
+    first.callback(None)  # ...which fails: the later one goes on
+    with pytest.raises(EngineUnavailable):
+        result(d1)
+    assert result(d2).published == 3
+    assert router.sent() == [3, 4, 5]
 
 
 def test_indices_are_batched_separately() -> None:
