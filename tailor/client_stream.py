@@ -143,6 +143,14 @@ class ClientStream:
                         self._deduper = None
                 self._send_hit(hit, self.event_id(seq))
 
+    @property
+    def bridges_gaps(self) -> bool:
+        return self.state is State.STREAMING and self.framing.gaps
+
+    def gap(self, info: dict[str, Any]) -> None:
+        if self.state is State.STREAMING:
+            self._emit(self.framing.gap(info))
+
     def fail(self, error: str, reason: str) -> None:
         if self.state is State.HOLDING:
             self.end, self._end_reason = error, reason
