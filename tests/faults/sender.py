@@ -93,12 +93,16 @@ class Sender:
         while not self._stop.is_set():
             ids = list(range(n, n + self.batch_size))
             n += self.batch_size
-            with self._cond:
-                self.batches.append(ids)
-                batch = len(self.batches) - 1
-            self._deliver(batch, ids)
+            self.send(ids)
 
-    def _deliver(self, batch: int, ids: list[int]) -> None:
+    def send(self, ids: list[int]) -> str:
+        """Send one batch (retrying it unless ``retry=False``); the last outcome."""
+        with self._cond:
+            self.batches.append(ids)
+            batch = len(self.batches) - 1
+        return self._deliver(batch, ids)
+
+    def _deliver(self, batch: int, ids: list[int]) -> str:
         body = json.dumps([{"_id": f"{self.run}-{i}", "run": self.run, "n": i} for i in ids]).encode()
         delay = self.backoff[0]
         while True:
@@ -109,7 +113,7 @@ class Sender:
                     self.acked.append(batch)
                 self._cond.notify_all()
             if outcome == "200" or not self.retry:
-                return
+                return outcome
             if outcome.isdigit() and int(outcome) not in RETRIED:
                 raise AssertionError(f"beater answered {outcome}: a sender would drop this batch")
             time.sleep(delay)  # the sender's back-off, as Logstash's
