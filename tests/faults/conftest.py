@@ -3,8 +3,8 @@
 The session engine in tests/conftest.py serves every other test; stopping it
 would fail them. These tests stop and restart an engine of their own (one for
 the package, same data directory across restarts, so stored queries
-survive), and each test runs its own router, so a router restart disturbs
-nobody else.
+survive), and a router of their own; a test that restarts a router has one
+to itself.
 """
 
 from __future__ import annotations
@@ -39,8 +39,16 @@ def fault_engine(workdir: Path) -> Iterator[EngineHandle]:
         node.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def fault_router(workdir: Path) -> Iterator[RouterHandle]:
+    """The router of the fault tests that do not stop it (a crossbar start costs seconds)."""
+    handle = start_router(workdir, "faults-router")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def own_router(workdir: Path) -> Iterator[RouterHandle]:
     """A router for this test alone: stopping and restarting it disturbs nobody else."""
     handle = start_router(workdir, f"faults-router-{uuid.uuid4().hex[:6]}")
     yield handle

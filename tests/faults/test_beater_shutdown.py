@@ -24,7 +24,7 @@ from tests.faults.conftest import proxy_to
 from tests.faults.delivery import numbers, report
 from tests.faults.sender import Sender
 from tests.http_client import ingest
-from tests.integration.test_beater_errors import metric
+from tests.tailor.helpers import metric
 from tests.tcp_proxy import TCPProxy
 from tests.waiting import wait_until
 from tests.wamp_client import WampClient
@@ -56,11 +56,9 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
     senders = [Sender(beater.url, index, run, retry=False, batch_size=10).start() for run in runs]
     for sender in senders:
         sender.wait(lambda s: len(s.acked) >= 2, what="2 batches acknowledged")
-    slow.delay(0.3)
-    for sender in senders:
-        n = len(sender.attempts)
-        sender.wait(lambda s, n=n: len(s.attempts) > n, what="a slow request done")
-
+    slow.delay(1.0)
+    # Requests inside the pipeline, waiting for the engine: SIGTERM now.
+    wait_until(lambda: metric(beater.url, "estrom_beater_queue_documents") > 0, what="requests in flight")
     terminated = time.monotonic()
     code = beater.process.stop(timeout=EXIT_BOUND)
     exited = time.monotonic()
@@ -78,6 +76,8 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
         # Once draining, never again a 200: 503 on open connections, then refused.
         assert set(outcomes[first_refusal:]) <= {"503", "refused"}, outcomes
     print("in flight at SIGTERM:", sorted(a.outcome for a in in_flight))
+    finished = [a for a in in_flight if a.outcome == "200"]
+    assert finished, "no request in flight was finished during the drain"
     # Every 200 means published: its documents all reached the subscriber.
     acked = {(run, n) for run, s in zip(runs, senders, strict=True) for n in s.acked_ids}
     hits = sink.wait_for(lambda hits: acked <= {(h["_source"]["run"], h["_source"]["n"]) for h in hits}, 20)
@@ -101,7 +101,7 @@ def test_sigterm_refuses_what_cannot_finish_in_the_grace(
         target=lambda: answers.append(ingest(beater.url, index, [{"run": "stuck", "n": 0}]).status)
     )
     request.start()
-    wait_until(lambda: metric(beater, "estrom_beater_queue_documents") == 1, what="the request in flight")
+    wait_until(lambda: metric(beater.url, "estrom_beater_queue_documents") == 1, what="the request in flight")
     code = beater.process.stop(timeout=EXIT_BOUND)
     request.join(10)
     assert answers == [503]

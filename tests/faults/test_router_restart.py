@@ -52,10 +52,11 @@ def has_gap(tail: Tail) -> bool:
 
 
 def test_router_restart_mid_stream(
-    fault_router: RouterHandle, beaters: StartService, tailors: StartService, index: str
+    own_router: RouterHandle, beaters: StartService, tailors: StartService, index: str
 ) -> None:
-    beater = beaters(ESTROM_PUBLISH_TIMEOUT="3")
-    tailor = tailors(ESTROM_TAILOR_HEARTBEAT="1")
+    router = own_router
+    beater = beaters(router_url=router.url, ESTROM_PUBLISH_TIMEOUT="3")
+    tailor = tailors(router_url=router.url, ESTROM_TAILOR_HEARTBEAT="1")
     run = uuid.uuid4().hex[:8]
     params = {"i": index, "q": f"run:{run}"}
     tails = {fmt: Tail(tailor.url, {**params, "format": fmt}) for fmt in ("json", "ndjson", "sse")}
@@ -63,7 +64,7 @@ def test_router_restart_mid_stream(
     try:
         sender.wait(lambda s: len(s.acked) >= 3, what="3 batches acknowledged")
         stopping = time.monotonic()
-        fault_router.stop()
+        router.stop()
         acked_before = sender.acked_ids  # nothing is acknowledged without a router
 
         doc = json.loads(tails["json"].wait_end())
@@ -72,7 +73,7 @@ def test_router_restart_mid_stream(
         assert acked_before <= set(numbers(doc["hits"]))
         sender.wait(lambda s: "503" in s.outcomes_since(stopping), 20, "503 while the router is away")
 
-        fault_router.start()
+        router.start()
         wait_until(lambda: http("GET", beater.url + "/healthz").status == 200, 30, "beater rejoined")
         for tail in (tails["ndjson"], tails["sse"]):
             tail.wait(has_gap, 30, "a gap notice")
