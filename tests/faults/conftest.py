@@ -81,8 +81,3 @@ def proxy_to(proxies: list[TCPProxy], url: str) -> TCPProxy:
     proxy = TCPProxy(host, int(port))
     proxies.append(proxy)
     return proxy
-
-
-@pytest.fixture
-def index() -> str:
-    return f"f-{uuid.uuid4().hex[:12]}"

@@ -63,35 +63,29 @@ def exercise_link(link: TCPProxy, beater_url: str, index: str, run: str, timeout
     return steady
 
 
-def test_beater_engine_link(
+@pytest.mark.parametrize("peer", ["engine", "router"])
+def test_beater_links(
+    peer: str,
     fault_engine: EngineHandle,
     fault_router: RouterHandle,
     beaters: StartService,
     proxies: list[TCPProxy],
     index: str,
 ) -> None:
-    link = proxy_to(proxies, fault_engine.url)
-    beater = beaters(engine_url=link.url, ESTROM_ENGINE_TIMEOUT="2")
+    if peer == "engine":
+        link = proxy_to(proxies, fault_engine.url)
+        setting = "ESTROM_ENGINE_TIMEOUT=2"
+        beater = beaters(engine_url=link.url, ESTROM_ENGINE_TIMEOUT="2")
+    else:
+        link = proxy_to(proxies, fault_router.url)
+        setting = "ESTROM_PUBLISH_TIMEOUT=2"
+        beater = beaters(router_url=ws_url(link), ESTROM_PUBLISH_TIMEOUT="2")
     run = uuid.uuid4().hex[:8]
     client, sink = watch(fault_router, index, f"run:{run}")
-    steady = exercise_link(link, beater.url, index, run, "ESTROM_ENGINE_TIMEOUT=2")
+    steady = exercise_link(link, beater.url, index, run, setting)
     sent = steady.sent_ids | {100}
     hits = sink.wait_for(lambda hits: sent <= set(numbers(hits)), 20)
-    report("beater↔engine", sent, [n for n in numbers(hits) if n in sent])
-    client.close()
-
-
-def test_beater_router_link(
-    fault_router: RouterHandle, beaters: StartService, proxies: list[TCPProxy], index: str
-) -> None:
-    link = proxy_to(proxies, fault_router.url)
-    beater = beaters(router_url=ws_url(link), ESTROM_PUBLISH_TIMEOUT="2")
-    run = uuid.uuid4().hex[:8]
-    client, sink = watch(fault_router, index, f"run:{run}")
-    steady = exercise_link(link, beater.url, index, run, "ESTROM_PUBLISH_TIMEOUT=2")
-    sent = steady.sent_ids | {100}
-    hits = sink.wait_for(lambda hits: sent <= set(numbers(hits)), 20)
-    report("beater↔router", sent, [n for n in numbers(hits) if n in sent])
+    report(f"beater↔{peer}", sent, [n for n in numbers(hits) if n in sent])
     client.close()
 
 
