@@ -123,6 +123,20 @@ class BeaterAPI:
             )
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
+        try:
+            await self._ingest(request, rest)
+        finally:
+            self._close_if_draining(request)  # errors are written after this
+
+    def _close_if_draining(self, request: Request) -> None:
+        """While draining, every answer closes its connection: the next request finds the port shut."""
+        if self.draining:
+            request.setHeader(b"connection", b"close")
+            channel = getattr(request, "channel", None)
+            if channel is not None:
+                channel.persistent = False
+
+    async def _ingest(self, request: Request, rest: list[str]) -> None:
         self._check_token(request)
         if len(rest) != 1:
             raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
@@ -165,6 +179,7 @@ class BeaterAPI:
         self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
         self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
         self.metrics.inc("published_hits_total", amount=outcome.published)
+        self._close_if_draining(request)
         write_json(request, 200, outcome.as_json())
 
     def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
@@ -175,9 +190,7 @@ class BeaterAPI:
         return d
 
     def _shutting_down(self) -> HTTPError:
-        err = self._unavailable("the beater is shutting down; retry (another beater, or this one restarted)")
-        err.headers["Connection"] = "close"
-        return err
+        return self._unavailable("the beater is shutting down; retry (another beater, or this one restarted)")
 
     async def drain(self, port: IListeningPort, grace: float, clock: IReactorTime) -> None:
         """SIGTERM: stop listening, let requests in flight finish for up to ``grace`` s, 503 the rest.
