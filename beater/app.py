@@ -92,6 +92,17 @@ class Beater:
     async def start(self) -> None:
         """Listen, join the router, check the engine, start sweeping; print the ready line."""
         self.port = await listen_and_join(
-            "beater", self.reactor, self.settings.beater_listen, self.api.site(), self.wamp, self.engine
+            "beater",
+            self.reactor,
+            self.settings.beater_listen,
+            self.api.site(),
+            self.wamp,
+            self.engine,
+            drain=self._drain,
         )
         self.lifecycle.start()
+
+    async def _drain(self, port: IListeningPort) -> None:
+        """SIGTERM: take no new requests, finish (or 503) those in flight; then we leave the router."""
+        self.lifecycle.stop()
+        await self.api.drain(port, self.settings.shutdown_grace, self.reactor)

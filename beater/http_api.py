@@ -5,13 +5,15 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from twisted.internet.defer import CancelledError, Deferred, gatherResults
+from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Request as ServerRequest
 from twisted.web.server import Site
 
-from beater.ingest_body import TooManyDocuments, UnreadableBody, parse_ingest_body
-from beater.pipeline import IngestPipeline, QueueFull, RequestTooLarge
+from beater.ingest_body import IngestBody, TooManyDocuments, UnreadableBody, parse_ingest_body
+from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
@@ -90,6 +92,9 @@ class BeaterAPI:
         self.engine = engine
         self.wamp = wamp
         self.metrics = metrics
+        #: Set on SIGTERM: new requests get 503, those in flight may finish.
+        self.draining = False
+        self._in_flight: set[Deferred[IngestOutcome]] = set()
 
     def site(self) -> Site:
         routes = Routes(
@@ -126,6 +131,20 @@ class BeaterAPI:
             )
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
+        try:
+            await self._ingest(request, rest)
+        finally:
+            self._close_if_draining(request)  # errors are written after this
+
+    def _close_if_draining(self, request: Request) -> None:
+        """While draining, every answer closes its connection: the next request finds the port shut."""
+        if self.draining:
+            request.setHeader(b"connection", b"close")
+            channel = getattr(request, "channel", None)
+            if channel is not None:
+                channel.persistent = False
+
+    async def _ingest(self, request: Request, rest: list[str]) -> None:
         self._check_token(request)
         if len(rest) != 1:
             raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
@@ -146,10 +165,14 @@ class BeaterAPI:
         except UnreadableBody as exc:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "unreadable_body", exc.reason, rejected=exc.rejected) from None
+        if self.draining:
+            raise self._shutting_down()
         if self.wamp.session is None:
             raise self._unavailable("not connected to the router; retry later")
         try:
-            outcome = await self.pipeline.submit(index, body.docs, body.rejected)
+            outcome = await self._submit(index, body)
+        except CancelledError:
+            raise self._shutting_down() from None
         except RequestTooLarge as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
             raise HTTPError(413, "too_many_documents", str(exc)) from None
@@ -169,7 +192,47 @@ class BeaterAPI:
         self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
         self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
         self.metrics.inc("published_hits_total", amount=outcome.published)
+        self._close_if_draining(request)
         write_json(request, 200, outcome.as_json())
+
+    def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
+        """Queue the request's documents, tracked so that a shutdown can wait for it."""
+        d = self.pipeline.submit(index, body.docs, body.rejected)
+        self._in_flight.add(d)
+        d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
+        return d
+
+    def _shutting_down(self) -> HTTPError:
+        return self._unavailable("the beater is shutting down; retry (another beater, or this one restarted)")
+
+    async def drain(self, port: IListeningPort, grace: float, clock: IReactorTime) -> None:
+        """SIGTERM: stop listening, let requests in flight finish for up to ``grace`` s, 503 the rest.
+
+        A request answered 503 here may still have some matches published
+        (the sender retries: at-least-once); none is ever answered 200
+        without every match acknowledged, because 200 comes only from the
+        pipeline.
+        """
+        self.draining = True
+        await port.stopListening()
+        pending = list(self._in_flight)
+        log.info("beater.draining", requests=len(pending), grace=grace)
+        if pending:
+            observers: list[Deferred[None]] = []
+            for d in pending:
+                seen: Deferred[None] = Deferred()
+                d.addBoth(lambda result, seen=seen: (seen.callback(None), result)[1])
+                observers.append(seen)
+            waiting = gatherResults(observers)
+            waiting.addTimeout(grace, clock)
+            try:
+                await waiting
+            except Exception:
+                left = list(self._in_flight)
+                log.warn("beater.drain_timeout", refused=len(left))
+                for d in left:
+                    d.cancel()  # the handler answers 503
+        log.info("beater.drained")
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
         await write_health(request, self.engine, self.wamp)

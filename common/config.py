@@ -91,6 +91,8 @@ class Settings:
     queue_max_docs: int = 50_000
     publish_timeout: float = 5.0
     retry_after: int = 2
+    #: seconds a SIGTERMed beater waits for requests in flight before answering them 503
+    shutdown_grace: float = 10.0
     query_index_prefix: str = "estrom-queries-"
     percolate_mode: str = "auto"
     query_grace: float = 600.0
@@ -109,6 +111,8 @@ class Settings:
     tailor_sse_linger: float = 30.0
     #: largest ``n`` accepted (the engine's ``index.max_result_window``)
     tailor_max_backfill: int = 10_000
+    #: seconds NDJSON/SSE streams wait for a lost router (then a gap notice) before ending with an error
+    tailor_router_wait: float = 60.0
     #: Access-Control-Allow-Origin of tails, so browser pages on other origins can read them; "" for none
     tailor_cors_origin: str = "*"
     # Router credentials (WAMP-CRA); an empty secret joins anonymously:
@@ -142,6 +146,7 @@ class Settings:
             queue_max_docs=_int(env, "ESTROM_QUEUE_MAX_DOCS", d.queue_max_docs, 1),
             publish_timeout=_float(env, "ESTROM_PUBLISH_TIMEOUT", d.publish_timeout, 0.1),
             retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
+            shutdown_grace=_float(env, "ESTROM_SHUTDOWN_GRACE", d.shutdown_grace, 0.0),
             query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
             percolate_mode=_str(env, "ESTROM_PERCOLATE_MODE", d.percolate_mode).lower(),
             query_grace=_float(env, "ESTROM_QUERY_GRACE", d.query_grace, 0.0),
@@ -154,6 +159,7 @@ class Settings:
             tailor_sse_history=_int(env, "ESTROM_TAILOR_SSE_HISTORY", d.tailor_sse_history, 0),
             tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
+            tailor_router_wait=_float(env, "ESTROM_TAILOR_ROUTER_WAIT", d.tailor_router_wait, 0.0),
             tailor_cors_origin=env.get("ESTROM_TAILOR_CORS_ORIGIN", d.tailor_cors_origin),
             beater_authid=_str(env, "ESTROM_BEATER_AUTHID", d.beater_authid),
             beater_secret=_secret(env, "ESTROM_BEATER_SECRET"),

@@ -13,6 +13,7 @@ both sides here, at start-up, with a clear message.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -137,6 +138,10 @@ def translate_error(exc: Exception) -> Exception:
     return exc
 
 
+def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
+    return threading.Thread(*args, daemon=True, **kwargs)
+
+
 class Engine:
     """Elasticsearch client whose calls return Deferreds from a bounded thread pool."""
 
@@ -151,6 +156,9 @@ class Engine:
         )
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=concurrency, name="engine")
+        # Daemon workers: a call stuck on a wedged engine (up to the timeout)
+        # must not hold a stopping process; see close().
+        self._pool.threadFactory = _daemon_thread  # type: ignore[method-assign]
         self._pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", self.close)  # type: ignore[attr-defined]
 
@@ -165,8 +173,8 @@ class Engine:
         )
 
     def close(self) -> None:
-        """Stop the thread pool (its threads would keep the process alive)."""
-        if self._pool.started:
+        """Stop the thread pool; with a call still running (hung engine), leave it to die with the process."""
+        if self._pool.started and not self._pool.working:
             self._pool.stop()
 
     async def run(self, fn: Callable[[Elasticsearch], T]) -> T:

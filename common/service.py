@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import txaio
@@ -33,7 +33,13 @@ class Service(Protocol):
 
 
 async def listen_and_join(
-    name: str, reactor: Any, listen: str, site: Site, wamp: SessionHolder, engine: Engine
+    name: str,
+    reactor: Any,
+    listen: str,
+    site: Site,
+    wamp: SessionHolder,
+    engine: Engine,
+    drain: Callable[[IListeningPort], Awaitable[None]] | None = None,
 ) -> IListeningPort:
     """Listen, join the router and check the engine; print the ready line once joined.
 
@@ -41,11 +47,16 @@ async def listen_and_join(
     command and the test fixtures wait for: the port is open and the WAMP
     session is there. An unreachable engine is only a warning: it may come
     later, and requests answer 503 meanwhile.
+
+    On SIGTERM, ``drain(port)`` runs first (stop listening, finish what is
+    in flight), and only then does the process leave the router: the last
+    publishes of the requests it finishes still need the session.
     """
     port = await serverFromString(reactor, listen).listen(site)
     address = port.getHost()
-    # Say goodbye to the router on SIGTERM instead of dropping the connection.
-    reactor.addSystemEventTrigger("before", "shutdown", _leave, wamp, reactor)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: ensureDeferred(_shut_down(wamp, reactor, port, drain))
+    )
     joined = wamp.next_join()
     wamp.start(reactor)
     try:
@@ -61,11 +72,22 @@ async def listen_and_join(
     return port
 
 
-def _leave(wamp: SessionHolder, reactor: Any) -> Deferred[None]:
+async def _shut_down(
+    wamp: SessionHolder,
+    reactor: Any,
+    port: IListeningPort,
+    drain: Callable[[IListeningPort], Awaitable[None]] | None,
+) -> None:
+    if drain is not None:
+        try:
+            await drain(port)
+        except Exception:
+            log.failure("shutdown.drain_failed")
+    # Say goodbye to the router instead of dropping the connection.
     d: Deferred[None] = ensureDeferred(wamp.stop())
     d.addTimeout(2.0, reactor)
     d.addErrback(lambda _failure: None)
-    return d
+    await d
 
 
 def run_service(name: str, build: Callable[[Settings, Any], Service]) -> None:

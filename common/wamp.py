@@ -55,10 +55,11 @@ class SessionHolder:
                     "url": url,
                     "serializers": ["json"],
                     # autobahn's defaults and docstring disagree; say what we mean:
-                    # retry forever, quickly at first, never more than 5 s apart.
+                    # retry forever, quickly at first, never more than 2 s apart: a
+                    # restarted router is back in use (and tails' gaps end) soon after.
                     "max_retries": -1,
                     "initial_retry_delay": 0.25,
-                    "max_retry_delay": 5.0,
+                    "max_retry_delay": 2.0,
                     "retry_delay_growth": 1.5,
                     "retry_delay_jitter": 0.1,
                     "options": {"auto_ping_interval": 10.0, "auto_ping_timeout": 5.0},

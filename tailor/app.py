@@ -28,11 +28,16 @@ class Tailor:
             settings.router_url, settings.realm, authid=settings.tailor_authid, secret=settings.tailor_secret
         )
         self.hub = SubscriptionHub(
-            self.wamp, reactor, settings.tailor_sse_history, settings.tailor_sse_linger
+            self.wamp,
+            reactor,
+            settings.tailor_sse_history,
+            settings.tailor_sse_linger,
+            router_wait=settings.tailor_router_wait,
         )
         self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
-        # A lost session takes every subscription with it: end those streams
-        # now, as valid documents with an "error", instead of leaving them silent.
+        # A lost session takes every subscription with it: JSON streams end now,
+        # as valid documents with an "error"; NDJSON/SSE ones wait for the
+        # rejoin and get a gap notice (see SubscriptionHub.router_lost).
         self.wamp.component.on("leave", self._router_lost)
         self.wamp.component.on("disconnect", self._router_lost)
         reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)

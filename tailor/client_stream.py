@@ -151,6 +151,14 @@ class ClientStream:
             if self.limit is not None and self.sent >= self.limit:
                 self.close("limit")
 
+    @property
+    def bridges_gaps(self) -> bool:
+        return self.state is State.STREAMING and self.framing.gaps
+
+    def gap(self, info: dict[str, Any]) -> None:
+        if self.state is State.STREAMING:
+            self._emit(self.framing.gap(info))
+
     def fail(self, error: str, reason: str) -> None:
         if self.state is State.HOLDING:
             self.end, self._end_reason = error, reason

@@ -41,6 +41,8 @@ class Framing(Protocol):
     """How one stream format spells the parts of a tail."""
 
     content_type: bytes
+    #: Whether the format can say "hits may be missing here" (NDJSON, SSE).
+    gaps: bool
 
     def opening(self, sid: str) -> bytes: ...
 
@@ -62,6 +64,7 @@ class JsonFraming:
     """
 
     content_type = b"application/json"
+    gaps = False
 
     def opening(self, sid: str) -> bytes:
         return f'{{"subscription_id": {_dumps(sid)}, "hits": ['.encode()
@@ -70,7 +73,7 @@ class JsonFraming:
         return (b"\n" if first else b",\n") + hit_json(hit)
 
     def gap(self, info: dict[str, Any]) -> bytes:
-        return b""  # only SSE resumes, so only SSE has gaps
+        return b""  # a JSON document has no place for one: it ends with an "error" instead
 
     def heartbeat(self) -> bytes:
         return b"\n"
@@ -85,10 +88,12 @@ class NdjsonFraming:
     """First line ``{"subscription_id": ...}``, then one hit per line.
 
     A back-end failure or a dropped reader ends with one more line,
-    ``{"error": code, "reason": text}``; heartbeats are empty lines.
+    ``{"error": code, "reason": text}``; heartbeats are empty lines; where
+    hits may be missing (router lost and back) a line ``{"gap": {...}}``.
     """
 
     content_type = b"application/x-ndjson"
+    gaps = True
 
     def opening(self, sid: str) -> bytes:
         return (_dumps({"subscription_id": sid}) + "\n").encode()
@@ -97,7 +102,7 @@ class NdjsonFraming:
         return hit_json(hit) + b"\n"
 
     def gap(self, info: dict[str, Any]) -> bytes:
-        return b""
+        return (_dumps({"gap": info}) + "\n").encode()
 
     def heartbeat(self) -> bytes:
         return b"\n"
@@ -119,6 +124,7 @@ class SseFraming:
     """
 
     content_type = b"text/event-stream"
+    gaps = True
 
     def __init__(self, retry_ms: int = 2000) -> None:
         self.retry_ms = retry_ms

@@ -10,6 +10,12 @@ automatic reconnect resumes from the history instead of finding it gone.
 Every hit gets a sequence number within the subscription's *epoch* (a random
 token per subscribe); the last ``history`` hits are kept so that SSE clients
 resume with Last-Event-ID (``<epoch>:<seq>``) with no gap and no duplicate.
+
+A lost router session takes every subscription with it. Streams that can
+say so (NDJSON, SSE) wait for the session to come back (``router_wait``
+seconds at most): then each sid is subscribed again, in a new epoch, and its
+clients get a *gap notice* where the hits published meanwhile would be.
+Others (JSON, streams not yet started) end at once with an ``"error"``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,13 @@ class Listener(Protocol):
 
     def fail(self, error: str, reason: str) -> None:
         """The subscription is gone (router lost): end the stream with this error."""
+
+    @property
+    def bridges_gaps(self) -> bool:
+        """Whether the stream outlives a router loss, to carry a gap notice instead."""
+
+    def gap(self, info: dict[str, Any]) -> None:
+        """Hits may be missing here (router lost and back): say so in the stream."""
 
 
 class SubscribeFailed(Exception):
@@ -123,6 +136,12 @@ class SharedSubscription:
     def event_id(self, seq: int) -> str:
         return f"{self.epoch}:{seq}"
 
+    def new_epoch(self) -> None:
+        """Subscribed again after a gap: old event ids no longer resume without one."""
+        self.epoch = secrets.token_hex(4)
+        self.history.clear()
+        self._ready, self._error = False, None
+
     def on_event(self, *hits: Hit, **_details: Any) -> None:
         """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
         entries: list[Entry] = []
@@ -167,14 +186,23 @@ class SubscriptionHub:
     """All shared subscriptions of this tailor, keyed by sid."""
 
     def __init__(
-        self, wamp: SessionHolder, clock: IReactorTime, history_size: int, sse_linger: float
+        self,
+        wamp: SessionHolder,
+        clock: IReactorTime,
+        history_size: int,
+        sse_linger: float,
+        router_wait: float = 60.0,
     ) -> None:
         self.wamp = wamp
         self.clock = clock
         self.history_size = history_size
         self.sse_linger = sse_linger
+        self.router_wait = router_wait
         self._subs: dict[str, SharedSubscription] = {}
         self._unsubscribing: dict[str, Deferred[Any]] = {}
+        self._lost_at: float | None = None
+        self._give_up_call: IDelayedCall | None = None
+        wamp.when_joined(self.rejoined)
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -207,7 +235,9 @@ class SubscriptionHub:
             raise
         return sub
 
-    def _subscribe(self, session: ISession, sub: SharedSubscription) -> None:
+    def _subscribe(
+        self, session: ISession, sub: SharedSubscription, gap: dict[str, Any] | None = None
+    ) -> None:
         async def run() -> None:
             pending = self._unsubscribing.get(sub.sid)
             if pending is not None:
@@ -225,12 +255,21 @@ class SubscriptionHub:
             log.warn("subscription.failed", sid=sub.sid, error=failure.getErrorMessage())
             if self._subs.get(sub.sid) is sub:
                 del self._subs[sub.sid]
+            reason = f"router refused the subscription: {failure.getErrorMessage()}"
+            listeners = list(sub.listeners)
             sub.listeners.clear()
-            sub.settle(
-                Failure(SubscribeFailed(f"router refused the subscription: {failure.getErrorMessage()}"))
-            )
+            sub.settle(Failure(SubscribeFailed(reason)))
+            if gap is not None:  # streams that waited through a router loss
+                for listener in listeners:
+                    listener.fail("router_unavailable", reason)
 
-        ensureDeferred(run()).addCallbacks(lambda _: sub.settle(), failed)
+        def done(_: Any) -> None:
+            sub.settle()
+            if gap is not None:
+                for listener in list(sub.listeners):
+                    listener.gap(gap)
+
+        ensureDeferred(run()).addCallbacks(done, failed)
 
     def leave(self, sid: str, listener: Listener, linger: bool = False) -> None:
         """Remove ``listener``; the last one out unsubscribes (after the SSE linger if asked)."""
@@ -276,16 +315,62 @@ class SubscriptionHub:
         d.addBoth(done)
 
     def router_lost(self, reason: str) -> None:
-        """The session is gone and every subscription with it: end every listener's stream."""
-        subs, self._subs = list(self._subs.values()), {}
+        """The session is gone and every subscription with it.
+
+        Streams that bridge gaps keep their sids here, unsubscribed, until
+        the rejoin (or ``router_wait``); every other listener ends now.
+        """
+        if self._lost_at is not None:
+            return  # "leave" and then "disconnect": one loss
+        self._lost_at = self.clock.seconds()
         self._unsubscribing.clear()
-        for sub in subs:
-            sub.dropped = True
+        for sub in list(self._subs.values()):
             sub.wamp_subscription = None
             if sub.linger_call is not None and sub.linger_call.active():
                 sub.linger_call.cancel()
+            sub.linger_call = None
             if not sub._ready and sub._error is None:
                 sub.settle(Failure(SubscribeFailed(reason)))
             for listener in list(sub.listeners):
-                listener.fail("router_unavailable", reason)
+                if not listener.bridges_gaps:
+                    sub.listeners.discard(listener)
+                    listener.fail("router_unavailable", reason)
+            sub._ready = False
+            if not sub.listeners:
+                self._drop(sub)
+        if self._subs:
+            log.info("subscriptions.waiting_for_router", subscriptions=len(self._subs), wait=self.router_wait)
+            self._give_up_call = self.clock.callLater(self.router_wait, self._give_up, reason)
+
+    def _give_up(self, reason: str) -> None:
+        """The router stayed away too long: end the streams that waited for it."""
+        self._give_up_call = None
+        subs, self._subs = list(self._subs.values()), {}
+        for sub in subs:
+            sub.dropped = True
+            listeners = list(sub.listeners)
             sub.listeners.clear()
+            for listener in listeners:
+                listener.fail("router_unavailable", f"{reason}; not back within {self.router_wait:g}s")
+
+    def rejoined(self, session: ISession) -> None:
+        """A new session: subscribe again every sid whose streams waited, with a gap notice."""
+        lost_at, self._lost_at = self._lost_at, None
+        if self._give_up_call is not None and self._give_up_call.active():
+            self._give_up_call.cancel()
+        self._give_up_call = None
+        if lost_at is None:
+            return
+        seconds = round(self.clock.seconds() - lost_at, 3)
+        for sub in list(self._subs.values()):
+            gap = {
+                "last_event_id": sub.event_id(sub.last_seq),
+                "missed": None,
+                "seconds": seconds,
+                "reason": "the tailor lost its connection to the router; hits published "
+                "until it subscribed again are missing",
+            }
+            sub.new_epoch()
+            self._subscribe(session, sub, gap)
+        if self._subs:
+            log.info("subscriptions.resubscribing", subscriptions=len(self._subs), gap_seconds=seconds)

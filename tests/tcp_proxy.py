@@ -2,9 +2,13 @@
 
 ``cut()`` drops every connection and closes the listening port (clients get
 "connection refused", as from a stopped server); ``hang()`` keeps accepting
-but never answers (a wedged server); ``restore()`` brings back the normal
-forwarding on the same port. The server behind stays up, so tests of "engine down"
-and "engine back" cost no engine restart.
+but never answers (a wedged server); ``blackhole()`` keeps every connection
+open and moves nothing across it either way until ``restore()`` (a network
+partition: no FIN, no RST, no data; what was sent waits, as TCP retransmits); ``reset()`` aborts every open connection with a
+TCP RST (SO_LINGER 0) and keeps forwarding new ones; ``delay(s)`` holds
+every chunk ``s`` seconds before forwarding it (a slow link). ``restore()``
+brings back the normal forwarding on the same port. The server behind stays
+up, so tests of "engine down" and "engine back" cost no engine restart.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import struct
 import threading
+import time
 
 
 class TCPProxy:
@@ -23,6 +29,8 @@ class TCPProxy:
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._hanging = False
+        self._blackhole = False
+        self._delay = 0.0
         self.restore()
 
     @property
@@ -41,7 +49,25 @@ class TCPProxy:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
+    def blackhole(self) -> None:
+        self._blackhole = True
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def reset(self) -> None:
+        """RST every open connection (the peer sees ECONNRESET); new ones are forwarded."""
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        linger = struct.pack("ii", 1, 0)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            conn.close()
+
     def restore(self) -> None:
+        self._blackhole = False
+        self._delay = 0.0
         if self._hanging:
             self._hanging = False
             self._drop_connections()
@@ -98,11 +124,18 @@ class TCPProxy:
         pair = {a: b, b: a}
         try:
             while True:
-                readable, _, _ = select.select([a, b], [], [], 1.0)
+                if self._blackhole:
+                    time.sleep(0.05)
+                    if a.fileno() < 0 or b.fileno() < 0:
+                        return
+                    continue
+                readable, _, _ = select.select([a, b], [], [], 0.1)
                 for src in readable:
                     data = src.recv(65536)
                     if not data:
                         return
+                    if self._delay:
+                        time.sleep(self._delay)
                     pair[src].sendall(data)
         except (OSError, ValueError):
             return

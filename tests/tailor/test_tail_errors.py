@@ -106,7 +106,9 @@ def test_router_lost_mid_stream_closes_valid_json_with_an_error(workdir, start_b
     router = start_router(workdir, f"router-{uuid.uuid4().hex[:6]}")
     try:
         beater = start_beater(router_url=router.url)
-        tailor = start_tailor(router_url=router.url)
+        # NDJSON/SSE tails wait this long for the router (tests/faults covers the
+        # router coming back, with a gap notice); then they end with the error.
+        tailor = start_tailor(router_url=router.url, ESTROM_TAILOR_ROUTER_WAIT="1")
         tails = {
             fmt: Tail(tailor.url, {"i": index, "q": "cut:me", "format": fmt})
             for fmt in ("json", "ndjson", "sse")

@@ -57,6 +57,15 @@ def test_ndjson_lines():
     assert NdjsonFraming().closing("limit") == b""
 
 
+def test_ndjson_gap_is_one_line_of_its_own():
+    f = NdjsonFraming()
+    body = f.opening("s") + f.gap({"missed": None, "seconds": 1.5}) + f.hit(HITS[0], "", False)
+    lines = [json.loads(line) for line in body.decode().splitlines()]
+    assert lines == [{"subscription_id": "s"}, {"gap": {"missed": None, "seconds": 1.5}}, HITS[0]]
+    assert (NdjsonFraming.gaps, SseFraming.gaps, JsonFraming.gaps) == (True, True, False)
+    assert JsonFraming().gap({"missed": 1}) == b""
+
+
 def test_sse_events_parse_as_a_browser_would():
     f = SseFraming()
     body = f.opening("s") + f.heartbeat()
