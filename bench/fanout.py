@@ -53,7 +53,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._stack import Stack, emit, log, run_in_workdir
-from bench.ingest_e2e import cpu_seconds, proc_status_kib
+from bench.ingest_e2e import cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
 from bench.steady_ingest import SteadySender, log_doc
 from bench.tail_swarm import Reader, Swarm, summarize, tailor_metrics, thread_cpu_seconds
 from tests.wamp_client import WampClient
@@ -89,6 +89,10 @@ class FanoutRow:
     client_cpu_pct: float = 0.0
     swarm_thread_cpu_pct: float = 0.0
     hits_sent_metric: float = 0.0
+    #: the rest of the path, and the whole machine, in % of one core (200 = both of 2 cores)
+    router_cpu_pct: float = 0.0
+    beater_cpu_pct: float = 0.0
+    machine_cpu_pct: float = 0.0
 
 
 class RssPeak:
@@ -136,6 +140,9 @@ def run_clients(
         rss_idle = idle_rss(tailor)
         metrics0 = tailor_metrics(stack.tailor_url)
         cpu0 = cpu_seconds([tailor])
+        others = {n: process_tree(stack.pid(n)) for n in ("router", "beater")}
+        others0 = {n: cpu_seconds(p) for n, p in others.items()}
+        busy0 = machine_busy_seconds()
         client0 = cpu_seconds([os.getpid()])
         thread0 = thread_cpu_seconds(swarm.thread_id)
         wall0 = time.perf_counter()
@@ -149,6 +156,8 @@ def run_clients(
         swarm.wait_for({"fast"}, sent.accepted, drain)
         wall = time.perf_counter() - wall0
         cpu = cpu_seconds([tailor]) - cpu0
+        other_pct = {n: round(100 * (cpu_seconds(p) - others0[n]) / wall, 1) for n, p in others.items()}
+        busy_pct = round(100 * (machine_busy_seconds() - busy0) / wall, 1)
         client = cpu_seconds([os.getpid()]) - client0
         thread = thread_cpu_seconds(swarm.thread_id) - thread0
         rss_peak = peak.stop()
@@ -183,6 +192,9 @@ def run_clients(
         tailor_rss_idle_kib=rss_idle,
         tailor_rss_before_kib=rss_before,
         tailor_cpu_pct=round(100 * cpu / wall, 1),
+        router_cpu_pct=other_pct["router"],
+        beater_cpu_pct=other_pct["beater"],
+        machine_cpu_pct=busy_pct,
         client_cpu_pct=round(100 * client / wall, 1),
         swarm_thread_cpu_pct=round(100 * thread / wall, 1),
         hits_sent_metric=metrics1.get("hits_sent_total", 0) - metrics0.get("hits_sent_total", 0),
@@ -192,7 +204,7 @@ def run_clients(
 HEAD = (
     f"{'clients':>7} {'connect s':>9} {'sent/s':>6} {'deliv/s':>7} {'deliveries/s':>12} "
     f"{'complete':>11} {'missing':>8} {'dup':>4} {'tailor CPU%':>11} {'µs/hit':>6} "
-    f"{'RSS MiB':>7} {'KiB/idle':>8} {'client CPU%':>11} {'loop%':>5}"
+    f"{'RSS MiB':>7} {'KiB/idle':>8} {'client CPU%':>11} {'loop%':>5} {'router%':>7} {'box%':>4}"
 )
 
 
@@ -202,7 +214,8 @@ def row_text(r: FanoutRow) -> str:
         f"{r.deliveries_per_s:>12.0f} {f'{r.complete_clients}/{r.clients}':>11} {r.missing:>8} "
         f"{r.duplicates:>4} {r.tailor_cpu_pct:>11.0f} {1e6 * r.tailor_cpu_s_per_hit:>6.0f} "
         f"{r.tailor_rss_kib / 1024:>7.1f} {r.rss_per_idle_client_kib:>8.1f} "
-        f"{r.client_cpu_pct:>11.0f} {r.swarm_thread_cpu_pct:>5.0f}"
+        f"{r.client_cpu_pct:>11.0f} {r.swarm_thread_cpu_pct:>5.0f} {r.router_cpu_pct:>7.0f} "
+        f"{r.machine_cpu_pct:>4.0f}"
     )
 
 
@@ -220,7 +233,8 @@ missing, dup  over all clients: accepted documents never received, received twic
 tailor CPU%   tailor CPU during ingest + delivery, % of one core; µs/hit: per delivered copy
 RSS MiB       tailor peak VmRSS during ingest; KiB/idle: (RSS with N idle tails - RSS before) / N
 client CPU%   this process (tails, sender, WAMP); loop%: the tails' event-loop thread alone.
-              Near 100 the client, not the tailor, limits deliveries."""
+              Near 100 the client, not the tailor, limits deliveries.
+router%       the router's processes; box%: the whole machine, everyone's work (200 = 2 cores busy)"""
 
 
 def goals(rows: list[FanoutRow]) -> list[str]:
@@ -290,7 +304,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cfg = p.parse_args(argv)
     if cfg.quick and cfg.clients == [1, 100, 1000]:
         cfg.clients = [1, 100]  # opening 1,000 tails alone takes ~2 minutes (see the report)
-    cfg.seconds, cfg.drain = (8.0, 15.0) if cfg.quick else (20.0, 30.0)
+    cfg.seconds, cfg.drain, cfg.warmup = (8.0, 15.0, 5.0) if cfg.quick else (20.0, 30.0, 10.0)
     return cfg
 
 
@@ -300,6 +314,10 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         sid = wamp.call("com.estrom.register_query", index, QUERY)
         sender = SteadySender(stack.beater_url, index, log_doc(PAD), RATE, BATCH)
         log(f"sid {sid} ({index}: {QUERY}); {RATE:.0f} hits/s for {cfg.seconds:.0f}s per client count")
+        # The first documents of a fresh index are slow (mapping updates, cold engine caches).
+        sender.start(cfg.warmup)
+        warm = sender.join(cfg.warmup + 120)
+        log(f"warm-up: {warm.accepted} docs in {warm.ended - warm.started:.0f}s")
         rows: list[FanoutRow] = []
         for clients in cfg.clients:
             rows.append(run_clients(stack, sid, sender, clients, cfg.seconds, cfg.drain))

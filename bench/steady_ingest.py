@@ -65,7 +65,7 @@ class SteadySender:
         rate: float,
         batch: int,
         first_seq: int = 0,
-        workers: int = 4,
+        workers: int = 8,
     ) -> None:
         parts = urlsplit(beater_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
