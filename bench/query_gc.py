@@ -788,6 +788,9 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         client = WampClient(stack.router_url)  # anonymous: register_query and subscribe suffice
         cleanup.callback(lambda: reactor.callFromThread(reactor.stop))
         cleanup.callback(client.close)
+        # Browsers may subscribe exact only: the prefix hold is the tailor principal's.
+        holder = WampClient(stack.router_url, authid="tailor", secret=stack.secrets["ESTROM_TAILOR_SECRET"])
+        cleanup.callback(holder.close)
         data = LogData()
         load = Load(
             stack.beater_host,
@@ -802,7 +805,7 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         timeline = Timeline(stack, es, load, counter, cfg.step)
         b = Bench(stack, client, es, data, load, timeline, counter, cfg)
         base, main = f"gc-base-{b.run_id}", f"gc-{b.run_id}"
-        hold = hold_sweeps(client)  # until the experiment: nothing registered here is swept early
+        hold = hold_sweeps(holder)  # until the experiment: nothing registered here is swept early
         b.live_queries(base)
         warm_up(b, base)
         run_baseline(b, base, "before", cfg.baseline_seconds)

@@ -4,7 +4,9 @@ The checked-in config holds the defaults (127.0.0.1:8080, realm ``estrom``,
 the roles, WAMP-CRA principals whose secrets crossbar reads from
 ``${ESTROM_*_SECRET}``). We render a copy into a state directory with the
 listen address overridden, so tests can run routers on free ports beside a
-developer's stack, and with the security knobs applied from the environment:
+developer's stack; its relative paths (the static directories, and the
+worker's ``pythonpath`` to ``router/estrom_router/``, the browsers' embedded
+authorizer) made absolute; and the security knobs applied from the environment:
 
 - ``ESTROM_ROUTER_ANONYMOUS=0`` removes anonymous (browser) access;
 - ``ESTROM_ROUTER_ALLOWED_ORIGINS`` (comma-separated, ``*`` wildcards) sets
@@ -115,6 +117,9 @@ def render_config(cbdir: Path, *, host: str, port: int, env: Mapping[str, str] |
     env = os.environ if env is None else env
     config: dict[str, Any] = json.loads((ROUTER_DIR / "config.json").read_text())
     for worker in config["workers"]:
+        options = worker.get("options", {})
+        if "pythonpath" in options:
+            options["pythonpath"] = [str((ROUTER_DIR / p).resolve()) for p in options["pythonpath"]]
         for transport in worker.get("transports", []):
             transport["endpoint"]["interface"] = host
             transport["endpoint"]["port"] = port

@@ -2,14 +2,16 @@
 
 The table below is the whole policy of ``router/config.json``; a cell not
 listed as allowed must be refused with ``wamp.error.not_authorized``. Roles:
-``beater`` and ``tailor`` (WAMP-CRA), ``browser`` (anonymous), and
-``unauthenticated`` (no credentials on a router with anonymous access off:
-it never joins, so it can do nothing).
+``beater`` and ``tailor`` (WAMP-CRA, static permissions), ``browser``
+(anonymous, authorized per action by the router's embedded authorizer,
+router/estrom_router/authorizer.py), and ``unauthenticated`` (no credentials
+on a router with anonymous access off: it never joins, so it can do nothing).
 
-Known gap, kept visible here: crossbar's static permissions do not see a
-subscription's match policy, so a browser allowed ``docs-for-<sid>`` may
-also subscribe with ``match="prefix"`` to ``docs-for-`` (every sid) — see
-docs/reliability.md "Security".
+The subscribe cells with a match policy are the point of the browser's
+authorizer: crossbar's static permissions check the URI but not the match,
+so only a sid's exact topic is a browser's; prefix and wildcard
+subscriptions (every query's hits) are refused. See docs/reliability.md
+"Security".
 """
 
 from __future__ import annotations
@@ -69,8 +71,13 @@ MATRIX = [
     cell("docs-for-*", "register", f"docs-for-matrix_new{RUN}"),
     cell("docs-for-*", "publish", f"docs-for-{SID}", "beater"),
     cell("docs-for-*", "subscribe", f"docs-for-{SID}", "tailor", "browser"),
-    # The known gap: a prefix subscription is authorized like the exact one.
-    cell("docs-for-*", "subscribe", "docs-for-", "tailor", "browser", match="prefix"),
+    cell("docs-for-*", "subscribe", f"docs-for-{SID}", "tailor", "browser", match="exact"),
+    # Every query's hits, or a share of them: the tailor's (trusted), never a browser's.
+    cell("docs-for-*", "subscribe", "docs-for-", "tailor", match="prefix"),
+    cell("docs-for-*", "subscribe", "docs-for-a", "tailor", match="prefix"),
+    cell("docs-for-*", "subscribe", f"docs-for-{SID}", "tailor", match="prefix"),
+    cell("docs-for-*", "subscribe", f"docs-for-{SID}", "tailor", match="wildcard"),
+    cell("docs-for-*", "subscribe", f"docs-for-matrix{RUN}", "tailor"),
     cell("docs-for-*", "subscribe", "", match="wildcard"),
     cell("wamp.*", "call", "wamp.subscription.lookup", "beater"),
     cell("wamp.*", "call", "wamp.session.count"),
@@ -78,6 +85,11 @@ MATRIX = [
     cell("wamp.*", "publish", f"wamp.matrix.t{RUN}", refusal=INVALID_URI),
     cell("wamp.*", "subscribe", "wamp.subscription.on_create", "beater"),
     cell("wamp.*", "subscribe", "wamp.session.on_join"),
+    # The browser authorizer's own procedure: the router's alone.
+    cell("estrom.router.*", "call", "estrom.router.authorize_browser"),
+    cell("estrom.router.*", "register", f"estrom.router.matrix_{RUN}"),
+    cell("estrom.router.*", "publish", f"estrom.router.matrix_{RUN}"),
+    cell("estrom.router.*", "subscribe", f"estrom.router.matrix_{RUN}"),
 ]
 
 
@@ -152,5 +164,5 @@ def test_unauthenticated_sessions_never_join(closed_router: RouterHandle, c: Cel
 
 def test_the_table_covers_every_role_action_and_family() -> None:
     covered = {(c.family, c.action) for c in MATRIX}
-    families = ("com.estrom.*", "docs-for-*", "wamp.*")
+    families = ("com.estrom.*", "docs-for-*", "wamp.*", "estrom.router.*")
     assert covered == {(f, a) for f in families for a in ("call", "register", "publish", "subscribe")}

@@ -1,0 +1,101 @@
+"""The browser role's authorizer (router/estrom_router/authorizer.py): exactly the page's needs.
+
+The same function runs inside the router; tests/security/test_auth_matrix.py
+proves the router asks it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+from devstack.router import ROUTER_DIR
+from router.estrom_router.authorizer import AUTHORIZER_URI, BrowserAuthorizer, authorization, browser_may
+
+SID = "0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("uri", "action", "options"),
+    [
+        ("com.estrom.register_query", "call", {}),
+        ("com.estrom.describe_query", "call", None),
+        (f"docs-for-{SID}", "subscribe", {}),
+        (f"docs-for-{SID}", "subscribe", None),
+        (f"docs-for-{SID}", "subscribe", {"match": "exact"}),
+    ],
+)
+def test_the_page_may_register_describe_and_subscribe_to_one_sid(uri, action, options) -> None:
+    assert browser_may(uri, action, options)
+
+
+@pytest.mark.parametrize(
+    ("uri", "action", "options"),
+    [
+        # Prefix and wildcard subscriptions: every query's hits.
+        ("docs-for-", "subscribe", {"match": "prefix"}),
+        ("docs-for-a", "subscribe", {"match": "prefix"}),
+        (f"docs-for-{SID}", "subscribe", {"match": "prefix"}),
+        (f"docs-for-{SID}", "subscribe", {"match": "wildcard"}),
+        ("", "subscribe", {"match": "wildcard"}),
+        (f"docs-for-{SID}", "subscribe", {"match": "nonsense"}),
+        # Not a sid: too short, too long, upper case, not hex, anything around it.
+        ("docs-for-", "subscribe", {}),
+        (f"docs-for-{SID[:-1]}", "subscribe", {}),
+        (f"docs-for-{SID}0", "subscribe", {}),
+        (f"docs-for-{SID.upper()}", "subscribe", {}),
+        ("docs-for-0123456789abcdeg", "subscribe", {}),
+        (f"docs-for-{SID}\n", "subscribe", {}),
+        (f"x.docs-for-{SID}", "subscribe", {}),
+        # Other actions on the allowed URIs.
+        (f"docs-for-{SID}", "publish", {}),
+        (f"docs-for-{SID}", "call", {}),
+        ("com.estrom.register_query", "register", {}),
+        ("com.estrom.register_query", "subscribe", {}),
+        ("com.estrom.register_query", "publish", {}),
+        # Other procedures and topics.
+        ("com.estrom.sweep", "call", {}),
+        ("com.estrom.register_query.x", "call", {}),
+        ("estrom.router.authorize_browser", "call", {}),
+        ("wamp.session.list", "call", {}),
+        ("wamp.subscription.on_create", "subscribe", {}),
+    ],
+)
+def test_everything_else_is_refused(uri, action, options) -> None:
+    assert not browser_may(uri, action, options)
+
+
+def test_subscribe_decisions_are_never_cached() -> None:
+    """crossbar caches by (realm, role, uri, action): the match policy is not in the key."""
+    exact = authorization(f"docs-for-{SID}", "subscribe", {})
+    prefix = authorization(f"docs-for-{SID}", "subscribe", {"match": "prefix"})
+    assert (exact["allow"], prefix["allow"]) == (True, False)
+    assert not exact["cache"]
+    assert not prefix["cache"]
+
+
+def test_call_decisions_are_cached_and_disclose_nothing() -> None:
+    assert authorization("com.estrom.register_query", "call", {}) == {
+        "allow": True,
+        "cache": True,
+        "disclose": False,
+    }
+    assert authorization("com.estrom.sweep", "call", {})["allow"] is False
+
+
+def test_the_router_config_wires_the_browser_role_to_this_authorizer() -> None:
+    """The role names the procedure the embedded component registers, under a role allowed to."""
+    (worker,) = json.loads((ROUTER_DIR / "config.json").read_text())["workers"]
+    roles = {role["name"]: role for realm in worker["realms"] for role in realm["roles"]}
+    assert roles["browser"] == {"name": "browser", "authorizer": AUTHORIZER_URI}
+    (component,) = worker["components"]
+    module, _, name = component["classname"].rpartition(".")
+    assert getattr(importlib.import_module(f"router.{module}"), name) is BrowserAuthorizer
+    (grant,) = roles[component["role"]]["permissions"]
+    assert (grant["uri"], grant["match"]) == (AUTHORIZER_URI, "exact")
+    assert [a for a, allowed in grant["allow"].items() if allowed] == ["register"]
+    # Relative to the config's directory, as crossbar resolves it (devstack makes it absolute).
+    (path,) = worker["options"]["pythonpath"]
+    assert (ROUTER_DIR / path / module.replace(".", "/")).with_suffix(".py").is_file()
