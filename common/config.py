@@ -105,6 +105,7 @@ class Settings:
     tailor_heartbeat: float = 15.0
     #: bytes one client may fall behind before it is dropped
     tailor_max_pending: int = 1024 * 1024
+    tailor_send_buffer: int = 64 * 1024
     #: hits kept per sid so that SSE clients resume with Last-Event-ID
     tailor_sse_history: int = 1000
     #: seconds a sid stays subscribed after its last SSE client left, for it to reconnect
@@ -156,6 +157,7 @@ class Settings:
             log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),
             tailor_heartbeat=_float(env, "ESTROM_TAILOR_HEARTBEAT", d.tailor_heartbeat, 0.01),
             tailor_max_pending=_int(env, "ESTROM_TAILOR_MAX_PENDING", d.tailor_max_pending, 1024),
+            tailor_send_buffer=_int(env, "ESTROM_TAILOR_SEND_BUFFER", d.tailor_send_buffer, 4096),
             tailor_sse_history=_int(env, "ESTROM_TAILOR_SSE_HISTORY", d.tailor_sse_history, 0),
             tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),

@@ -8,6 +8,8 @@ then answered 200: every failure up to that point is a plain JSON error
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
@@ -19,9 +21,9 @@ from twisted.web.server import Site
 from common import errors
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.http import HTTPError, QuietSite, Routes, write_health, write_metrics
+from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.queries import InvalidQuery, normalize_query
+from common.queries import InvalidQuery, normalize_query, sid_for
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
@@ -50,6 +52,37 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
     m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
     return m
+
+
+class BoundedSendChannel(JsonErrorChannel):
+    """A connection whose kernel send buffer is capped.
+
+    Left to autotuning, a stalled reader's socket soaks up megabytes before
+    Twisted even tells the stream to hold back: the backlog then escapes the
+    counted ``max_pending`` budget, and the closing ``"error"`` queues behind
+    it. Capped, the backlog builds where it is counted and dropped.
+    """
+
+    send_buffer = 0
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        if self.send_buffer:
+            with contextlib.suppress(OSError, AttributeError):
+                self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+
+
+class TailSite(QuietSite):
+    protocol = BoundedSendChannel
+
+    def __init__(self, resource: Any, send_buffer: int) -> None:
+        super().__init__(resource)
+        self.send_buffer = send_buffer
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        channel.send_buffer = self.send_buffer
+        return channel
 
 
 class _Stats(StreamStats):
@@ -113,7 +146,7 @@ class TailorAPI:
                 ("GET", ("metrics",)): self.metrics_page,
             }
         )
-        return QuietSite(routes)
+        return TailSite(routes, self.settings.tailor_send_buffer)
 
     def _unavailable(self, reason: str) -> HTTPError:
         return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
@@ -134,12 +167,23 @@ class TailorAPI:
             raise err from None
 
     async def _resolve(self, tail: TailRequest) -> tuple[str, str, str | dict[str, Any]]:
-        """(sid, index, query) of the request: registered, or looked up by sid."""
+        """(sid, index, query) of the request: registered, or looked up by sid.
+
+        A sid this tailor already subscribes to is registered and active (it
+        has a subscriber: us), so its clients skip the round trip through the
+        beater: opening a thousand tails of one query costs one registration.
+        """
         if tail.sid is None:
             assert tail.index is not None
             assert tail.query is not None
+            held = self.hub.get(sid_for(tail.index, tail.query))
+            if held is not None and held.described is not None:
+                return held.sid, tail.index, tail.query
             sid = await self._call(errors.REGISTER_QUERY, tail.index, tail.query)
             return str(sid), tail.index, tail.query
+        held = self.hub.get(tail.sid)
+        if held is not None and held.described is not None:
+            return tail.sid, *held.described
         found = await self._call(errors.DESCRIBE_QUERY, tail.sid)
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
@@ -200,6 +244,7 @@ class TailorAPI:
         if stream.gone:  # left while we subscribed; on_gone ran before the join
             self.hub.leave(sid, stream)
             return
+        sub.described = (index, query)
         joined_at = sub.last_seq
         resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
         backfill: list[Any] = []

@@ -122,6 +122,9 @@ class SharedSubscription:
     dropped: bool = False
     #: Only SSE clients resume: a sid that never had one keeps no history.
     keep_history: bool = False
+    #: (index, query) the sid stands for, once a client resolved it: later
+    #: clients of the sid skip the register/describe round trip.
+    described: tuple[str, Any] | None = None
     _ready: bool = False
     _error: Failure | None = None
     _waiters: list[Deferred[None]] = field(default_factory=list)

@@ -145,6 +145,29 @@ def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor,
     eventually(lambda: wamp.call("wamp.subscription.lookup", topic) is None, what="router subscription gone")
 
 
+def test_more_clients_of_a_held_query_cost_no_registration(tailor, beater, index):
+    """A sid this tailor already subscribes to is active: later clients skip the beater round trip."""
+    query = "shade:teal"
+    first = Tail(tailor.url, {"i": index, "q": query})
+    assert first.status == 200
+    send(beater.url, index, [{"shade": "teal", "k": 0}])
+    first.wait_hits(1)
+    sid = json.loads(bytes(first.raw) + b"]}")["subscription_id"]
+    registered = metric(beater.url, "estrom_beater_queries_registered_total")
+
+    # The same query spelled otherwise, and the sid itself.
+    more = [Tail(tailor.url, {"i": index, "q": q}) for q in (query, "  shade:teal ", "(shade:teal)")]
+    more += [Tail(tailor.url, {"s": sid}) for _ in range(2)]
+    assert [t.status for t in more] == [200] * 5
+    send(beater.url, index, [{"shade": "teal", "k": 1}])
+    for tail, expected in [(first, [0, 1]), *((t, [1]) for t in more)]:
+        assert [h["_source"]["k"] for h in tail.wait_hits(len(expected))] == expected
+        assert json.loads(bytes(tail.raw).split(b"[", 1)[0] + b"[]}")["subscription_id"] == sid
+    assert metric(beater.url, "estrom_beater_queries_registered_total") == registered
+    for tail in [first, *more]:
+        tail.close()
+
+
 def test_disconnect_releases_the_client_at_once(start_tailor, beater, index, wamp):
     tailor = start_tailor()
     tail = Tail(tailor.url, {"i": index, "q": "gone:yes"})
