@@ -1,0 +1,50 @@
+"""The comparison benchmark's data: every sid's expected hit count must be exact."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from bench.measure import pct
+from bench.receivers import HitLog
+from bench.workload import QuerySet, Stream, base_docs
+from common.queries import canonicalize, normalize_query, sid_for
+
+
+def test_query_sids_are_distinct_and_those_the_beater_computes() -> None:
+    qs = QuerySet.make("logs", 40)
+    assert len(set(qs.sids)) == 40
+    assert qs.sids[7] == sid_for("logs", canonicalize(normalize_query(qs.queries[7])))
+
+
+def test_a_known_fraction_of_documents_matches_one_query_each() -> None:
+    stream = Stream(base_docs(30), ["q00000", "q00001", "q00002"], every=10, size=20)
+    docs = [json.loads(d) for k in range(3) for d in stream.docs(k, 1.5)]
+    slots = Counter(d["slot"] for d in docs)
+    assert slots == Counter({"none": 54, "q00000": 2, "q00001": 2, "q00002": 2})
+    assert stream.expected([0, 1, 2]) == Counter({"q00000": 2, "q00001": 2, "q00002": 2})
+    assert stream.expected([1]) == Counter({"q00002": 1, "q00000": 1})
+    assert all(d["sent_at"] == 1.5 for d in docs)
+
+
+def test_bodies_are_json_arrays_and_percolate_requests_carry_the_batch() -> None:
+    stream = Stream(base_docs(5), ["q00000"], every=2, size=4)
+    assert len(json.loads(stream.body(3, 0.0))) == 4
+    request = json.loads(stream.percolate_body(3))
+    percolate = request["query"]["bool"]["filter"][0]["percolate"]
+    assert [d["seq"] for d in percolate["documents"]] == [2, 3, 4, 0]
+
+
+def test_hit_log_check_counts_missing_and_duplicate_hits() -> None:
+    log = HitLog()
+    log.record("a", ({"_source": {"sent_at": 0.0}},) * 3)
+    log.record("b", ({"_source": {"sent_at": 0.0}},))
+    check = log.check(Counter({"a": 2, "b": 2, "c": 1}), ["a", "b", "c"])
+    assert check == {"sids_ok": 0, "sids_short": 2, "sids_over": 1, "missing": 2, "extra": 1}
+
+
+def test_percentiles_are_nearest_rank_in_ms() -> None:
+    assert pct([], 50) is None
+    assert pct([0.001 * i for i in range(1, 101)], 99) == pytest.approx(99.0)
