@@ -426,6 +426,7 @@ def end_to_end(
             "tails": tail_check,
             "published": stats.published,
             "retries": stats.retries,
+            "retried_on": dict(stats.retried_on),
             "errors": stats.errors[:3],
         },
     )
@@ -558,7 +559,11 @@ def delivery_text(run: Run) -> str:
     if t["sids_ok"] or t["missing"]:
         text += f"; tails {t['sids_ok']} ok, {t['missing']} missing"
     if d["retries"]:
-        text += f"; {d['retries']} retried"
+        text += (
+            f"; {d['retries']} retried ("
+            + ", ".join(f"{n}x {c or 'no answer'}" for c, n in d["retried_on"].items())
+            + ")"
+        )
     if d["errors"]:
         text += f"; ERRORS {d['errors'][0]}"
     return text + (f"; {run.note}" if run.note else "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class SendStats:
     accepted: int = 0
     published: int = 0
     retries: int = 0
+    retried_on: Counter[int] = field(default_factory=Counter)  # HTTP status (0: no answer) -> times
     errors: list[str] = field(default_factory=list)
     start: float = 0.0  # wall clock, like the documents' sent_at
     end: float = 0.0
@@ -89,6 +91,7 @@ class Sender:
                 stats.errors.append(f"HTTP {code}: {payload[:200]!r}")
                 return
             stats.retries += 1
+            stats.retried_on[code] += 1
             wait = float(retry_after) if retry_after else backoff
             backoff = min(2 * backoff, 5.0)
             await deferLater(reactor, wait, lambda: None)
