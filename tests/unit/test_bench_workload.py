@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from bench.compare import Run, format_fanout, goals
 from bench.measure import pct
 from bench.receivers import HitLog
 from bench.workload import QuerySet, Stream, base_docs
@@ -48,3 +49,25 @@ def test_hit_log_check_counts_missing_and_duplicate_hits() -> None:
 def test_percentiles_are_nearest_rank_in_ms() -> None:
     assert pct([], 50) is None
     assert pct([0.001 * i for i in range(1, 101)], 99) == pytest.approx(99.0)
+
+
+def test_goals_read_the_runs_and_the_fanout_rows() -> None:
+    runs = [
+        Run("e2e-max", 1000, docs_per_s=900.0, ceiling=1000.0),
+        Run("e2e-half", 1000, docs_per_s=450.0, latency_ms={"p99": 60.0}),
+        Run("e2e-max", 100, docs_per_s=1000.0),
+        Run("scaling", 10000, docs_per_s=950.0, ceiling=1000.0),
+    ]
+    row = {
+        "clients": 1000,
+        "hits_per_s_sent": 100.0,
+        "hits_per_s_delivered": 100_000.0,
+        "complete": True,
+        "tailor_cpu_s_per_hit": 0.00001,
+        "tailor_rss_kib": 90_000,
+        "rss_per_idle_client_kib": 30.0,
+    }
+    met = [g["met"] for g in goals(runs, {"rows": [row]}, 1000)]
+    assert met == [True, False, True, True]
+    assert [g["met"] for g in goals([], None, 1000)] == [None, None, None, None]
+    assert "1000" in format_fanout({"rows": [row]})
