@@ -343,7 +343,7 @@ def router_ceiling(b: Bench) -> Run:
     try:
         b.probe.start()
         sent, start, end = on_reactor(publish_for, b.cfg.router_s, timeout=b.cfg.router_s + 120)
-        arrived = on_reactor(received.wait_for, sent, DRAIN_S, timeout=DRAIN_S + 10)
+        arrived = on_reactor(received.wait_complete, Counter(ceiling=sent), DRAIN_S, timeout=DRAIN_S + 10)
         usage = b.probe.usage()
         got = on_reactor(lambda: (received.total, received.last, list(received.latencies)))
     finally:
@@ -395,9 +395,9 @@ def end_to_end(
     sid_of = qs.sid_of()
     expected = Counter({sid_of[t]: n for t, n in stream.expected(stats.batches).items() if t in sid_of})
     want = sum(expected.values())
-    want_tails = sum(expected[s] for s in tail_sids)
-    on_reactor(hitlog.wait_for, want, DRAIN_S, timeout=DRAIN_S + 10)
-    on_reactor(taillog.wait_for, want_tails, 5.0, timeout=15)  # by then the WAMP hits are all in
+    on_reactor(hitlog.wait_complete, expected, DRAIN_S, timeout=DRAIN_S + 10)
+    tails_expected = Counter({s: expected[s] for s in tail_sids})
+    on_reactor(taillog.wait_complete, tails_expected, 5.0, timeout=15)  # by then the WAMP hits are in
     usage = b.probe.usage()
     wamp_check = on_reactor(hitlog.check, expected, sorted(set(expected) | set(hitlog.per_sid)))
     tail_check = on_reactor(taillog.check, expected, tail_sids)

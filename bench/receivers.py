@@ -32,7 +32,8 @@ class HitLog:
         self.latencies: list[float] = []
         self.events = 0
         self.last = 0.0
-        self._waiters: list[tuple[int, Deferred[bool]]] = []
+        self._short: Counter[str] = Counter()  # hits still awaited per sid, while waiting
+        self._waiter: Deferred[bool] | None = None
 
     @property
     def total(self) -> int:
@@ -44,10 +45,13 @@ class HitLog:
         self.per_sid[sid] += len(hits)
         self.events += 1
         self.last = now
-        total = self.total
-        for waiter in [w for w in self._waiters if total >= w[0]]:
-            self._waiters.remove(waiter)
-            waiter[1].callback(True)
+        if self._waiter is not None and sid in self._short:
+            self._short[sid] -= len(hits)
+            if self._short[sid] <= 0:
+                del self._short[sid]
+            if not self._short:
+                self._waiter, waiter = None, self._waiter
+                waiter.callback(True)
 
     def handler(self, sid: str) -> Any:
         """A WAMP event handler for ``docs-for-<sid>``."""
@@ -57,18 +61,22 @@ class HitLog:
 
         return on_event
 
-    def wait_for(self, total: int, timeout: float) -> Deferred[bool]:
-        """Fires True once ``total`` hits arrived in all, False after ``timeout`` seconds."""
+    def wait_complete(self, expected: Counter[str], timeout: float) -> Deferred[bool]:
+        """Fires True once every sid got at least its expected hits, False after ``timeout`` seconds.
+
+        Per sid, not in total: duplicates on one sid (after a retry) must not
+        stand in for hits another sid is still waiting for.
+        """
         d: Deferred[bool] = Deferred()
-        if self.total >= total:
+        short = Counter({sid: n - self.per_sid[sid] for sid, n in expected.items() if n > self.per_sid[sid]})
+        if not short:
             d.callback(True)
             return d
-        waiter = (total, d)
-        self._waiters.append(waiter)
+        self._short, self._waiter = short, d
 
         def expire() -> None:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if self._waiter is d:
+                self._waiter = None
                 d.callback(False)
 
         reactor.callLater(timeout, expire)

@@ -71,3 +71,17 @@ def test_goals_read_the_runs_and_the_fanout_rows() -> None:
     assert met == [True, False, True, True]
     assert [g["met"] for g in goals([], None, 1000)] == [None, None, None, None]
     assert "1000" in format_fanout({"rows": [row]})
+
+
+def test_waiting_for_hits_is_per_sid_so_duplicates_do_not_count_for_others() -> None:
+    log = HitLog()
+    hit = ({"_source": {"sent_at": 0.0}},)
+    done = log.wait_complete(Counter({"a": 1, "b": 1}), timeout=60)
+    fired: list[bool] = []
+    done.addCallback(fired.append)
+    log.record("a", hit)
+    log.record("a", hit)  # a duplicate: b still waits
+    assert fired == []
+    log.record("b", hit)
+    assert fired == [True]
+    assert log.wait_complete(Counter({"a": 2}), timeout=60).result is True
