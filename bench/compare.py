@@ -517,12 +517,12 @@ def warm_up(b: Bench) -> None:
     # first ran at half the engine's speed after a fixed 15 s + 15 s warm-up.
     rates: list[float] = []
     deadline = time.perf_counter() + b.cfg.warmup_max_s
-    while time.perf_counter() < deadline:
+    steady = False
+    while not steady and time.perf_counter() < deadline:
         rates.append(engine_ceiling(b, qs, stream, WARMUP_WINDOW_S).docs_per_s)
-        if len(rates) >= 3 and abs(rates[-1] - rates[-2]) < 0.15 * rates[-2]:
-            break
+        steady = len(rates) >= 3 and abs(rates[-1] - rates[-2]) < 0.15 * rates[-2]
     unsubscribe(subs)
-    settled = "settled" if time.perf_counter() < deadline else "NOT settled: the first N may run slow"
+    settled = "settled" if steady else "NOT settled: the first N may run slow"
     log(
         f"warm-up {time.perf_counter() - t0:.0f}s; raw percolate docs/s {[round(r) for r in rates]} ({settled})"
     )
