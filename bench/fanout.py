@@ -53,7 +53,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._stack import Stack, emit, log, run_in_workdir
-from bench.ingest_e2e import cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
+from bench.measure import cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
 from bench.steady_ingest import SteadySender, log_doc
 from bench.tail_swarm import Reader, Swarm, summarize, tailor_metrics, thread_cpu_seconds
 from tests.wamp_client import WampClient

@@ -52,7 +52,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 from bench._stack import Stack, log
 from bench.fanout import bench_main, emit_figures, load_note, tailor_stack
-from bench.ingest_e2e import cpu_seconds, proc_status_kib, process_tree
+from bench.measure import cpu_seconds, proc_status_kib, process_tree
 from bench.steady_ingest import SendStats, SteadySender, log_doc
 from bench.tail_swarm import Reader, Swarm, TailStats, summarize, tailor_metrics
 
