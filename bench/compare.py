@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -320,8 +321,10 @@ def bracketed(before: Run, after: Run) -> Run:
 def router_ceiling(b: Bench) -> Run:
     """Acknowledged publishes (the beater's principal) to one anonymous subscriber, 64 in flight."""
     secret = b.stack.secrets["ESTROM_BEATER_SECRET"]
-    publisher = WampClient(b.stack.router_url, authid="beater", secret=secret)
-    topic = f"docs-for-router-ceiling-{b.run_id}"
+    # Serialized as the beater's publishes are (common/wamp.py); received as
+    # the end-to-end WAMP subscribers receive (an anonymous JSON session).
+    publisher = WampClient(b.stack.router_url, authid="beater", secret=secret, serializers=("cbor",))
+    topic = f"docs-for-{secrets.token_hex(8)}"  # a sid-shaped topic: browsers may subscribe to nothing else
     received = HitLog()
     sub = on_reactor(lambda: b.wamp.session.subscribe(received.handler("ceiling"), topic))
     hit = {"_index": "router-ceiling", "_source": json.loads(b.base[0] + ',"slot":"q00000","sent_at":0}')}

@@ -113,6 +113,7 @@ class WampClient:
         timeout: float = 20.0,
         authid: str | None = None,
         secret: str | None = None,
+        serializers: tuple[str, ...] = ("json",),
     ) -> None:
         self.url = url
         self.session: Any = None
@@ -120,7 +121,9 @@ class WampClient:
         joined: Deferred[Any] = Deferred()
         authentication = {"wampcra": {"authid": authid, "secret": secret}} if authid else None
         self._component = Component(
-            transports=[{"type": "websocket", "url": url, "max_retries": 0, "serializers": ["json"]}],
+            transports=[
+                {"type": "websocket", "url": url, "max_retries": 0, "serializers": list(serializers)}
+            ],
             realm=realm,
             authentication=authentication,
         )
