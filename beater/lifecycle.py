@@ -10,9 +10,9 @@ listens (crossbar's subscription meta API), so every beater:
   map kept by the meta events ``on_create``/``on_delete``, looked up with
   ``wamp.subscription.get`` only for ids not heard of: see
   beater/subscription_topics.py): an active query with no subscriber,
-  registered or last seen active more than one interval ago, becomes inactive (no longer percolated)
-  and idle since now; an inactive one with a subscriber becomes active; one
-  idle for longer than ``grace`` is deleted (``describe_query`` then says
+  registered or last seen active more than one interval ago, becomes
+  inactive (no longer percolated) and idle since now; an inactive one with a
+  subscriber becomes active; one idle for longer than ``grace`` is deleted (``describe_query`` then says
   ``no_such_query``; registering it again brings it back, same sid);
   fields that appeared in a document index meanwhile are added to its
   percolator index's mapping.
