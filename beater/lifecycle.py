@@ -6,10 +6,13 @@ listens (crossbar's subscription meta API), so every beater:
 * on ``wamp.subscription.on_create`` for ``docs-for-<sid>`` marks that query
   active at once (a subscriber is there, its hits must not be missed);
 * every ``sweep_interval`` compares the router's subscriptions with the
-  stored queries: an active query with no subscriber, registered or last seen
-  active more than one interval ago, becomes inactive (no longer percolated)
-  and idle since now; an inactive one with a subscriber becomes active; one
-  idle for longer than ``grace`` is deleted (``describe_query`` then says
+  stored queries (ids from ``wamp.subscription.list``; their topics from a
+  map kept by the meta events ``on_create``/``on_delete``, looked up with
+  ``wamp.subscription.get`` only for ids not heard of: see
+  beater/subscription_topics.py): an active query with no subscriber,
+  registered or last seen active more than one interval ago, becomes
+  inactive (no longer percolated) and idle since now; an inactive one with a
+  subscriber becomes active; one idle for longer than ``grace`` is deleted (``describe_query`` then says
   ``no_such_query``; registering it again brings it back, same sid);
   fields that appeared in a document index meanwhile are added to its
   percolator index's mapping.
@@ -26,19 +29,25 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
-from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from beater.query_store import QueryStore
+from beater.subscription_topics import NO_SUCH_SUBSCRIPTION, Subscription, SubscriptionTopics, coverage
 from common.engine import EngineRejected, EngineUnavailable
 from common.errors import TOPIC_PREFIX
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
 
 log = Logger()
+
+#: Lookups of unknown subscription ids in flight at once: a beater joining a
+#: router with 10,000 subscriptions learns them without queueing 10,000 calls.
+LOOKUP_CONCURRENCY = 32
 
 
 @dataclass
@@ -47,6 +56,10 @@ class SweepResult:
     deactivated: int
     activated: int
     collected: int
+
+
+class LookupsFailed(Exception):
+    """Some subscriptions' topics could not be learned: this sweep deactivates nothing."""
 
 
 class QueryLifecycle:
@@ -68,22 +81,33 @@ class QueryLifecycle:
         self.interval = interval
         self._loop: LoopingCall | None = None
         self._sweeping = False
+        self.topics = SubscriptionTopics()
+        metrics.counter(
+            "lifecycle_lookups_total",
+            "wamp.subscription.get calls by sweeps, by outcome: found, gone (unsubscribed meanwhile), failed.",
+        )
 
     async def attach(self, session: ISession) -> None:
-        """On (re)join: follow subscription creation on the router."""
+        """On (re)join: a new router run has new subscription ids; follow them from now on."""
+        self.topics = SubscriptionTopics()
         await session.subscribe(self._on_create, "wamp.subscription.on_create")
+        await session.subscribe(self._on_delete, "wamp.subscription.on_delete")
 
     def _on_create(self, _session_id: Any, details: Any = None, *_rest: Any) -> None:
-        uri = details.get("uri") if isinstance(details, dict) else None
-        if isinstance(uri, str) and uri.startswith(TOPIC_PREFIX):
-            sid = uri[len(TOPIC_PREFIX) :]
-            ensureDeferred(self._touch(sid))
+        subscription = self.topics.learn(details)
+        if subscription is not None and subscription.uri.startswith(TOPIC_PREFIX):
+            ensureDeferred(self._touch(subscription.uri[len(TOPIC_PREFIX) :]))
+
+    def _on_delete(self, _session_id: Any, sub_id: Any = None, *_rest: Any) -> None:
+        self.topics.forget(sub_id)
 
     async def _touch(self, sid: str) -> None:
         try:
             await self.store.touch(sid)
         except (EngineUnavailable, EngineRejected) as exc:
             log.warn("lifecycle.touch_failed", sid=sid, error=str(exc))
+        except Exception:  # fire and forget: nobody else would see it
+            log.failure("lifecycle.touch_failed", sid=sid, level=LogLevel.warn)
 
     def start(self) -> None:
         self._loop = LoopingCall(self._tick)
@@ -100,15 +124,16 @@ class QueryLifecycle:
         ensureDeferred(self._sweep_logged())
 
     async def _sweep_logged(self) -> None:
+        """Run one sweep; whatever goes wrong is one warning, and the next sweep runs as usual."""
         self._sweeping = True
         try:
             result = await self.sweep()
         except RouterUnavailable as exc:
             log.debug("lifecycle.sweep_skipped", error=str(exc))
-        except (EngineUnavailable, EngineRejected) as exc:
+        except (EngineUnavailable, EngineRejected, ApplicationError, LookupsFailed) as exc:
             log.warn("lifecycle.sweep_failed", error=str(exc))
         except Exception:
-            log.failure("lifecycle.sweep_failed")
+            log.failure("lifecycle.sweep_failed", level=LogLevel.warn)
         else:
             if result.deactivated or result.activated or result.collected:
                 log.info(
@@ -122,31 +147,59 @@ class QueryLifecycle:
             self._sweeping = False
 
     async def subscribed_sids(self) -> tuple[set[str], frozenset[str]] | None:
-        """(sids subscribed exactly, sid prefixes covered by prefix subscriptions).
+        """(sids subscribed exactly, sid prefixes covered), or None if everything is covered.
 
-        None when a pattern subscription covers every ``docs-for-*`` topic
-        (a prefix of ``docs-for-`` itself, or the one-part wildcard ``""``).
+        Asks the router for the ids only; their topics come from the map the
+        meta events keep, and just the ids it lacks are looked up.
         """
         session = self.wamp.require()
+        topics = self.topics  # the map of this session, even if a rejoin replaces it meanwhile
+        known_before = topics.ids()
         listing = await session.call("wamp.subscription.list")
-        exact = listing.get("exact", []) or []
-        patterns = [(kind, i) for kind in ("prefix", "wildcard") for i in listing.get(kind, []) or []]
-        details = await gatherResults(
-            [session.call("wamp.subscription.get", i) for i in exact]
-            + [session.call("wamp.subscription.get", i) for _, i in patterns]
-        )
-        sids: set[str] = set()
-        prefixes: set[str] = set()
-        for (kind, _), d in zip([("exact", i) for i in exact] + patterns, details, strict=True):
-            uri = str((d or {}).get("uri", "")) if isinstance(d, dict) else ""
-            if kind == "prefix" and TOPIC_PREFIX.startswith(uri):
-                return None
-            if kind == "wildcard" and uri == "":
-                return None
-            if not uri.startswith(TOPIC_PREFIX) or (kind == "wildcard" and "." in uri):
-                continue
-            (prefixes if kind == "prefix" else sids).add(uri[len(TOPIC_PREFIX) :])
-        return sids, frozenset(prefixes)
+        resolution = topics.resolve(known_before, listing)
+        looked_up = await self._look_up(session, topics, resolution.unknown)
+        return coverage([*resolution.known, *looked_up])
+
+    async def _look_up(
+        self, session: ISession, topics: SubscriptionTopics, ids: list[int]
+    ) -> list[Subscription]:
+        """``wamp.subscription.get`` for each id, at most LOOKUP_CONCURRENCY at a time.
+
+        An id gone meanwhile has no subscriber. Any other failure leaves a
+        subscription whose topic is unknown, and a sweep that cannot tell
+        whether a query has a subscriber must not deactivate it: LookupsFailed
+        (after every lookup ended, so none is left unhandled); what was
+        learned is kept, the next sweep asks only for the rest.
+        """
+        limit = DeferredSemaphore(LOOKUP_CONCURRENCY)
+        found: list[Subscription] = []
+        errors: list[str] = []
+
+        async def one(sub_id: int) -> None:
+            try:
+                details = await session.call("wamp.subscription.get", sub_id)
+            except ApplicationError as err:
+                if err.error == NO_SUCH_SUBSCRIPTION:
+                    self.metrics.inc("lifecycle_lookups_total", outcome="gone")
+                    return
+                errors.append(f"{sub_id}: {err.error}")
+            except Exception as exc:  # collected and raised once below, never left unhandled
+                errors.append(f"{sub_id}: {exc!r}")
+            else:
+                subscription = topics.learn(details)
+                if subscription is not None:
+                    found.append(subscription)
+                    self.metrics.inc("lifecycle_lookups_total", outcome="found")
+                    return
+                errors.append(f"{sub_id}: unexpected answer {details!r}")
+            self.metrics.inc("lifecycle_lookups_total", outcome="failed")
+
+        await gatherResults([limit.run(lambda i=i: ensureDeferred(one(i))) for i in ids])
+        if errors:
+            raise LookupsFailed(
+                f"{len(errors)} of {len(ids)} subscription lookups failed, first: {errors[0]}"
+            )
+        return found
 
     async def sweep(self) -> SweepResult:
         """One reconciliation of the stored queries with the router's subscriptions."""

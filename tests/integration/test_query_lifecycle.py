@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, StartService
+from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, StartService, admin_client
 from tests.http_client import engine_request, http, ingest
+from tests.tcp_proxy import TCPProxy
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
+from tests.wamp_client import WampClient, on_reactor
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +45,43 @@ def stored(engine: EngineHandle, index: str, sid: str) -> dict[str, Any] | None:
     return hits[0]["_source"] if hits else None
 
 
-def metric(service: ServiceHandle, name: str) -> float:
+def metric(service: ServiceHandle, name: str, labels: str | None = None) -> float:
+    """The first sample of ``name`` (``labels`` e.g. 'outcome="gone"': that sample), 0 if absent."""
     for line in http("GET", service.url + "/metrics").body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        wanted = line.startswith(name + " ") or line.startswith(name + "{")
+        if wanted and (labels is None or "{" + labels + "}" in line):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def lookups(service: ServiceHandle, outcome: str) -> float:
+    return metric(service, "estrom_beater_lifecycle_lookups_total", f'outcome="{outcome}"')
+
+
+def sweeps(service: ServiceHandle) -> float:
+    return metric(service, "estrom_beater_lifecycle_sweeps_total")
+
+
+def wait_for_sweeps(service: ServiceHandle, n: int) -> None:
+    """Until ``n`` more sweeps completed (so the last one started after this call)."""
+    before = sweeps(service)
+    wait_until(lambda: sweeps(service) >= before + n, what=f"{n} more sweeps")
+
+
+@pytest.fixture
+def router_link(router: RouterHandle) -> Iterator[TCPProxy]:
+    """A proxy in front of the session router: slow or reset one beater's link only."""
+    proxy = TCPProxy("127.0.0.1", router.port)
+    yield proxy
+    proxy.cut()
+
+
+def ws_url(proxy: TCPProxy) -> str:
+    return f"ws://127.0.0.1:{proxy.port}/ws"
+
+
+def beater_log(service: ServiceHandle) -> str:
+    return service.process.log_path.read_text()
 
 
 def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
@@ -188,3 +223,90 @@ def test_prefix_subscription_keeps_only_what_it_covers(
     assert others, "the generator should give sids with other prefixes"
     wait_until(lambda: all(stored(engine, index, s) is None for s in others), what="uncovered removed")
     assert all(stored(engine, index, s)["estrom_active"] for s in covered)
+
+
+def test_sweeps_survive_subscriber_churn(
+    start_beater: StartService,
+    router: RouterHandle,
+    router_link: TCPProxy,
+    wamp: WampClient,
+    index: str,
+    engine: EngineHandle,
+) -> None:
+    """Subscriptions vanishing under a sweep's feet are 'no subscriber', never a failed sweep."""
+    kept = [wamp.call("com.estrom.register_query", index, f"kept:{i}") for i in range(3)]
+    for sid in kept:
+        wamp.subscribe(f"docs-for-{sid}")
+    abandoned = [wamp.call("com.estrom.register_query", index, f"gone:{i}") for i in range(3)]
+    # 100 subscriptions the beater has never heard of (they predate it), on a
+    # slowed link: its first sweep looks them up, 32 at a time, for seconds.
+    churner = admin_client(router.url)
+    for sid in abandoned:
+        churner.subscribe(f"docs-for-{sid}")
+    for i in range(97):
+        churner.subscribe(f"estrom.test.churn.{i}")
+    router_link.delay(0.2)
+    beater = start_beater(
+        router_url=ws_url(router_link), ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5"
+    )
+    wait_until(lambda: lookups(beater, "found") >= 1, what="first lookups answered")
+    churner.close()  # every subscription still to be looked up is gone now
+    wait_until(lambda: lookups(beater, "gone") >= 1, what="a lookup of a vanished subscription")
+    router_link.delay(0)
+    wait_for_sweeps(beater, 2)
+
+    # Churn at full speed while the beater sweeps every half second.
+    churner = admin_client(router.url)
+    target = sweeps(beater) + 6
+    rounds = 0
+    while sweeps(beater) < target or rounds < 3:
+        subs = [
+            on_reactor(lambda t=t: churner.session.subscribe(lambda *_a: None, t))
+            for t in [f"estrom.test.churn.{uuid.uuid4().hex}" for _ in range(20)]
+        ]
+        for sub in subs:
+            on_reactor(sub.unsubscribe)
+        rounds += 1
+    churner.close()
+
+    wait_until(
+        lambda: all(stored(engine, index, s)["estrom_active"] is False for s in abandoned),
+        what="abandoned queries deactivated",
+    )
+    assert all(stored(engine, index, s)["estrom_active"] for s in kept)
+    assert lookups(beater, "failed") == 0
+    log_text = beater_log(beater)
+    assert "Unhandled error" not in log_text
+    assert "lifecycle.sweep_failed" not in log_text
+
+
+def test_steady_sweeps_look_nothing_up_and_a_rejoin_learns_again(
+    start_beater: StartService, router_link: TCPProxy, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    """Known ids cost no wamp.subscription.get; a new router session starts a new map."""
+    before = [wamp.call("com.estrom.register_query", index, f"early:{i}") for i in range(3)]
+    for sid in before:
+        wamp.subscribe(f"docs-for-{sid}")
+    beater = start_beater(router_url=ws_url(router_link), **FAST)
+    wait_until(lambda: lookups(beater, "found") >= len(before), what="pre-existing subscriptions looked up")
+    # One more subscriber after the beater joined: the meta event teaches it.
+    late = wamp.call("com.estrom.register_query", index, "late:1")
+    wamp.subscribe(f"docs-for-{late}")
+    wait_for_sweeps(beater, 2)
+
+    found = lookups(beater, "found")
+    wait_for_sweeps(beater, 4)
+    assert lookups(beater, "found") == found
+    assert lookups(beater, "gone") == lookups(beater, "failed") == 0
+    assert all(stored(engine, index, s)["estrom_active"] for s in [*before, late])
+
+    # The link breaks, the beater rejoins: ids it knew may mean nothing now, so
+    # it learns every subscription again, once.
+    router_link.reset()
+    wait_until(lambda: lookups(beater, "found") >= found + len(before) + 1, what="lookups after rejoin")
+    wait_for_sweeps(beater, 2)
+    relearned = lookups(beater, "found")
+    wait_for_sweeps(beater, 3)
+    assert lookups(beater, "found") == relearned
+    assert all(stored(engine, index, s)["estrom_active"] for s in [*before, late])
+    assert "Unhandled error" not in beater_log(beater)
