@@ -28,6 +28,11 @@ from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
+#: Page size of each single-document search of ``msearch``. The engine sizes a
+#: search's sorted collector by ``size`` up front, per search: 10,000 slots per
+#: document cost more than percolating it. A document matching more queries
+#: than this is paged with ``search_after``.
+DOCUMENT_PAGE_SIZE = 64
 MODES = ("auto", "documents", "msearch")
 #: Below this many documents, ``auto`` uses ``msearch`` (see the figures above).
 DOCUMENTS_MIN = 100
@@ -41,7 +46,9 @@ class PercolateResult:
     errors: dict[int, str] = field(default_factory=dict)
 
 
-def _search_body(percolate: dict[str, Any], after: str | None = None) -> dict[str, Any]:
+def _search_body(
+    percolate: dict[str, Any], after: str | None = None, size: int = PAGE_SIZE
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         # Filter context: no scores to compute, the slots are still reported.
         # Only queries someone listens to (see beater/lifecycle.py).
@@ -54,7 +61,7 @@ def _search_body(percolate: dict[str, Any], after: str | None = None) -> dict[st
             }
         },
         "_source": False,
-        "size": PAGE_SIZE,
+        "size": size,
         "sort": [{SID_FIELD: "asc"}],
         "track_total_hits": False,
     }
@@ -138,7 +145,7 @@ class Percolator:
             lines: list[dict[str, Any]] = []
             for i in order:
                 lines.append({"index": pindex, "ignore_unavailable": True, "allow_no_indices": True})
-                lines.append(_search_body({"document": docs[i]}, todo[i]))
+                lines.append(_search_body({"document": docs[i]}, todo[i], DOCUMENT_PAGE_SIZE))
 
             def msearch(es: Any, lines: list[dict[str, Any]] = lines) -> dict[str, Any]:
                 return es.msearch(body=lines)
@@ -154,6 +161,6 @@ class Percolator:
                     continue
                 hits = item["hits"]["hits"]
                 result.matches[i].extend(h["_id"] for h in hits)
-                if len(hits) == PAGE_SIZE:
+                if len(hits) == DOCUMENT_PAGE_SIZE:
                     todo[i] = hits[-1]["sort"][0]
         return result

@@ -303,3 +303,19 @@ def test_large_batch_is_split_and_keeps_order(beater: ServiceHandle, wamp: WampC
     assert [h["_source"]["seq"] for h in hits] == list(range(1200))
     # Batches of one sid travel as few events, not one per document.
     assert len(sink.events) < 100
+
+
+@pytest.mark.parametrize("mode", ["documents", "msearch"])
+def test_a_document_matching_more_queries_than_a_page_reaches_them_all(
+    start_beater: StartService, wamp: WampClient, index: str, mode: str
+) -> None:
+    """Matches are read page by page (msearch pages are small): none is cut off."""
+    beater = start_beater(ESTROM_PERCOLATE_MODE=mode)
+    sids = sorted({register(wamp, index, f"tag:wide OR z:q{i}") for i in range(150)})
+    assert len(sids) == 150
+    first, last = wamp.subscribe(f"docs-for-{sids[0]}"), wamp.subscribe(f"docs-for-{sids[-1]}")
+    resp = ingest(beater.url, index, [{"tag": "wide", "n": 1}, {"tag": "narrow", "n": 2}])
+    assert resp.status == 200, resp.body
+    assert resp.json() == {"accepted": 2, "published": 150, "rejected": []}
+    for sink in (first, last):
+        assert [h["_source"] for h in sink.wait_for_count(1)] == [{"tag": "wide", "n": 1}]
