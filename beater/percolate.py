@@ -8,22 +8,27 @@ docs/architecture.md):
 * ``msearch``: one single-document percolate search per document in one
   ``_msearch`` request; an item that fails fails alone.
 
-Measured on 7.17: ``msearch`` wins for small batches (up to 2.5x at 10 docs
-with 1,000+ stored queries), ``documents`` wins from about 100 documents on
-(2-7x at 1,000) and keeps scaling, close to raw ``_bulk`` throughput with
-few queries. So ``auto`` picks by batch size.
+Measured on 7.17: ``documents`` wins from about 100 documents on (2-7x at
+1,000) and keeps scaling, close to raw ``_bulk`` throughput with few queries.
+Below that either may win by 2x, depending on the queries and on how many
+each document matches. So ``auto`` uses ``documents`` from
+``documents_min`` on and, below it, whichever shape it measured to cost less
+(``beater/percolate_shape.py``).
 
 Whichever is used, a batch the engine refuses as a whole (one document that
 cannot be parsed against the mapping) is retried item by item through
 ``_msearch`` so only the offending documents are rejected. All matches are
-read, however many: pages of 10,000 with ``search_after`` on the sid.
+read, however many: pages (10,000 a batch, 64 a single document) with
+``search_after`` on the sid.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from beater.percolate_shape import ShapeChooser
 from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
@@ -91,7 +96,8 @@ class Percolator:
         self.engine = engine
         self.prefix = prefix
         self.mode = mode
-        self.documents_min = 2 if mode == "documents" else documents_min
+        self.documents_min = documents_min
+        self.shapes = ShapeChooser()
 
     async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
         if not docs:
@@ -111,13 +117,23 @@ class Percolator:
             return await self._percolate(pindex, docs)
 
     async def _percolate(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
-        if self.mode == "msearch" or len(docs) < self.documents_min:
+        size = len(docs)
+        if self.mode == "msearch" or size == 1:
             return await self._msearch(pindex, docs)
+        learn = self.mode == "auto" and size < self.documents_min
+        shape = self.shapes.choose(pindex, size) if learn else "documents"
+        started = time.perf_counter()
         try:
-            return await self._documents(pindex, docs)
+            if shape == "msearch":
+                result = await self._msearch(pindex, docs)
+            else:
+                result = await self._documents(pindex, docs)
         except EngineRejected:
             # One bad document fails the whole request: isolate it.
             return await self._msearch(pindex, docs)
+        if learn:
+            self.shapes.record(pindex, size, shape, time.perf_counter() - started)
+        return result
 
     async def _documents(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
         matches: list[list[str]] = [[] for _ in docs]
