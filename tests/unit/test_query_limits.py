@@ -138,3 +138,8 @@ def test_nesting_depth_and_value_problem() -> None:
     assert nesting_depth(deep, 10) == 11  # stops counting past the limit
     assert value_problem({"a": [1, "x", {"b": None}]}) is None
     assert value_problem([float("nan")]) is not None
+    assert nesting_depth({"a": [], "b": 1}, 10) == 2
+    assert value_problem({"naïve": ["café", "日本"]}) is None
+    assert "surrogate" in (value_problem({"k": ["ok", "x\ud800"]}) or "")
+    assert "surrogate" in (value_problem({"\udc00": 1}) or "")
+    assert "out of range" in (value_problem({"a": {"b": [1e308 * 10]}}) or "")
