@@ -223,7 +223,7 @@ class BeaterAPI:
                 seen: Deferred[None] = Deferred()
                 d.addBoth(lambda result, seen=seen: (seen.callback(None), result)[1])
                 observers.append(seen)
-            waiting = gatherResults(observers)
+            waiting = gatherResults(observers, consumeErrors=True)
             waiting.addTimeout(grace, clock)
             try:
                 await waiting

@@ -57,10 +57,17 @@ class Publisher:
             return succeed(0)
         session = self.wamp.require()
         pending: list[Deferred[Any]] = []
-        for sid, hits in grouped.items():
-            d = session.publish(topic_for(sid), *hits, options=self._options)
-            d.addTimeout(self.timeout, self.reactor)
-            pending.append(d)
+        try:
+            for sid, hits in grouped.items():
+                d = session.publish(topic_for(sid), *hits, options=self._options)
+                d.addTimeout(self.timeout, self.reactor)
+                pending.append(d)
+        except Exception:
+            # The session broke part-way: the batch fails as a whole (503), and
+            # the events already handed over must not fail unobserved later.
+            for d in pending:
+                d.addErrback(lambda _: None)
+            raise
         acked: Deferred[Any] = gatherResults(pending, consumeErrors=True)
         return acked.addCallbacks(lambda _: self._acked(grouped), self._failed)
 

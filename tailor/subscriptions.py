@@ -255,6 +255,11 @@ class SubscriptionHub:
             log.debug("subscription.added", sid=sub.sid, epoch=sub.epoch)
 
         def failed(failure: Failure) -> None:
+            if gap is not None and self._lost_at is not None and self._subs.get(sub.sid) is sub:
+                # The router left again while we subscribed anew: the streams
+                # keep waiting for the next rejoin (or router_wait), as after the first loss.
+                log.info("subscription.retry_after_rejoin", sid=sub.sid, error=failure.getErrorMessage())
+                return
             log.warn("subscription.failed", sid=sub.sid, error=failure.getErrorMessage())
             if self._subs.get(sub.sid) is sub:
                 del self._subs[sub.sid]

@@ -115,10 +115,15 @@ def test_tailor_router_link(
     assert sender.send([1]) == "200"
     ndjson_tail.wait(lambda t: 1 in numbers(split_at_gap(t)[2]), 20, "hits after the gap")
 
-    # Black hole: a new tail gets 503 within the RPC timeout (engine timeout + 5 s), no hang.
+    # Black hole: a new tail of a query this tailor does not hold yet needs the
+    # router (registration) and gets 503 within the RPC timeout (engine timeout
+    # + 5 s), no hang. (A tail of a held sid needs no router call: it starts, and
+    # ends with the error once the session's keepalive gives up.)
     link.blackhole()
     started = time.monotonic()
-    resp = http("GET", tailor.url + docs_path({**params, "limit": 1}), timeout=30)
+    resp = http(
+        "GET", tailor.url + docs_path({"i": index, "q": f"run:{run} OR fresh:{run}", "limit": 1}), timeout=30
+    )
     took = time.monotonic() - started
     assert resp.status == 503, resp.body
     assert resp.json()["error"] == "unavailable"
