@@ -107,6 +107,8 @@ def test_sigterm_refuses_what_cannot_finish_in_the_grace(
     assert answers == [503]
     assert code == 0
     assert sink.hits == []
+    # The refused request's cancellation is handled, not logged as a lost failure.
+    assert "Unhandled error" not in beater.process.log_path.read_text(errors="replace")
     client.close()
 
 
