@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.json_shape import nesting_depth, value_problem
+from common.json_shape import inspect
 
 NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -88,9 +88,10 @@ def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
             return f"field [{key}] is a metadata field and cannot be part of a document"
         if key == "" or key.strip(".") == "":
             return f"field name {key!r} is not a valid field name"
-    if nesting_depth(doc, max_depth) > max_depth:
+    depth, problem = inspect(doc, max_depth)
+    if depth > max_depth:
         return f"document is nested deeper than the limit of {max_depth} levels (ESTROM_INGEST_MAX_DEPTH)"
-    return value_problem(doc)
+    return problem
 
 
 def _add(body: IngestBody, position: int, item: Any, max_depth: int) -> None:

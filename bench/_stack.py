@@ -84,27 +84,11 @@ class Stack:
         self.router.start()
         wait_for_port("127.0.0.1", self.router_port, 60, self.router.alive)
         self.engine.wait_ready(timeout=180)
-        self.beater = ManagedProcess(
-            "beater",
-            [sys.executable, "-m", "beater"],
-            env=self._beater_env(),
-            cwd=REPO,
-            log_path=self.workdir / "beater.log",
-        )
-        self.beater.start()
-        info = self.beater.wait_ready(timeout=60)
-        self.beater_host, self.beater_port = info["host"], int(info["port"])
+        self.beater, self.beater_host, self.beater_port = self._start_service("beater", self.beater_settings)
         if self.with_tailor:
-            self.tailor = ManagedProcess(
-                "tailor",
-                [sys.executable, "-m", "tailor"],
-                env=self._tailor_env(),
-                cwd=REPO,
-                log_path=self.workdir / "tailor.log",
+            self.tailor, self.tailor_host, self.tailor_port = self._start_service(
+                "tailor", self.tailor_settings
             )
-            self.tailor.start()
-            info = self.tailor.wait_ready(timeout=60)
-            self.tailor_host, self.tailor_port = info["host"], int(info["port"])
         log(
             f"stack up in {time.perf_counter() - t0:.0f}s: engine {self.engine_url}, router {self.router_url}"
         )
@@ -114,25 +98,22 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
         return env | self.secrets
 
-    def _beater_env(self) -> dict[str, str]:
-        return {k: v for k, v in self._env().items() if k not in self.secrets} | {
+    def _start_service(self, role: str, settings: dict[str, str]) -> tuple[ManagedProcess, str, int]:
+        """Start ``python -m <role>`` with its principal's secret; wait for its ready line."""
+        env = {k: v for k, v in self._env().items() if k not in self.secrets} | {
             "PYTHONUNBUFFERED": "1",
-            "ESTROM_BEATER_SECRET": self.secrets["ESTROM_BEATER_SECRET"],
+            f"ESTROM_{role.upper()}_SECRET": self.secrets[f"ESTROM_{role.upper()}_SECRET"],
             "ESTROM_ENGINE_URL": self.engine_url,
             "ESTROM_ROUTER_URL": self.router_url,
-            "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
-            **self.beater_settings,
+            f"ESTROM_{role.upper()}_LISTEN": "tcp:0:interface=127.0.0.1",
+            **settings,
         }
-
-    def _tailor_env(self) -> dict[str, str]:
-        return {k: v for k, v in self._env().items() if k not in self.secrets} | {
-            "PYTHONUNBUFFERED": "1",
-            "ESTROM_TAILOR_SECRET": self.secrets["ESTROM_TAILOR_SECRET"],
-            "ESTROM_ENGINE_URL": self.engine_url,
-            "ESTROM_ROUTER_URL": self.router_url,
-            "ESTROM_TAILOR_LISTEN": "tcp:0:interface=127.0.0.1",
-            **self.tailor_settings,
-        }
+        proc = ManagedProcess(
+            role, [sys.executable, "-m", role], env=env, cwd=REPO, log_path=self.workdir / f"{role}.log"
+        )
+        proc.start()
+        info = proc.wait_ready(timeout=60)
+        return proc, info["host"], int(info["port"])
 
     def stop(self) -> None:
         """Tailor and beater first (the others' clients), then router, then engine."""

@@ -41,7 +41,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,7 +52,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._stack import Stack, emit, log, run_in_workdir
-from bench.measure import cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
+from bench.measure import Probe, cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
 from bench.steady_ingest import SteadySender, log_doc
 from bench.tail_swarm import Reader, Swarm, summarize, tailor_metrics, thread_cpu_seconds
 from tests.wamp_client import WampClient
@@ -95,26 +94,6 @@ class FanoutRow:
     machine_cpu_pct: float = 0.0
 
 
-class RssPeak:
-    """Peak VmRSS of one process, sampled every 200 ms on a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-peak")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, proc_status_kib(self.pid, "VmRSS"))
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(2)
-        return self.peak
-
-
 def idle_rss(pid: int) -> int:
     """VmRSS once it stopped moving (allocations of just-opened streams settle within a second)."""
     last = proc_status_kib(pid, "VmRSS")
@@ -146,7 +125,8 @@ def run_clients(
         client0 = cpu_seconds([os.getpid()])
         thread0 = thread_cpu_seconds(swarm.thread_id)
         wall0 = time.perf_counter()
-        peak = RssPeak(tailor)
+        probe = Probe({"tailor": [tailor]})
+        probe.start()
         sender.start(seconds)
         sent = sender.join(seconds + 120)
         log(
@@ -160,7 +140,8 @@ def run_clients(
         busy_pct = round(100 * (machine_busy_seconds() - busy0) / wall, 1)
         client = cpu_seconds([os.getpid()]) - client0
         thread = thread_cpu_seconds(swarm.thread_id) - thread0
-        rss_peak = peak.stop()
+        probe.stop()
+        rss_peak = probe.peaks["tailor"]
         metrics1 = tailor_metrics(stack.tailor_url)
         final = swarm.finish(timeout=5)
     finally:

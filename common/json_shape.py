@@ -14,54 +14,42 @@ import math
 from typing import Any
 
 
-def nesting_depth(value: Any, stop_above: int) -> int:
-    """Levels of objects and arrays (a scalar is 0, ``{}`` is 1); stops counting past ``stop_above``.
+def inspect(value: Any, max_depth: int) -> tuple[int, str | None]:
+    """Nesting depth (counted up to ``max_depth + 1``) and the first value problem, in one walk.
 
-    Level by level rather than node by node: it runs for every ingested
-    document, and list extends cost a fraction of a tuple per node.
+    Levels of objects and arrays: a scalar is 0, ``{}`` is 1. A value problem
+    is why the value cannot be passed on as JSON to the engine. Level by
+    level rather than node by node: it runs for every ingested document, and
+    list extends cost a fraction of a tuple per node.
     """
     depth = 0
+    problem: str | None = None
     level: list[Any] = [value]
-    while True:
+    while level:
         below: list[Any] = []
         containers = False
         for node in level:
             if isinstance(node, dict):
-                below.extend(node.values())
                 containers = True
-            elif isinstance(node, list):
-                below.extend(node)
-                containers = True
-        if not containers:
-            return depth
-        depth += 1
-        if depth > stop_above:
-            return depth
-        level = below
-
-
-def value_problem(value: Any) -> str | None:
-    """Why a decoded JSON value cannot be passed on as JSON to the engine, or None."""
-    level: list[Any] = [value]
-    while level:
-        below: list[Any] = []
-        for node in level:
-            if isinstance(node, dict):
-                for key in node:
+                for key in node if problem is None else ():
                     problem = _string_problem(key)
                     if problem:
-                        return problem
+                        break
                 below.extend(node.values())
             elif isinstance(node, list):
+                containers = True
                 below.extend(node)
-            elif isinstance(node, str):
-                problem = _string_problem(node)
-                if problem:
-                    return problem
-            elif isinstance(node, float) and not math.isfinite(node):
-                return f"number {node} is out of range (JSON numbers must be finite doubles)"
+            elif problem is None:
+                if isinstance(node, str):
+                    problem = _string_problem(node)
+                elif isinstance(node, float) and not math.isfinite(node):
+                    problem = f"number {node} is out of range (JSON numbers must be finite doubles)"
+        if containers:
+            depth += 1
+            if depth > max_depth:
+                break
         level = below
-    return None
+    return depth, problem
 
 
 def _string_problem(text: str) -> str | None:

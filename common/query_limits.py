@@ -32,7 +32,7 @@ from typing import Any
 
 from luqum import tree
 
-from common.json_shape import nesting_depth, value_problem
+from common.json_shape import inspect
 from common.lucene import LuceneSyntaxError, parse
 from common.queries import InvalidQuery, normalize_query
 
@@ -121,12 +121,11 @@ def check_query(query: str | dict[str, Any], limits: QueryLimits) -> None:
         _check_size(query, limits)
         _lucene_clauses(query, limits)
         return
-    depth = nesting_depth(query, limits.max_depth)
+    depth, problem = inspect(query, limits.max_depth)
     if depth > limits.max_depth:
         raise InvalidQuery(
             f"query nesting depth is over the limit of {limits.max_depth} (ESTROM_QUERY_MAX_DEPTH)"
         )
-    problem = value_problem(query)
     if problem:
         raise InvalidQuery(problem)
     _check_size(json.dumps(query, separators=(",", ":"), ensure_ascii=False), limits)

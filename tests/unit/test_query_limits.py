@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from common.json_shape import nesting_depth, value_problem
+from common.json_shape import inspect
 from common.queries import InvalidQuery
 from common.query_limits import ALLOWED_TYPES, QueryLimits, check_query, validate_query
 
@@ -131,6 +131,14 @@ def test_every_allowed_type_is_a_real_elasticsearch_query_type() -> None:
     assert {"bool", "match", "query_string", "term", "terms"} <= ALLOWED_TYPES
 
 
+def nesting_depth(value: object, stop_above: int) -> int:
+    return inspect(value, stop_above)[0]
+
+
+def value_problem(value: object) -> str | None:
+    return inspect(value, 10**6)[1]
+
+
 def test_nesting_depth_and_value_problem() -> None:
     assert nesting_depth(1, 5) == 0
     assert nesting_depth({"a": [1, {"b": {}}]}, 10) == 4
@@ -143,3 +151,4 @@ def test_nesting_depth_and_value_problem() -> None:
     assert "surrogate" in (value_problem({"k": ["ok", "x\ud800"]}) or "")
     assert "surrogate" in (value_problem({"\udc00": 1}) or "")
     assert "out of range" in (value_problem({"a": {"b": [1e308 * 10]}}) or "")
+    assert inspect({"a": "x\ud800", "b": [[[1]]]}, 2) == (3, value_problem({"a": "x\ud800"}))
