@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
+from common.engine_urls import parse_urls
 from common.query_limits import QueryLimits
 
 
@@ -178,8 +179,10 @@ class Settings:
             raise ConfigError(f"ESTROM_LOG_FORMAT must be text|json, not {settings.log_format!r}")
         if not settings.router_url.startswith(("ws://", "wss://")):
             raise ConfigError(f"ESTROM_ROUTER_URL must be a ws:// or wss:// URL, not {settings.router_url!r}")
-        if not settings.engine_url.startswith(("http://", "https://")):
-            raise ConfigError(f"ESTROM_ENGINE_URL must be an http(s):// URL, not {settings.engine_url!r}")
+        try:
+            parse_urls(settings.engine_url)  # one node URL or several, comma-separated
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return settings
 
     def query_limits(self) -> QueryLimits:

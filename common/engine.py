@@ -1,34 +1,59 @@
-"""The one place that talks to Elasticsearch.
+"""The one place that talks to the engine: Elasticsearch 7 or OpenSearch 2/3.
 
-elasticsearch-py is synchronous; calls run in a bounded thread pool and come
-back as Deferreds, so the reactor never blocks and the number of concurrent
-engine requests is a setting.
+One interface, two families behind it. Callers hand ``Engine.run`` a function
+of a client whose API both families' Python clients share (opensearch-py is a
+fork of elasticsearch-py 7: ``search``, ``msearch``, ``bulk``, ``indices.*``
+take the same arguments and answer the same shapes). Which client is used is
+decided by the server itself, from ``GET /``: elasticsearch-py 7 refuses any
+server that is not Elasticsearch (its product check), and opensearch-py is
+the client OpenSearch publishes for itself.
 
-Client and server majors must fit: client 8 sends ``compatible-with=8``
-headers a 7.x server refuses, client 9 refuses servers below 9. estrom runs
-the percolator of Elasticsearch 7.x (the only line whose percolator module is
-published on Maven Central), so it pins ``elasticsearch>=7.17,<8`` and checks
-both sides here, at start-up, with a clear message.
+Why not one REST client on Twisted for both: every query-store and percolate
+call is written against this shared client API, and the thread pool already
+keeps the reactor free; replacing it would touch every caller for a speed-up
+the benchmarks do not ask for (the engine's own percolation is the ceiling,
+docs/performance.md).
+
+Both clients are synchronous; calls run in a bounded thread pool and come back
+as Deferreds, so the reactor never blocks and the number of concurrent engine
+requests is a setting. ``ESTROM_ENGINE_URL`` may name several nodes of one
+cluster: a request goes to a live node, one refused or broken is retried on
+the next, and a node marked dead is tried again after a short back-off, so it
+comes back when it answers. No call waits longer than the engine timeout in
+all, retries included.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import elasticsearch
-from elasticsearch import Elasticsearch
+import opensearchpy
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from common.engine_urls import parse_urls
+
 T = TypeVar("T")
 
-#: Engine versions estrom supports (inclusive lower, exclusive upper bound).
-SUPPORTED_ENGINE = ((7, 10, 0), (8, 0, 0))
-#: The client major that fits those servers.
+#: Engine versions estrom supports, per family (inclusive lower, exclusive upper bound).
+SUPPORTED_ENGINES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
+    "elasticsearch": ((7, 10, 0), (8, 0, 0)),
+    "opensearch": ((2, 0, 0), (4, 0, 0)),
+}
+#: The versions ``scripts/test`` runs against (README "Supported engines").
+TESTED_ENGINES = {("elasticsearch", (7, 17, 29)), ("opensearch", (2, 19, 6)), ("opensearch", (3, 8, 0))}
+#: The elasticsearch-py major that fits the supported Elasticsearch servers.
 SUPPORTED_CLIENT_MAJOR = 7
+#: Seconds a node that failed is left alone before it is tried again (doubling while it stays dead).
+DEAD_NODE_BACKOFF = 1.0
+FAMILY_NAMES = {"elasticsearch": "Elasticsearch", "opensearch": "OpenSearch"}
 
 
 class EngineUnavailable(Exception):
@@ -49,6 +74,23 @@ class UnsupportedEngine(RuntimeError):
     """Client or server version outside what estrom supports."""
 
 
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the start-up check found: family, version, and whether a test runs against it."""
+
+    family: str
+    version: tuple[int, int, int]
+
+    @property
+    def tested(self) -> bool:
+        return (self.family, self.version) in TESTED_ENGINES
+
+    def describe(self) -> str:
+        """``"OpenSearch 2.19.6 (supported, tested)"``: the start-up line."""
+        tested = "tested" if self.tested else "not tested here"
+        return f"{FAMILY_NAMES[self.family]} {'.'.join(map(str, self.version))} (supported, {tested})"
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     """``"7.17.29"`` (or ``"7.17.29-SNAPSHOT"``) to ``(7, 17, 29)``."""
     core = text.split("-", 1)[0]
@@ -66,22 +108,25 @@ def check_client_version(client_version: tuple[int, ...] = elasticsearch.VERSION
         )
 
 
-def check_engine_info(info: dict[str, Any]) -> tuple[int, int, int]:
-    """Validate ``GET /`` of the engine; return its version or raise UnsupportedEngine."""
+def check_engine_info(info: dict[str, Any]) -> ServerInfo:
+    """Validate ``GET /`` of the engine; return what it is or raise UnsupportedEngine."""
     version = info.get("version") or {}
-    distribution = version.get("distribution", "elasticsearch")
-    if distribution != "elasticsearch":
-        raise UnsupportedEngine(f"engine is {distribution}, estrom needs Elasticsearch 7.10 to 7.17")
+    family = str(version.get("distribution", "elasticsearch"))
     number = parse_version(str(version.get("number", "0")))
-    low, high = SUPPORTED_ENGINE
-    if not low <= number < high:
+    spelled = ".".join(map(str, number))
+    if family not in SUPPORTED_ENGINES:
         raise UnsupportedEngine(
-            f"Elasticsearch {'.'.join(map(str, number))} is not supported; estrom needs 7.10 <= version < 8.0"
+            f"engine is {family} {spelled}: not supported; estrom needs Elasticsearch 7.10 to 7.17 "
+            "or OpenSearch 2.x or 3.x"
         )
-    return number
+    low, high = SUPPORTED_ENGINES[family]
+    if not low <= number < high:
+        wanted = "7.10 <= version < 8.0" if family == "elasticsearch" else "2.0 <= version < 4.0"
+        raise UnsupportedEngine(f"{FAMILY_NAMES[family]} {spelled} is not supported; estrom needs {wanted}")
+    return ServerInfo(family, number)
 
 
-def _reason(exc: elasticsearch.TransportError) -> tuple[str, str]:
+def _reason(exc: Any) -> tuple[str, str]:
     """The most specific reason the engine gave, as (type, reason)."""
     info = exc.info if isinstance(exc.info, dict) else {}
     error = info.get("error")
@@ -126,14 +171,19 @@ def bulk_item_error(item: dict[str, Any]) -> Exception | None:
     return classify(status, *_error_reason(result.get("error")))
 
 
+_CONNECTION_ERRORS = (elasticsearch.ConnectionError, opensearchpy.ConnectionError)
+_TRANSPORT_ERRORS = (elasticsearch.TransportError, opensearchpy.TransportError)
+_CLIENT_ERRORS = (elasticsearch.ElasticsearchException, opensearchpy.OpenSearchException)
+
+
 def translate_error(exc: Exception) -> Exception:
-    """Map client exceptions to the two kinds the services act on."""
-    if isinstance(exc, elasticsearch.ConnectionError):
+    """Map either client's exceptions to the two kinds the services act on."""
+    if isinstance(exc, _CONNECTION_ERRORS):
         return EngineUnavailable(f"engine unreachable: {exc.__class__.__name__}")
-    if isinstance(exc, elasticsearch.TransportError):
+    if isinstance(exc, _TRANSPORT_ERRORS):
         status = exc.status_code if isinstance(exc.status_code, int) else 0
         return classify(status, *_reason(exc))
-    if isinstance(exc, elasticsearch.ElasticsearchException):
+    if isinstance(exc, _CLIENT_ERRORS):
         return EngineUnavailable(f"engine error: {exc}")
     return exc
 
@@ -142,18 +192,35 @@ def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
     return threading.Thread(*args, daemon=True, **kwargs)
 
 
+def make_client(family: str, urls: list[str], timeout: float) -> Any:
+    """The family's own client over every node URL, retrying a broken node on the next one."""
+    options: dict[str, Any] = {
+        "hosts": urls,
+        "timeout": timeout,
+        # A refused or reset connection moves on to the next node; a timeout
+        # does not (it already used the whole budget).
+        "max_retries": len(urls) - 1,
+        "retry_on_timeout": False,
+        "dead_timeout": DEAD_NODE_BACKOFF,
+        "timeout_cutoff": 5,
+    }
+    if family == "opensearch":
+        return opensearchpy.OpenSearch(**options)
+    check_client_version()
+    return elasticsearch.Elasticsearch(**options)
+
+
 class Engine:
-    """Elasticsearch client whose calls return Deferreds from a bounded thread pool."""
+    """The engine's client; its calls return Deferreds from a bounded thread pool."""
 
     def __init__(self, url: str, *, timeout: float, concurrency: int, reactor: IReactorThreads) -> None:
         check_client_version()
         self.url = url
-        self.client = Elasticsearch(
-            hosts=[url],
-            timeout=timeout,
-            max_retries=0,
-            retry_on_timeout=False,
-        )
+        self.urls = parse_urls(url)
+        self.timeout = timeout
+        self.server: ServerInfo | None = None
+        self._client: Any = None
+        self._client_lock = threading.Lock()
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=concurrency, name="engine")
         # Daemon workers: a call stuck on a wedged engine (up to the timeout)
@@ -172,26 +239,94 @@ class Engine:
             reactor=reactor,
         )
 
+    @property
+    def family(self) -> str | None:
+        """``"elasticsearch"`` or ``"opensearch"`` once a node has answered, else None."""
+        return self.server.family if self.server else None
+
     def close(self) -> None:
         """Stop the thread pool; with a call still running (hung engine), leave it to die with the process."""
         if self._pool.started and not self._pool.working:
             self._pool.stop()
 
-    async def run(self, fn: Callable[[Elasticsearch], T]) -> T:
-        """Run ``fn(client)`` off the reactor thread, translating engine errors."""
+    def _identify(self) -> Any:
+        """The client of the server's family, asking ``GET /`` first if no node answered yet."""
+        with self._client_lock:
+            if self._client is None:
+                # opensearch-py has no product check: it reads ``GET /`` of either family.
+                probe = make_client("opensearch", self.urls, self.timeout)
+                try:
+                    info = probe.info()
+                finally:
+                    probe.close()
+                server = check_engine_info(info)
+                self._client = make_client(server.family, self.urls, self.timeout)
+                self.server = server
+            return self._client
+
+    def _call(self, d: Deferred[Any], fn: Callable[[Any], T]) -> T:
+        # The budget starts when a worker takes the call, not while it queues
+        # behind others (ESTROM_ENGINE_CONCURRENCY bounds those).
+        self._reactor.callFromThread(self._arm, d)  # type: ignore[attr-defined]
+        return fn(self._identify())
+
+    def _arm(self, d: Deferred[Any]) -> None:
+        if not d.called:
+            # A little slack over the client's own timeout: its error names the cause.
+            d.addTimeout(self.timeout + 0.25, self._reactor)  # type: ignore[arg-type]
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(client)`` off the reactor thread, translating engine errors.
+
+        The whole call, node retries included, is bounded by the engine timeout.
+        """
+        outer: Deferred[T] = Deferred()
+        inner: Deferred[T] = deferToThreadPool(self._reactor, self._pool, self._call, outer, fn)
+        inner.chainDeferred(outer)
         try:
-            return await deferToThreadPool(self._reactor, self._pool, fn, self.client)
+            return await outer
+        except (DeferredTimeout, CancelledError) as exc:
+            raise EngineUnavailable(f"engine did not answer within {self.timeout:g}s") from exc
+        except UnsupportedEngine:
+            raise
         except Exception as exc:
             raise translate_error(exc) from exc
 
-    async def check(self) -> tuple[int, int, int]:
+    async def check(self) -> ServerInfo:
         """Version handshake; raises UnsupportedEngine or EngineUnavailable."""
-        info = await self.run(lambda es: es.info())
-        return check_engine_info(info)
+        await self.run(lambda client: client.info())
+        assert self.server is not None
+        return self.server
+
+    async def cluster_health(self) -> dict[str, Any] | None:
+        """The cluster's health (status, nodes, unassigned shards), or None when no node answers."""
+        try:
+            health = await self.run(lambda client: client.cluster.health(timeout="1s"))
+        except (EngineUnavailable, EngineRejected, UnsupportedEngine):
+            return None
+        return {
+            "status": health.get("status"),
+            "nodes": health.get("number_of_nodes"),
+            "unassigned_shards": health.get("unassigned_shards"),
+        }
 
     async def ping(self) -> bool:
-        try:
-            await self.run(lambda es: es.cluster.health(timeout="1s"))
-        except (EngineUnavailable, EngineRejected):
-            return False
-        return True
+        """True while the cluster answers and every primary shard is assigned (green or yellow)."""
+        health = await self.cluster_health()
+        return health is not None and health["status"] in ("green", "yellow")
+
+
+def sync_client(url: str, timeout: float = 30.0, **options: Any) -> Any:
+    """A blocking client of the server's own family, for scripts and benchmarks (not the services).
+
+    ``url`` may list several nodes, comma-separated; ``options`` go to the client (``maxsize``, ...).
+    """
+    urls = parse_urls(url)
+    probe = opensearchpy.OpenSearch(hosts=urls, timeout=timeout)
+    try:
+        server = check_engine_info(probe.info())
+    finally:
+        probe.close()
+    if server.family == "opensearch":
+        return opensearchpy.OpenSearch(hosts=urls, timeout=timeout, **options)
+    return elasticsearch.Elasticsearch(hosts=urls, timeout=timeout, **options)

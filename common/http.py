@@ -168,13 +168,19 @@ class Routes(Resource):
 
 async def write_health(request: Request, engine: Any, wamp: Any) -> None:
     """``/healthz``: 200 when engine and router answer, else 503 naming the one that does not."""
-    engine_ok = await engine.ping()
+    # The cluster's health, whichever node answers: red (a primary shard
+    # unassigned) cannot take every write, so it is not healthy either.
+    cluster = await engine.cluster_health()
+    engine_ok = cluster is not None and cluster["status"] in ("green", "yellow")
     router_ok = wamp.session is not None
+    engine_state = "ok" if engine_ok else ("unreachable" if cluster is None else str(cluster["status"]))
     body: dict[str, Any] = {
         "status": "ok" if engine_ok and router_ok else "unavailable",
-        "engine": "ok" if engine_ok else "unreachable",
+        "engine": engine_state,
         "router": "ok" if router_ok else "disconnected",
     }
+    if cluster is not None:
+        body["cluster"] = cluster
     write_json(request, 200 if engine_ok and router_ok else 503, body)
 
 

@@ -60,8 +60,15 @@ async def listen_and_join(
     joined = wamp.next_join()
     wamp.start(reactor)
     try:
-        version = await engine.check()
-        log.info("engine.ok", version=".".join(map(str, version)))
+        server = await engine.check()
+        log.info(
+            "engine.ok",
+            engine=server.family,
+            version=".".join(map(str, server.version)),
+            supported=True,
+            tested=server.tested,
+            nodes=len(engine.urls),
+        )
     except EngineUnavailable as exc:
         log.warn("engine.unreachable", error=str(exc))
     await joined

@@ -1,9 +1,17 @@
-"""Provision and run a real Elasticsearch with its percolator, from Maven Central.
+"""Provision and run a real engine with its percolator, from Maven Central.
 
-Maven Central publishes the stripped server distribution (``integ-test-zip``)
-and the percolator module jar separately, so we fetch both with ``mvn``,
-assemble them once into a cache outside the repository, and start nodes from
-that cache as an unprivileged user (Elasticsearch refuses to run as root).
+Two families, one way: Maven Central publishes each one's stripped server
+distribution (``integ-test-zip``) and its percolator module jar separately, so
+we fetch both with ``mvn``, assemble them once per distribution into a cache
+outside the repository, and start nodes from that cache as an unprivileged
+user (neither engine runs as root).
+
+``ESTROM_ENGINE_DIST=<family>-<version>`` picks the distribution (README
+"Supported engines"): ``elasticsearch-7.17.29`` (the default),
+``opensearch-2.19.6`` and ``opensearch-3.8.0`` (the newest 3.x whose
+``percolator-client`` of the same version resolves: 3.9.0 has none). Neither
+OpenSearch integ-test zip carries the security plugin, so nodes speak plain
+HTTP without a setting to turn it off.
 """
 
 from __future__ import annotations
@@ -22,38 +30,148 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.processes import die_with_parent
 
-#: The engine the tests run against. See README "Supported engines".
+#: The engine the tests run against by default. See README "Supported engines".
+DEFAULT_DIST = "elasticsearch-7.17.29"
+#: Every distribution the test matrix runs (scripts/test).
+TESTED_DISTS = ("elasticsearch-7.17.29", "opensearch-2.19.6", "opensearch-3.8.0")
+#: Kept for callers that name the Elasticsearch version.
 ENGINE_VERSION = "7.17.29"
-DIST_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{v}:zip"
-PERCOLATOR_ARTIFACT = "org.elasticsearch.plugin:percolator-client:{v}"
 ENGINE_USER = "estrom-engine"
+JAVA17 = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/java-17-openjdk")
+#: OpenSearch 3 is built for Java 21; the machine carries a Temurin 25 beside Java 17.
+JAVA21_PLUS = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-21-jdk-amd64")
 
-_PERCOLATOR_DESCRIPTOR = """\
-description=Percolator module adds capability to index queries and query these queries by specifying documents
-version={v}
-name=percolator
-classname=org.elasticsearch.percolator.PercolatorPlugin
-java.version=1.8
-elasticsearch.version={v}
-extended.plugins=
-has.native.controller=false
-type=isolated
-"""
 
-# GC logs to a relative path in the stock jvm.options break as soon as the
-# working directory is not the distribution's; warnings to stderr suffice here.
-_JVM_OPTIONS = """\
--XX:+UseG1GC
--Djava.io.tmpdir=${ES_TMPDIR}
--XX:+ExitOnOutOfMemoryError
--Xlog:disable
--Xlog:all=warning:stderr:utctime,level,tags
-"""
+@dataclass(frozen=True)
+class Dist:
+    """One engine distribution: family, version and how Maven Central names its parts."""
+
+    family: str
+    version: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}-{self.version}"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    @property
+    def group(self) -> str:
+        return "org.elasticsearch" if self.family == "elasticsearch" else "org.opensearch"
+
+    @property
+    def dist_artifact(self) -> str:
+        return f"{self.group}.distribution.integ-test-zip:{self.family}:{self.version}:zip"
+
+    @property
+    def percolator_artifact(self) -> str:
+        return f"{self.group}.plugin:percolator-client:{self.version}"
+
+    @property
+    def percolator_class(self) -> str:
+        if self.family == "elasticsearch":
+            return "org.elasticsearch.percolator.PercolatorPlugin"
+        # OpenSearch 3 renamed the module's plugin class.
+        if self.major >= 3:
+            return "org.opensearch.percolator.PercolatorModulePlugin"
+        return "org.opensearch.percolator.PercolatorPlugin"
+
+    @property
+    def java_version(self) -> str:
+        """The ``java.version`` its modules' descriptors declare."""
+        if self.family == "elasticsearch":
+            return "1.8"
+        return "21" if self.major >= 3 else "11"
+
+    @property
+    def needs_java21(self) -> bool:
+        return self.family == "opensearch" and self.major >= 3
+
+    @property
+    def binary(self) -> str:
+        return self.family  # bin/elasticsearch, bin/opensearch
+
+    @property
+    def env_prefix(self) -> str:
+        """``ES_`` / ``OPENSEARCH_``: the launcher's variables (PATH_CONF, JAVA_HOME, ...)."""
+        return "ES_" if self.family == "elasticsearch" else "OPENSEARCH_"
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.family}.yml"
+
+
+def parse_dist(text: str) -> Dist:
+    """``"opensearch-2.19.6"`` to a Dist; a clear ValueError for anything else."""
+    family, sep, version = text.strip().partition("-")
+    parts = version.split(".")
+    if not sep or family not in ("elasticsearch", "opensearch") or len(parts) != 3:
+        raise ValueError(
+            f"ESTROM_ENGINE_DIST must be <family>-<x.y.z> with family elasticsearch or opensearch "
+            f"(e.g. {', '.join(TESTED_DISTS)}), not {text!r}"
+        )
+    if not all(p.isdigit() for p in parts):
+        raise ValueError(f"ESTROM_ENGINE_DIST version must be x.y.z, not {version!r}")
+    dist = Dist(family, version)
+    if family == "elasticsearch" and dist.major != 7:
+        # 8.x and later publish no percolator module (README "Supported engines").
+        raise ValueError(f"{text}: only Elasticsearch 7.x ships a percolator module on Maven Central")
+    if family == "opensearch" and dist.major not in (2, 3):
+        raise ValueError(f"{text}: estrom runs OpenSearch 2.x and 3.x")
+    return dist
+
+
+def selected_dist() -> Dist:
+    """The distribution ``ESTROM_ENGINE_DIST`` names (default: Elasticsearch 7.17.29)."""
+    return parse_dist(os.environ.get("ESTROM_ENGINE_DIST") or DEFAULT_DIST)
+
+
+def _percolator_descriptor(dist: Dist) -> str:
+    lines = {
+        "description": "Percolator module adds capability to index queries and query these "
+        "queries by specifying documents",
+        "version": dist.version,
+        "name": "percolator",
+        "classname": dist.percolator_class,
+        "java.version": dist.java_version,
+        f"{dist.family}.version": dist.version,
+        "extended.plugins": "",
+        "has.native.controller": "false",
+    }
+    if dist.family == "elasticsearch":
+        lines["type"] = "isolated"
+    else:
+        lines["custom.foldername"] = ""
+    return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def _jvm_options(dist: Dist, home: Path) -> str:
+    """The JVM flags: GC logs to a relative path in the stock jvm.options break as
+    soon as the working directory is not the distribution's; warnings to stderr suffice."""
+    tmp = "${" + dist.env_prefix + "TMPDIR}"
+    opts = [
+        "-XX:+UseG1GC",
+        f"-Djava.io.tmpdir={tmp}",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Xlog:disable",
+        "-Xlog:all=warning:stderr:utctime,level,tags",
+    ]
+    if dist.needs_java21:
+        # OpenSearch 3's stock options: its agent replaces the security manager.
+        opts += [
+            f"-javaagent:{home}/agent/opensearch-agent.jar",
+            "--add-opens=java.base/java.nio=ALL-UNNAMED",
+            "--add-modules=jdk.incubator.vector",
+            "-Dorg.apache.lucene.store.MMapDirectory.sharedArenaMaxPermits=1",
+        ]
+    return "\n".join(opts) + "\n"
 
 
 def _progress(msg: str) -> None:
@@ -61,7 +179,7 @@ def _progress(msg: str) -> None:
 
 
 def cache_dir() -> Path:
-    """Where the assembled engine lives; readable by the unprivileged engine user."""
+    """Where the assembled engines live; readable by the unprivileged engine user."""
     configured = os.environ.get("ESTROM_CACHE_DIR")
     if configured:
         return Path(configured)
@@ -86,6 +204,11 @@ def _locked(path: Path) -> Iterator[None]:
 def _mvn_copy(artifact: str, dest: Path) -> Path:
     """Fetch one artifact with Maven (its own repository config, no hard-coded URL)."""
     dest.mkdir(parents=True, exist_ok=True)
+    parts = artifact.split(":")
+    ext = parts[3] if len(parts) > 3 else "jar"
+    found = dest / f"{parts[1]}-{parts[2]}.{ext}"
+    if found.exists():
+        return found
     _progress(f"fetching {artifact} with mvn")
     subprocess.run(
         [
@@ -102,36 +225,48 @@ def _mvn_copy(artifact: str, dest: Path) -> Path:
         stdin=subprocess.DEVNULL,
         stdout=sys.stderr.fileno(),
     )
-    parts = artifact.split(":")
-    ext = parts[3] if len(parts) > 3 else "jar"
-    found = dest / f"{parts[1]}-{parts[2]}.{ext}"
     if not found.exists():
         raise RuntimeError(f"mvn did not produce {found}")
     return found
 
 
-def ensure_engine(version: str = ENGINE_VERSION) -> Path:
-    """Return the home of an assembled engine, fetching and assembling it once."""
+def _dist_of(spec: str | Dist | None) -> Dist:
+    if spec is None:
+        return selected_dist()
+    if isinstance(spec, Dist):
+        return spec
+    # A bare version (the old signature) is an Elasticsearch version.
+    return parse_dist(spec if "-" in spec and not spec[0].isdigit() else f"elasticsearch-{spec}")
+
+
+def ensure_engine(dist: str | Dist | None = None) -> Path:
+    """Return the home of an assembled engine (``ESTROM_ENGINE_DIST`` by default), assembling it once."""
+    d = _dist_of(dist)
     root = cache_dir()
-    home = root / f"elasticsearch-{version}"
+    home = root / d.name
     marker = home / ".estrom-ready"
     if marker.exists():
         return home
-    with _locked(root / f".lock-{version}"):
+    with _locked(root / f".lock-{d.name}"):
         if marker.exists():
             return home
         downloads = root / "downloads"
-        dist_zip = _mvn_copy(DIST_ARTIFACT.format(v=version), downloads)
-        perc_jar = _mvn_copy(PERCOLATOR_ARTIFACT.format(v=version), downloads)
+        dist_zip = _mvn_copy(d.dist_artifact, downloads)
+        perc_jar = _mvn_copy(d.percolator_artifact, downloads)
         staging = Path(tempfile.mkdtemp(prefix="assemble-", dir=root))
-        _progress(f"assembling engine in {home}")
+        _progress(f"assembling {d.name} in {home}")
         with zipfile.ZipFile(dist_zip) as zf:
             zf.extractall(staging)
-        unpacked = staging / f"elasticsearch-{version}"
+        unpacked = staging / d.name
+        # The percolator is installed as a module, as the engine's own
+        # distributions do (OpenSearch 3's integ-test zip already has it: the
+        # same jar, replaced by the one fetched).
         module = unpacked / "modules" / "percolator"
-        module.mkdir(parents=True, exist_ok=True)
+        if module.exists():
+            shutil.rmtree(module)
+        module.mkdir(parents=True)
         shutil.copy2(perc_jar, module / perc_jar.name)
-        (module / "plugin-descriptor.properties").write_text(_PERCOLATOR_DESCRIPTOR.format(v=version))
+        (module / "plugin-descriptor.properties").write_text(_percolator_descriptor(d))
         for path in [unpacked, *unpacked.rglob("*")]:
             mode = path.stat().st_mode
             # zipfile drops the executable bits; the launcher scripts need them.
@@ -144,8 +279,17 @@ def ensure_engine(version: str = ENGINE_VERSION) -> Path:
         unpacked.rename(home)
         shutil.rmtree(staging, ignore_errors=True)
         root.chmod(root.stat().st_mode | 0o755)
-        marker.write_text(version + "\n")
+        marker.write_text(d.name + "\n")
     return home
+
+
+def dist_of_home(home: Path) -> Dist:
+    """Which distribution an assembled home holds (its marker, else its directory name)."""
+    marker = home / ".estrom-ready"
+    text = marker.read_text().strip() if marker.exists() else ""
+    if not text.startswith(("elasticsearch-", "opensearch-")):
+        text = home.name  # caches assembled before the marker named the dist
+    return parse_dist(text)
 
 
 def ensure_engine_user() -> str | None:
@@ -157,27 +301,24 @@ def ensure_engine_user() -> str | None:
     except KeyError:
         _progress(f"creating system user {ENGINE_USER}")
         subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                ENGINE_USER,
-            ],
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ENGINE_USER],
             check=True,
         )
     return ENGINE_USER
 
 
-def java_home() -> str:
-    """A JDK the 7.17 engine accepts (11 to 17); the no-JDK distribution needs one."""
-    configured = os.environ.get("ESTROM_ENGINE_JAVA_HOME") or os.environ.get("ES_JAVA_HOME")
+def java_home(dist: Dist | None = None) -> str:
+    """A JDK the engine accepts: 17 for Elasticsearch 7 and OpenSearch 2, 21+ for OpenSearch 3."""
+    d = dist or selected_dist()
+    configured = os.environ.get("ESTROM_ENGINE_JAVA_HOME")
     if configured:
         return configured
-    for candidate in ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/java-17-openjdk"):
+    candidates = JAVA21_PLUS if d.needs_java21 else JAVA17
+    for candidate in candidates:
         if Path(candidate, "bin", "java").exists():
             return candidate
+    if d.needs_java21:
+        raise RuntimeError(f"{d.name} needs Java 21 or later: set ESTROM_ENGINE_JAVA_HOME")
     java = shutil.which("java")
     if not java:
         raise RuntimeError("no Java found: set ESTROM_ENGINE_JAVA_HOME")
@@ -186,7 +327,11 @@ def java_home() -> str:
 
 @dataclass
 class EngineNode:
-    """One running engine node; its state directory is owned by the engine user."""
+    """One running engine node; its state directory is owned by the engine user.
+
+    Alone by default (``discovery.type: single-node``); with ``seed_ports``
+    it is one node of a cluster of the nodes on those transport ports.
+    """
 
     home: Path
     state_dir: Path
@@ -194,53 +339,79 @@ class EngineNode:
     transport_port: int
     heap: str = "512m"
     process: subprocess.Popen[bytes] | None = None
+    node_name: str = "estrom-engine"
+    cluster_name: str = "estrom"
+    #: Transport ports of every node of the cluster (empty: a single node).
+    seed_ports: list[int] = field(default_factory=list)
+    #: Names of the nodes that elect the first master (cluster bootstrap).
+    initial_masters: list[str] = field(default_factory=list)
+
+    @property
+    def dist(self) -> Dist:
+        return dist_of_home(self.home)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def _write_config(self) -> Path:
-        conf = self.state_dir / "config"
-        conf.mkdir(parents=True, exist_ok=True)
-        for name in ("log4j2.properties",):
-            shutil.copy2(self.home / "config" / name, conf / name)
-        (conf / "jvm.options").write_text(_JVM_OPTIONS)
-        settings = {
-            "cluster.name": "estrom",
-            "node.name": "estrom-engine",
+    def _settings(self) -> dict[str, object]:
+        dist = self.dist
+        settings: dict[str, object] = {
+            "cluster.name": self.cluster_name,
+            "node.name": self.node_name,
             "path.data": str(self.state_dir / "data"),
             "path.logs": str(self.state_dir / "logs"),
             "network.host": "127.0.0.1",
             "http.port": self.http_port,
             "transport.port": self.transport_port,
-            "discovery.type": "single-node",
-            "xpack.security.enabled": False,
             # A dev node on a shared disk must not go read-only at 95 % usage.
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "action.auto_create_index": True,
             "logger.level": "WARN",
         }
-        (conf / "elasticsearch.yml").write_text(
-            "".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items())
+        if self.seed_ports:
+            settings["discovery.seed_hosts"] = [f"127.0.0.1:{p}" for p in self.seed_ports]
+            key = (
+                "cluster.initial_master_nodes"
+                if dist.family == "elasticsearch"
+                else "cluster.initial_cluster_manager_nodes"
+            )
+            settings[key] = self.initial_masters
+        else:
+            settings["discovery.type"] = "single-node"
+        if dist.family == "elasticsearch":
+            settings["xpack.security.enabled"] = False
+        return settings
+
+    def _write_config(self) -> Path:
+        dist = self.dist
+        conf = self.state_dir / "config"
+        conf.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.home / "config" / "log4j2.properties", conf / "log4j2.properties")
+        (conf / "jvm.options").write_text(_jvm_options(dist, self.home))
+        (conf / dist.config_file).write_text(
+            "".join(f"{k}: {json.dumps(v)}\n" for k, v in self._settings().items())
         )
         return conf
 
     def start(self, log_path: Path | None = None) -> None:
+        dist = self.dist
         user = ensure_engine_user()
         for sub in ("data", "logs", "tmp"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         conf = self._write_config()
         if user:
             subprocess.run(["chown", "-R", user, str(self.state_dir)], check=True)
+        p = dist.env_prefix
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "ES_PATH_CONF": str(conf),
-            "ES_JAVA_HOME": java_home(),
-            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
-            "ES_TMPDIR": str(self.state_dir / "tmp"),
+            f"{p}PATH_CONF": str(conf),
+            f"{p}JAVA_HOME": java_home(dist),
+            f"{p}JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            f"{p}TMPDIR": str(self.state_dir / "tmp"),
             "LANG": "C.UTF-8",
         }
-        argv = [str(self.home / "bin" / "elasticsearch")]
+        argv = [str(self.home / "bin" / dist.binary)]
         if user:
             env_args = [f"{k}={v}" for k, v in env.items()]
             argv = ["runuser", "-u", user, "--", "env", *env_args, *argv]
@@ -263,17 +434,30 @@ class EngineNode:
         except (OSError, urllib.error.URLError, ValueError):
             return None
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until health is green or yellow; fail early if the JVM died."""
+    def wait_ready(self, timeout: float = 120.0, nodes: int = 1) -> None:
+        """Block until health is green or yellow with ``nodes`` nodes; fail early if the JVM died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"engine exited with {self.process.returncode}")
             health = self.health()
-            if health and health.get("status") in ("green", "yellow"):
+            if (
+                health
+                and health.get("status") in ("green", "yellow")
+                and int(health.get("number_of_nodes", 0)) >= nodes  # type: ignore[call-overload]
+            ):
                 return
             time.sleep(0.25)
         raise TimeoutError(f"engine not healthy within {timeout:.0f}s at {self.url}")
+
+    def kill(self) -> None:
+        """``kill -9`` the node (the JVM and its launcher), as a crash would."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait(10)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the whole process group, escalate to SIGKILL after the timeout."""
@@ -290,11 +474,16 @@ class EngineNode:
             proc.wait(10)
 
 
-def main() -> None:
-    """``python -m devstack.engine fetch``: provision the cache (used by scripts)."""
-    home = ensure_engine()
-    print(home)
+def main(argv: list[str]) -> None:
+    """``python -m devstack.engine [DIST ...]``: provision the cache (used by scripts/bootstrap).
+
+    Without arguments, the distribution ``ESTROM_ENGINE_DIST`` names; ``all``:
+    every distribution the test matrix runs.
+    """
+    wanted = list(TESTED_DISTS) if argv == ["all"] else (argv or [selected_dist().name])
+    for name in wanted:
+        print(ensure_engine(parse_dist(name)))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
