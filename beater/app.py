@@ -46,7 +46,13 @@ class Beater:
         self.settings = settings
         self.reactor = reactor
         self.engine = Engine.from_settings(settings, reactor)
-        self.store = QueryStore(self.engine, settings.query_index_prefix, settings.query_limits())
+        self.store = QueryStore(
+            self.engine,
+            settings.query_index_prefix,
+            settings.query_limits(),
+            shards=settings.query_index_shards,
+            replicas=settings.query_index_replicas,
+        )
         self.percolator = Percolator(
             self.engine,
             settings.query_index_prefix,

@@ -112,7 +112,14 @@ class Percolator:
             # registration, maybe on another beater) and its shard is not
             # started yet: wait for it once instead of failing the sender.
             await self.engine.run(
-                lambda es: es.cluster.health(index=pindex, wait_for_status="yellow", timeout="3s")
+                # request_timeout given, both clients send ``timeout`` to the
+                # engine (opensearch-py would take it as its own otherwise).
+                lambda es: es.cluster.health(
+                    index=pindex,
+                    wait_for_status="yellow",
+                    timeout="3s",
+                    request_timeout=self.engine.timeout,
+                )
             )
             return await self._percolate(pindex, docs)
 

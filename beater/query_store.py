@@ -80,8 +80,8 @@ _COPYABLE = frozenset(
 )
 
 
-def percolator_index_body() -> dict[str, Any]:
-    """Settings and mapping of a new percolator index."""
+def percolator_index_body(shards: int | None = None, replicas: int | None = None) -> dict[str, Any]:
+    """Settings and mapping of a new percolator index; shards and replicas None: the engine's default."""
     dynamic_templates = [
         {"strings": {"match_mapping_type": "string", "mapping": _TEXT_WITH_KEYWORD}},
         {"longs": {"match_mapping_type": "long", "mapping": {"type": "long", "copy_to": ALL_FIELD}}},
@@ -91,8 +91,8 @@ def percolator_index_body() -> dict[str, Any]:
     ]
     return {
         "settings": {
-            "number_of_shards": 1,
-            "auto_expand_replicas": "0-1",
+            **({} if shards is None else {"number_of_shards": shards}),
+            **({} if replicas is None else {"number_of_replicas": replicas}),
             "index.query.default_field": ALL_FIELD,
             # A document whose number or date does not parse loses that field
             # for matching instead of failing the whole batch.
@@ -158,10 +158,20 @@ def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[st
 class QueryStore:
     """Registration and lookup of percolator queries."""
 
-    def __init__(self, engine: Engine, prefix: str, limits: QueryLimits | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        prefix: str,
+        limits: QueryLimits | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+    ) -> None:
         self.engine = engine
         self.prefix = prefix
         self.limits = limits or QueryLimits()
+        #: ESTROM_QUERY_INDEX_SHARDS / _REPLICAS of new percolator indices
+        self.shards = shards
+        self.replicas = replicas
         self._known_indices: set[str] = set()
         self._creating: dict[str, list[Deferred[None]]] = {}
         self._writers: dict[str, Coalescer[tuple[str, dict[str, Any]], None]] = {}
@@ -211,7 +221,7 @@ class QueryStore:
             await done
             return name
         self._creating[name] = waiters = []
-        body = percolator_index_body()
+        body = percolator_index_body(self.shards, self.replicas)
 
         def create(es: Any) -> None:
             if not es.indices.exists(index=name):

@@ -60,7 +60,6 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autobahn.wamp.types import PublishOptions
-from elasticsearch import Elasticsearch
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
 from bench._stack import Stack, emit, log, run_in_workdir
@@ -69,6 +68,7 @@ from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
 from bench.sender import Sender, SendStats
 from bench.workload import QuerySet, Stream, base_docs
+from common.engine import sync_client
 from devstack.router import REPO
 from tests.wamp_client import WampClient, ensure_reactor, on_reactor
 
@@ -137,7 +137,7 @@ class Bench:
     cfg: argparse.Namespace
     stack: Stack
     wamp: WampClient
-    es: Elasticsearch
+    es: Any
     probe: Probe
     base: list[str]
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -790,7 +790,7 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
         cleanup.callback(probe.stop)
         wamp = WampClient(stack.router_url)
         cleanup.callback(wamp.close)
-        es = Elasticsearch(stack.engine_url, timeout=120, maxsize=cfg.senders + 4)
+        es = sync_client(stack.engine_url, timeout=120, maxsize=cfg.senders + 4)
         b = Bench(cfg, stack, wamp, es, probe, base_docs(20_000))
         log(f"quick={cfg.quick}; N {cfg.queries}, B={cfg.batch}, C={cfg.senders}, run {cfg.run_s:.0f}s")
         warm_up(b)

@@ -77,7 +77,6 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autobahn.wamp.types import SubscribeOptions
-from elasticsearch import Elasticsearch
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
@@ -90,6 +89,7 @@ from beater.query_store import (
     SID_FIELD,
 )
 from bench._stack import Stack, emit, log, run_in_workdir
+from common.engine import sync_client
 from common.queries import canonicalize, normalize_query, sid_for, to_dsl
 from devstack.router import REPO
 from tests.wamp_client import WampClient, on_reactor
@@ -280,7 +280,7 @@ def query_document(index: str, query: Query, now_ms: int) -> dict[str, Any]:
     }
 
 
-def check_document_shape(es: Elasticsearch, index: str, sid: str, query: Query) -> None:
+def check_document_shape(es: Any, index: str, sid: str, query: Query) -> None:
     """Fail unless ``query_document`` still writes what the beater's registration wrote for ``sid``."""
     stored = es.get(index=PERC_PREFIX + index, id=sid)["_source"]
     mine = query_document(index, query, 0)
@@ -293,7 +293,7 @@ def check_document_shape(es: Elasticsearch, index: str, sid: str, query: Query) 
         raise RuntimeError(f"the beater stores queries differently now; update query_document: {stored!r}")
 
 
-def seed_queries(es: Elasticsearch, index: str, queries: dict[str, Query], chunk: int = 1000) -> float:
+def seed_queries(es: Any, index: str, queries: dict[str, Query], chunk: int = 1000) -> float:
     """Write the queries' documents with ``_bulk``, as registration would have; returns docs per second."""
     pindex, items = PERC_PREFIX + index, list(queries.items())
     t0 = time.perf_counter()
@@ -491,7 +491,7 @@ def phase_of(prev: State, cur: State, live: int, total: int) -> str:
 class Timeline:
     """Cuts the run into windows of ``step`` seconds and reads the state at each window's end."""
 
-    def __init__(self, stack: Stack, es: Elasticsearch, load: Load, counter: HitCounter, step: float) -> None:
+    def __init__(self, stack: Stack, es: Any, load: Load, counter: HitCounter, step: float) -> None:
         self.stack, self.es, self.load, self.counter, self.step = stack, es, load, counter, step
         self.origin = time.monotonic()
         self.rows: list[tuple[str, Window]] = []  # (segment, window)
@@ -559,7 +559,7 @@ def format_row(w: Window) -> str:
 class Bench:
     stack: Stack
     client: WampClient
-    es: Elasticsearch
+    es: Any
     data: LogData
     load: Load
     timeline: Timeline
@@ -800,7 +800,7 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
             cfg.senders,
         )
         cleanup.callback(load.stop)
-        es = Elasticsearch(stack.engine_url, timeout=60)
+        es = sync_client(stack.engine_url, timeout=60)
         counter = HitCounter()
         timeline = Timeline(stack, es, load, counter, cfg.step)
         b = Bench(stack, client, es, data, load, timeline, counter, cfg)

@@ -45,6 +45,14 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return _number(env, name, float(default), float(minimum))
 
 
+def _optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    """Unset or empty: None (the engine's own default)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    return _int(env, name, 0, minimum)
+
+
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name)
     return default if raw is None or raw == "" else raw
@@ -117,6 +125,9 @@ class Settings:
     tailor_router_wait: float = 60.0
     #: Access-Control-Allow-Origin of tails, so browser pages on other origins can read them; "" for none
     tailor_cors_origin: str = "*"
+    #: primary shards and replicas of each new percolator index (None: the engine's default)
+    query_index_shards: int | None = None
+    query_index_replicas: int | None = None
     # Router credentials (WAMP-CRA); an empty secret joins anonymously:
     beater_authid: str = "beater"
     beater_secret: str = ""
@@ -150,6 +161,8 @@ class Settings:
             retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
             shutdown_grace=_float(env, "ESTROM_SHUTDOWN_GRACE", d.shutdown_grace, 0.0),
             query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
+            query_index_shards=_optional_int(env, "ESTROM_QUERY_INDEX_SHARDS", 1),
+            query_index_replicas=_optional_int(env, "ESTROM_QUERY_INDEX_REPLICAS", 0),
             percolate_mode=_str(env, "ESTROM_PERCOLATE_MODE", d.percolate_mode).lower(),
             query_grace=_float(env, "ESTROM_QUERY_GRACE", d.query_grace, 0.0),
             query_sweep_interval=_float(env, "ESTROM_QUERY_SWEEP_INTERVAL", d.query_sweep_interval, 0.05),

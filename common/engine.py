@@ -301,7 +301,8 @@ class Engine:
     async def cluster_health(self) -> dict[str, Any] | None:
         """The cluster's health (status, nodes, unassigned shards), or None when no node answers."""
         try:
-            health = await self.run(lambda client: client.cluster.health(timeout="1s"))
+            # No wait_for_*: the answer is immediate, from whichever node answers.
+            health = await self.run(lambda client: client.cluster.health(request_timeout=self.timeout))
         except (EngineUnavailable, EngineRejected, UnsupportedEngine):
             return None
         return {

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.engine import EngineNode, ensure_engine
+from devstack.engine import DEFAULT_DIST, EngineNode, ensure_engine, selected_dist
 from devstack.processes import ManagedProcess, wait_for_port
 from devstack.router import REPO, SECRET_VARS, empty_secrets, load_or_create_secrets, router_process
 
@@ -88,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         for what, port in (("engine", engine_port), ("router", router_port)):
             if port_in_use(port):
                 raise RuntimeError(f"port {port} for the {what} is already in use: is a stack running?")
-        _say(f"engine: starting Elasticsearch on {engine_url} (log: {state / 'engine.log'})")
+        dist = selected_dist()
+        _say(f"engine: starting {dist.name} on {engine_url} (log: {state / 'engine.log'})")
         engine = EngineNode(
-            home=ensure_engine(),
-            state_dir=state / "engine",
+            home=ensure_engine(dist),
+            # One data directory per distribution: OpenSearch cannot read Elasticsearch's.
+            state_dir=state / ("engine" if dist.name == DEFAULT_DIST else f"engine-{dist.name}"),
             http_port=engine_port,
             transport_port=engine_port + 100,
             heap=args.engine_heap,

@@ -82,7 +82,9 @@ def test_engine_down_is_503_and_healthz_says_so(workdir, start_beater, start_tai
         start_beater(engine_url=proxy.url, router_url=router.url)
         tailor = start_tailor(engine_url=proxy.url, router_url=router.url)
         health = http("GET", tailor.url + "/healthz")
-        assert (health.status, health.json()) == (200, {"status": "ok", "engine": "ok", "router": "ok"})
+        body = health.json()
+        assert body.pop("cluster")["nodes"] == 1
+        assert (health.status, body) == (200, {"status": "ok", "engine": "ok", "router": "ok"})
         sid = Tail(tailor.url, {"i": index, "q": "down:no", "limit": 0}).document()["subscription_id"]
 
         proxy.cut()
@@ -90,6 +92,7 @@ def test_engine_down_is_503_and_healthz_says_so(workdir, start_beater, start_tai
         assert health.status == 503
         assert health.json()["engine"] == "unreachable"
         assert health.json()["router"] == "ok"
+        assert "cluster" not in health.json()
         for params in ({"i": index, "q": "down:yes"}, {"s": sid}, {"s": sid, "n": 5}):
             status, body = get(tailor.url, params)
             assert status == 503, (params, body)
