@@ -70,7 +70,7 @@ from bench.receivers import HitLog, Tails
 from bench.sender import Sender, SendStats
 from bench.workload import QuerySet, Stream, base_docs
 from devstack.router import REPO
-from tests.wamp_client import WampClient, ensure_reactor, on_reactor
+from devstack.wamp_client import WampClient, ensure_reactor, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 

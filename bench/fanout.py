@@ -55,7 +55,7 @@ from bench._stack import Stack, emit, log, run_in_workdir
 from bench.measure import Probe, cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
 from bench.steady_ingest import SteadySender, log_doc
 from bench.tail_swarm import Reader, Swarm, summarize, tailor_metrics, thread_cpu_seconds
-from tests.wamp_client import WampClient
+from devstack.wamp_client import WampClient
 
 QUERY = "service:swarm AND level:error"
 RATE = 100.0  # documents (= hits) per second

@@ -92,7 +92,7 @@ from beater.query_store import (
 from bench._stack import Stack, emit, log, run_in_workdir
 from common.queries import canonicalize, normalize_query, sid_for, to_dsl
 from devstack.router import REPO
-from tests.wamp_client import WampClient, on_reactor
+from devstack.wamp_client import WampClient, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 

@@ -16,20 +16,15 @@ import threading
 import time
 import uuid
 
-import pytest
-
+from devstack.metrics_page import metric
 from devstack.processes import free_port
-from tests.conftest import EngineHandle, RouterHandle, StartService
-from tests.faults.conftest import proxy_to
+from devstack.wamp_client import WampClient
 from tests.faults.delivery import numbers, report
 from tests.faults.sender import Sender
 from tests.http_client import ingest
-from tests.tailor.helpers import metric
-from tests.tcp_proxy import TCPProxy
+from tests.real_stack import EngineHandle, RouterHandle, StartService
+from tests.tcp_proxy import TCPProxy, proxy_to
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 #: How long a SIGTERMed beater may take to exit: its grace, leaving the router (2 s), slack.
 EXIT_BOUND = 20.0

@@ -12,15 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import EngineHandle, RouterHandle, StartService
+from devstack.wamp_client import WampClient
 from tests.faults.delivery import numbers, report
 from tests.faults.sender import Sender
+from tests.real_stack import EngineHandle, RouterHandle, StartService
 from tests.tailor.tail_client import Tail
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 
 def test_engine_restart_mid_stream(

@@ -15,18 +15,15 @@ import uuid
 
 import pytest
 
-from tests.conftest import EngineHandle, RouterHandle, StartService
-from tests.faults.conftest import proxy_to
 from tests.faults.delivery import numbers, report
 from tests.faults.sender import Sender
 from tests.faults.test_beater_shutdown import watch
 from tests.faults.test_router_restart import has_gap, split_at_gap
 from tests.http_client import http
+from tests.real_stack import EngineHandle, RouterHandle, StartService
 from tests.tailor.tail_client import Tail, docs_path
-from tests.tcp_proxy import TCPProxy
+from tests.tcp_proxy import TCPProxy, proxy_to
 from tests.waiting import wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def ws_url(proxy: TCPProxy) -> str:

@@ -16,16 +16,12 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
-from tests.conftest import RouterHandle, StartService
 from tests.faults.delivery import numbers, report
 from tests.faults.sender import Sender
 from tests.http_client import http
+from tests.real_stack import RouterHandle, StartService
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def split_at_gap(tail: Tail) -> tuple[list[Any], list[dict[str, Any]], list[Any]]:
