@@ -37,46 +37,44 @@ class EngineHandle:
 
 
 @dataclass
-class RouterHandle:
+class ProcessHandle:
+    """A child process this stack started and stops."""
+
+    process: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        """Its process id (a router's: the crossbar controller, whose worker is a child)."""
+        if self.process.process is None:
+            raise RuntimeError(f"{self.process.name} was never started")
+        return self.process.process.pid
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+@dataclass
+class RouterHandle(ProcessHandle):
     """A crossbar router on the loopback interface; ``stop`` and ``start`` again keep its port."""
 
     port: int
-    process: ManagedProcess
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    @property
-    def pid(self) -> int:
-        """The crossbar controller (its router worker is a child)."""
-        assert self.process.process is not None
-        return self.process.process.pid
-
     def start(self) -> None:
         self.process.start()
         wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
 
-    def stop(self) -> None:
-        self.process.stop()
-
 
 @dataclass
-class ServiceHandle:
+class ServiceHandle(ProcessHandle):
     """A beater or tailor, at the address its ready line gave (empty when not waited for)."""
 
-    process: ManagedProcess
     host: str
     port: int
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process.process is not None
-        return self.process.process.pid
-
-    def stop(self) -> int | None:
-        return self.process.stop()

@@ -185,7 +185,7 @@ class Stack:
             echo=self.echo,
             env=router_env(self.env, self.secrets, **settings),
         )
-        handle = RouterHandle(port, proc)
+        handle = RouterHandle(proc, port)
         self._on_close(handle.stop)
         handle.start()
         self.routers.setdefault(name, handle)
