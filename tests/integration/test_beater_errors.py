@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from common.queries import sid_for
+from common.query.identity import sid_for
 from devstack.metrics_page import metric
 from devstack.stack import Stack
 from devstack.wamp_client import EventSink, WampClient
