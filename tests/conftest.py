@@ -25,7 +25,7 @@ import pytest
 from devstack.handles import EngineHandle, RouterHandle, ServiceHandle
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient
-from tests.real_stack import ARTIFACTS, SECRETS, TEST_SETTINGS, StartService, admin_client, service_factory
+from tests.real_stack import ARTIFACTS, SECRETS, TEST_SETTINGS, admin_client, service_fixture
 
 #: Directory under tests/ -> tier marker (pyproject.toml's markers describe each).
 TIERS = {
@@ -101,16 +101,15 @@ def tailor(stack: Stack, engine: EngineHandle, router: RouterHandle, beater: Ser
     return stack.start_tailor()
 
 
-@pytest.fixture
-def start_beater(stack: Stack, engine: EngineHandle, router: RouterHandle) -> Iterator[StartService]:
-    """Factory for beaters with their own settings; all stopped after the test."""
-    yield from service_factory(stack, "beater", engine, router)
-
-
-@pytest.fixture
-def start_tailor(stack: Stack, engine: EngineHandle, router: RouterHandle) -> Iterator[StartService]:
-    """Factory for tailors with their own settings (small pending bound, another router, ...)."""
-    yield from service_factory(stack, "tailor", engine, router)
+start_beater = service_fixture(
+    "beater", "engine", "router", "Factory for beaters with their own settings; all stopped after the test."
+)
+start_tailor = service_fixture(
+    "tailor",
+    "engine",
+    "router",
+    "Factory for tailors with their own settings (small pending bound, another router, ...).",
+)
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ name from here, never from a conftest.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 from devstack.handles import EngineHandle, RouterHandle, ServiceHandle
 from devstack.router import REPO, generate_secrets
@@ -25,6 +28,7 @@ __all__ = [
     "StartService",
     "admin_client",
     "service_factory",
+    "service_fixture",
 ]
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -67,3 +71,16 @@ def service_factory(
     yield start
     for handle in started:
         handle.stop()
+
+
+def service_fixture(role: str, engine: str, router: str, doc: str) -> Any:
+    """A test-scoped fixture: a ``StartService`` for ``role`` against the fixtures named ``engine``
+    and ``router``."""
+
+    def fixture(stack: Stack, request: pytest.FixtureRequest) -> Iterator[StartService]:
+        yield from service_factory(
+            stack, role, request.getfixturevalue(engine), request.getfixturevalue(router)
+        )
+
+    fixture.__doc__ = doc
+    return pytest.fixture(fixture)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import Stack
-from tests.real_stack import EngineHandle, RouterHandle, StartService, service_factory
+from tests.real_stack import EngineHandle, RouterHandle, service_fixture
 from tests.tcp_proxy import TCPProxy
 
 
@@ -43,14 +43,8 @@ def own_router(stack: Stack) -> Iterator[RouterHandle]:
     handle.stop()
 
 
-@pytest.fixture
-def beaters(stack: Stack, fault_engine: EngineHandle, fault_router: RouterHandle) -> Iterator[StartService]:
-    yield from service_factory(stack, "beater", fault_engine, fault_router)
-
-
-@pytest.fixture
-def tailors(stack: Stack, fault_engine: EngineHandle, fault_router: RouterHandle) -> Iterator[StartService]:
-    yield from service_factory(stack, "tailor", fault_engine, fault_router)
+beaters = service_fixture("beater", "fault_engine", "fault_router", "Beaters on the fault engine and router.")
+tailors = service_fixture("tailor", "fault_engine", "fault_router", "Tailors on the fault engine and router.")
 
 
 @pytest.fixture
