@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import hmac
-from typing import Any
-
 from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
-from twisted.web.server import Request as ServerRequest
 from twisted.web.server import Site
 
+from beater.auth import bearer_matches
 from beater.ingest_body import IngestBody, TooManyDocuments, UnreadableBody, parse_ingest_body
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
+from beater.request_body import LimitedRequest, request_factory
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import (
     HTTPError,
     QuietSite,
     Routes,
-    raw_json_response,
     write_health,
     write_json,
     write_metrics,
@@ -33,47 +30,6 @@ from common.wamp import RouterUnavailable, SessionHolder
 log = Logger()
 
 API = ("api", "v0.1")
-
-
-class LimitedRequest(ServerRequest):
-    """Refuses bodies over the limit while they arrive, not after spooling them."""
-
-    max_body: int = 64 * 1024 * 1024
-    _received = 0
-    _refused = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Twisted would parse multipart/form-data bodies itself and answer a
-        # bare, non-JSON 400 on a malformed one; the body is ours to refuse.
-        kwargs["parsePOSTFormSubmission"] = False
-        super().__init__(*args, **kwargs)
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.max_body:
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self.max_body:
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def _refuse(self) -> None:
-        self._refused = True
-        reason = f"request body is over the limit of {self.max_body} bytes"
-        transport = self.channel.transport
-        transport.write(raw_json_response(413, "Payload Too Large", "body_too_large", reason))
-        transport.loseConnection()
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self._refused:
-            return
-        super().requestReceived(command, path, version)
 
 
 class BeaterAPI:
@@ -105,13 +61,7 @@ class BeaterAPI:
             }
         )
         site = QuietSite(routes)
-        max_body = self.settings.ingest_max_body
-
-        class _Request(LimitedRequest):
-            pass
-
-        _Request.max_body = max_body
-        site.requestFactory = _Request
+        site.requestFactory = request_factory(self.settings.ingest_max_body)
         return site
 
     def _unavailable(self, reason: str) -> HTTPError:
@@ -122,9 +72,7 @@ class BeaterAPI:
         token = self.settings.ingest_token
         if not token:
             return
-        given = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), token):
+        if not bearer_matches(request.getHeader(b"authorization"), token):
             self.metrics.inc("ingest_requests_total", outcome="unauthorized")
             raise HTTPError(
                 401, "unauthorized", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
@@ -153,6 +101,10 @@ class BeaterAPI:
         if problem:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "invalid_index", problem)
+        if isinstance(request, LimitedRequest) and request.body_error is not None:
+            outcome = "unsupported_encoding" if request.body_error.status == 415 else "bad_request"
+            self.metrics.inc("ingest_requests_total", outcome=outcome)
+            raise request.body_error
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:

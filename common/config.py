@@ -65,6 +65,28 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def _token(env: Mapping[str, str], name: str) -> str:
+    """The ingest bearer token: unset means "no authentication"; set but empty is a mistake.
+
+    Surrounding whitespace is dropped (a trailing newline of an env file or a
+    secret file): an RFC 6750 bearer token never holds whitespace, so no
+    sender could send it. Whitespace or control characters inside cannot be
+    sent in a header either, and stop the process.
+    """
+    raw = env.get(name)
+    if raw is None:
+        return ""
+    token = raw.strip()
+    if not token:
+        raise ConfigError(
+            f"{name} is set but empty: give the token senders must present, or unset it to turn "
+            "ingest authentication off"
+        )
+    if any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        raise ConfigError(f"{name} must be printable ASCII without spaces (a bearer token)")
+    return token
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a beater or tailor process reads from its environment."""
@@ -135,7 +157,7 @@ class Settings:
             realm=_str(env, "ESTROM_REALM", d.realm),
             beater_listen=_str(env, "ESTROM_BEATER_LISTEN", d.beater_listen),
             tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
-            ingest_token=env.get("ESTROM_INGEST_TOKEN", ""),
+            ingest_token=_token(env, "ESTROM_INGEST_TOKEN"),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
             ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
             ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
