@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
@@ -19,6 +21,7 @@ from common.http import (
     HTTPError,
     QuietSite,
     Routes,
+    answered_or_gone,
     write_health,
     write_json,
     write_metrics,
@@ -58,7 +61,8 @@ class BeaterAPI:
                 ("POST", (*API, "ingest")): self.ingest,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
-            }
+            },
+            cancel_on_disconnect=True,
         )
         site = QuietSite(routes)
         site.requestFactory = request_factory(self.settings.ingest_max_body)
@@ -79,10 +83,25 @@ class BeaterAPI:
             )
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
+        started = time.perf_counter()
+        outcome = "internal"
         try:
             await self._ingest(request, rest)
+            outcome = "ok"
+        except HTTPError as err:
+            outcome = err.code
+            raise
+        except CancelledError:
+            outcome = "client_gone"
+            raise
         finally:
+            self.metrics.observe("ingest_request_seconds", time.perf_counter() - started, outcome=outcome)
             self._close_if_draining(request)  # errors are written after this
+
+    @property
+    def in_flight(self) -> int:
+        """Ingest requests waiting for the pipeline."""
+        return len(self._in_flight)
 
     def _close_if_draining(self, request: Request) -> None:
         """While draining, every answer closes its connection: the next request finds the port shut."""
@@ -124,6 +143,10 @@ class BeaterAPI:
         try:
             outcome = await self._submit(index, body)
         except CancelledError:
+            if answered_or_gone(request):
+                # The sender left: its documents still go through (at-least-once).
+                self.metrics.inc("ingest_requests_total", outcome="client_gone")
+                raise
             raise self._shutting_down() from None
         except RequestTooLarge as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
