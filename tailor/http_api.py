@@ -57,6 +57,10 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "Streams ended, by how (limit, timeout, client_gone, error codes).",
         labels=("how",),
     )
+    m.histogram(
+        "delivery_seconds",
+        "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
+    )
     return m
 
 
@@ -143,6 +147,7 @@ class TailorAPI:
         self.streams: set[ClientStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
+        hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
         routes = Routes(
