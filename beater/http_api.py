@@ -18,6 +18,7 @@ from beater.request_body import LimitedRequest, request_factory
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import (
+    Handler,
     HTTPError,
     QuietSite,
     Routes,
@@ -55,17 +56,19 @@ class BeaterAPI:
         self.draining = False
         self._in_flight: set[Deferred[IngestOutcome]] = set()
 
-    def site(self) -> Site:
+    def site(self, fallback: Handler | None = None, max_body: int | None = None) -> Site:
+        """estrom's routes; ``fallback`` serves every other path (the engine's bulk API, if here)."""
         routes = Routes(
             {
                 ("POST", (*API, "ingest")): self.ingest,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
             },
+            fallback=fallback,
             cancel_on_disconnect=True,
         )
         site = QuietSite(routes)
-        site.requestFactory = request_factory(self.settings.ingest_max_body)
+        site.requestFactory = request_factory(max_body or self.settings.ingest_max_body)
         return site
 
     def _unavailable(self, reason: str) -> HTTPError:
@@ -124,6 +127,12 @@ class BeaterAPI:
             outcome = "unsupported_encoding" if request.body_error.status == 415 else "bad_request"
             self.metrics.inc("ingest_requests_total", outcome=outcome)
             raise request.body_error
+        if isinstance(request, LimitedRequest) and request.body_size() > self.settings.ingest_max_body:
+            # The listener's limit is the bulk API's, larger than ingest's.
+            self.metrics.inc("ingest_requests_total", outcome="too_large")
+            decoded = "decoded " if request.encoding != "identity" else ""
+            reason = f"{decoded}request body is over the limit of {self.settings.ingest_max_body} bytes"
+            raise HTTPError(413, "body_too_large", reason)
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:

@@ -99,6 +99,12 @@ class Settings:
     beater_listen: str = "tcp:8081:interface=127.0.0.1"
     tailor_listen: str = "tcp:8082:interface=127.0.0.1"
     ingest_token: str = ""
+    #: where the engine's bulk API is served: "" for the beater's own port, else its own listen address
+    bulk_listen: str = ""
+    #: largest bulk body (decoded), the engine's own default http.max_content_length
+    bulk_max_body: int = 100 * 1024 * 1024
+    #: seconds the engine may take to answer one forwarded request (a large bulk takes a while)
+    bulk_timeout: float = 120.0
     ingest_max_body: int = 64 * 1024 * 1024
     #: documents (items) one ingest request may hold; more is 413
     ingest_max_docs: int = 10_000
@@ -158,6 +164,9 @@ class Settings:
             beater_listen=_str(env, "ESTROM_BEATER_LISTEN", d.beater_listen),
             tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
             ingest_token=_token(env, "ESTROM_INGEST_TOKEN"),
+            bulk_listen=_str(env, "ESTROM_BULK_LISTEN", d.bulk_listen),
+            bulk_max_body=_int(env, "ESTROM_BULK_MAX_BODY", d.bulk_max_body, 1),
+            bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
             ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
             ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
@@ -203,6 +212,10 @@ class Settings:
         if not settings.engine_url.startswith(("http://", "https://")):
             raise ConfigError(f"ESTROM_ENGINE_URL must be an http(s):// URL, not {settings.engine_url!r}")
         return settings
+
+    def bulk_engine_url(self) -> str:
+        """The engine the bulk API forwards to: the first of ``ESTROM_ENGINE_URL``'s nodes."""
+        return self.engine_url.split(",", 1)[0].strip().rstrip("/")
 
     def query_limits(self) -> QueryLimits:
         """The bounds every registered query is checked against."""
