@@ -122,9 +122,11 @@ def parse_dist(text: str) -> Dist:
     dist = Dist(family, version)
     if family == "elasticsearch" and dist.major != 7:
         # 8.x and later publish no percolator module (README "Supported engines").
-        raise ValueError(f"{text}: only Elasticsearch 7.x ships a percolator module on Maven Central")
+        raise ValueError(
+            f"ESTROM_ENGINE_DIST={text}: only Elasticsearch 7.x ships a percolator module on Maven Central"
+        )
     if family == "opensearch" and dist.major not in (2, 3):
-        raise ValueError(f"{text}: estrom runs OpenSearch 2.x and 3.x")
+        raise ValueError(f"ESTROM_ENGINE_DIST={text}: estrom runs OpenSearch 2.x and 3.x")
     return dist
 
 

@@ -18,12 +18,12 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from common import errors
+from common import names
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.queries import InvalidQuery, normalize_query, sid_for
+from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
@@ -46,11 +46,21 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "Bytes waiting for slow clients, over all clients.",
         lambda: sum(s.pending_bytes for s in api_ref[0].streams),
     )
-    m.counter("streams_total", "Tail requests answered 200, by format.")
-    m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
+    m.counter("streams_total", "Tail requests answered 200, by format.", labels=("format",))
+    m.counter(
+        "requests_failed_total", "Tail requests refused before streaming, by status.", labels=("status",)
+    )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
-    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
-    m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
+    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
+    m.counter(
+        "streams_ended_total",
+        "Streams ended, by how (limit, timeout, client_gone, error codes).",
+        labels=("how",),
+    )
+    m.histogram(
+        "delivery_seconds",
+        "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
+    )
     return m
 
 
@@ -103,13 +113,13 @@ def _wamp_error(exc: Exception) -> HTTPError:
     """A failed register/describe call as the HTTP error the contract names."""
     if isinstance(exc, ApplicationError):
         reason = str(exc.args[0]) if exc.args else exc.error
-        if exc.error == errors.INVALID_QUERY:
+        if exc.error == names.INVALID_QUERY:
             return HTTPError(400, "invalid_query", reason)
-        if exc.error == errors.INVALID_INDEX:
+        if exc.error == names.INVALID_INDEX:
             return HTTPError(400, "invalid_index", reason)
-        if exc.error == errors.NO_SUCH_QUERY:
+        if exc.error == names.NO_SUCH_QUERY:
             return HTTPError(404, "no_such_query", reason)
-        if exc.error == errors.UNAVAILABLE:
+        if exc.error == names.UNAVAILABLE:
             return HTTPError(503, "unavailable", reason)
         if exc.error == "wamp.error.no_such_procedure":
             return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
@@ -137,6 +147,7 @@ class TailorAPI:
         self.streams: set[ClientStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
+        hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
         routes = Routes(
@@ -179,12 +190,12 @@ class TailorAPI:
             held = self.hub.get(sid_for(tail.index, tail.query))
             if held is not None and held.described is not None:
                 return held.sid, tail.index, tail.query
-            sid = await self._call(errors.REGISTER_QUERY, tail.index, tail.query)
+            sid = await self._call(names.REGISTER_QUERY, tail.index, tail.query)
             return str(sid), tail.index, tail.query
         held = self.hub.get(tail.sid)
         if held is not None and held.described is not None:
             return tail.sid, *held.described
-        found = await self._call(errors.DESCRIBE_QUERY, tail.sid)
+        found = await self._call(names.DESCRIBE_QUERY, tail.sid)
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
@@ -192,7 +203,7 @@ class TailorAPI:
         # Registering the described query again (same sid: the stored query is
         # canonical) marks it active before we subscribe, so a query idle for a
         # while is percolated again from the first hit on.
-        sid = str(await self._call(errors.REGISTER_QUERY, index, query))
+        sid = str(await self._call(names.REGISTER_QUERY, index, query))
         return sid, index, query
 
     async def docs(self, request: Request, rest: list[str]) -> None:
