@@ -39,6 +39,7 @@ TIERS = {
     "hostile": "faults",
     "browser": "browser",
     "deploy": "deploy",
+    "cluster": "cluster",
 }
 _TESTS = Path(__file__).resolve().parent
 
