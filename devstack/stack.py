@@ -169,7 +169,7 @@ class Stack:
         self._on_close(handle.stop)
         self.engines[name] = handle
         if wait:
-            node.wait_ready(timeout=180)
+            node.wait_ready(timeout=300)  # a loaded 2-core machine: OpenSearch 3 took 4 min once
         return handle
 
     def start_router(self, name: str = "router", *, port: int = 0, **settings: str) -> RouterHandle:
@@ -258,7 +258,7 @@ class Stack:
         )
         self.start_router(port=router_port)
         if engine.node is not None:
-            engine.node.wait_ready(timeout=180)
+            engine.node.wait_ready(timeout=300)
         for _ in range(beaters):
             self.start_beater(**(beater_settings or {}))
         for _ in range(tailors):

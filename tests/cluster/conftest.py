@@ -29,7 +29,8 @@ NODES = 3
 CLUSTER_SETTINGS = {
     "ESTROM_QUERY_INDEX_SHARDS": "3",
     "ESTROM_QUERY_INDEX_REPLICAS": "1",
-    "ESTROM_ENGINE_TIMEOUT": "5",
+    # Three JVMs on a shared 2-core machine: creating a 3-shard index can take seconds.
+    "ESTROM_ENGINE_TIMEOUT": "15",
 }
 
 

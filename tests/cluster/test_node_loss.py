@@ -54,6 +54,9 @@ def test_kill_one_node_under_load(
     sid = client.call("com.estrom.register_query", index, f"run:{run}")
     sink = client.subscribe(f"docs-for-{sid}")
     tail = Tail(tailor.url, {"s": sid, "format": "ndjson"})
+    assert tail.status == 200
+    # Every copy started before the load: the kill is the only fault.
+    cluster.health(index=f"estrom-queries-{index}", wait_for_status="green", timeout="60s")
     shards = engine_request(cluster.nodes[0].url, "GET", f"/_cat/shards/estrom-queries-{index}?format=json")
     assert len({s["shard"] for s in shards}) == 3
     assert sum(1 for s in shards if s["prirep"] == "r") == 3
@@ -149,5 +152,6 @@ def test_backfill_reads_every_shard(
     counts = engine_request(url, "GET", f"/_cat/shards/{index}?format=json")
     assert sum(1 for s in counts if s["prirep"] == "p" and int(s["docs"] or 0) > 0) == 3
     tail = Tail(tailor.url, {"i": index, "q": "kind:bf", "n": 10, "limit": 10})
-    tail.wait_end(30)
-    assert sorted(numbers(tail.hits)) == list(range(20, 30))
+    assert tail.status == 200, tail.body
+    raw = tail.wait_end(60)
+    assert sorted(numbers(tail.hits)) == list(range(20, 30)), raw[-500:]
