@@ -36,6 +36,8 @@ def stored_queries(
         "query": {"match_all": {}},
         "sort": [{"estrom_meta.registered_at": {"order": "asc", "unmapped_type": "double"}}],
     }
+    # ESTROM_ENGINE_URL may list several nodes of one cluster: any one answers for all.
+    engine = engine.split(",", 1)[0].strip()
     conn, base = connect(engine, timeout)
     try:
         conn.request(

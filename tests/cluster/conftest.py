@@ -66,7 +66,8 @@ class Cluster:
         query = "&".join(f"{k}={v}" for k, v in params.items())
         for node in self.live():
             try:
-                health = get_json(f"{node.url}/_cluster/health?{query}", timeout=35)
+                # Longer than any wait_for_* timeout a caller passes (60 s at most).
+                health = get_json(f"{node.url}/_cluster/health?{query}", timeout=75)
                 assert isinstance(health, dict)
                 return health
             except OSError:

@@ -26,6 +26,8 @@ from tests.tailor.test_tail_backfill import bulk
 from tests.waiting import wait_until
 
 ENGINE_TIMEOUT = float(CLUSTER_SETTINGS["ESTROM_ENGINE_TIMEOUT"])
+#: A node's restart and the cluster's return to green take minutes on a shared 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def primary_node(cluster: Cluster, pindex: str, routing: str) -> str:
