@@ -121,7 +121,8 @@ def test_stored_query_survives_the_loss_of_its_primary(
     holder.kill()
     print(f"killed {holder.node_name}, holder of the primary of {sid}")
     try:
-        cluster.wait_nodes(NODES - 1, 120)
+        # The holder may be the elected master: an election first.
+        cluster.wait_nodes(NODES - 1, 240)
         assert primary_node(cluster, f"estrom-queries-{index}", sid) != holder.node_name
         resp = wait_until(
             lambda: (r := ingest(beater.url, index, [{"run": run, "n": 1}])).status == 200 and r,
@@ -138,8 +139,9 @@ def test_stored_query_survives_the_loss_of_its_primary(
 
 
 def test_backfill_reads_every_shard(
-    cluster: Cluster, cluster_router: RouterHandle, tailors: StartService, index: str
+    cluster: Cluster, cluster_router: RouterHandle, beaters: StartService, tailors: StartService, index: str
 ) -> None:
+    beaters(**CLUSTER_SETTINGS)  # registers the tail's query
     tailor = tailors(**CLUSTER_SETTINGS)
     url = cluster.nodes[0].url
     engine_request(url, "PUT", f"/{index}", {"settings": {"number_of_shards": 3, "number_of_replicas": 1}})
