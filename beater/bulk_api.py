@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+import ijson
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
@@ -133,7 +134,9 @@ class BulkAPI:
         """Headers for the engine; raises 401 where estrom's token is required and nothing is presented."""
         given = request.getHeader(b"authorization")
         token = self.settings.ingest_token
-        drop = frozenset({b"content-encoding"})  # the body is forwarded decoded
+        # The body is forwarded decoded; the answer is read here, so it comes uncompressed
+        # (Go shippers ask for gzip by default; every client takes identity).
+        drop = frozenset({b"content-encoding", b"accept-encoding"})
         if token and given is not None and bearer_matches(given, token):
             headers = forwarded_headers(request.requestHeaders, drop | {b"authorization"})
             if self.forwarder.authorization is not None:
@@ -214,7 +217,7 @@ class BulkAPI:
                 if size >= CHUNK:
                     unpublished += await self._queue_chunk(chunk, size)
                     chunk, size = {}, 0
-        except (Unpaired, ValueError) as exc:
+        except (Unpaired, ValueError, ijson.JSONError) as exc:
             # The engine's answer is passed on whatever it holds; what cannot be paired is not published.
             log.warn("bulk.unpaired", error=str(exc))
             self.metrics.inc("bulk_unpaired_total")

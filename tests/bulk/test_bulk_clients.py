@@ -220,3 +220,17 @@ def test_engine_down_is_503_and_nothing_stored(start_beater: StartService, index
     assert resp.status == 503
     assert resp.json()["error"] == "unavailable"
     assert resp.headers["retry-after"]
+
+
+def test_compressed_bulk_and_compressed_answers_asked_for(
+    beater: ServiceHandle, engine: EngineHandle, wamp: WampClient, index: str
+) -> None:
+    # http_compress: a gzip body and Accept-Encoding: gzip, as Go shippers (Filebeat) ask by default.
+    engine_request(engine.url, "PUT", f"/{index}", MAPPING)
+    sink = watch(wamp, index)
+    client = Elasticsearch([beater.url], http_compress=True, timeout=120)
+    actions = ({"_index": index, "_id": f"z{i}", "_source": {"kind": "gz", "n": i}} for i in range(50))
+    assert helpers.bulk(client, actions, stats_only=True) == (50, 0)
+    client.close()
+    hits = sink.wait_for_count(50)
+    assert sorted(h["_id"] for h in hits) == sorted(f"z{i}" for i in range(50))
