@@ -1,7 +1,8 @@
 """Percolation: which registered queries match each document of a batch.
 
-Two request shapes exist, measured by ``bench/percolate_modes.py`` (figures in
-docs/architecture.md):
+Two request shapes exist, measured by the retired percolate-modes study
+(``bench/results-percolate-modes-2026-11-27.txt``, figures in docs/architecture.md;
+the choice between them is ``beater/percolate_shape.py``'s):
 
 * ``documents``: one percolate query with a ``documents`` array; matches come
   back per stored query with ``_percolator_document_slot``;

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,9 +26,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from devstack.engine import EngineNode, ensure_engine
-from devstack.processes import ManagedProcess, free_port, wait_for_port
-from devstack.router import REPO, generate_secrets, router_process
+from devstack.stack import Stack
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -73,15 +69,6 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
-def service(name: str, module: str, env: dict[str, str], logs: Path) -> tuple[ManagedProcess, str]:
-    proc = ManagedProcess(
-        name, [sys.executable, "-m", module], env=env, cwd=REPO, log_path=logs / f"{name}.log"
-    )
-    proc.start()
-    info = proc.wait_ready(timeout=90)
-    return proc, f"http://{info['host']}:{info['port']}"
-
-
 def tail_reader(url: str, counter: list[int], stop: threading.Event) -> None:
     with urllib.request.urlopen(url, timeout=600) as resp:
         for line in resp:
@@ -101,131 +88,91 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="estrom-bench-bulk-"))
     work.chmod(0o755)
-    started: list[ManagedProcess] = []
-    node = None
-    try:
-        engine_url = args.engine_url
-        if not engine_url:
-            node = EngineNode(
-                home=ensure_engine(),
-                state_dir=work / "engine",
-                http_port=free_port(),
-                transport_port=free_port(),
-            )
-            node.start(log_path=work / "engine.log")
-            node.wait_ready(timeout=240)
-            engine_url = node.url
-        secrets = generate_secrets()
-        base = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-        router_port = free_port()
-        router = router_process(
-            work / "router",
-            host="127.0.0.1",
-            port=router_port,
-            log_path=work / "router.log",
-            env={**base, **secrets},
+    engines = [args.engine_url] if args.engine_url else []
+    with Stack(work, engine_urls=engines, settings={"ESTROM_ENGINE_TIMEOUT": "60"}) as stack:
+        stack.up(beaters=1, tailors=1)
+        return run(args, stack.engine.url, stack.beaters[0].url, stack.tailors[0].url)
+
+
+def run(args: argparse.Namespace, engine_url: str, beater_url: str, tailor_url: str) -> int:
+    tag = uuid.uuid4().hex[:8]
+    through_index, direct_index = f"bench-bulk-through-{tag}", f"bench-bulk-direct-{tag}"
+    for index in (through_index, direct_index):
+        req = urllib.request.Request(
+            f"{engine_url}/{index}",
+            method="PUT",
+            data=b'{"settings":{"number_of_replicas":0}}',
+            headers={"content-type": "application/json"},
         )
-        router.start()
-        started.append(router)
-        wait_for_port("127.0.0.1", router_port, 60, router.alive)
-        env = {
-            **base,
-            **secrets,
-            "PYTHONUNBUFFERED": "1",
-            "ESTROM_ENGINE_URL": engine_url,
-            "ESTROM_ROUTER_URL": f"ws://127.0.0.1:{router_port}/ws",
-            "ESTROM_BEATER_LISTEN": "tcp:0:interface=127.0.0.1",
-            "ESTROM_TAILOR_LISTEN": "tcp:0:interface=127.0.0.1",
-            "ESTROM_ENGINE_TIMEOUT": "60",
-        }
-        beater, beater_url = service("beater", "beater", env, work)
-        started.append(beater)
-        tailor, tailor_url = service("tailor", "tailor", env, work)
-        started.append(tailor)
+        urllib.request.urlopen(req, timeout=60).read()
+    received = [0]
+    stop = threading.Event()
+    query = urllib.parse.urlencode({"i": through_index, "q": "level:error", "format": "ndjson"})
+    reader = threading.Thread(
+        target=tail_reader, args=(f"{tailor_url}/api/v0.1/docs?{query}", received, stop), daemon=True
+    )
+    reader.start()
+    deadline = time.monotonic() + 30
+    while metric(tailor_url, "estrom_tailor_subscriptions") < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the tail did not subscribe")
+        time.sleep(0.1)
 
-        tag = uuid.uuid4().hex[:8]
-        through_index, direct_index = f"bench-bulk-through-{tag}", f"bench-bulk-direct-{tag}"
-        for index in (through_index, direct_index):
-            req = urllib.request.Request(
-                f"{engine_url}/{index}",
-                method="PUT",
-                data=b'{"settings":{"number_of_replicas":0}}',
-                headers={"content-type": "application/json"},
-            )
-            urllib.request.urlopen(req, timeout=60).read()
-        received = [0]
-        stop = threading.Event()
-        query = urllib.parse.urlencode({"i": through_index, "q": "level:error", "format": "ndjson"})
-        reader = threading.Thread(
-            target=tail_reader, args=(f"{tailor_url}/api/v0.1/docs?{query}", received, stop), daemon=True
-        )
-        reader.start()
-        deadline = time.monotonic() + 30
-        while metric(tailor_url, "estrom_tailor_subscriptions") < 1:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the tail did not subscribe")
-            time.sleep(0.1)
+    direct, through = Poster(engine_url), Poster(beater_url)
+    # Warm both paths (connections, index creation, JIT of the engine's parsers).
+    direct.bulk(bulk_body(direct_index, 10**9, args.docs))
+    through.bulk(bulk_body(through_index, 10**9, args.docs))
+    latencies: dict[str, list[float]] = {"direct": [], "through": []}
+    for r in range(args.requests):
+        start = r * args.docs
+        latencies["direct"].append(direct.bulk(bulk_body(direct_index, start, args.docs)))
+        latencies["through"].append(through.bulk(bulk_body(through_index, start, args.docs)))
+    expected = sum(1 for n in range(args.requests * args.docs) if n % 10 == 0) + args.docs // 10
+    deadline = time.monotonic() + 60
+    while received[0] < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
 
-        direct, through = Poster(engine_url), Poster(beater_url)
-        # Warm both paths (connections, index creation, JIT of the engine's parsers).
-        direct.bulk(bulk_body(direct_index, 10**9, args.docs))
-        through.bulk(bulk_body(through_index, 10**9, args.docs))
-        latencies: dict[str, list[float]] = {"direct": [], "through": []}
-        for r in range(args.requests):
-            start = r * args.docs
-            latencies["direct"].append(direct.bulk(bulk_body(direct_index, start, args.docs)))
-            latencies["through"].append(through.bulk(bulk_body(through_index, start, args.docs)))
-        expected = sum(1 for n in range(args.requests * args.docs) if n % 10 == 0) + args.docs // 10
-        deadline = time.monotonic() + 60
-        while received[0] < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-        print(f"bulk write, {args.requests} requests of {args.docs} documents per side, alternating")
-        rates = {}
-        for side, values in latencies.items():
-            rates[side] = args.requests * args.docs / sum(values)
-            print(
-                f"  {side:8} {rates[side]:9.0f} docs/s   p50 {percentile(values, 0.5) * 1000:7.1f} ms"
-                f"   p99 {percentile(values, 0.99) * 1000:7.1f} ms"
-            )
-        extra = [t - d for t, d in zip(latencies["through"], latencies["direct"], strict=True)]
-        print(f"  ratio    {rates['through'] / rates['direct']:.2f} x direct")
+    print(f"bulk write, {args.requests} requests of {args.docs} documents per side, alternating")
+    rates = {}
+    for side, values in latencies.items():
+        rates[side] = args.requests * args.docs / sum(values)
         print(
-            f"  extra per request (through - direct, paired): p50 {statistics.median(extra) * 1000:.1f} ms,"
-            f" p99 {percentile(extra, 0.99) * 1000:.1f} ms"
+            f"  {side:8} {rates[side]:9.0f} docs/s   p50 {percentile(values, 0.5) * 1000:7.1f} ms"
+            f"   p99 {percentile(values, 0.99) * 1000:7.1f} ms"
         )
-        print(f"  tail hits received {received[0]} of {expected} expected")
+    extra = [t - d for t, d in zip(latencies["through"], latencies["direct"], strict=True)]
+    print(f"  ratio    {rates['through'] / rates['direct']:.2f} x direct")
+    print(
+        f"  extra per request (through - direct, paired): p50 {statistics.median(extra) * 1000:.1f} ms,"
+        f" p99 {percentile(extra, 0.99) * 1000:.1f} ms"
+    )
+    print(f"  tail hits received {received[0]} of {expected} expected")
 
-        if args.big_mb:
-            rss_before = metric(beater_url, "process_resident_memory_bytes")
-            per_doc = len(bulk_body(through_index, 10**8, 1, pad=900))
-            docs = args.big_mb * 1024 * 1024 // per_doc
-            big = bulk_body(through_index, 10**8, docs, pad=900)
-            parts = urllib.parse.urlsplit(beater_url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
-            t0 = time.perf_counter()
-            conn.request("POST", "/_bulk", big, {"content-type": "application/x-ndjson"})
-            resp = conn.getresponse()
-            answer = resp.read()
-            elapsed = time.perf_counter() - t0
-            del big
-            rss_after = metric(beater_url, "process_resident_memory_bytes")
-            try:
-                errors = json.loads(answer).get("errors")
-            except ValueError:
-                errors = "?"
-            print(
-                f"one bulk of {args.big_mb} MB ({docs} documents): engine answered {resp.status} "
-                f"(errors={errors}) in {elapsed:.1f} s; beater RSS {rss_before / 2**20:.0f} MB before, "
-                f"{rss_after / 2**20:.0f} MB after"
-            )
-        stop.set()
-        return 0
-    finally:
-        for proc in reversed(started):
-            proc.stop()
-        if node is not None:
-            node.stop()
+    if args.big_mb:
+        rss_before = metric(beater_url, "process_resident_memory_bytes")
+        per_doc = len(bulk_body(through_index, 10**8, 1, pad=900))
+        docs = args.big_mb * 1024 * 1024 // per_doc
+        big = bulk_body(through_index, 10**8, docs, pad=900)
+        parts = urllib.parse.urlsplit(beater_url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+        t0 = time.perf_counter()
+        conn.request("POST", "/_bulk", big, {"content-type": "application/x-ndjson"})
+        resp = conn.getresponse()
+        answer = resp.read()
+        elapsed = time.perf_counter() - t0
+        del big
+        rss_after = metric(beater_url, "process_resident_memory_bytes")
+        try:
+            errors = json.loads(answer).get("errors")
+        except ValueError:
+            errors = "?"
+        print(
+            f"one bulk of {args.big_mb} MB ({docs} documents): engine answered {resp.status} "
+            f"(errors={errors}) in {elapsed:.1f} s; beater RSS {rss_before / 2**20:.0f} MB before, "
+            f"{rss_after / 2**20:.0f} MB after"
+        )
+    stop.set()
+    return 0
 
 
 if __name__ == "__main__":
