@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
+from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 
 from common import errors
@@ -82,6 +83,8 @@ class Resolver:
         d.addTimeout(self.timeout, self.clock)
         try:
             return await d
+        except CancelledError:
+            raise  # the client went away: nothing to answer
         except Exception as exc:
             err = wamp_error(exc)
             if err.status == 503:
