@@ -23,15 +23,19 @@ from twisted.web.server import Site
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.hits import Hit
-from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
+from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_text
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
+from tailor import count_metrics
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
-from tailor.params import BadParameter, TailRequest, parse_tail_request
+from tailor.count_history import CountHistory, History
+from tailor.count_stream import Counters, CountStream
+from tailor.counting import window_start
+from tailor.params import BadParameter, CountRequest, TailRequest, parse_count_request, parse_tail_request
 from tailor.request_watch import RequestWatch
 from tailor.resolve import Resolved, Resolver
-from tailor.stream_format import framing_for
+from tailor.stream_format import count_framing_for, framing_for
 from tailor.subscriptions import Listener, SharedSubscription, SubscribeFailed, SubscriptionHub
 
 log = Logger()
@@ -44,12 +48,15 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m = Metrics("estrom_tailor_")
     m.gauge("clients", "Connected tail clients.", lambda: len(api_ref[0].streams))
     m.gauge("subscriptions", "WAMP subscriptions (sids) held by this tailor.", lambda: len(api_ref[0].hub))
+    m.gauge("count_clients", "Connected count clients.", lambda: len(api_ref[0].count_streams))
+    m.gauge("counters", "Shared counters (sid, by, every) of this tailor.", lambda: len(api_ref[0].counters))
     m.gauge(
         "pending_bytes",
         "Bytes waiting for slow clients, over all clients.",
         lambda: sum(s.pending_bytes for s in api_ref[0].streams),
     )
     m.counter("streams_total", "Tail requests answered 200, by format.")
+    m.counter("count_streams_total", "Count requests answered 200, by format.")
     m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
     m.counter(
         "requests_cancelled_total", "Requests whose client left before streaming (their work cancelled)."
@@ -129,7 +136,10 @@ class TailorAPI:
         self.clock = clock
         self.resolver = Resolver(wamp, hub, clock, settings.engine_timeout + 5.0, settings.retry_after)
         self.backfill = Backfill(engine)
+        self.count_history = CountHistory(engine)
+        self.counters = Counters(hub, clock)
         self.streams: set[ClientStream] = set()
+        self.count_streams: set[CountStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
 
@@ -141,6 +151,7 @@ class TailorAPI:
         return Routes(
             {
                 ("GET", (*API, "docs")): self.docs,
+                ("GET", (*API, "counts")): self.counts,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
             }
@@ -251,12 +262,102 @@ class TailorAPI:
         """End every stream with an error (router lost, shutting down)."""
         for stream in list(self.streams):
             stream.fail(error, reason)
+        for count_stream in list(self.count_streams):
+            count_stream.fail(error, reason)
+
+    # -- GET /api/v0.1/counts --------------------------------------------
+
+    async def counts(self, request: Request, rest: list[str]) -> None:
+        await self._serve(request, self._count)
+
+    async def _count(self, request: Request, watch: RequestWatch) -> None:
+        ask = self._parse_counts(request)
+        target = await self.resolver.resolve(ask.sid, ask.index, ask.query)
+        stream = self._new_count_stream(request, watch, ask, target.sid)
+        try:
+            await self._attach(stream, target, ask)
+            history = await self._history(target, ask) if ask.since else None
+        except BaseException:
+            self._abandon_count(target.sid, ask, stream)
+            raise
+        self.metrics.inc("count_streams_total", format=ask.format)
+        log.debug("counts.start", sid=target.sid, by=ask.by, every=ask.every, since=ask.since)
+        if history is None:
+            stream.start(target.sid)
+        else:
+            stream.start(target.sid, history.windows, history.seed, history.recent)
+
+    def _parse_counts(self, request: Request) -> CountRequest:
+        try:
+            return parse_count_request(_args(request), self.settings.query_limits())
+        except BadParameter as exc:
+            raise HTTPError(400, exc.code, exc.reason) from None
+
+    def _new_count_stream(
+        self, request: Request, watch: RequestWatch, ask: CountRequest, sid: str
+    ) -> CountStream:
+        def gone(stream: CountStream) -> None:
+            self.count_streams.discard(stream)
+            self.counters.detach(sid, ask.by, ask.every, stream)
+
+        stream = CountStream(
+            request,
+            watch,
+            count_framing_for(ask.format),
+            self.clock,
+            by=ask.by,
+            k=ask.k,
+            limit=ask.limit,
+            timeout=ask.timeout,
+            heartbeat=self.settings.tailor_heartbeat,
+            max_pending=self.settings.tailor_max_pending,
+            on_gone=gone,
+        )
+        self.count_streams.add(stream)
+        return stream
+
+    async def _attach(self, stream: CountStream, target: Resolved, ask: CountRequest) -> SharedSubscription:
+        """The stream's shared counter, subscribed: from here on its hits are held for it."""
+        try:
+            sub = await self.counters.attach(target.sid, ask.by, ask.every, stream)
+        except (RouterUnavailable, SubscribeFailed) as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        sub.described = (target.index, target.query)
+        return sub
+
+    async def _history(self, target: Resolved, ask: CountRequest) -> History:
+        now = self.clock.seconds()
+        try:
+            return await self.count_history.fetch(
+                target.index,
+                target.query,
+                ask.by,
+                ask.every,
+                ask.k,
+                start=window_start(now - ask.since, ask.every),
+                end=now,
+                current=window_start(now, ask.every),
+            )
+        except EngineUnavailable as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        except EngineRejected as exc:
+            raise HTTPError(400, "invalid_query", f"counting search refused: {exc.reason}") from None
+
+    def _abandon_count(self, sid: str, ask: CountRequest, stream: CountStream) -> None:
+        self.count_streams.discard(stream)
+        self.counters.detach(sid, ask.by, ask.every, stream)
+        stream.abandon()
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
         await write_health(request, self.engine, self.wamp)
 
     async def metrics_page(self, request: Request, rest: list[str]) -> None:
-        write_metrics(request, self.metrics)
+        write_text(
+            request,
+            200,
+            self.metrics.render() + count_metrics.render(self.counters),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
 
 
 def _args(request: Request) -> dict[str, list[str]]:
