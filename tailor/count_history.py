@@ -36,6 +36,7 @@ class History:
     """Past windows (start, counts) oldest first; the seed of the current one; the recent documents."""
 
     windows: list[tuple[float, WindowCounts]]
+    current: float
     seed: WindowCounts | None
     recent: Deduper
 
@@ -161,4 +162,4 @@ class CountHistory:
             t = round(t + every, 3)
         hits = recent.get("hits", {}).get("hits", [])
         recent_hits = [make_hit(index, h.get("_source", {}), h.get("_id")) for h in hits]
-        return History(windows, found.get(round(current, 3)), Deduper(recent_hits))
+        return History(windows, current, found.get(round(current, 3)), Deduper(recent_hits))

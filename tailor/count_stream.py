@@ -77,6 +77,8 @@ class CountStream:
         self.frames_sent = 0
         self.private = True
         self._held: list[Hit] = []
+        #: Windows that closed while holding: (start, the hits held in it).
+        self._held_windows: list[tuple[float, list[Hit]]] = []
         self._counts = WindowCounts(by)
         self._deduper: Deduper | None = None
         self._handover_until = 0.0
@@ -109,6 +111,10 @@ class CountStream:
 
     def window_closed(self, start: float, shared: WindowCounts) -> None:
         """A window ended: send its frame (the shared counts, or ours while private)."""
+        if self.state is State.HOLDING:
+            self._held_windows.append((start, self._held))
+            self._held = []
+            return
         if self.state is not State.STREAMING:
             return
         if self.private:
@@ -142,11 +148,18 @@ class CountStream:
     def start(
         self,
         sid: str,
+        current: float,
         history: Sequence[tuple[float, WindowCounts]] = (),
         seed: WindowCounts | None = None,
         deduper: Deduper | None = None,
     ) -> None:
-        """Headers, opening, the past period's frames; then count the held hits into the current window."""
+        """Headers, opening, the past period's frames, then the windows the held hits arrived in.
+
+        ``current`` is the window the past period ended in (its stored part
+        is ``seed``); windows that closed while the stream was held are sent
+        now, and hits held in windows the past period already covers count
+        in the first live one: late, but once.
+        """
         if self.gone or self.state is not State.HOLDING:
             return
         request = self.request
@@ -168,11 +181,25 @@ class CountStream:
             if self.limit is not None and self.frames_sent >= self.limit:
                 self.close("limit")
                 return
-        if seed is not None:
-            self._counts.merge(seed)
         if deduper is not None and not deduper.exhausted:
             self._deduper = deduper
             self._handover_until = self.clock.seconds() + HANDOVER_WINDOW
+        counts = WindowCounts(self.by)
+        if seed is not None:
+            counts.merge(seed)
+        held_windows, self._held_windows = self._held_windows, []
+        for start, hits in held_windows:
+            self._counts = counts
+            self._count(hits)
+            if start < current - 1e-6:
+                continue  # the past period covers this window: its hits go in the next frame
+            self._emit(self.framing.frame(frame(start, counts, self.k)))
+            counts = WindowCounts(self.by)
+            self.frames_sent += 1
+            if self.limit is not None and self.frames_sent >= self.limit:
+                self.close("limit")
+                return
+        self._counts = counts
         held, self._held = self._held, []
         self._count(held)
         if self.timeout is not None:

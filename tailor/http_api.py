@@ -283,9 +283,9 @@ class TailorAPI:
         self.metrics.inc("count_streams_total", format=ask.format)
         log.debug("counts.start", sid=target.sid, by=ask.by, every=ask.every, since=ask.since)
         if history is None:
-            stream.start(target.sid)
+            stream.start(target.sid, window_start(self.clock.seconds(), ask.every))
         else:
-            stream.start(target.sid, history.windows, history.seed, history.recent)
+            stream.start(target.sid, history.current, history.windows, history.seed, history.recent)
 
     def _parse_counts(self, request: Request) -> CountRequest:
         try:
