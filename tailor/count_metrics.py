@@ -5,12 +5,16 @@ safe only while the number of sids is bounded. Series exist only for sids
 this tailor is counting right now (a counter has viewers), at most
 ``MAX_SIDS`` of them (those counted longest; the rest are summed under
 ``sid="_other"``), and per value only the top ``TOP_VALUES`` of the last
-window of each ``by=`` field: at most MAX_SIDS * (2 + fields * TOP_VALUES) series.
+window of each ``by=`` field: at most MAX_SIDS * (2 + fields * TOP_VALUES)
+series. A prometheus_client collector: read at each scrape, nothing kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tailor.count_stream import SharedCounter
 from tailor.counting import frame
@@ -20,54 +24,48 @@ TOP_VALUES = 5
 PREFIX = "estrom_tailor_count_"
 
 
-def render(counters: Iterable[SharedCounter]) -> str:
-    """The count series in Prometheus text format (appended to the tailor's /metrics)."""
-    by_sid: dict[str, list[SharedCounter]] = {}
-    for counter in sorted(counters, key=lambda c: c.since):
-        by_sid.setdefault(counter.sid, []).append(counter)
-    kept = list(by_sid)[:MAX_SIDS]
-    rest = list(by_sid)[MAX_SIDS:]
-    hits: list[tuple[str, float]] = []
-    rates: list[tuple[str, float]] = []
-    tops: list[tuple[tuple[tuple[str, str], ...], int]] = []
-    for sid in kept:
-        first = by_sid[sid][0]  # every counter of a sid sees every hit: one is enough
-        hits.append((sid, first.hits_total))
-        rates.append((sid, (first.last.total if first.last else 0) / first.every))
-        for counter in by_sid[sid]:
-            if counter.by is None or counter.last is None:
-                continue
-            top = frame(0, counter.last, TOP_VALUES)["by"]
-            for value, n in top.items():
-                tops.append(((("field", counter.by), ("sid", sid), ("value", value)), n))
-    if rest:
-        hits.append(("_other", sum(by_sid[s][0].hits_total for s in rest)))
-        rates.append(
-            (
-                "_other",
-                sum((by_sid[s][0].last.total if by_sid[s][0].last else 0) / by_sid[s][0].every for s in rest),
-            )
+def _rate(counter: SharedCounter) -> float:
+    return (counter.last.total if counter.last else 0) / counter.every
+
+
+class CountSeries(Collector):
+    """The live counters' hits, rate and last window's top values, per sid."""
+
+    def __init__(self, counters: Iterable[SharedCounter]) -> None:
+        self.counters = counters
+
+    def describe(self) -> list[Metric]:
+        return []  # series come and go with the counters: described at collection
+
+    def collect(self) -> Iterator[Metric]:
+        hits = CounterMetricFamily(
+            PREFIX + "hits", "Hits counted per sid since its counting began in this tailor.", labels=["sid"]
         )
-    lines = [
-        f"# HELP {PREFIX}hits_total Hits counted per sid since its counting began in this tailor.",
-        f"# TYPE {PREFIX}hits_total counter",
-        *(f"{PREFIX}hits_total{_labels((('sid', sid),))} {_number(v)}" for sid, v in hits),
-        f"# HELP {PREFIX}rate Hits per second in the last closed window, per sid.",
-        f"# TYPE {PREFIX}rate gauge",
-        *(f"{PREFIX}rate{_labels((('sid', sid),))} {_number(v)}" for sid, v in rates),
-        f"# HELP {PREFIX}last_window Hits per value of a by= field in its last closed window (top {TOP_VALUES}).",
-        f"# TYPE {PREFIX}last_window gauge",
-        *(f"{PREFIX}last_window{_labels(labels)} {n}" for labels, n in tops),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _labels(labels: tuple[tuple[str, str], ...]) -> str:
-    def escape(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels) + "}"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
+        rate = GaugeMetricFamily(
+            PREFIX + "rate", "Hits per second in the last closed window.", labels=["sid"]
+        )
+        top = GaugeMetricFamily(
+            PREFIX + "last_window",
+            f"Hits per value of a by= field in its last closed window (top {TOP_VALUES}).",
+            labels=["sid", "field", "value"],
+        )
+        by_sid: dict[str, list[SharedCounter]] = {}
+        for counter in sorted(self.counters, key=lambda c: c.since):
+            by_sid.setdefault(counter.sid, []).append(counter)
+        sids = list(by_sid)
+        for sid in sids[:MAX_SIDS]:
+            first = by_sid[sid][0]  # every counter of a sid sees every hit: one is enough
+            hits.add_metric([sid], first.hits_total)
+            rate.add_metric([sid], _rate(first))
+            for counter in by_sid[sid]:
+                if counter.by is None or counter.last is None:
+                    continue
+                for value, n in frame(0, counter.last, TOP_VALUES)["by"].items():
+                    top.add_metric([sid, counter.by, value], n)
+        rest = [by_sid[sid][0] for sid in sids[MAX_SIDS:]]
+        if rest:
+            hits.add_metric(["_other"], sum(c.hits_total for c in rest))
+            rate.add_metric(["_other"], sum(_rate(c) for c in rest))
+        yield hits
+        yield rate
+        yield top

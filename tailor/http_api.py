@@ -23,13 +23,13 @@ from twisted.web.server import Site
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.hits import Hit
-from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_text
+from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
-from tailor import count_metrics
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
 from tailor.count_history import CountHistory, History
+from tailor.count_metrics import CountSeries
 from tailor.count_stream import Counters, CountStream
 from tailor.counting import window_start
 from tailor.params import BadParameter, CountRequest, TailRequest, parse_count_request, parse_tail_request
@@ -55,15 +55,25 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "Bytes waiting for slow clients, over all clients.",
         lambda: sum(s.pending_bytes for s in api_ref[0].streams),
     )
-    m.counter("streams_total", "Tail requests answered 200, by format.")
-    m.counter("count_streams_total", "Count requests answered 200, by format.")
-    m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
+    m.counter("streams_total", "Tail requests answered 200, by format.", labels=("format",))
+    m.counter("count_streams_total", "Count requests answered 200, by format.", labels=("format",))
+    m.counter(
+        "requests_failed_total", "Tail requests refused before streaming, by status.", labels=("status",)
+    )
     m.counter(
         "requests_cancelled_total", "Requests whose client left before streaming (their work cancelled)."
     )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
-    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
-    m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
+    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
+    m.counter(
+        "streams_ended_total",
+        "Streams ended, by how (limit, timeout, client_gone, error codes).",
+        labels=("how",),
+    )
+    m.histogram(
+        "delivery_seconds",
+        "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
+    )
     return m
 
 
@@ -142,6 +152,8 @@ class TailorAPI:
         self.count_streams: set[CountStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
+        self.metrics.registry.register(CountSeries(self.counters))
+        hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
         return TailSite(self.routes(), self.settings.tailor_send_buffer)
@@ -352,12 +364,7 @@ class TailorAPI:
         await write_health(request, self.engine, self.wamp)
 
     async def metrics_page(self, request: Request, rest: list[str]) -> None:
-        write_text(
-            request,
-            200,
-            self.metrics.render() + count_metrics.render(self.counters),
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
+        write_metrics(request, self.metrics)
 
 
 def _args(request: Request) -> dict[str, list[str]]:

@@ -14,9 +14,9 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 
-from common import errors
+from common import names
 from common.http import HTTPError
-from common.queries import InvalidQuery, normalize_query, sid_for
+from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.subscriptions import SubscriptionHub
 
@@ -34,13 +34,13 @@ def wamp_error(exc: Exception) -> HTTPError:
     """A failed register/describe call as the HTTP error the contract names."""
     if isinstance(exc, ApplicationError):
         reason = str(exc.args[0]) if exc.args else exc.error
-        if exc.error == errors.INVALID_QUERY:
+        if exc.error == names.INVALID_QUERY:
             return HTTPError(400, "invalid_query", reason)
-        if exc.error == errors.INVALID_INDEX:
+        if exc.error == names.INVALID_INDEX:
             return HTTPError(400, "invalid_index", reason)
-        if exc.error == errors.NO_SUCH_QUERY:
+        if exc.error == names.NO_SUCH_QUERY:
             return HTTPError(404, "no_such_query", reason)
-        if exc.error == errors.UNAVAILABLE:
+        if exc.error == names.UNAVAILABLE:
             return HTTPError(503, "unavailable", reason)
         if exc.error == "wamp.error.no_such_procedure":
             return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
@@ -106,12 +106,12 @@ class Resolver:
             held = self.hub.get(sid_for(index, query))
             if held is not None and held.described is not None:
                 return Resolved(held.sid, index, query)
-            registered = await self._call(errors.REGISTER_QUERY, index, query)
+            registered = await self._call(names.REGISTER_QUERY, index, query)
             return Resolved(str(registered), index, query)
         held = self.hub.get(sid)
         if held is not None and held.described is not None:
             return Resolved(sid, *held.described)
-        found = await self._call(errors.DESCRIBE_QUERY, sid)
+        found = await self._call(names.DESCRIBE_QUERY, sid)
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
@@ -122,7 +122,7 @@ class Resolver:
         # same sid, unless the store's canonical form changed since: then the
         # hits go to the other sid, and streaming the one asked for would
         # silently carry nothing (or another's).
-        registered = str(await self._call(errors.REGISTER_QUERY, index, query))
+        registered = str(await self._call(names.REGISTER_QUERY, index, query))
         if registered != sid:
             raise sid_changed(sid, registered, index)
         return Resolved(sid, index, query)

@@ -21,6 +21,7 @@ Others (JSON, streams not yet started) end at once with an ``"error"``.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from common.errors import topic_for
 from common.hits import Hit
+from common.names import topic_for
 from common.wamp import SessionHolder
 
 log = Logger()
@@ -136,6 +137,8 @@ class SharedSubscription:
     #: (index, query) the sid stands for, once a client resolved it: later
     #: clients of the sid skip the register/describe round trip.
     described: tuple[str, Any] | None = None
+    #: Told, per listener and event, the seconds from the event's arrival to its hand-over (metrics).
+    on_delivered: Callable[[float], None] | None = None
     _ready: bool = False
     _error: Failure | None = None
     _waiters: list[Deferred[None]] = field(default_factory=list)
@@ -165,6 +168,7 @@ class SharedSubscription:
             self.next_seq += 1
         if self.keep_history:
             self.history.extend(entries)
+        arrived = time.perf_counter()
         for listener in list(self.listeners):
             # A listener may leave (limit reached) while we fan out.
             if listener in self.listeners:
@@ -173,6 +177,8 @@ class SharedSubscription:
                 except Exception:
                     # One broken client must not cost the others their hits.
                     log.failure("subscription.deliver_failed", sid=self.sid)
+                if self.on_delivered is not None:
+                    self.on_delivered(time.perf_counter() - arrived)
 
     def resume(self, last_event_id: str) -> Resume:
         return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
@@ -213,6 +219,8 @@ class SubscriptionHub:
     ) -> None:
         self.wamp = wamp
         self.prepare = prepare
+        #: Given to each subscription (SharedSubscription.on_delivered).
+        self.on_delivered: Callable[[float], None] | None = None
         self.clock = clock
         self.history_size = history_size
         self.sse_linger = sse_linger
@@ -239,7 +247,7 @@ class SubscriptionHub:
         session = self.wamp.require()
         sub = self._subs.get(sid)
         if sub is None:
-            sub = SharedSubscription(sid, self.history_size, self.prepare)
+            sub = SharedSubscription(sid, self.history_size, self.prepare, on_delivered=self.on_delivered)
             self._subs[sid] = sub
             self._subscribe(session, sub)
         if sub.linger_call is not None and sub.linger_call.active():

@@ -9,21 +9,19 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from common import errors
+from common import names
 from common.config import Settings
-from common.query_limits import QueryLimits
-from tests.conftest import StartService
+from common.query.limits import QueryLimits
+from devstack.wamp_client import WampClient
 from tests.http_client import http, ingest
+from tests.real_stack import StartService
 from tests.tailor.tail_client import docs_path
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 
 def rpc_refusal(wamp: WampClient, index: str, query: Any) -> str:
     with pytest.raises(ApplicationError) as err:
         wamp.call("com.estrom.register_query", index, query)
-    assert err.value.error == errors.INVALID_QUERY
+    assert err.value.error == names.INVALID_QUERY
     return str(err.value.args[0])
 
 

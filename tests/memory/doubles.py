@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
 from common.config import Settings
-from common.queries import canonicalize, sid_for
+from common.query.identity import canonicalize, sid_for
 from tailor.http_api import TailorAPI
 from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub

@@ -6,7 +6,7 @@ on the memory router double. Real processes: tests/tailor/test_counts.py.
 
 from __future__ import annotations
 
-from common.queries import sid_for
+from common.query.identity import sid_for
 from tests.memory.doubles import Collected, MemoryTailor, result
 
 

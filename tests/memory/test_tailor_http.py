@@ -12,7 +12,7 @@ import json
 
 from twisted.internet.testing import StringTransport
 
-from common.queries import sid_for
+from common.query.identity import sid_for
 from tailor.http_api import TailSite
 from tests.memory.doubles import DESCRIBE, REGISTER, Collected, MemoryTailor, has_result, result
 
