@@ -35,6 +35,7 @@ TIERS = {
     "tailor": "integration",
     "cli": "integration",
     "security": "integration",
+    "bulk": "integration",
     "faults": "faults",
     "hostile": "faults",
     "browser": "browser",
