@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import EngineHandle, ServiceHandle, StartService, start_router
+from devstack.stack import Stack
+from devstack.wamp_client import EventSink, WampClient
 from tests.http_client import engine_request, http
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.waiting import wait_until
-from tests.wamp_client import EventSink, WampClient
 
 pytestmark = pytest.mark.integration
 
@@ -183,9 +184,9 @@ def test_credentials_pass_through_and_the_ingest_token_is_accepted(
 
 
 def test_router_down_stores_answers_unchanged_and_counts(
-    start_beater: StartService, workdir: Any, engine: EngineHandle, index: str
+    start_beater: StartService, stack: Stack, engine: EngineHandle, index: str
 ) -> None:
-    own = start_router(workdir, f"router-{index}")
+    own = stack.start_router(f"router-{index}")
     lonely = start_beater(router_url=own.url)
     own.stop()
     wait_until(
