@@ -8,11 +8,11 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from common.query.targets import parse_target, percolator_suffix
-from tests.conftest import EngineHandle, ServiceHandle, StartService
+from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http, ingest
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
 
 pytestmark = pytest.mark.integration
 
