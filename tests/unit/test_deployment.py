@@ -116,7 +116,16 @@ def test_the_images_have_what_the_commands_need() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
     packages = json.loads(re.search(r"^packages = (\[.*\])$", pyproject, re.M).group(1))
     for package in packages:
-        assert f"COPY {package} /src/{package}" in _stage("build-services")
+        if "." not in package:
+            assert f"COPY {package} /src/{package}" in _stage("build-services")
+    # The image installs the project (not editable): every subpackage must be listed,
+    # or the services image lacks it (common.query was missing once).
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in {p.split(".")[0] for p in packages}
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert on_disk <= set(packages), sorted(on_disk - set(packages))
     # The page's static paths and the authorizer are copied where the rendered config points.
     for transport in ROUTER_CONFIG["workers"][0]["transports"]:
         for path in transport["paths"].values():
