@@ -277,21 +277,6 @@ def test_scaled_behind_nginx_every_hit_once_per_subscriber(deployment: Deploymen
             tail.close()
     finally:
         wamp.close()
-    per_beater = [
-        c.exec_run(
-            [
-                "python",
-                "-c",
-                "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8081/metrics').read().decode())",
-            ]
-        )
-        for c in deployment.containers("beater")
-    ]
-    served = [
-        len(re.findall(r"^estrom_beater_http_requests_total\{[^}]*\} ([0-9.]+)", out.output.decode(), re.M))
-        for out in per_beater
-    ]
-    print(f"requests per beater (metric series found): {served}")
     deployment.compose.run(*files, "down")
 
 
