@@ -36,7 +36,6 @@ TIERS = {
     "bulk": "integration",
     "cli": "integration",
     "security": "integration",
-    "bulk": "integration",
     "faults": "faults",
     "hostile": "faults",
     "browser": "browser",
