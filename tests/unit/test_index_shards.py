@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beater.query_store import percolator_index_body
+from beater.store.schema import percolator_index_body
 from common.config import ConfigError, Settings
 
 
