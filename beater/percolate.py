@@ -30,11 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import elasticsearch
-
 from beater.percolate_shape import ShapeChooser
 from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
-from common.engine import Engine, EngineRejected, EngineUnavailable
+from common.engine import TRANSPORT_ERRORS, Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
 #: Page size of each single-document search of ``msearch``. The engine sizes a
@@ -84,7 +82,7 @@ def _not_started(exc: EngineUnavailable) -> bool:
     if isinstance(exc, ShardsNotStarted):
         return True
     cause = exc.__cause__
-    if not isinstance(cause, elasticsearch.TransportError) or not isinstance(cause.status_code, int):
+    if not isinstance(cause, TRANSPORT_ERRORS) or not isinstance(cause.status_code, int):
         return False
     info = cause.info if isinstance(cause.info, dict) else {}
     return shards_not_started(cause.status_code, info.get("error"))

@@ -172,7 +172,11 @@ def bulk_item_error(item: dict[str, Any]) -> Exception | None:
 
 
 _CONNECTION_ERRORS = (elasticsearch.ConnectionError, opensearchpy.ConnectionError)
-_TRANSPORT_ERRORS = (elasticsearch.TransportError, opensearchpy.TransportError)
+#: Either client's HTTP error (``status_code``, ``info``): for ``except`` inside ``Engine.run`` functions.
+TRANSPORT_ERRORS = (elasticsearch.TransportError, opensearchpy.TransportError)
+#: Either client's 404.
+NOT_FOUND_ERRORS = (elasticsearch.NotFoundError, opensearchpy.NotFoundError)
+_TRANSPORT_ERRORS = TRANSPORT_ERRORS
 _CLIENT_ERRORS = (elasticsearch.ElasticsearchException, opensearchpy.OpenSearchException)
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import NotFoundError
-
-from common.engine import Engine
+from common.engine import NOT_FOUND_ERRORS, Engine
 from common.hits import make_hit
 from tailor.backfill import Deduper, backfill_query
 from tailor.counting import WindowCounts, value_key
@@ -153,7 +151,7 @@ class CountHistory:
                         ignore_unavailable=True,
                         allow_no_indices=True,
                     )
-                except NotFoundError:  # nothing stored yet under the target
+                except NOT_FOUND_ERRORS:  # nothing stored yet under the target
                     mappings = {}
                 by_field = aggregation_field(mappings, by)
             options = {"index": index, "ignore_unavailable": True, "allow_no_indices": True}

@@ -22,10 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import elasticsearch
 from twisted.logger import Logger
 
-from common.engine import Engine
+from common.engine import TRANSPORT_ERRORS, Engine
 from common.query.targets import InvalidTarget, Target, parse_target
 
 log = Logger()
@@ -144,7 +143,7 @@ class TargetSet:
             if self._data_streams:
                 try:
                     streams = es.indices.get_data_stream(name="*", expand_wildcards="all")
-                except elasticsearch.TransportError as exc:
+                except TRANSPORT_ERRORS as exc:
                     if exc.status_code not in (400, 404, 405):
                         raise
                     streams = {"unsupported": str(exc)}
