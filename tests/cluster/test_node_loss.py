@@ -117,6 +117,8 @@ def test_stored_query_survives_the_loss_of_its_primary(
     run = uuid.uuid4().hex[:8]
     sid = client.call("com.estrom.register_query", index, f"run:{run}")
     sink = client.subscribe(f"docs-for-{sid}")
+    # Its replica must be allocated first, or losing the primary loses the shard.
+    cluster.health(index=f"estrom-queries-{index}", wait_for_status="green", timeout="60s")
     holder = cluster.by_name(primary_node(cluster, f"estrom-queries-{index}", sid))
     holder.kill()
     print(f"killed {holder.node_name}, holder of the primary of {sid}")
