@@ -39,8 +39,8 @@ from twisted.logger import Logger, LogLevel
 from beater.query_store import QueryStore
 from beater.subscription_topics import NO_SUCH_SUBSCRIPTION, Subscription, SubscriptionTopics, coverage
 from common.engine import EngineRejected, EngineUnavailable
-from common.errors import TOPIC_PREFIX
 from common.metrics import Metrics
+from common.names import TOPIC_PREFIX
 from common.wamp import RouterUnavailable, SessionHolder
 
 log = Logger()

@@ -16,9 +16,9 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from common.errors import topic_for
 from common.hits import Hit
 from common.metrics import Metrics
+from common.names import topic_for
 from common.wamp import RouterUnavailable, SessionHolder
 
 

@@ -27,10 +27,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from beater.coalesce import Coalescer
-from beater.fields import query_fields
 from common.engine import Engine, EngineRejected, bulk_item_error
-from common.queries import canonicalize, sid_for, to_dsl
-from common.query_limits import QueryLimits, validate_query
+from common.query.fields import query_fields
+from common.query.identity import canonicalize, sid_for, to_dsl
+from common.query.limits import QueryLimits, validate_query
 
 log = Logger()
 

@@ -13,11 +13,11 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
 from beater.query_store import QueryStore
-from common import errors
+from common import names
 from common.engine import EngineRejected, EngineUnavailable
 from common.indices import index_name_problem
 from common.metrics import Metrics
-from common.queries import InvalidQuery
+from common.query.identity import InvalidQuery
 
 log = Logger()
 
@@ -29,36 +29,36 @@ class QueryProcedures:
 
     async def register_query(self, index: Any = None, query: Any = None) -> str:
         if not isinstance(index, str):
-            raise ApplicationError(errors.INVALID_INDEX, "index must be a string")
+            raise ApplicationError(names.INVALID_INDEX, "index must be a string")
         problem = index_name_problem(index)
         if problem:
-            raise ApplicationError(errors.INVALID_INDEX, problem)
+            raise ApplicationError(names.INVALID_INDEX, problem)
         try:
             sid = await self.store.register(index, query)
         except InvalidQuery as exc:
-            raise ApplicationError(errors.INVALID_QUERY, str(exc)) from None
+            raise ApplicationError(names.INVALID_QUERY, str(exc)) from None
         except EngineRejected as exc:
             if exc.status == 400:
-                raise ApplicationError(errors.INVALID_QUERY, exc.reason) from None
-            raise ApplicationError(errors.UNAVAILABLE, f"engine refused: {exc.reason}") from None
+                raise ApplicationError(names.INVALID_QUERY, exc.reason) from None
+            raise ApplicationError(names.UNAVAILABLE, f"engine refused: {exc.reason}") from None
         except EngineUnavailable as exc:
-            raise ApplicationError(errors.UNAVAILABLE, str(exc)) from None
+            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
         self.metrics.inc("queries_registered_total")
         log.debug("query.registered", index=index, sid=sid)
         return sid
 
     async def describe_query(self, sid: Any = None) -> dict[str, Any]:
         if not isinstance(sid, str) or len(sid) != 16 or any(c not in "0123456789abcdef" for c in sid):
-            raise ApplicationError(errors.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+            raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         try:
             found = await self.store.describe(sid)
         except (EngineUnavailable, EngineRejected) as exc:
-            raise ApplicationError(errors.UNAVAILABLE, str(exc)) from None
+            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
         if found is None:
-            raise ApplicationError(errors.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+            raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         return found
 
     async def attach(self, session: ISession) -> None:
         shared = RegisterOptions(invoke="roundrobin")
-        await session.register(self.register_query, errors.REGISTER_QUERY, options=shared)
-        await session.register(self.describe_query, errors.DESCRIBE_QUERY, options=shared)
+        await session.register(self.register_query, names.REGISTER_QUERY, options=shared)
+        await session.register(self.describe_query, names.DESCRIBE_QUERY, options=shared)

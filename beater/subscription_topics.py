@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import TOPIC_PREFIX
+from common.names import TOPIC_PREFIX
 
 #: What ``wamp.subscription.get`` answers for an id that is gone (unsubscribed
 #: between the listing and the lookup): no subscriber, not a failed sweep.

@@ -200,7 +200,9 @@ def register(b: Bench, qs: QuerySet) -> None:
 
         got = on_reactor(call, timeout=600)
         if got != qs.sids[done : done + len(wave)]:
-            raise RuntimeError(f"register_query answered other sids than common.queries.sid_for: {got[:3]}")
+            raise RuntimeError(
+                f"register_query answered other sids than common.query.identity.sid_for: {got[:3]}"
+            )
         done += len(wave)
     wamp_s = time.perf_counter() - t0
     check_document_shape(b.es, qs.index, qs.sids[0], qs.queries[0])

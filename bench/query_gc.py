@@ -21,7 +21,7 @@ one router, ONE beater with ``ESTROM_QUERY_GRACE=20`` and
    subscribed). The first few hundred go through ``register_query``,
    concurrently in batches; the rest are written straight into the percolator
    index with ``_bulk``, as the documents registration writes (checked against
-   one the beater wrote, sids from ``common.queries``): every registration
+   one the beater wrote, sids from ``common.query.identity``): every registration
    refreshes the percolator index (``refresh=true``), which holds the RPC to
    ~15 registrations/s on a 2-core box, 11 minutes for 10,000
    (``--all-over-wamp`` to do it anyway);
@@ -90,7 +90,7 @@ from beater.query_store import (
     SID_FIELD,
 )
 from bench._stack import Stack, emit, log, run_in_workdir
-from common.queries import canonicalize, normalize_query, sid_for, to_dsl
+from common.query.identity import canonicalize, normalize_query, sid_for, to_dsl
 from devstack.router import REPO
 from tests.wamp_client import WampClient, on_reactor
 
@@ -260,7 +260,7 @@ def register_queries(
         )
         if got != [sid for sid, _ in chunk]:
             raise RuntimeError(
-                f"register_query answered sids that differ from common.queries.sid_for: {got[:3]}"
+                f"register_query answered sids that differ from common.query.identity.sid_for: {got[:3]}"
             )
         done = start + len(chunk)
         log(f"  {label}: {done}/{len(items)} registered over WAMP, {done / (time.perf_counter() - t0):.1f}/s")

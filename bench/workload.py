@@ -20,7 +20,7 @@ from typing import Any
 
 from beater.percolate import _search_body  # the beater's own request, so the ceiling is like for like
 from bench.query_gc import LOG_WORDS
-from common.queries import canonicalize, normalize_query, sid_for
+from common.query.identity import canonicalize, normalize_query, sid_for
 
 SEED = 20261127
 Query = str | dict[str, Any]

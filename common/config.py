@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
-from common.query_limits import QueryLimits
+from common.query.limits import QueryLimits
 
 
 class ConfigError(ValueError):
@@ -82,7 +82,7 @@ class Settings:
     ingest_max_docs: int = 10_000
     #: nesting of objects and arrays in one document (the document itself is 1); deeper is rejected
     ingest_max_depth: int = 20
-    # Registered queries (common/query_limits.py):
+    # Registered queries (common/query/limits.py):
     query_max_bytes: int = QueryLimits.max_bytes
     query_max_depth: int = QueryLimits.max_depth
     query_max_clauses: int = QueryLimits.max_clauses

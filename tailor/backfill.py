@@ -22,7 +22,7 @@ from typing import Any
 
 from common.engine import Engine
 from common.hits import Hit, make_hit
-from common.queries import to_dsl
+from common.query.identity import to_dsl
 
 
 def backfill_query(query: str | dict[str, Any]) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from common import errors
+from common import names
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.queries import InvalidQuery, normalize_query, sid_for
+from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
@@ -103,13 +103,13 @@ def _wamp_error(exc: Exception) -> HTTPError:
     """A failed register/describe call as the HTTP error the contract names."""
     if isinstance(exc, ApplicationError):
         reason = str(exc.args[0]) if exc.args else exc.error
-        if exc.error == errors.INVALID_QUERY:
+        if exc.error == names.INVALID_QUERY:
             return HTTPError(400, "invalid_query", reason)
-        if exc.error == errors.INVALID_INDEX:
+        if exc.error == names.INVALID_INDEX:
             return HTTPError(400, "invalid_index", reason)
-        if exc.error == errors.NO_SUCH_QUERY:
+        if exc.error == names.NO_SUCH_QUERY:
             return HTTPError(404, "no_such_query", reason)
-        if exc.error == errors.UNAVAILABLE:
+        if exc.error == names.UNAVAILABLE:
             return HTTPError(503, "unavailable", reason)
         if exc.error == "wamp.error.no_such_procedure":
             return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
@@ -179,12 +179,12 @@ class TailorAPI:
             held = self.hub.get(sid_for(tail.index, tail.query))
             if held is not None and held.described is not None:
                 return held.sid, tail.index, tail.query
-            sid = await self._call(errors.REGISTER_QUERY, tail.index, tail.query)
+            sid = await self._call(names.REGISTER_QUERY, tail.index, tail.query)
             return str(sid), tail.index, tail.query
         held = self.hub.get(tail.sid)
         if held is not None and held.described is not None:
             return tail.sid, *held.described
-        found = await self._call(errors.DESCRIBE_QUERY, tail.sid)
+        found = await self._call(names.DESCRIBE_QUERY, tail.sid)
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
@@ -192,7 +192,7 @@ class TailorAPI:
         # Registering the described query again (same sid: the stored query is
         # canonical) marks it active before we subscribe, so a query idle for a
         # while is percolated again from the first hit on.
-        sid = str(await self._call(errors.REGISTER_QUERY, index, query))
+        sid = str(await self._call(names.REGISTER_QUERY, index, query))
         return sid, index, query
 
     async def docs(self, request: Request, rest: list[str]) -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.indices import index_name_problem
-from common.queries import InvalidQuery, parse_query_param
-from common.query_limits import QueryLimits, validate_query
+from common.query.identity import InvalidQuery, parse_query_param
+from common.query.limits import QueryLimits, validate_query
 
 FORMAT_NAMES = ("json", "ndjson", "sse")
 

@@ -32,8 +32,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from common.errors import topic_for
 from common.hits import Hit
+from common.names import topic_for
 from common.wamp import SessionHolder
 from tailor.stream_format import EncodedHit
 

@@ -24,7 +24,7 @@ from autobahn.twisted.wamp import ApplicationSession
 #: Outside ``com.estrom.`` on purpose: no service role may call or register it.
 AUTHORIZER_URI = "estrom.router.authorize_browser"
 BROWSER_PROCEDURES = frozenset({"com.estrom.register_query", "com.estrom.describe_query"})
-#: ``docs-for-`` and a sid: 16 lowercase hex digits (farmhash64, common/queries.py).
+#: ``docs-for-`` and a sid: 16 lowercase hex digits (farmhash64, common/query/identity.py).
 HITS_TOPIC = re.compile(r"docs-for-[0-9a-f]{16}")
 
 

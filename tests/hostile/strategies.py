@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from common.query_limits import ALLOWED_TYPES, COMPOUND_TYPES
+from common.query.limits import ALLOWED_TYPES, COMPOUND_TYPES
 from tests.lucene_strategies import trees, write
 
 #: Text that can cross a JSON WAMP serializer (no unpaired surrogates).

@@ -20,7 +20,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from hypothesis import given
 
-from common import errors
+from common import names
 from tests.hostile.conftest import TRIED, hostile_settings
 from tests.hostile.strategies import CONTENT_TYPES, DSL, INDEX_NAMES, LUCENE, RAW_BODIES, TAIL_PARAMS
 from tests.http_client import http
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 INDEX = f"hostile-{uuid.uuid4().hex[:8]}"
 SID = re.compile(r"^[0-9a-f]{16}$")
-ESTROM_ERRORS = (errors.INVALID_QUERY, errors.INVALID_INDEX)
+ESTROM_ERRORS = (names.INVALID_QUERY, names.INVALID_INDEX)
 
 
 def assert_json_answer(status: int, content_type: str, body: bytes) -> Any:

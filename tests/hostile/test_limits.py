@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from common import errors
+from common import names
 from common.config import Settings
-from common.query_limits import QueryLimits
+from common.query.limits import QueryLimits
 from tests.conftest import StartService
 from tests.http_client import http, ingest
 from tests.tailor.tail_client import docs_path
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def rpc_refusal(wamp: WampClient, index: str, query: Any) -> str:
     with pytest.raises(ApplicationError) as err:
         wamp.call("com.estrom.register_query", index, query)
-    assert err.value.error == errors.INVALID_QUERY
+    assert err.value.error == names.INVALID_QUERY
     return str(err.value.args[0])
 
 

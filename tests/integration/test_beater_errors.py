@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from common.queries import sid_for
+from common.query.identity import sid_for
 from tests.conftest import EngineHandle, ServiceHandle, StartService, start_router
 from tests.http_client import engine_request, http, ingest
 from tests.tcp_proxy import TCPProxy

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.lucene import canonical_lucene
+from common.query.lucene import canonical_lucene
 from tests.conftest import EngineHandle
 from tests.http_client import engine_request, http
 from tests.lucene_strategies import FIELDS, TERMS, trees, write

@@ -11,7 +11,7 @@ from bench.compare import Run, format_fanout, goals
 from bench.measure import pct
 from bench.receivers import HitLog
 from bench.workload import QuerySet, Stream, base_docs
-from common.queries import canonicalize, normalize_query, sid_for
+from common.query.identity import canonicalize, normalize_query, sid_for
 
 
 def test_query_sids_are_distinct_and_those_the_beater_computes() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beater.fields import dsl_fields, lucene_fields, query_fields
+from common.query.fields import dsl_fields, lucene_fields, query_fields
 
 
 @pytest.mark.parametrize(

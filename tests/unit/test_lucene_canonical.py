@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.lucene import LuceneSyntaxError, canonical_lucene, lucene_field_names
-from common.queries import sid_for
+from common.query.identity import sid_for
+from common.query.lucene import LuceneSyntaxError, canonical_lucene, lucene_field_names
 from tests.lucene_strategies import shuffled, trees, write
 
 

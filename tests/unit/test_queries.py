@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.queries import (
+from common.query.identity import (
     InvalidQuery,
     canonical_form,
     normalize_query,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from common.json_shape import inspect
-from common.queries import InvalidQuery
-from common.query_limits import ALLOWED_TYPES, QueryLimits, check_query, validate_query
+from common.query.identity import InvalidQuery
+from common.query.limits import ALLOWED_TYPES, QueryLimits, check_query, validate_query
 
 SMALL = QueryLimits(max_bytes=200, max_depth=6, max_clauses=4)
 DEFAULT = QueryLimits()

@@ -33,8 +33,8 @@ from typing import Any
 from luqum import tree
 
 from common.json_shape import inspect
-from common.lucene import LuceneSyntaxError, parse
-from common.queries import InvalidQuery, normalize_query
+from common.query.identity import InvalidQuery, normalize_query
+from common.query.lucene import LuceneSyntaxError, parse
 
 #: Leaf query types: their body holds field names and values, no queries.
 LEAF_TYPES = frozenset(

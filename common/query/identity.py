@@ -5,7 +5,7 @@ in ``{"query": ...}``). Its sid is farmhash64 of the canonical form of
 (index, query), so that spellings which cannot change the match set share
 one subscription: for DSL key order, ``bool`` clause order and ``terms``
 value order; for query strings operand order of pure AND/OR/implicit chains,
-redundant parentheses, operator spelling and whitespace (``common/lucene.py``).
+redundant parentheses, operator spelling and whitespace (``common/query/lucene.py``).
 The canonical query is also what gets stored, so every subscriber of a sid
 is served by exactly the same query, whoever registered it first.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import farmhash
 
-from common.lucene import LuceneSyntaxError, canonical_lucene, squeeze
+from common.query.lucene import LuceneSyntaxError, canonical_lucene, squeeze
 
 #: bool clause lists whose order cannot change what matches.
 _UNORDERED_BOOL = ("must", "filter", "should", "must_not")

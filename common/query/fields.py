@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from common.lucene import LuceneSyntaxError, lucene_field_names
+from common.query.lucene import LuceneSyntaxError, lucene_field_names
 
 # Leaf query types whose single key (other than options) is a field name.
 _FIELD_KEYED = frozenset(

@@ -1,0 +1,1 @@
+"""The query domain: identity (canonical form, sid), Lucene parsing, limits, fields named."""
