@@ -13,6 +13,7 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
 from beater.query_store import QueryStore
+from beater.reader_calls import check_caller
 from common import names
 from common.engine import EngineRejected, EngineUnavailable
 from common.indices import index_name_problem
@@ -26,13 +27,15 @@ class QueryProcedures:
     def __init__(self, store: QueryStore, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
+        self.session: ISession | None = None
 
-    async def register_query(self, index: Any = None, query: Any = None) -> str:
+    async def register_query(self, index: Any = None, query: Any = None, details: Any = None) -> str:
         if not isinstance(index, str):
             raise ApplicationError(names.INVALID_INDEX, "index must be a string")
         problem = index_name_problem(index)
         if problem:
             raise ApplicationError(names.INVALID_INDEX, problem)
+        await check_caller(self.session, details, "register", index)  # readers (issue 15)
         try:
             sid = await self.store.register(index, query)
         except InvalidQuery as exc:
@@ -47,7 +50,7 @@ class QueryProcedures:
         log.debug("query.registered", index=index, sid=sid)
         return sid
 
-    async def describe_query(self, sid: Any = None) -> dict[str, Any]:
+    async def describe_query(self, sid: Any = None, details: Any = None) -> dict[str, Any]:
         if not isinstance(sid, str) or len(sid) != 16 or any(c not in "0123456789abcdef" for c in sid):
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         try:
@@ -56,9 +59,16 @@ class QueryProcedures:
             raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
         if found is None:
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+        try:  # readers (issue 15): a sid whose target the caller may not read does not exist for it
+            await check_caller(self.session, details, "describe", str(found.get("index")))
+        except ApplicationError as exc:
+            if exc.error != names.UNAVAILABLE:
+                raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}") from None
+            raise
         return found
 
     async def attach(self, session: ISession) -> None:
-        shared = RegisterOptions(invoke="roundrobin")
+        self.session = session
+        shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         await session.register(self.register_query, names.REGISTER_QUERY, options=shared)
         await session.register(self.describe_query, names.DESCRIBE_QUERY, options=shared)
