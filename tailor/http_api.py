@@ -28,6 +28,7 @@ from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
 from tailor.params import BadParameter, TailRequest, parse_tail_request
+from tailor.reader_gate import ReaderGate
 from tailor.stream_format import framing_for
 from tailor.subscriptions import SubscribeFailed, SubscriptionHub
 
@@ -50,6 +51,7 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
     m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
+    m.counter("reader_refusals_total", "Tail requests refused for readers (issue 15), by limit or error.")
     m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
     return m
 
@@ -133,6 +135,8 @@ class TailorAPI:
         self.wamp = wamp
         self.hub = hub
         self.clock = clock
+        #: readers (issue 15): set by the app; None lets everyone read (in-memory tests)
+        self.gate: ReaderGate | None = None
         self.backfill = Backfill(engine)
         self.streams: set[ClientStream] = set()
         self.metrics = build_metrics([self])
@@ -200,6 +204,8 @@ class TailorAPI:
             await self._docs(request)
         except HTTPError as err:
             self.metrics.inc("requests_failed_total", status=str(err.status))
+            if err.status in (401, 403, 429):
+                self.metrics.inc("reader_refusals_total", reason=str(err.extra.get("limit", err.code)))
             raise
 
     async def _docs(self, request: Request) -> None:
@@ -221,7 +227,43 @@ class TailorAPI:
         except BadParameter as exc:
             raise HTTPError(400, exc.code, exc.reason) from None
 
-        sid, index, query = await self._resolve(tail)
+        held = self._admit(request, args, tail)  # readers: 401/403/429 before anything is resolved
+        try:
+            sid, index, query = await self._resolve(tail)
+            if self.gate is not None and held is not None and tail.sid is not None:
+                self.gate.check(held[0], index, as_missing_sid=tail.sid)
+        except BaseException:
+            self._release(held)
+            raise
+        await self._stream(request, tail, sid, index, query, held)
+
+    def _admit(self, request: Request, args: dict[str, list[str]], tail: TailRequest) -> Any:
+        """The caller and its tail slot (released when the stream ends), or an HTTPError."""
+        if self.gate is None:
+            return None
+        identity = self.gate.identify(request, (args.get("token") or [None])[-1])
+        if tail.index is not None:
+            self.gate.check(identity, tail.index)
+        key = self.gate.key(identity, request)
+        self.gate.hold_tail(key)
+        return identity, key
+
+    def _release(self, held: Any) -> None:
+        if self.gate is not None and held is not None:
+            self.gate.release_tail(held[1])
+
+    async def _stream(
+        self, request: Request, tail: TailRequest, sid: str, index: str, query: Any, held: Any
+    ) -> None:
+        released = False
+
+        def release(_stream: Any = None) -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._release(held)
+
+        request.notifyFinish().addBoth(release)
         stream = ClientStream(
             request,
             framing_for(tail.format),

@@ -40,6 +40,9 @@ SECRET_APP = "logs-app-secret"
 METRICS = f"metrics-{RUN}"
 PUBLIC = f"public-{RUN}"
 PAYROLL = "payroll"
+#: quotas of the "limited" stack (tests/readers/conftest.py)
+SUBSCRIPTIONS = 20
+BURST = 40
 
 
 def readers_document() -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from tests.conftest import EngineHandle
 from tests.http_client import ingest
 from tests.readers.stack import (
+    BURST,
     LOGS,
     LOGS_APP,
     METRICS,
@@ -30,11 +29,10 @@ from tests.readers.stack import (
     PAYROLL,
     PUBLIC,
     SECRET_APP,
+    SUBSCRIPTIONS,
     TWO,
     WRONG,
     ReadersStack,
-    readers_document,
-    start_readers_stack,
 )
 from tests.wamp_client import JoinRefused, WampClient, on_reactor
 
@@ -54,13 +52,6 @@ ALLOWED = {
     "pay": {PAYROLL},
 }
 TARGETS = (PUBLIC, LOGS, LOGS_APP, SECRET_APP, METRICS, PAYROLL)
-
-
-@pytest.fixture(scope="module")
-def stack(workdir: Path, engine: EngineHandle) -> Iterator[ReadersStack]:
-    s = start_readers_stack(workdir, engine, "readers-router", readers_document())
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -159,24 +150,6 @@ def test_payroll_reaches_only_its_reader(stack: ReadersStack, clients: dict[str,
 
 
 # --- quotas --------------------------------------------------------------------------
-
-SUBSCRIPTIONS = 20
-BURST = 40
-
-
-@pytest.fixture(scope="module")
-def limited(workdir: Path, engine: EngineHandle) -> Iterator[ReadersStack]:
-    s = start_readers_stack(
-        workdir,
-        engine,
-        "readers-quota",
-        {"readers": readers_document()["readers"], "anonymous": {"targets": ["flood-*", PUBLIC]}},
-        ESTROM_QUOTA_SUBSCRIPTIONS=str(SUBSCRIPTIONS),
-        ESTROM_QUOTA_REGISTRATIONS_BURST=str(BURST),
-        ESTROM_QUOTA_REGISTRATIONS_PER_SECOND="0.01",
-    )
-    yield s
-    s.stop()
 
 
 def from_address(url: str, port: int, source: str) -> WampClient:
