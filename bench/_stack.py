@@ -22,6 +22,15 @@ from devstack.engine import EngineNode, ensure_engine
 from devstack.processes import ManagedProcess, free_port, wait_for_port
 from devstack.router import REPO, generate_secrets, router_process
 
+#: Readers' quotas (issue 15) off: a benchmark measures the stack, with all its load from one address.
+#: bench/readers_flood.py passes ``quotas={}`` to measure the defaults instead.
+UNLIMITED_QUOTAS = {
+    "ESTROM_QUOTA_SUBSCRIPTIONS": "0",
+    "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND": "0",
+    "ESTROM_QUOTA_TAILS": "0",
+    "ESTROM_QUOTA_TAILS_TOTAL": "0",
+}
+
 
 def log(msg: str) -> None:
     """Progress on stderr; the figures go to stdout."""
@@ -48,6 +57,8 @@ class Stack:
     beater_port: int = 0
     #: the router principals' WAMP-CRA secrets, fresh for this run (ESTROM_*_SECRET)
     secrets: dict[str, str] = field(default_factory=generate_secrets)
+    #: readers' quota settings of router and tailor
+    quotas: dict[str, str] = field(default_factory=lambda: dict(UNLIMITED_QUOTAS))
 
     @property
     def engine_url(self) -> str:
@@ -96,7 +107,7 @@ class Stack:
     def _env(self) -> dict[str, str]:
         """Ours without a developer's ESTROM_* settings, plus this run's secrets."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-        return env | self.secrets
+        return env | self.secrets | self.quotas
 
     def _start_service(self, role: str, settings: dict[str, str]) -> tuple[ManagedProcess, str, int]:
         """Start ``python -m <role>`` with its principal's secret; wait for its ready line."""

@@ -33,10 +33,21 @@ ARTIFACTS = REPO / "test-artifacts"
 ROUTER_SECRETS = generate_secrets()
 
 
+#: Readers' quotas (issue 15) off by default: every test's anonymous session comes from
+#: 127.0.0.1, one quota key for the whole suite. tests/readers sets them where it tests them.
+UNLIMITED_QUOTAS = {
+    "ESTROM_QUOTA_SUBSCRIPTIONS": "0",
+    "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND": "0",
+    "ESTROM_QUOTA_TAILS": "0",
+    "ESTROM_QUOTA_TAILS_TOTAL": "0",
+}
+
+
 def router_env(**overrides: str) -> dict[str, str]:
     """The router's environment: ours without a developer's ESTROM_*, plus the session's secrets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
     env.update(ROUTER_SECRETS)
+    env.update(UNLIMITED_QUOTAS)
     env.update(overrides)
     return env
 
@@ -152,6 +163,7 @@ def service_env(engine_url: str, router_url: str, **overrides: str) -> dict[str,
             "ESTROM_ENGINE_TIMEOUT": "20",
             "ESTROM_BEATER_SECRET": ROUTER_SECRETS["ESTROM_BEATER_SECRET"],
             "ESTROM_TAILOR_SECRET": ROUTER_SECRETS["ESTROM_TAILOR_SECRET"],
+            **UNLIMITED_QUOTAS,
         }
     )
     env.update(overrides)
