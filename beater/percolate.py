@@ -1,7 +1,8 @@
 """Percolation: which registered queries match each document of a batch.
 
-Two request shapes exist, measured by ``bench/percolate_modes.py`` (figures in
-docs/architecture.md):
+Two request shapes exist, measured by the retired percolate-modes study
+(``bench/results-percolate-modes-2026-11-27.txt``, figures in docs/architecture.md;
+the choice between them is ``beater/percolate_shape.py``'s):
 
 * ``documents``: one percolate query with a ``documents`` array; matches come
   back per stored query with ``_percolator_document_slot``;
@@ -28,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import elasticsearch
+
 from beater.percolate_shape import ShapeChooser
 from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
@@ -41,6 +44,49 @@ DOCUMENT_PAGE_SIZE = 64
 MODES = ("auto", "documents", "msearch")
 #: Below this many documents, ``auto`` uses ``msearch`` (see the figures above).
 DOCUMENTS_MIN = 100
+
+
+#: Shard failures that mean "this shard copy is not started yet", not "the engine is failing".
+_NOT_STARTED = frozenset(
+    {"no_shard_available_action_exception", "unavailable_shards_exception", "shard_not_found_exception"}
+)
+
+
+class ShardsNotStarted(EngineUnavailable):
+    """A search found the percolator index but not one started shard copy of it."""
+
+
+def shards_not_started(status: int, error: Any) -> bool:
+    """Whether an engine error says the index's shards are not started yet (worth a health wait).
+
+    Judged by the engine's status and error types, never its words: an
+    index created a moment ago answers ``503 search_phase_execution_exception``
+    with no shard failure at all (no copy was there to try) or only
+    "no shard available" ones. An overloaded engine says "all shards failed"
+    too, but with 429 (``es_rejected_execution_exception``) or with failures
+    of other types: waiting for health and re-running the batch would only
+    add load to an engine that is already failing.
+    """
+    if status != 503 or not isinstance(error, dict):
+        return False
+    if error.get("type") in _NOT_STARTED:
+        return True
+    if error.get("type") != "search_phase_execution_exception":
+        return False
+    failures = error.get("failed_shards") or []
+    causes = [f.get("reason") for f in failures if isinstance(f, dict)] or error.get("root_cause") or []
+    return all(isinstance(c, dict) and c.get("type") in _NOT_STARTED for c in causes)
+
+
+def _not_started(exc: EngineUnavailable) -> bool:
+    """Whether a failed engine call is the not-started case (see shards_not_started)."""
+    if isinstance(exc, ShardsNotStarted):
+        return True
+    cause = exc.__cause__
+    if not isinstance(cause, elasticsearch.TransportError) or not isinstance(cause.status_code, int):
+        return False
+    info = cause.info if isinstance(cause.info, dict) else {}
+    return shards_not_started(cause.status_code, info.get("error"))
 
 
 @dataclass
@@ -106,7 +152,7 @@ class Percolator:
         try:
             return await self._percolate(pindex, docs)
         except EngineUnavailable as exc:
-            if "shard" not in str(exc):
+            if not _not_started(exc):
                 raise
             # The percolator index was created a moment ago (by the first
             # registration, maybe on another beater) and its shard is not
@@ -172,7 +218,12 @@ class Percolator:
                 if "error" in item:
                     status = int(item.get("status") or 400)
                     if status == 429 or status >= 500:
-                        raise EngineUnavailable(f"engine answered {status}: {_item_reason(item)}")
+                        failed = (
+                            ShardsNotStarted
+                            if shards_not_started(status, item["error"])
+                            else EngineUnavailable
+                        )
+                        raise failed(f"engine answered {status}: {_item_reason(item)}")
                     result.errors[i] = _item_reason(item)
                     continue
                 hits = item["hits"]["hits"]

@@ -47,12 +47,26 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "Bytes waiting for slow clients, over all clients.",
         lambda: sum(s.pending_bytes for s in api_ref[0].streams),
     )
-    m.counter("streams_total", "Tail requests answered 200, by format.")
-    m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
+    m.counter("streams_total", "Tail requests answered 200, by format.", labels=("format",))
+    m.counter(
+        "requests_failed_total", "Tail requests refused before streaming, by status.", labels=("status",)
+    )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
-    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
-    m.counter("reader_refusals_total", "Tail requests refused for readers (issue 15), by limit or error.")
-    m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
+    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
+    m.counter(
+        "reader_refusals_total",
+        "Tail requests refused for readers (issue 15), by limit or error.",
+        labels=("reason",),
+    )
+    m.counter(
+        "streams_ended_total",
+        "Streams ended, by how (limit, timeout, client_gone, error codes).",
+        labels=("how",),
+    )
+    m.histogram(
+        "delivery_seconds",
+        "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
+    )
     return m
 
 
@@ -141,6 +155,7 @@ class TailorAPI:
         self.streams: set[ClientStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
+        hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
         routes = Routes(

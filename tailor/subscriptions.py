@@ -21,8 +21,9 @@ Others (JSON, streams not yet started) end at once with an ``"error"``.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,6 +126,8 @@ class SharedSubscription:
     #: (index, query) the sid stands for, once a client resolved it: later
     #: clients of the sid skip the register/describe round trip.
     described: tuple[str, Any] | None = None
+    #: Told, per listener and event, the seconds from the event's arrival to its hand-over (metrics).
+    on_delivered: Callable[[float], None] | None = None
     _ready: bool = False
     _error: Failure | None = None
     _waiters: list[Deferred[None]] = field(default_factory=list)
@@ -153,6 +156,7 @@ class SharedSubscription:
             self.next_seq += 1
         if self.keep_history:
             self.history.extend(entries)
+        arrived = time.perf_counter()
         for listener in list(self.listeners):
             # A listener may leave (limit reached) while we fan out.
             if listener in self.listeners:
@@ -161,6 +165,8 @@ class SharedSubscription:
                 except Exception:
                     # One broken client must not cost the others their hits.
                     log.failure("subscription.deliver_failed", sid=self.sid)
+                if self.on_delivered is not None:
+                    self.on_delivered(time.perf_counter() - arrived)
 
     def resume(self, last_event_id: str) -> Resume:
         return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
@@ -205,6 +211,8 @@ class SubscriptionHub:
         self._unsubscribing: dict[str, Deferred[Any]] = {}
         self._lost_at: float | None = None
         self._give_up_call: IDelayedCall | None = None
+        #: Given to each subscription (SharedSubscription.on_delivered).
+        self.on_delivered: Callable[[float], None] | None = None
         wamp.when_joined(self.rejoined)
 
     def __len__(self) -> int:
@@ -223,7 +231,7 @@ class SubscriptionHub:
         session = self.wamp.require()
         sub = self._subs.get(sid)
         if sub is None:
-            sub = SharedSubscription(sid, self.history_size)
+            sub = SharedSubscription(sid, self.history_size, on_delivered=self.on_delivered)
             self._subs[sid] = sub
             self._subscribe(session, sub)
         if sub.linger_call is not None and sub.linger_call.active():

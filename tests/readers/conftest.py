@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EngineHandle
+from devstack.handles import EngineHandle
+from devstack.stack import Stack
 from tests.readers.stack import (
     BURST,
     PUBLIC,
@@ -19,18 +19,18 @@ from tests.readers.stack import (
 
 
 @pytest.fixture(scope="module")
-def stack(workdir: Path, engine: EngineHandle) -> Iterator[ReadersStack]:
-    """ops, two, pay and an anonymous reader of public-*, with default quotas."""
-    s = start_readers_stack(workdir, engine, "readers-router", readers_document())
+def rstack(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
+    """ops, two, pay and an anonymous reader of public-*; quotas off (the session's)."""
+    s = start_readers_stack(stack, "readers-router", readers_document())
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="module")
-def limited(workdir: Path, engine: EngineHandle) -> Iterator[ReadersStack]:
+def limited(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
+    """Small quotas, to reach them."""
     s = start_readers_stack(
-        workdir,
-        engine,
+        stack,
         "readers-quota",
         {"readers": readers_document()["readers"], "anonymous": {"targets": ["flood-*", PUBLIC]}},
         ESTROM_QUOTA_SUBSCRIPTIONS=str(SUBSCRIPTIONS),

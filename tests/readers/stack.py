@@ -1,7 +1,7 @@
 """A stack with readers configured: its own router (ESTROM_READERS), beater and tailor.
 
 Helpers for tests/readers: the readers file, ticket-authenticated WAMP
-clients (the same real autobahn sessions as tests/wamp_client.py).
+clients (the same real autobahn sessions as devstack/wamp_client.py).
 """
 
 from __future__ import annotations
@@ -18,15 +18,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from common.readers import token_hash
-from tests.conftest import (
-    EngineHandle,
-    RouterHandle,
-    ServiceHandle,
-    service_env,
-    start_router,
-    start_service,
-)
-from tests.wamp_client import JoinRefused, WampClient, on_reactor
+from devstack.handles import RouterHandle, ServiceHandle
+from devstack.stack import Stack
+from devstack.wamp_client import JoinRefused, WampClient, on_reactor
 
 RUN = uuid.uuid4().hex[:8]
 OPS = "ops-" + uuid.uuid4().hex
@@ -115,18 +109,17 @@ class ReadersStack:
             part.stop()
 
 
-def start_readers_stack(
-    workdir: Path, engine: EngineHandle, name: str, document: dict[str, Any], **env: str
-) -> ReadersStack:
-    """Router, beater and tailor sharing ``document`` as their ESTROM_READERS and ``env``'s quotas."""
-    path = write_readers(workdir / name / "readers.json", document)
+def start_readers_stack(stack: Stack, name: str, document: dict[str, Any], **env: str) -> ReadersStack:
+    """Router, beater and tailor of the session's ``stack`` sharing ``document`` as their
+    ESTROM_READERS, and ``env``'s quotas; on the session's engine."""
+    path = write_readers(stack.workdir / name / "readers.json", document)
     settings = {"ESTROM_READERS": str(path), **env}
-    router = start_router(workdir, name, **settings)
+    router = stack.start_router(name, **settings)
     started: list[Callable[[], Any]] = [router.stop]
     try:
-        beater = start_service(workdir, "beater", service_env(engine.url, router.url, **settings))
+        beater = stack.start_service("beater", router_url=router.url, **settings)
         started.append(beater.stop)
-        tailor = start_service(workdir, "tailor", service_env(engine.url, router.url, **settings))
+        tailor = stack.start_service("tailor", router_url=router.url, **settings)
     except Exception:
         for stop in reversed(started):
             stop()

@@ -1,4 +1,4 @@
-"""``estrom readers add`` and ``estrom tail --token`` / ``ESTROM_TOKEN`` against a real stack."""
+"""``estrom readers add`` and ``estrom tail --token`` / ``ESTROM_TOKEN`` against a real rstack."""
 
 from __future__ import annotations
 
@@ -44,19 +44,19 @@ def test_readers_add_prints_a_token_once_and_stores_its_hash(tmp_path) -> None:
     assert "ESTROM_READERS" in " ".join(missing.err_lines)
 
 
-def test_an_added_reader_tails_with_its_token(stack: ReadersStack) -> None:
+def test_an_added_reader_tails_with_its_token(rstack: ReadersStack) -> None:
     index = f"cli-{uuid.uuid4().hex[:8]}"
-    original = stack.readers_path.read_text()
+    original = rstack.readers_path.read_text()
     try:
-        added = Cli("readers", "add", "cli", "--targets", "cli-*", "--file", str(stack.readers_path))
+        added = Cli("readers", "add", "cli", "--targets", "cli-*", "--file", str(rstack.readers_path))
         assert added.wait() == 0
         token = added.out_lines[0]
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
         probe = {"i": index, "q": "x", "timeout": "0.1"}
         wait_until(
             lambda: (
                 http(
-                    "GET", stack.tailor.url + docs_path(probe), headers={"authorization": f"Bearer {token}"}
+                    "GET", rstack.tailor.url + docs_path(probe), headers={"authorization": f"Bearer {token}"}
                 ).status
                 == 200
             ),
@@ -66,7 +66,7 @@ def test_an_added_reader_tails_with_its_token(stack: ReadersStack) -> None:
         tail = Cli(
             "tail",
             "--tailor",
-            stack.tailor.url,
+            rstack.tailor.url,
             "--token",
             token,
             "-i",
@@ -80,7 +80,7 @@ def test_an_added_reader_tails_with_its_token(stack: ReadersStack) -> None:
         by_env = Cli(
             "tail",
             "--tailor",
-            stack.tailor.url,
+            rstack.tailor.url,
             "-i",
             index,
             "--json",
@@ -90,16 +90,16 @@ def test_an_added_reader_tails_with_its_token(stack: ReadersStack) -> None:
             ESTROM_TOKEN=token,
         )
         by_env.wait_err("following")
-        send(stack.beater.url, index, [{"k": "v"}])
+        send(rstack.beater.url, index, [{"k": "v"}])
         assert tail.wait() == 0
         assert by_env.wait() == 0
         assert json.loads(tail.out_lines[0])["_source"] == {"k": "v"}
-        refused = Cli("tail", "--tailor", stack.tailor.url, "-i", index, "k:v")  # anonymous: public-* only
+        refused = Cli("tail", "--tailor", rstack.tailor.url, "-i", index, "k:v")  # anonymous: public-* only
         assert refused.wait() == 1
         assert "403 not_authorized" in " ".join(refused.err_lines)
-        wrong = Cli("tail", "--tailor", stack.tailor.url, "--token", "nope-" + token, "-i", index, "k:v")
+        wrong = Cli("tail", "--tailor", rstack.tailor.url, "--token", "nope-" + token, "-i", index, "k:v")
         assert wrong.wait() == 1
         assert "401 not_authorized" in " ".join(wrong.err_lines)
     finally:
-        stack.readers_path.write_text(original)
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
+        rstack.readers_path.write_text(original)
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)

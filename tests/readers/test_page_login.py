@@ -1,4 +1,4 @@
-"""The page logs in with a reader's token (WAMP ticket) in a real Chromium, against a readers stack."""
+"""The page logs in with a reader's token (WAMP ticket) in a real Chromium, against a readers rstack."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 def test_the_page_logs_in_follows_what_it_may_and_shows_the_refusal(
     browser_context,  # noqa: F811 (the imported fixture)
-    stack: ReadersStack,
+    rstack: ReadersStack,
 ) -> None:
-    view = LiveView(browser_context.new_page(), stack.router.port).open()
+    view = LiveView(browser_context.new_page(), rstack.router.port).open()
     login = view.page.locator("#login")
     expect(login).to_have_text("log in with a token")
     # Anonymous reads public-* only: logs are refused.
@@ -35,7 +35,7 @@ def test_the_page_logs_in_follows_what_it_may_and_shows_the_refusal(
 
     marker = uuid.uuid4().hex
     view.follow(LOGS, f"marker:{marker}")
-    assert ingest(stack.beater.url, LOGS, [{"marker": marker, "level": "error"}]).status == 200
+    assert ingest(rstack.beater.url, LOGS, [{"marker": marker, "level": "error"}]).status == 200
     expect(view.rows).to_have_count(1)
 
     # A target the reader may not read: the refusal is shown, nothing is followed.
@@ -55,9 +55,9 @@ def test_the_page_logs_in_follows_what_it_may_and_shows_the_refusal(
     assert view.page.evaluate("localStorage.getItem('estrom.token')") is None
 
 
-def test_a_refused_token_is_forgotten(browser_context, stack: ReadersStack) -> None:  # noqa: F811
+def test_a_refused_token_is_forgotten(browser_context, rstack: ReadersStack) -> None:  # noqa: F811
     page = browser_context.new_page()
-    page.goto(f"http://127.0.0.1:{stack.router.port}/")
+    page.goto(f"http://127.0.0.1:{rstack.router.port}/")
     page.evaluate(f"localStorage.setItem('estrom.token', '{WRONG}')")
     page.reload()
     expect(page.locator("#login")).to_have_text("token refused · log in again", timeout=20_000)

@@ -18,6 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from devstack.wamp_client import JoinRefused, WampClient, on_reactor
 from tests.http_client import ingest
 from tests.readers.stack import (
     BURST,
@@ -34,7 +35,6 @@ from tests.readers.stack import (
     WRONG,
     ReadersStack,
 )
-from tests.wamp_client import JoinRefused, WampClient, on_reactor
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +55,8 @@ TARGETS = (PUBLIC, LOGS, LOGS_APP, SECRET_APP, METRICS, PAYROLL)
 
 
 @pytest.fixture(scope="module")
-def clients(stack: ReadersStack) -> Iterator[dict[str, WampClient]]:
-    made = {name: stack.client(token) for name, token in TOKENS.items()}
+def clients(rstack: ReadersStack) -> Iterator[dict[str, WampClient]]:
+    made = {name: rstack.client(token) for name, token in TOKENS.items()}
     yield made
     for c in made.values():
         c.close()
@@ -73,20 +73,20 @@ def sids(clients: dict[str, WampClient]) -> dict[str, str]:
     return out
 
 
-def test_a_token_logs_in_as_its_reader(stack: ReadersStack) -> None:
-    client = stack.client(OPS)
+def test_a_token_logs_in_as_its_reader(rstack: ReadersStack) -> None:
+    client = rstack.client(OPS)
     try:
         assert (client.details.authid, client.details.authrole) == ("ops", "reader")
     finally:
         client.close()
-    named = stack.client(TWO, authid="two")
+    named = rstack.client(TWO, authid="two")
     named.close()
 
 
 @pytest.mark.parametrize(("token", "authid"), [(WRONG, None), (OPS, "two"), (OPS[:-1], None), ("", None)])
-def test_a_wrong_token_never_joins(stack: ReadersStack, token: str, authid: str | None) -> None:
+def test_a_wrong_token_never_joins(rstack: ReadersStack, token: str, authid: str | None) -> None:
     with pytest.raises(JoinRefused):
-        stack.client(token, authid).close()
+        rstack.client(token, authid).close()
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -117,8 +117,8 @@ def test_describe_by_target(
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("who", list(TOKENS))
-def test_subscribe_by_target(stack: ReadersStack, sids: dict[str, str], who: str, target: str) -> None:
-    client = stack.client(TOKENS[who])
+def test_subscribe_by_target(rstack: ReadersStack, sids: dict[str, str], who: str, target: str) -> None:
+    client = rstack.client(TOKENS[who])
     try:
         topic = f"docs-for-{sids[target]}"
         if target in ALLOWED[who]:
@@ -138,14 +138,14 @@ def test_an_unknown_sid_cannot_be_subscribed(clients: dict[str, WampClient]) -> 
     assert exc.value.error == ROUTER_REFUSED
 
 
-def test_payroll_reaches_only_its_reader(stack: ReadersStack, clients: dict[str, WampClient]) -> None:
+def test_payroll_reaches_only_its_reader(rstack: ReadersStack, clients: dict[str, WampClient]) -> None:
     marker = uuid.uuid4().hex
     sid = clients["pay"].call("com.estrom.register_query", PAYROLL, f"marker:{marker}")
     sink = clients["pay"].subscribe(f"docs-for-{sid}")
     for who in ("anonymous", "ops", "two"):
         with pytest.raises(ApplicationError):
             clients[who].subscribe(f"docs-for-{sid}")
-    assert ingest(stack.beater.url, PAYROLL, {"marker": marker, "salary": 1}).status == 200
+    assert ingest(rstack.beater.url, PAYROLL, {"marker": marker, "salary": 1}).status == 200
     assert sink.wait_for_marker(marker)[0]["_index"] == PAYROLL
 
 

@@ -54,14 +54,14 @@ def get(base: str, who: str, params: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("who", list(HOW))
-def test_tail_by_target(stack: ReadersStack, who: str, target: str) -> None:
-    resp = get(stack.tailor.url, who, {"i": target, "q": "level:error", "timeout": "0.1"})
+def test_tail_by_target(rstack: ReadersStack, who: str, target: str) -> None:
+    resp = get(rstack.tailor.url, who, {"i": target, "q": "level:error", "timeout": "0.1"})
     if target in ALLOWED[who]:
         assert resp.status == 200, resp.body
         sid = resp.json()["subscription_id"]
         # The same query by its sid: readable by exactly the same identities.
         for other in HOW:
-            by_sid = get(stack.tailor.url, other, {"s": sid, "timeout": "0.1"})
+            by_sid = get(rstack.tailor.url, other, {"s": sid, "timeout": "0.1"})
             expected = 200 if target in ALLOWED[other] else 404
             assert by_sid.status == expected, (other, by_sid.body)
     else:
@@ -77,18 +77,18 @@ def test_tail_by_target(stack: ReadersStack, who: str, target: str) -> None:
         {"authorization": "Bearer"},
     ],
 )
-def test_a_wrong_token_is_401(stack: ReadersStack, headers: dict[str, str]) -> None:
+def test_a_wrong_token_is_401(rstack: ReadersStack, headers: dict[str, str]) -> None:
     resp = http(
-        "GET", stack.tailor.url + docs_path({"i": PUBLIC, "q": "x", "timeout": "0.1"}), headers=headers
+        "GET", rstack.tailor.url + docs_path({"i": PUBLIC, "q": "x", "timeout": "0.1"}), headers=headers
     )
     assert resp.status == 401
     assert resp.json()["error"] == "not_authorized"
     assert resp.headers["www-authenticate"].startswith("Bearer")
-    bad_query = http("GET", stack.tailor.url + docs_path({"i": PUBLIC, "q": "x", "token": WRONG}))
+    bad_query = http("GET", rstack.tailor.url + docs_path({"i": PUBLIC, "q": "x", "token": WRONG}))
     assert bad_query.status == 401
 
 
-def test_payroll_backfill_only_for_its_reader(stack: ReadersStack, engine: Any) -> None:
+def test_payroll_backfill_only_for_its_reader(rstack: ReadersStack, engine: Any) -> None:
     """Issue 15's first finding: a document written straight into the engine, in an index estrom never ingested."""
     marker = uuid.uuid4().hex
     engine_request(
@@ -99,47 +99,47 @@ def test_payroll_backfill_only_for_its_reader(stack: ReadersStack, engine: Any) 
     )
     params = {"i": PAYROLL, "q": f"m:{marker}", "n": "5", "limit": "1"}
     for who in ("anonymous", "ops", "two"):
-        assert get(stack.tailor.url, who, params).status == 403
-    resp = get(stack.tailor.url, "pay", params)
+        assert get(rstack.tailor.url, who, params).status == 403
+    resp = get(rstack.tailor.url, "pay", params)
     assert resp.status == 200
     assert resp.json()["hits"][0]["_source"]["m"] == marker
 
 
-def test_the_token_is_never_logged(stack: ReadersStack) -> None:
-    assert get(stack.tailor.url, "two", {"i": METRICS, "q": "x", "timeout": "0.1"}).status == 200
-    log = stack.tailor.process.log_path.read_text()
+def test_the_token_is_never_logged(rstack: ReadersStack) -> None:
+    assert get(rstack.tailor.url, "two", {"i": METRICS, "q": "x", "timeout": "0.1"}).status == 200
+    log = rstack.tailor.process.log_path.read_text()
     assert "http.access" in log  # the request was logged (debug level), without its token
     assert TWO not in log
 
 
-def test_sighup_reloads_the_readers(stack: ReadersStack) -> None:
+def test_sighup_reloads_the_readers(rstack: ReadersStack) -> None:
     """Without an anonymous reader, no token is 401; with it back, 200 again: no restart."""
     params = {"i": PUBLIC, "q": "x", "timeout": "0.1"}
     document = readers_document()
     try:
-        write_readers(stack.readers_path, {"readers": document["readers"]})
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
+        write_readers(rstack.readers_path, {"readers": document["readers"]})
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
         wait_until(
-            lambda: get(stack.tailor.url, "anonymous", params).status == 401, 20, "reload without anonymous"
+            lambda: get(rstack.tailor.url, "anonymous", params).status == 401, 20, "reload without anonymous"
         )
     finally:
-        write_readers(stack.readers_path, document)
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
-    wait_until(lambda: get(stack.tailor.url, "anonymous", params).status == 200, 20, "reload with anonymous")
+        write_readers(rstack.readers_path, document)
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
+    wait_until(lambda: get(rstack.tailor.url, "anonymous", params).status == 200, 20, "reload with anonymous")
 
 
-def test_a_broken_file_keeps_the_readers_in_force(stack: ReadersStack) -> None:
+def test_a_broken_file_keeps_the_readers_in_force(rstack: ReadersStack) -> None:
     document = readers_document()
     try:
-        stack.readers_path.write_text("{broken")
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
+        rstack.readers_path.write_text("{broken")
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
         wait_until(
-            lambda: "readers.reload_failed" in stack.tailor.process.log_path.read_text(), 20, "the warning"
+            lambda: "readers.reload_failed" in rstack.tailor.process.log_path.read_text(), 20, "the warning"
         )
-        assert get(stack.tailor.url, "ops", {"i": LOGS, "q": "x", "timeout": "0.1"}).status == 200
+        assert get(rstack.tailor.url, "ops", {"i": LOGS, "q": "x", "timeout": "0.1"}).status == 200
     finally:
-        write_readers(stack.readers_path, document)
-        os.kill(stack.tailor.process.process.pid, signal.SIGHUP)
+        write_readers(rstack.readers_path, document)
+        os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
 
 
 def test_concurrent_tails_per_identity(limited: ReadersStack) -> None:
