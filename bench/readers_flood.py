@@ -133,7 +133,13 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     # Readers' quotas at their defaults (what a deployment gets); a short sweep, so that the
     # flood's queries go idle soon after its session left (phase 3).
     with Stack(workdir, env=without_estrom(os.environ), engine_heap="1g") as stack:
-        stack.up(beater_settings={"ESTROM_LOG_LEVEL": "warn", "ESTROM_QUERY_SWEEP_INTERVAL": "2"})
+        stack.up(
+            beater_settings={
+                "ESTROM_LOG_LEVEL": "warn",
+                "ESTROM_QUERY_SWEEP_INTERVAL": "2",
+                "ESTROM_ENGINE_TIMEOUT": "30",  # a shared, busy machine
+            }
+        )
         rows, flood = phases(cfg, stack)
     report(cfg, rows, flood)
 
