@@ -15,8 +15,8 @@ from beater.lifecycle import QueryLifecycle
 from beater.percolate import PercolateResult, Percolator
 from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
-from beater.query_store import QueryStore
 from beater.rpc import QueryProcedures
+from beater.store import QueryStore
 from common.config import Settings
 from common.engine import Engine
 from common.metrics import Metrics
@@ -88,9 +88,15 @@ class Beater:
             settings.query_index_prefix,
             settings.percolate_mode,
             settings.percolate_documents_min,
+            targets=self.store.targets.percolator_indices_for,
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
+        self.metrics.gauge(
+            "read_targets",
+            "Registered read targets other than single names (patterns, lists) this beater matches.",
+            lambda: len(self.store.targets),
+        )
         self.procedures = QueryProcedures(self.store, self.metrics)
         self.wamp = SessionHolder(
             settings.router_url,

@@ -15,6 +15,7 @@ from common.service import listen_and_join
 from common.wamp import SessionHolder
 from tailor.http_api import TailorAPI
 from tailor.reader_gate import ReaderGate
+from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub
 
 log = Logger()
@@ -36,6 +37,7 @@ class Tailor:
             settings.tailor_sse_history,
             settings.tailor_sse_linger,
             router_wait=settings.tailor_router_wait,
+            prepare=EncodedHit,
         )
         self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
         try:  # readers (issue 15): fail closed on a non-loopback listen address without a readers file

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.http_client import http
+from tests.http_client import engine_request, http
 from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
 from tests.tcp_proxy import TCPProxy
@@ -147,3 +147,29 @@ def test_unknown_paths_and_methods(tailor):
     metrics = http("GET", tailor.url + "/metrics")
     assert metrics.status == 200
     assert "estrom_tailor_clients" in metrics.body.decode()
+
+
+def test_a_sid_whose_stored_query_now_registers_as_another_is_404_not_another_stream(
+    tailor, wamp, engine, index
+):
+    # Issue 12 bug 6. The stored query is what the beater canonicalised when
+    # the sid was made; should the store's canonical form change (an upgrade,
+    # a hand edit), re-registering it yields another sid. Streaming that one
+    # under the asked-for sid, or the asked-for topic that nothing publishes
+    # to any more, would both be silent: the tailor says so instead.
+    sid = wamp.call("com.estrom.register_query", index, "stale:before")
+    engine_request(
+        engine.url,
+        "POST",
+        f"/estrom-queries-{index}/_update/{sid}?refresh=true",
+        {"doc": {"estrom_meta": {"query": "stale:after"}}},
+    )
+    assert wamp.call("com.estrom.describe_query", sid)["query"] == "stale:after"
+    moved_to = wamp.call("com.estrom.register_query", index, "stale:after")
+
+    status, body = get(tailor.url, {"s": sid})
+    assert status == 404, body
+    assert body["error"] == "no_such_query"
+    assert body["registered_as"] == moved_to
+    assert sid in body["reason"]
+    assert moved_to in body["reason"]
