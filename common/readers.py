@@ -46,6 +46,9 @@ class Target:
 
     include: tuple[str, ...]
     exclude: tuple[str, ...] = ()
+    #: the exclusions no later inclusion can add back to (Elasticsearch resolves a list left to
+    #: right: ``a*,-a1*,a1x*`` reads a1x*): the only ones a *request* may count on
+    final_exclude: tuple[str, ...] = ()
 
 
 def parse_target(raw: str) -> Target:
@@ -57,14 +60,17 @@ def parse_target(raw: str) -> Target:
     """
     include: list[str] = []
     exclude: list[str] = []
+    final: list[str] = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
         if item.startswith("-") and len(item) > 1:
             exclude.append(item[1:])
+            final.append(item[1:])
         else:
             include.append(item)
-    return Target(tuple(include), tuple(exclude))
+            final = []
+    return Target(tuple(include), tuple(exclude), tuple(final))
 
 
 def _is_literal(pattern: str) -> bool:
@@ -178,7 +184,7 @@ def may_cover_dot_index(pattern: str, target: Target) -> bool:
     """Whether ``pattern`` could cover a name starting with ``.``, given the target's exclusions."""
     if not (pattern.startswith(".") or pattern[:1] in WILDCARDS):
         return False
-    return not any(pattern_contains(x, ".*") for x in target.exclude)
+    return not any(pattern_contains(x, ".*") for x in target.final_exclude)
 
 
 def target_within(target: Target, allowed: Sequence[Target]) -> bool:
@@ -205,7 +211,7 @@ def _pattern_within(pattern: str, target: Target, entry: Target) -> bool:
     for excluded in entry.exclude:
         if patterns_disjoint(pattern, excluded):
             continue
-        if any(pattern_contains(own, excluded) for own in target.exclude):
+        if any(pattern_contains(own, excluded) for own in target.final_exclude):
             continue
         return False
     return True
@@ -250,7 +256,7 @@ class Identity:
 
 
 #: Without a readers file on loopback: anonymous may read everything but dot-indices.
-OPEN_TARGETS = (Target(("*",), (".*",)),)
+OPEN_TARGETS = (Target(("*",), (".*",), (".*",)),)
 
 
 @dataclass(frozen=True)

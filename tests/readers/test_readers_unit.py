@@ -50,7 +50,8 @@ def readers():
 
 
 def test_parse_target_splits_lists_and_exclusions():
-    assert parse_target(" logs-*, -logs-debug-* ,,a") == Target(("logs-*", "a"), ("logs-debug-*",))
+    assert parse_target(" logs-*, -logs-debug-* ,,a") == Target(("logs-*", "a"), ("logs-debug-*",), ())
+    assert parse_target("logs-*,-logs-debug-*") == Target(("logs-*",), ("logs-debug-*",), ("logs-debug-*",))
 
 
 @pytest.mark.parametrize(
@@ -124,6 +125,9 @@ def test_two_lists_and_an_exclusion():
     assert not may_read(two, "logs-app-*")  # would cover logs-app-secret
     assert may_read(two, "logs-app-*,-logs-app-secret")  # excluded by the target itself
     assert not may_read(two, "logs-other")
+    # A later inclusion adds back what an earlier exclusion removed (the engine reads left to right).
+    assert not may_read(two, f"logs-app-*,-{'logs-app-secret'},logs-app-secret*")
+    assert not may_read(two, "logs-app-*,-logs-app-secret,logs-app-s*")
 
 
 def test_dot_indices_are_never_readable():
