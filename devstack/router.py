@@ -107,6 +107,8 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
         auth["wampcra"] = {"type": "static", "users": users}
     else:
         auth.pop("wampcra", None)
+    if not env.get("ESTROM_READERS", "").strip():
+        auth.pop("ticket", None)  # readers log in by ticket (issue 15); without a readers file there are none
     if not _flag(env, "ESTROM_ROUTER_ANONYMOUS", True):
         auth.pop("anonymous", None)
     if not auth:

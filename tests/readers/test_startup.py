@@ -56,4 +56,11 @@ def test_the_explicit_opt_in_and_loopback_start(tmp_path: Path) -> None:
     render_config(tmp_path / "b", host="127.0.0.1", port=8080, env={})
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     ws = config["workers"][0]["transports"][0]["paths"]["ws"]
+    assert "ticket" not in ws["auth"]  # no readers file: no reader can log in
+    readers = tmp_path / "readers.json"
+    readers.write_text(json.dumps({"anonymous": {"targets": ["public-*"]}}))
+    render_config(tmp_path / "c", host="0.0.0.0", port=8080, env={"ESTROM_READERS": str(readers)})
+    ws = json.loads((tmp_path / "c" / "config.json").read_text())["workers"][0]["transports"][0]["paths"][
+        "ws"
+    ]
     assert ws["auth"]["ticket"]["authenticator"] == "estrom.router.authenticate"
