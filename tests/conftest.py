@@ -34,6 +34,7 @@ TIERS = {
     "memory": "memory",
     "integration": "integration",
     "tailor": "integration",
+    "bulk": "integration",
     "cli": "integration",
     "security": "integration",
     "faults": "faults",

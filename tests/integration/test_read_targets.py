@@ -8,11 +8,12 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from common.query.targets import parse_target, percolator_suffix
-from tests.conftest import EngineHandle, ServiceHandle, StartService
+from devstack.metrics_page import metric as scraped
+from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http, ingest
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,7 @@ def published(beater: ServiceHandle, index: str, doc: dict) -> int:
 
 
 def metric(service: ServiceHandle, name: str) -> float:
-    for line in http("GET", service.url + "/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return scraped(service.url, name)
 
 
 def wait_for_sweeps(service: ServiceHandle, n: int = 2) -> None:
