@@ -126,7 +126,9 @@ class Beater:
         pipeline_ref.append(self.pipeline)
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
-        self.bulk = BulkAPI(settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor)
+        self.bulk = BulkAPI(
+            settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor, track=self.api.track
+        )
         self.port: IListeningPort | None = None
         self.bulk_port: IListeningPort | None = None
 
@@ -165,4 +167,6 @@ class Beater:
     async def _drain(self, port: IListeningPort) -> None:
         """SIGTERM: take no new requests, finish (or 503) those in flight; then we leave the router."""
         self.lifecycle.stop()
+        if self.bulk_port is not None:
+            await self.bulk_port.stopListening()
         await self.api.drain(port, self.settings.shutdown_grace, self.reactor)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from elasticsearch import NotFoundError
+
 from common.engine import Engine
 from common.hits import make_hit
 from tailor.backfill import Deduper, backfill_query
@@ -144,9 +146,15 @@ class CountHistory:
         def search(es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             by_field = None
             if by is not None:
-                mappings = es.indices.get_field_mapping(
-                    fields=[by, f"{by}.keyword"], index=index, ignore_unavailable=True, allow_no_indices=True
-                )
+                try:
+                    mappings = es.indices.get_field_mapping(
+                        fields=[by, f"{by}.keyword"],
+                        index=index,
+                        ignore_unavailable=True,
+                        allow_no_indices=True,
+                    )
+                except NotFoundError:  # nothing stored yet under the target
+                    mappings = {}
                 by_field = aggregation_field(mappings, by)
             options = {"index": index, "ignore_unavailable": True, "allow_no_indices": True}
             counted = es.search(body=history_body(query, by_field, every, start, end, k), **options)

@@ -16,6 +16,8 @@
     "wamp.error.no_such_procedure": "No beater is connected to the router",
     "wamp.error.not_authorized": "Not allowed",
     "wamp.error.canceled": "Call canceled",
+    "com.estrom.error.not_authorized": "Not allowed for this reader",
+    "com.estrom.error.quota_exceeded": "Quota exceeded",
   };
 
   const RETRIED = ["wamp.error.no_such_procedure", "com.estrom.error.unavailable"];
@@ -104,16 +106,22 @@
     max_retry_delay: 5,
     retry_delay_growth: 1.5,
     retry_delay_jitter: 0.1,
+    ...(window.estromLogin ? window.estromLogin.options() : {}), // login.js: a reader's token
   });
 
-  connection.onopen = function (session) {
+  connection.onopen = function (session, details) {
     state.session = session;
     state.subscription = null;
     setConn("open", "connected");
+    if (window.estromLogin) window.estromLogin.joined(details);
     if (state.current) follow(state.current, { resubscribe: true });
   };
 
   connection.onclose = function (reason, details) {
+    if (window.estromLogin && window.estromLogin.refused(details)) {
+      setConn("closed", "token refused");
+      return true; // no automatic reconnect with a token the router refused
+    }
     state.session = null;
     state.subscription = null;
     setLive(false);
@@ -245,9 +253,22 @@
   }
 
   function renderHead() {
-    const cells = [th("time", "time")].concat(state.columns.map((c) => th(c, "col")), [th("document", "doc")]);
-    el.head.replaceChildren(...cells);
+    const cols = state.columns.map((c) => {
+      const cell = th(c, "col");
+      cell.title = "count by " + c;
+      cell.addEventListener("click", () => window.estromCounts.countBy(c));
+      return cell;
+    });
+    el.head.replaceChildren(th("time", "time"), ...cols, th("document", "doc"));
   }
+
+  // A value picked in the top-values bar narrows the query to it.
+  window.estromCounts.onPick((field, value) => {
+    const text = el.query.value.trim();
+    const term = value === "_missing" ? "NOT _exists_:" + field : field + ':"' + value.replace(/(["\\])/g, "\\$1") + '"';
+    el.query.value = text.startsWith("{") ? text : "(" + text + ") AND " + term;
+    el.form.requestSubmit();
+  });
 
   function th(text, cls) { const c = document.createElement("th"); c.textContent = text; c.className = cls; return c; }
 
@@ -396,6 +417,7 @@
   }
 
   function setSid(sid) {
+    if (sid !== state.sid || !sid) window.estromCounts.open(sid, el.tailorUrl.value.trim());
     state.sid = sid;
     el.sid.textContent = sid || "—";
     el.curl.value = sid ? curlLine(sid) : "";
@@ -485,7 +507,10 @@
 
   el.errorClose.addEventListener("click", hideError);
   el.maxRows.addEventListener("change", () => { store.set("maxRows", el.maxRows.value); trimRows(maxRows()); });
-  el.tailorUrl.addEventListener("change", () => { store.set("tailor", el.tailorUrl.value.trim()); if (state.sid) setSid(state.sid); });
+  el.tailorUrl.addEventListener("change", () => {
+    store.set("tailor", el.tailorUrl.value.trim());
+    if (state.sid) { window.estromCounts.open(state.sid, el.tailorUrl.value.trim()); setSid(state.sid); }
+  });
   el.fields.addEventListener("change", () => {
     store.set("fields", el.fields.value.trim());
     state.columns = [];
