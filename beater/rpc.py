@@ -12,6 +12,7 @@ from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
+from beater.reader_calls import check_caller
 from beater.store import QueryStore
 from common import names
 from common.engine import EngineRejected, EngineUnavailable
@@ -26,13 +27,15 @@ class QueryProcedures:
     def __init__(self, store: QueryStore, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
+        self.session: ISession | None = None
 
-    async def register_query(self, index: Any = None, query: Any = None) -> str:
+    async def register_query(self, index: Any = None, query: Any = None, details: Any = None) -> str:
         if not isinstance(index, str):
             raise ApplicationError(names.INVALID_INDEX, "index must be a string")
         problem = target_problem(index)
         if problem:
             raise ApplicationError(names.INVALID_INDEX, problem)
+        await check_caller(self.session, details, "register", index)  # readers (issue 15)
         try:
             sid = await self.store.register(index, query)
         except InvalidTarget as exc:
@@ -49,7 +52,7 @@ class QueryProcedures:
         log.debug("query.registered", index=index, sid=sid)
         return sid
 
-    async def describe_query(self, sid: Any = None) -> dict[str, Any]:
+    async def describe_query(self, sid: Any = None, details: Any = None) -> dict[str, Any]:
         if not isinstance(sid, str) or len(sid) != 16 or any(c not in "0123456789abcdef" for c in sid):
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         try:
@@ -58,9 +61,16 @@ class QueryProcedures:
             raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
         if found is None:
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+        try:  # readers (issue 15): a sid whose target the caller may not read does not exist for it
+            await check_caller(self.session, details, "describe", str(found.get("index")))
+        except ApplicationError as exc:
+            if exc.error != names.UNAVAILABLE:
+                raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}") from None
+            raise
         return found
 
     async def attach(self, session: ISession) -> None:
-        shared = RegisterOptions(invoke="roundrobin")
+        self.session = session
+        shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         await session.register(self.register_query, names.REGISTER_QUERY, options=shared)
         await session.register(self.describe_query, names.DESCRIBE_QUERY, options=shared)

@@ -19,10 +19,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from devstack.settings import UNLIMITED_QUOTAS, without_estrom
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient, ensure_reactor
 
 PROCESSES = ("engine", "router", "beater", "tailor")
+
+
+def bench_env() -> dict[str, str]:
+    """Every child's base environment: ours without ESTROM_*, readers' quotas off (one client address)."""
+    return without_estrom(os.environ) | UNLIMITED_QUOTAS
 
 
 def log(msg: str) -> None:
@@ -41,7 +47,7 @@ def bench_stack(
 ) -> Iterator[tuple[Stack, WampClient]]:
     """Engine, router, one beater (and ``tailors``), plus an anonymous WAMP session; all stopped after."""
     t0 = time.perf_counter()
-    with Stack(workdir, engine_heap=heap) as stack:
+    with Stack(workdir, engine_heap=heap, env=bench_env()) as stack:
         stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
         log(
             f"stack up in {time.perf_counter() - t0:.0f}s: engine {stack.engine.url}, router {stack.router.url}"

@@ -32,10 +32,13 @@ import statistics
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.harness import bench_stack, emit, log, run_in_workdir
+from autobahn.wamp.exception import ApplicationError
+
+from bench.harness import bench_stack, emit, load_note, log, run_in_workdir
 from devstack.wamp_client import WampClient
 
 QUERIES = 1000
@@ -74,14 +77,22 @@ def documents(seed: int, n: int) -> list[dict[str, Any]]:
     ]
 
 
-def register(router_url: str, mode: str) -> None:
-    wamp = WampClient(router_url)
-    try:
-        for k in range(QUERIES):
-            target = CONCRETE if mode == "concrete" else PATTERNS[k % len(PATTERNS)]
-            wamp.call("com.estrom.register_query", target, query(k))
-    finally:
-        wamp.close()
+def register(wamp: WampClient, mode: str, in_flight: int = 32) -> None:
+    """The 1,000 queries, ``in_flight`` calls at a time; an engine too busy to answer is retried."""
+
+    def one(k: int) -> None:
+        target = CONCRETE if mode == "concrete" else PATTERNS[k % len(PATTERNS)]
+        for attempt in range(5):
+            try:
+                wamp.call("com.estrom.register_query", target, query(k))
+                return
+            except ApplicationError as err:
+                if err.error != "com.estrom.error.unavailable" or attempt == 4:
+                    raise
+                time.sleep(1.0)
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        list(pool.map(one, range(QUERIES)))
 
 
 def send(
@@ -138,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -149,21 +161,22 @@ def main(argv: list[str] | None = None) -> int:
             "ESTROM_QUERY_GRACE": "3600",
             "ESTROM_LOG_LEVEL": "warn",
         }
-        with bench_stack(workdir, beater_settings=settings) as (stack, _wamp):
+        with bench_stack(workdir, beater_settings=settings) as (stack, wamp):
+            beater_url = stack.beater.url
             for mode in ("concrete", "patterns"):
                 t0 = time.perf_counter()
-                register(stack.router.url, mode)
+                register(wamp, mode)
                 log(f"{mode}: {QUERIES} queries registered in {time.perf_counter() - t0:.1f}s")
             docs = documents(20261201, args.batch * 64)
             bodies = [json.dumps(docs[i : i + args.batch]).encode() for i in range(0, len(docs), args.batch)]
             indices = {"concrete": [CONCRETE], "patterns": [f"bp-{d}" for d in DAYS]}
             # Warm up both (shape learning, caches, JIT of the engine's query parsing).
             for mode in indices:
-                send(stack.beater.url, indices[mode], bodies, args.senders, 3.0)
+                send(beater_url, indices[mode], bodies, args.senders, 3.0)
             results: dict[str, list[dict[str, float]]] = {"concrete": [], "patterns": []}
             for r in range(args.rounds):
                 for mode in ("concrete", "patterns") if r % 2 == 0 else ("patterns", "concrete"):
-                    figures = send(stack.beater.url, indices[mode], bodies, args.senders, args.seconds)
+                    figures = send(beater_url, indices[mode], bodies, args.senders, args.seconds)
                     results[mode].append(figures)
                     log(
                         f"round {r + 1} {mode}: {figures['docs_per_s']:.0f} docs/s, {figures['published']} published"
@@ -178,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  ratio patterns / concrete: {ratio:.3f} (goal >= 0.95)",
                 f"  errors: {sum(f['errors'] for fs in results.values() for f in fs)}",
             ]
-            emit("\n".join(table), None)
+            table.append(load_note())
+            emit("\n".join(table), args.out)
             if args.json:
                 args.json.write_text(
                     json.dumps({"median": median, "ratio": ratio, "rounds": results}, indent=2)

@@ -7,6 +7,7 @@ handlers raise HTTPError and the dispatcher writes it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -110,6 +111,9 @@ class JsonErrorChannel(HTTPChannel):
         self.loseConnection()
 
 
+_TOKEN_PARAM = re.compile(r"([?&]token=)[^&]*")
+
+
 class QuietSite(Site):
     """Access lines are per-request chatter: debug level, not the default log."""
 
@@ -121,7 +125,8 @@ class QuietSite(Site):
         log.debug(
             "http.access",
             method=request.method.decode("ascii", "replace"),
-            path=request.uri.decode("utf-8", "replace")[:200],
+            # ``?token=`` is a reader's secret (issue 15): never in a log line.
+            path=_TOKEN_PARAM.sub(r"\1<redacted>", request.uri.decode("utf-8", "replace"))[:200],
             status=request.code,
         )
 

@@ -22,6 +22,17 @@ DEFAULT_ENGINE_DIST = f"elasticsearch-{ENGINE_VERSION}"
 ANY_PORT = "tcp:0:interface=127.0.0.1"
 
 
+#: Readers' quotas (issue 15) off: in test and benchmark stacks every anonymous client comes
+#: from 127.0.0.1, one quota key for all of them. tests/readers and bench/readers_flood.py set
+#: the quotas they exercise.
+UNLIMITED_QUOTAS = {
+    "ESTROM_QUOTA_SUBSCRIPTIONS": "0",
+    "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND": "0",
+    "ESTROM_QUOTA_TAILS": "0",
+    "ESTROM_QUOTA_TAILS_TOTAL": "0",
+}
+
+
 def without_estrom(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` less every ``ESTROM_*`` variable: a test stack must not inherit a developer's settings."""
     return {k: v for k, v in env.items() if not k.startswith("ESTROM_")}

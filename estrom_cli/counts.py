@@ -91,11 +91,15 @@ def run_counts(
     redraw: bool,
     quiet: bool,
     out: TextIO,
+    token: str = "",
 ) -> int:
     conn, base = connect(tailor, READ_TIMEOUT + every)
     path = base + counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
+    headers = {"Accept": "application/x-ndjson"}
+    if token:  # a reader's token (issue 15), in the header: never in a URL that ends up in logs
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        conn.request("GET", path, headers={"Accept": "application/x-ndjson"})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None

@@ -11,6 +11,7 @@ from estrom_cli._http import CliError, say
 from estrom_cli.counts import run_counts
 from estrom_cli.post import run_post
 from estrom_cli.queries import run_queries
+from estrom_cli.readers import run_readers_add
 from estrom_cli.tail import run_tail, stdout_wants_color
 
 DEFAULT_TAILOR = "http://127.0.0.1:8082"
@@ -77,7 +78,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="estrom",
         description="Live, filtered tail for JSON document streams: tail, count, post, list queries.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,counts,post,queries}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,counts,post,queries,readers}")
     raw = argparse.RawDescriptionHelpFormatter
 
     tail = sub.add_parser(
@@ -99,6 +100,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
         help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
     )
+    tail.add_argument(
+        "--token",
+        default=env.get("ESTROM_TOKEN", ""),
+        help="reader token (env ESTROM_TOKEN); none: anonymous",
+    )
 
     counts = sub.add_parser(
         "counts", help="live counts of a query per window", epilog=COUNTS_EXAMPLES, formatter_class=raw
@@ -117,6 +123,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--tailor",
         default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
         help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
+    )
+    counts.add_argument(
+        "--token",
+        default=env.get("ESTROM_TOKEN", ""),
+        help="reader token (env ESTROM_TOKEN); none: anonymous",
     )
 
     post = sub.add_parser(
@@ -174,6 +185,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("ESTROM_ADMIN_SECRET", ""),
         help="WAMP-CRA secret of --authid (env ESTROM_ADMIN_SECRET); without it no subscriber counts",
     )
+    readers = sub.add_parser("readers", help="manage the readers file (ESTROM_READERS)")
+    readers_sub = readers.add_subparsers(dest="readers_command", required=True, metavar="{add}")
+    add = readers_sub.add_parser(
+        "add",
+        help="add a reader: prints its new token once, stores only its SHA-256",
+        epilog="example:\n  TOKEN=$(estrom readers add ops --targets 'logs-*' 'metrics-*')",
+        formatter_class=raw,
+    )
+    add.add_argument("name", help="the reader's name (its WAMP authid)")
+    add.add_argument(
+        "--targets", nargs="+", required=True, help="read targets it may use: patterns, lists, -exclusions"
+    )
+    add.add_argument(
+        "--file", default=env.get("ESTROM_READERS", ""), help="the readers file (env ESTROM_READERS)"
+    )
     return parser
 
 
@@ -200,6 +226,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 color=stdout_wants_color(args.color),
                 quiet=args.quiet,
                 out=sys.stdout,
+                token=args.token,
             )
         if args.command == "counts":
             if args.sid and (args.index or args.query):
@@ -220,7 +247,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 redraw=sys.stdout.isatty(),
                 quiet=args.quiet,
                 out=sys.stdout,
+                token=args.token,
             )
+        if args.command == "readers":
+            return run_readers_add(args.file, args.name, args.targets, out=sys.stdout)
         if args.command == "post":
             if args.batch < 1:
                 parser.error("post: --batch must be at least 1")

@@ -164,11 +164,15 @@ def run_tail(
     color: bool,
     quiet: bool,
     out: TextIO,
+    token: str = "",
 ) -> int:
     conn, base = connect(tailor, READ_TIMEOUT)
     path = base + tail_path(index, query, sid, backfill, limit)
+    headers = {"Accept": "application/json"}
+    if token:  # a reader's token (issue 15), in the header: never in a URL that ends up in logs
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from twisted.internet.interfaces import IListeningPort
@@ -12,6 +14,7 @@ from common.engine import Engine
 from common.service import listen_and_join
 from common.wamp import SessionHolder
 from tailor.http_api import TailorAPI
+from tailor.reader_gate import ReaderGate
 from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub
 
@@ -37,6 +40,12 @@ class Tailor:
             prepare=EncodedHit,
         )
         self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
+        try:  # readers (issue 15): fail closed on a non-loopback listen address without a readers file
+            self.api.gate = ReaderGate.from_env(os.environ, settings.tailor_listen, settings.retry_after)
+        except ValueError as exc:  # ReadersError, or a quota setting that is not a number
+            print(f"tailor: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        self.api.gate.reload_on_sighup(reactor)
         # A lost session takes every subscription with it: JSON streams end now,
         # as valid documents with an "error"; NDJSON/SSE ones wait for the
         # rejoin and get a gap notice (see SubscriptionHub.router_lost).

@@ -33,6 +33,7 @@ from tailor.count_metrics import CountSeries
 from tailor.count_stream import Counters, CountStream
 from tailor.counting import window_start
 from tailor.params import BadParameter, CountRequest, TailRequest, parse_count_request, parse_tail_request
+from tailor.reader_gate import ReaderGate
 from tailor.request_watch import RequestWatch
 from tailor.resolve import Resolved, Resolver
 from tailor.stream_format import count_framing_for, framing_for
@@ -65,6 +66,11 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
     m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
+    m.counter(
+        "reader_refusals_total",
+        "Tail and count requests refused for readers (issue 15), by limit or error.",
+        labels=("reason",),
+    )
     m.counter(
         "streams_ended_total",
         "Streams ended, by how (limit, timeout, client_gone, error codes).",
@@ -144,6 +150,8 @@ class TailorAPI:
         self.wamp = wamp
         self.hub = hub
         self.clock = clock
+        #: readers (issue 15): set by the app; None lets everyone read (in-memory tests)
+        self.gate: ReaderGate | None = None
         self.resolver = Resolver(wamp, hub, clock, settings.engine_timeout + 5.0, settings.retry_after)
         self.backfill = Backfill(engine)
         self.count_history = CountHistory(engine)
@@ -193,13 +201,48 @@ class TailorAPI:
             log.debug("request.cancelled", path=request.path.decode("utf-8", "replace"))
         except HTTPError as err:
             self.metrics.inc("requests_failed_total", status=str(err.status))
+            if err.status in (401, 403, 429):
+                self.metrics.inc("reader_refusals_total", reason=str(err.extra.get("limit", err.code)))
             raise
+
+    # -- readers (issue 15): who asks, may they read it, how much ----------
+
+    async def _resolve_for_reader(
+        self, request: Request, sid: str | None, index: str | None, query: Any
+    ) -> Resolved:
+        """401/403/429 before anything is resolved (``i=``), 404 after (``s=`` of an unreadable
+        sid); the caller's slot is held until the request finishes."""
+        if self.gate is None:
+            return await self.resolver.resolve(sid, index, query)
+        gate = self.gate
+        identity = gate.identify(request, (_args(request).get("token") or [None])[-1])
+        if index is not None:
+            gate.check(identity, index)
+        key = gate.key(identity, request)
+        gate.hold_tail(key)
+        released = False
+
+        def release(_: Any = None) -> None:
+            nonlocal released
+            if not released:
+                released = True
+                gate.release_tail(key)
+
+        try:
+            target = await self.resolver.resolve(sid, index, query)
+            if sid is not None:
+                gate.check(identity, target.index, as_missing_sid=sid)
+        except BaseException:
+            release()
+            raise
+        request.notifyFinish().addBoth(release)
+        return target
 
     # -- GET /api/v0.1/docs ----------------------------------------------
 
     async def _tail(self, request: Request, watch: RequestWatch) -> None:
         tail = self._parse_tail(request)
-        target = await self.resolver.resolve(tail.sid, tail.index, tail.query)
+        target = await self._resolve_for_reader(request, tail.sid, tail.index, tail.query)
         stream = self._new_stream(request, watch, tail, target.sid)
         try:
             sub = await self._join(stream, target, history=tail.format == "sse")
@@ -284,7 +327,7 @@ class TailorAPI:
 
     async def _count(self, request: Request, watch: RequestWatch) -> None:
         ask = self._parse_counts(request)
-        target = await self.resolver.resolve(ask.sid, ask.index, ask.query)
+        target = await self._resolve_for_reader(request, ask.sid, ask.index, ask.query)
         stream = self._new_count_stream(request, watch, ask, target.sid)
         try:
             await self._attach(stream, target, ask)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from devstack.handles import EngineHandle, RouterHandle, ServiceHandle
+from devstack.settings import UNLIMITED_QUOTAS, without_estrom
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 from tests.real_stack import ARTIFACTS, SECRETS, TEST_SETTINGS, admin_client, service_fixture
@@ -74,6 +75,7 @@ def stack(workdir: Path) -> Iterator[Stack]:
     external = os.environ.get("ESTROM_TEST_ENGINE_URL", "")
     with Stack(
         workdir,
+        env=without_estrom(os.environ) | UNLIMITED_QUOTAS,  # readers' quotas: tests/readers
         secrets=SECRETS,
         settings=TEST_SETTINGS,
         engine_urls=[u for u in external.split(",") if u.strip()],

@@ -1,5 +1,7 @@
 """Code crossbar runs inside the router worker (``options.pythonpath`` of router/config.json).
 
 Imported from the router's own virtualenv, which has crossbar and autobahn but
-not estrom: nothing here may import the project's packages.
+none of the services' packages: the only project modules imported here are
+``common/readers.py`` and ``common/quotas.py``, standard library only (the
+config's pythonpath adds the repository root for them).
 """

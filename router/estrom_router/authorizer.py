@@ -1,4 +1,4 @@
-"""The ``browser`` role's dynamic authorizer, embedded in the router.
+"""The shape of what a reader's session may do: the first check of the readers gate.
 
 crossbar's static permissions check a subscription's URI but not its match
 policy: a role allowed ``docs-for-`` by prefix could subscribe *by prefix* to
@@ -7,9 +7,10 @@ authorized here, per action, by :func:`browser_may`: they may call
 ``register_query`` and ``describe_query``, and subscribe to one
 ``docs-for-<sid>`` with exact matching; nothing else.
 
-The decision is cached by crossbar only where it cannot depend on the options:
-crossbar's cache key is (realm, role, uri, action), without the match policy,
-so a subscribe decision is never cached.
+The readers gate (readers_gate.py) then checks the identity, the read target
+and the quotas; it never lets crossbar cache a decision, since crossbar's
+cache key (realm, role, uri, action) has neither the match policy nor the
+session.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-
-from autobahn.twisted.wamp import ApplicationSession
 
 #: The procedure the ``browser`` role's ``"authorizer"`` names in router/config.json.
 #: Outside ``com.estrom.`` on purpose: no service role may call or register it.
@@ -36,29 +35,3 @@ def browser_may(uri: str, action: str, options: Mapping[str, Any] | None) -> boo
         match = (options or {}).get("match", "exact")
         return match == "exact" and HITS_TOPIC.fullmatch(uri) is not None
     return False
-
-
-def authorization(uri: str, action: str, options: Mapping[str, Any] | None) -> dict[str, bool]:
-    """crossbar's answer: the decision, cached unless it depends on the match policy."""
-    return {"allow": browser_may(uri, action, options), "cache": action != "subscribe", "disclose": False}
-
-
-class BrowserAuthorizer(ApplicationSession):
-    """Registers :data:`AUTHORIZER_URI`; a router component (router/config.json ``components``)."""
-
-    def onJoin(self, details: Any) -> Any:
-        # crossbar starts the transports once this Deferred fires: no browser
-        # can join before the authorizer is there.
-        return self.register(self._authorize, AUTHORIZER_URI)
-
-    def onLeave(self, details: Any) -> None:
-        # The router leaves and detaches its embedded sessions itself when it
-        # stops; autobahn's default (disconnect, detaching again) only makes
-        # crossbar log a warning.
-        pass
-
-    @staticmethod
-    def _authorize(
-        session: Mapping[str, Any], uri: str, action: str, options: Mapping[str, Any] | None = None
-    ) -> dict[str, bool]:
-        return authorization(uri, action, options)

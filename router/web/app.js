@@ -16,6 +16,8 @@
     "wamp.error.no_such_procedure": "No beater is connected to the router",
     "wamp.error.not_authorized": "Not allowed",
     "wamp.error.canceled": "Call canceled",
+    "com.estrom.error.not_authorized": "Not allowed for this reader",
+    "com.estrom.error.quota_exceeded": "Quota exceeded",
   };
 
   const RETRIED = ["wamp.error.no_such_procedure", "com.estrom.error.unavailable"];
@@ -104,16 +106,22 @@
     max_retry_delay: 5,
     retry_delay_growth: 1.5,
     retry_delay_jitter: 0.1,
+    ...(window.estromLogin ? window.estromLogin.options() : {}), // login.js: a reader's token
   });
 
-  connection.onopen = function (session) {
+  connection.onopen = function (session, details) {
     state.session = session;
     state.subscription = null;
     setConn("open", "connected");
+    if (window.estromLogin) window.estromLogin.joined(details);
     if (state.current) follow(state.current, { resubscribe: true });
   };
 
   connection.onclose = function (reason, details) {
+    if (window.estromLogin && window.estromLogin.refused(details)) {
+      setConn("closed", "token refused");
+      return true; // no automatic reconnect with a token the router refused
+    }
     state.session = null;
     state.subscription = null;
     setLive(false);

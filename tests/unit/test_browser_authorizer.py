@@ -12,7 +12,8 @@ import json
 import pytest
 
 from devstack.router import ROUTER_DIR
-from router.estrom_router.authorizer import AUTHORIZER_URI, BrowserAuthorizer, authorization, browser_may
+from router.estrom_router.authorizer import AUTHORIZER_URI, browser_may
+from router.estrom_router.readers_gate import ReadersGate
 
 SID = "0123456789abcdef"
 
@@ -67,35 +68,20 @@ def test_everything_else_is_refused(uri, action, options) -> None:
     assert not browser_may(uri, action, options)
 
 
-def test_subscribe_decisions_are_never_cached() -> None:
-    """crossbar caches by (realm, role, uri, action): the match policy is not in the key."""
-    exact = authorization(f"docs-for-{SID}", "subscribe", {})
-    prefix = authorization(f"docs-for-{SID}", "subscribe", {"match": "prefix"})
-    assert (exact["allow"], prefix["allow"]) == (True, False)
-    assert not exact["cache"]
-    assert not prefix["cache"]
-
-
-def test_call_decisions_are_cached_and_disclose_nothing() -> None:
-    assert authorization("com.estrom.register_query", "call", {}) == {
-        "allow": True,
-        "cache": True,
-        "disclose": False,
-    }
-    assert authorization("com.estrom.sweep", "call", {})["allow"] is False
-
-
-def test_the_router_config_wires_the_browser_role_to_this_authorizer() -> None:
-    """The role names the procedure the embedded component registers, under a role allowed to."""
+def test_the_router_config_wires_the_reader_roles_to_the_gate() -> None:
+    """Both reader roles name the procedure the embedded gate registers, under a role allowed to."""
     (worker,) = json.loads((ROUTER_DIR / "config.json").read_text())["workers"]
     roles = {role["name"]: role for realm in worker["realms"] for role in realm["roles"]}
     assert roles["browser"] == {"name": "browser", "authorizer": AUTHORIZER_URI}
+    assert roles["reader"] == {"name": "reader", "authorizer": AUTHORIZER_URI}
     (component,) = worker["components"]
     module, _, name = component["classname"].rpartition(".")
-    assert getattr(importlib.import_module(f"router.{module}"), name) is BrowserAuthorizer
-    (grant,) = roles[component["role"]]["permissions"]
-    assert (grant["uri"], grant["match"]) == (AUTHORIZER_URI, "exact")
-    assert [a for a, allowed in grant["allow"].items() if allowed] == ["register"]
-    # Relative to the config's directory, as crossbar resolves it (devstack makes it absolute).
-    (path,) = worker["options"]["pythonpath"]
-    assert (ROUTER_DIR / path / module.replace(".", "/")).with_suffix(".py").is_file()
+    assert getattr(importlib.import_module(f"router.{module}"), name) is ReadersGate
+    grants = {g["uri"]: g for g in roles[component["role"]]["permissions"]}
+    assert [a for a, allowed in grants["estrom.router."]["allow"].items() if allowed] == ["register"]
+    assert AUTHORIZER_URI.startswith("estrom.router.")
+    # Relative to the config's directory, as crossbar resolves it (devstack makes it absolute):
+    # the gate's own package, and the repository root for common/readers.py and common/quotas.py.
+    assert worker["options"]["pythonpath"] == [".", ".."]
+    assert (ROUTER_DIR / module.replace(".", "/")).with_suffix(".py").is_file()
+    assert (ROUTER_DIR / ".." / "common" / "readers.py").is_file()

@@ -1,0 +1,238 @@
+"""Quotas per reader identity: registrations per second, subscriptions, concurrent tails.
+
+Standard library only (the router imports it too). The key of a quota is a
+reader's name, or ``anonymous@<address>`` for anonymous callers: an
+anonymous authid is per session, so a flood of sessions from one address
+would otherwise each get a fresh allowance. ``0`` means unlimited.
+
+Over a limit the caller gets :class:`QuotaExceeded`, naming the limit and its
+value (WAMP ``com.estrom.error.quota_exceeded``, HTTP 429 with Retry-After);
+everybody else is untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from common.readers import ANONYMOUS
+
+QUOTA_EXCEEDED = "com.estrom.error.quota_exceeded"
+NOT_AUTHORIZED = "com.estrom.error.not_authorized"
+
+
+class QuotaExceeded(Exception):
+    """``limit`` (its setting's name) is at ``value``; retry after ``retry_after`` seconds."""
+
+    def __init__(self, limit: str, value: float, key: str, retry_after: int = 1) -> None:
+        self.limit = limit
+        self.value = value
+        self.key = key
+        self.retry_after = max(1, retry_after)
+        shown = int(value) if float(value).is_integer() else value
+        super().__init__(f"quota exceeded: {limit} is {shown} (for {key}); retry in {self.retry_after} s")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer (0 for unlimited), got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 (0 for unlimited), got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (0 for unlimited), got {raw!r}") from None
+    if value < 0 or math.isnan(value):
+        raise ValueError(f"{name} must be >= 0 (0 for unlimited), got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    """Every limit, as its ``ESTROM_QUOTA_*`` setting names it; 0 is unlimited."""
+
+    #: active subscriptions to ``docs-for-*`` per identity (anonymous: per address)
+    subscriptions: int = 300
+    #: and over all identities (a router's total)
+    subscriptions_total: int = 0
+    #: query registrations per second per identity, sustained ...
+    registrations_per_second: float = 20.0
+    #: ... and in a burst
+    registrations_burst: int = 100
+    #: concurrent tails (and counts) per identity, per tailor process
+    tails: int = 20
+    #: concurrent tails (and counts) over all identities, per tailor process
+    tails_total: int = 1000
+    #: addresses (or networks) of reverse proxies whose X-Forwarded-For is believed
+    trusted_proxies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> QuotaLimits:
+        d = cls()
+        proxies = tuple(p.strip() for p in env.get("ESTROM_TRUSTED_PROXIES", "").split(",") if p.strip())
+        for p in proxies:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"ESTROM_TRUSTED_PROXIES: {p!r} is not an address or network") from None
+        return cls(
+            subscriptions=_int(env, "ESTROM_QUOTA_SUBSCRIPTIONS", d.subscriptions),
+            subscriptions_total=_int(env, "ESTROM_QUOTA_SUBSCRIPTIONS_TOTAL", d.subscriptions_total),
+            registrations_per_second=_float(
+                env, "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND", d.registrations_per_second
+            ),
+            registrations_burst=_int(env, "ESTROM_QUOTA_REGISTRATIONS_BURST", d.registrations_burst),
+            tails=_int(env, "ESTROM_QUOTA_TAILS", d.tails),
+            tails_total=_int(env, "ESTROM_QUOTA_TAILS_TOTAL", d.tails_total),
+            trusted_proxies=proxies,
+        )
+
+
+def quota_key(identity_name: str, address: str) -> str:
+    """What a quota counts against: the reader, or the anonymous caller's address."""
+    return f"{ANONYMOUS}@{address}" if identity_name == ANONYMOUS else identity_name
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Iterable[str]) -> str:
+    """The caller's address: the transport peer, or X-Forwarded-For's when the peer is a trusted proxy.
+
+    Walks X-Forwarded-For from the right, past trusted proxies, to the first
+    address nobody trusted wrote: the left-most entries are whatever the
+    client chose to send.
+    """
+    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in n for n in networks)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+def peer_host(peer: str) -> str:
+    """The host of a crossbar/Twisted peer string (``tcp4:127.0.0.1:5000``, ``tcp6:[::1]:5000``)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("tcp4", "tcp6", "tcp"):
+        return peer
+    host, _, _port = rest.rpartition(":")
+    return host.strip("[]") or rest
+
+
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; ``take`` says how long until one is there."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0.0 when taken, else the seconds until one would be there."""
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.stamp) * self.rate >= self.burst
+
+
+@dataclass
+class Refusals:
+    """Refusals per limit, for /metrics (and the router's log)."""
+
+    by_limit: Counter[str] = field(default_factory=Counter)
+
+    def count(self, exc: QuotaExceeded) -> None:
+        self.by_limit[exc.limit] += 1
+
+
+class RegistrationRate:
+    """A token bucket per quota key; idle full buckets are forgotten so keys cannot pile up."""
+
+    LIMIT = "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND"
+
+    def __init__(self, limits: QuotaLimits, clock: Callable[[], float], refusals: Refusals) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.refusals = refusals
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str) -> None:
+        """One registration by ``key``, or QuotaExceeded."""
+        rate = self.limits.registrations_per_second
+        if rate <= 0:
+            return
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
+            bucket = self._buckets[key] = TokenBucket(rate, self.limits.registrations_burst, now)
+        wait = bucket.take(now)
+        if wait:
+            exc = QuotaExceeded(self.LIMIT, rate, key, math.ceil(wait) if wait != math.inf else 60)
+            self.refusals.count(exc)
+            raise exc
+
+
+class ConcurrentCounter:
+    """Held slots per key and in total (subscriptions, tails); ``release`` gives one back."""
+
+    def __init__(
+        self, per_key: int, total: int, per_key_name: str, total_name: str, refusals: Refusals
+    ) -> None:
+        self.per_key = per_key
+        self.total = total
+        self.per_key_name = per_key_name
+        self.total_name = total_name
+        self.refusals = refusals
+        self.held: Counter[str] = Counter()
+
+    def acquire(self, key: str) -> None:
+        """Hold one slot for ``key``, or QuotaExceeded naming the limit that is full."""
+        if self.per_key and self.held[key] >= self.per_key:
+            exc = QuotaExceeded(self.per_key_name, self.per_key, key)
+        elif self.total and sum(self.held.values()) >= self.total:
+            exc = QuotaExceeded(self.total_name, self.total, key)
+        else:
+            self.held[key] += 1
+            return
+        self.refusals.count(exc)
+        raise exc
+
+    def release(self, key: str, n: int = 1) -> None:
+        self.held[key] -= n
+        if self.held[key] <= 0:
+            del self.held[key]
+
+    def top(self, n: int = 5) -> list[tuple[str, int]]:
+        """The largest users, for metrics."""
+        return self.held.most_common(n)

@@ -1,0 +1,65 @@
+"""``estrom readers add NAME --targets ...``: a new reader, its token printed once, its hash stored.
+
+The file is the one ``ESTROM_READERS`` names (or ``--file``); it is created
+(mode 0600) when missing, checked as a whole before it replaces the old one
+(atomically: a tailor reloading at that moment reads the old or the new
+file, never half of one). Only ``sha256:<hex>`` of the token is written: the
+token itself is shown this once, on standard output, so that scripts capture
+it (``TOKEN=$(estrom readers add ...)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from common.readers import ReadersError, new_token, parse_readers, token_hash
+from estrom_cli._http import CliError, say
+
+
+def add_reader(path: Path, name: str, targets: list[str]) -> str:
+    """Add reader ``name`` allowed ``targets`` to the file at ``path``; returns its new token."""
+    if path.exists():
+        try:
+            document: Any = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{path}: cannot read it as JSON: {exc}") from None
+    else:
+        document = {"readers": []}
+    if not isinstance(document, dict) or not isinstance(document.setdefault("readers", []), list):
+        raise CliError(f"{path}: not a readers file (an object with a 'readers' list)")
+    if any(isinstance(r, dict) and r.get("name") == name for r in document["readers"]):
+        raise CliError(f"{path}: a reader named {name!r} exists already; remove it first to give a new token")
+    token = new_token()
+    document["readers"].append({"name": name, "token": token_hash(token), "targets": targets})
+    try:
+        parse_readers(document, str(path))
+    except ReadersError as exc:
+        raise CliError(str(exc)) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".readers-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2)
+            out.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return token
+
+
+def run_readers_add(file: str, name: str, targets: list[str], out: TextIO) -> int:
+    if not file:
+        raise CliError("readers add: give --file, or set ESTROM_READERS to the readers file")
+    token = add_reader(Path(file), name, targets)
+    print(token, file=out, flush=True)
+    say(
+        f"added reader {name!r} to {file}: the token above is shown once; "
+        "tailors re-read the file on SIGHUP, the router when it changes"
+    )
+    return 0
