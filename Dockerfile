@@ -1,47 +1,66 @@
-# One image for the router, the beater and the tailor (docker-compose.yml picks
-# the command). Like scripts/bootstrap: the services in one virtualenv, crossbar
-# and its pins in another (its pins fight the services'), the page's browser
-# assets from npm. Entry points, the same as scripts/stack runs:
-#   python -m beater
-#   python -m tailor
-#   crossbar start --cbdir /app/router
+# Two images from one Dockerfile (docker-compose.yml picks the target):
+#   --target services  beater and tailor: Python 3.11 and the services' virtualenv,
+#                      nothing of crossbar's tree (python -m beater, python -m tailor)
+#   --target router    crossbar and its pins, the router config, the page and
+#                      its autobahn-js (crossbar start --cbdir /tmp/crossbar
+#                      --config /app/router/config.json)
+# Build stages hold pip and npm; the final stages copy only their results:
+# no compilers, no npm, no pip caches. Both run as the non-root user estrom
+# (uid 10001) and keep nothing writable but /tmp (a tmpfs in the compose file,
+# whose root filesystems are read-only). No secret is ever baked in: they come
+# from the environment at run time.
+#
+# The base images are build arguments so that a mirror or a local stand-in
+# can take their place (ESTROM_PYTHON_IMAGE / ESTROM_NODE_IMAGE in the compose file).
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:22-slim
 
-FROM node:22-slim AS assets
+FROM ${NODE_IMAGE} AS assets
 WORKDIR /assets
 COPY router/package.json router/package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
-FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PATH=/opt/venv/bin:/opt/venv-router/bin:$PATH
-WORKDIR /app
-
-# The router's virtualenv first: its pins change least often.
-COPY router/requirements.txt /app/router/requirements.txt
+FROM ${PYTHON_IMAGE} AS build-router
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY router/requirements.txt /src/requirements.txt
 RUN python -m venv /opt/venv-router \
-    && /opt/venv-router/bin/pip install -r /app/router/requirements.txt
+    && /opt/venv-router/bin/pip install -r /src/requirements.txt \
+    && /opt/venv-router/bin/pip uninstall -y -q pip
+COPY router/config.json deploy/router_config.py /src/
+RUN python /src/router_config.py /src/config.json /src/config.rendered.json /app/router
 
-COPY pyproject.toml README.md /app/
-COPY common /app/common
-COPY beater /app/beater
-COPY tailor /app/tailor
-COPY devstack /app/devstack
-COPY estrom_cli /app/estrom_cli
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install /app
+FROM ${PYTHON_IMAGE} AS build-services
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY pyproject.toml README.md /src/
+COPY common /src/common
+COPY beater /src/beater
+COPY tailor /src/tailor
+COPY devstack /src/devstack
+COPY estrom_cli /src/estrom_cli
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install /src \
+    && /opt/venv/bin/pip uninstall -y -q pip
 
-COPY router /app/router
+FROM ${PYTHON_IMAGE} AS router
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp PATH=/opt/venv-router/bin:$PATH
+RUN useradd --system --uid 10001 --no-create-home --home-dir /tmp estrom
+COPY --from=build-router /opt/venv-router /opt/venv-router
+COPY router/web /app/router/web
+COPY router/estrom_router /app/router/estrom_router
+COPY --from=build-router /src/config.rendered.json /app/router/config.json
 COPY --from=assets /assets/node_modules /app/router/node_modules
-# The checked-in config listens on 127.0.0.1 (a developer's machine); in a
-# container the other services and the published port reach it on every interface.
-RUN python -c "import json, pathlib; p = pathlib.Path('/app/router/config.json'); c = json.loads(p.read_text()); [t['endpoint'].update(interface='0.0.0.0') for w in c['workers'] for t in w.get('transports', [])]; p.write_text(json.dumps(c, indent=2))"
+USER 10001
+WORKDIR /tmp
+EXPOSE 8080
+CMD ["crossbar", "start", "--cbdir", "/tmp/crossbar", "--config", "/app/router/config.json", "--loglevel", "warn"]
 
-# Beater and tailor listen on every interface of the container.
-ENV ESTROM_BEATER_LISTEN=tcp:8081:interface=0.0.0.0 \
+FROM ${PYTHON_IMAGE} AS services
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp PATH=/opt/venv/bin:$PATH \
+    ESTROM_BEATER_LISTEN=tcp:8081:interface=0.0.0.0 \
     ESTROM_TAILOR_LISTEN=tcp:8082:interface=0.0.0.0
-
-RUN useradd --system --home-dir /app estrom && mkdir -p /app/router/.crossbar && chown -R estrom /app/router
-USER estrom
-EXPOSE 8080 8081 8082
+RUN useradd --system --uid 10001 --no-create-home --home-dir /tmp estrom
+COPY --from=build-services /opt/venv /opt/venv
+USER 10001
+WORKDIR /tmp
+EXPOSE 8081 8082
 CMD ["python", "-m", "beater"]

@@ -15,8 +15,8 @@ from beater.lifecycle import QueryLifecycle
 from beater.percolate import PercolateResult, Percolator
 from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
-from beater.query_store import QueryStore
 from beater.rpc import QueryProcedures
+from beater.store import QueryStore
 from common.config import Settings
 from common.engine import Engine
 from common.metrics import Metrics
@@ -88,9 +88,15 @@ class Beater:
             settings.query_index_prefix,
             settings.percolate_mode,
             settings.percolate_documents_min,
+            targets=self.store.targets.percolator_indices_for,
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
+        self.metrics.gauge(
+            "read_targets",
+            "Registered read targets other than single names (patterns, lists) this beater matches.",
+            lambda: len(self.store.targets),
+        )
         self.procedures = QueryProcedures(self.store, self.metrics)
         self.wamp = SessionHolder(
             settings.router_url,
@@ -120,7 +126,9 @@ class Beater:
         pipeline_ref.append(self.pipeline)
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
-        self.bulk = BulkAPI(settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor)
+        self.bulk = BulkAPI(
+            settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor, track=self.api.track
+        )
         self.port: IListeningPort | None = None
         self.bulk_port: IListeningPort | None = None
 
@@ -159,4 +167,6 @@ class Beater:
     async def _drain(self, port: IListeningPort) -> None:
         """SIGTERM: take no new requests, finish (or 503) those in flight; then we leave the router."""
         self.lifecycle.stop()
+        if self.bulk_port is not None:
+            await self.bulk_port.stopListening()
         await self.api.drain(port, self.settings.shutdown_grace, self.reactor)

@@ -35,9 +35,11 @@ credentials of ``ESTROM_ENGINE_URL``, if it has any).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+import ijson
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -105,8 +107,11 @@ class BulkAPI:
         wamp: SessionHolder,
         metrics: Metrics,
         clock: IReactorTime,
+        track: Callable[[Deferred[IngestOutcome]], Deferred[IngestOutcome]] = lambda d: d,
     ) -> None:
         self.settings = settings
+        #: Counts queued work as in flight, so that a shutdown waits for it (BeaterAPI.track).
+        self.track = track
         self.forwarder = forwarder
         self.pipeline = pipeline
         self.wamp = wamp
@@ -129,7 +134,9 @@ class BulkAPI:
         """Headers for the engine; raises 401 where estrom's token is required and nothing is presented."""
         given = request.getHeader(b"authorization")
         token = self.settings.ingest_token
-        drop = frozenset({b"content-encoding"})  # the body is forwarded decoded
+        # The body is forwarded decoded; the answer is read here, so it comes uncompressed
+        # (Go shippers ask for gzip by default; every client takes identity).
+        drop = frozenset({b"content-encoding", b"accept-encoding"})
         if token and given is not None and bearer_matches(given, token):
             headers = forwarded_headers(request.requestHeaders, drop | {b"authorization"})
             if self.forwarder.authorization is not None:
@@ -188,7 +195,14 @@ class BulkAPI:
             self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
 
     async def _publish_stored(self, body: IO[bytes], answer: IO[bytes]) -> int:
-        """Percolate and publish what the engine stored, a chunk at a time; how many could not be."""
+        """Queue what the engine stored for percolation and publishing; how many could not be queued.
+
+        The shipper's answer waits for the documents to be *queued* (the
+        pipeline's bounded queue: back-pressure, and a bound on memory), not
+        for their publication: the engine's answer is what the shipper needs,
+        and a failed publish cannot be retried by the shipper anyway (see the
+        module's docstring). Publication failures are counted as they come.
+        """
         body.seek(0)
         unpublished = 0
         chunk: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -201,32 +215,38 @@ class BulkAPI:
                 chunk.setdefault(doc.index, []).append((doc.position, source))
                 size += 1
                 if size >= CHUNK:
-                    unpublished += await self._publish_chunk(chunk, size)
+                    unpublished += await self._queue_chunk(chunk, size)
                     chunk, size = {}, 0
-        except (Unpaired, ValueError) as exc:
+        except (Unpaired, ValueError, ijson.JSONError) as exc:
             # The engine's answer is passed on whatever it holds; what cannot be paired is not published.
             log.warn("bulk.unpaired", error=str(exc))
             self.metrics.inc("bulk_unpaired_total")
         if chunk:
-            unpublished += await self._publish_chunk(chunk, size)
+            unpublished += await self._queue_chunk(chunk, size)
         return unpublished
 
-    async def _publish_chunk(self, chunk: dict[str, list[tuple[int, dict[str, Any]]]], size: int) -> int:
+    async def _queue_chunk(self, chunk: dict[str, list[tuple[int, dict[str, Any]]]], size: int) -> int:
         self.metrics.inc("bulk_documents_total", size, outcome="stored")
         if self.wamp.session is None:
             return self._unpublished(size, "not connected to the router")
-        try:
-            outcomes: list[IngestOutcome] = await gatherResults(
-                [await self._submit(index, docs) for index, docs in chunk.items()], consumeErrors=True
-            )
-        except Exception as exc:
-            reason = getattr(exc, "subFailure", None)
-            return self._unpublished(size, reason.getErrorMessage() if reason is not None else str(exc))
-        refused = sum(len(o.rejected) for o in outcomes)
-        self.metrics.inc("bulk_documents_total", size - refused, outcome="published")
+        queued = 0
+        for index, docs in chunk.items():
+            try:
+                d = await self._submit(index, docs)
+            except QueueFull as exc:
+                return queued + self._unpublished(size - queued, str(exc))
+            queued += len(docs)
+            self.track(d).addCallbacks(self._published, self._failed, errbackArgs=(len(docs),))
+        return 0
+
+    def _published(self, outcome: IngestOutcome) -> None:
+        refused = len(outcome.rejected)
+        self.metrics.inc("bulk_documents_total", outcome.accepted, outcome="published")
         if refused:
             self.metrics.inc("bulk_documents_total", refused, outcome="not_percolated")
-        return 0
+
+    def _failed(self, failure: Failure, size: int) -> None:
+        self._unpublished(size, failure.getErrorMessage())
 
     async def _submit(self, index: str, docs: list[tuple[int, dict[str, Any]]]) -> Any:
         """The pipeline's Deferred for ``docs``; waits for room while the ingest queue is full."""

@@ -181,7 +181,10 @@ class BeaterAPI:
 
     def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
         """Queue the request's documents, tracked so that a shutdown can wait for it."""
-        d = self.pipeline.submit(index, body.docs, body.rejected)
+        return self.track(self.pipeline.submit(index, body.docs, body.rejected))
+
+    def track(self, d: Deferred[IngestOutcome]) -> Deferred[IngestOutcome]:
+        """Count ``d`` as work in flight: a shutdown waits for it (up to the grace) before leaving."""
         self._in_flight.add(d)
         d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
         return d

@@ -26,13 +26,14 @@ read, however many: pages (10,000 a batch, 64 a single document) with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import elasticsearch
 
 from beater.percolate_shape import ShapeChooser
-from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
+from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
@@ -135,12 +136,20 @@ class Percolator:
     """Runs batches of documents through the percolator index of their index."""
 
     def __init__(
-        self, engine: Engine, prefix: str, mode: str = "auto", documents_min: int = DOCUMENTS_MIN
+        self,
+        engine: Engine,
+        prefix: str,
+        mode: str = "auto",
+        documents_min: int = DOCUMENTS_MIN,
+        targets: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"percolate mode must be one of {MODES}, not {mode!r}")
         self.engine = engine
         self.prefix = prefix
+        #: The percolator indices of the targets covering an index (``beater/store/targets.py``):
+        #: one request serves them all. Without it, the one of the index's own name.
+        self.targets = targets
         self.mode = mode
         self.documents_min = documents_min
         self.shapes = ShapeChooser()
@@ -148,7 +157,9 @@ class Percolator:
     async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
         if not docs:
             return PercolateResult(matches=[])
-        pindex = self.prefix + index
+        pindex = ",".join(self.targets(index)) if self.targets is not None else self.prefix + index
+        if not pindex:
+            return PercolateResult(matches=[[] for _ in docs])
         try:
             return await self._percolate(pindex, docs)
         except EngineUnavailable as exc:

@@ -75,17 +75,18 @@ from autobahn.wamp.types import SubscribeOptions
 from elasticsearch import Elasticsearch
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from beater.query_store import (
+from beater.store.schema import (
     ACTIVE_FIELD,
     IDLE_SINCE_FIELD,
     LAST_ACTIVE_FIELD,
     META_FIELD,
-    QUERY_FIELD,
-    SID_FIELD,
 )
+from beater.store.schema import query_document as stored_query_document
 from bench.harness import bench_stack, emit, log, run_in_workdir
 from bench.measure import pct
-from common.query.identity import canonicalize, normalize_query, sid_for, to_dsl
+from common.query.identity import canonicalize, normalize_query, sid_for
+from common.query.limits import QueryLimits
+from common.query.prepared import prepare
 from devstack.metrics_page import samples
 from devstack.router import REPO
 from devstack.sender import Attempt, Retry, Sender
@@ -267,15 +268,7 @@ def register_queries(
 
 def query_document(index: str, query: Query, now_ms: int) -> dict[str, Any]:
     """What ``QueryStore.register`` stores for ``query`` (its document id is the sid)."""
-    canonical = canonicalize(normalize_query(query))
-    return {
-        QUERY_FIELD: to_dsl(canonical),
-        SID_FIELD: sid_for(index, canonical),
-        META_FIELD: {"index": index, "query": canonical, "registered_at": now_ms / 1000},
-        ACTIVE_FIELD: True,
-        LAST_ACTIVE_FIELD: now_ms,
-        IDLE_SINCE_FIELD: None,
-    }
+    return stored_query_document(index, prepare(query, QueryLimits()), now_ms)
 
 
 def check_document_shape(es: Elasticsearch, index: str, sid: str, query: Query) -> None:

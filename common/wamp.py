@@ -34,6 +34,27 @@ class QuietSession(Session):
         super().onUserError(fail, msg)
 
 
+class _FirstAttemptNotAWarning:
+    """autobahn's Component logs every connection attempt at ``warn``, the first too.
+
+    That first attempt (delay 0) is the normal start of every service, not
+    trouble: it goes to ``debug``. Retries keep their ``warn``. Everything else
+    is passed to autobahn's own logger unchanged.
+    """
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def warn(self, format: str, **kwargs: Any) -> None:
+        if format.startswith("trying transport") and kwargs.get("transport_delay") == 0:
+            self._logger.debug(format, **kwargs)
+        else:
+            self._logger.warn(format, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
 class SessionHolder:
     """Owns the autobahn Component and tracks the currently joined session."""
 
@@ -75,6 +96,7 @@ class SessionHolder:
             authentication={"wampcra": {"authid": authid, "secret": secret}} if secret else None,
             session_factory=QuietSession,
         )
+        self.component.log = _FirstAttemptNotAWarning(self.component.log)
         self.component.on("join", self._joined)
         self.component.on("leave", self._left)
         self.component.on("disconnect", self._disconnected)

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.indices import index_name_problem
 from common.query.identity import InvalidQuery, parse_query_param
 from common.query.limits import QueryLimits, validate_query
+from common.query.targets import canonical_target, target_problem
 
 FORMAT_NAMES = ("json", "ndjson", "sse")
 
@@ -83,9 +83,10 @@ def _target(
         if index is None or raw_query is None:
             missing = " and ".join(n for n, v in (("i", index), ("q", raw_query)) if v is None)
             raise BadParameter("missing_parameter", f"missing {missing}: give i=<index>&q=<query> or s=<sid>")
-        problem = index_name_problem(index)
+        problem = target_problem(index)  # a read target: patterns, lists, aliases (common/query/targets.py)
         if problem:
             raise BadParameter("invalid_index", problem)
+        index = canonical_target(index)
         try:
             query = validate_query(parse_query_param(raw_query), limits or QueryLimits())
         except InvalidQuery as exc:

@@ -33,6 +33,7 @@ TIERS = {
     "memory": "memory",
     "integration": "integration",
     "tailor": "integration",
+    "bulk": "integration",
     "cli": "integration",
     "security": "integration",
     "faults": "faults",

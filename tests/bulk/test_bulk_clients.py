@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.conftest import EngineHandle, ServiceHandle, StartService, start_router
+from devstack.stack import Stack
+from devstack.wamp_client import EventSink, WampClient
 from tests.http_client import engine_request, http
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.waiting import wait_until
-from tests.wamp_client import EventSink, WampClient
 
 pytestmark = pytest.mark.integration
 
@@ -183,9 +184,9 @@ def test_credentials_pass_through_and_the_ingest_token_is_accepted(
 
 
 def test_router_down_stores_answers_unchanged_and_counts(
-    start_beater: StartService, workdir: Any, engine: EngineHandle, index: str
+    start_beater: StartService, stack: Stack, engine: EngineHandle, index: str
 ) -> None:
-    own = start_router(workdir, f"router-{index}")
+    own = stack.start_router(f"router-{index}")
     lonely = start_beater(router_url=own.url)
     own.stop()
     wait_until(
@@ -220,3 +221,17 @@ def test_engine_down_is_503_and_nothing_stored(start_beater: StartService, index
     assert resp.status == 503
     assert resp.json()["error"] == "unavailable"
     assert resp.headers["retry-after"]
+
+
+def test_compressed_bulk_and_compressed_answers_asked_for(
+    beater: ServiceHandle, engine: EngineHandle, wamp: WampClient, index: str
+) -> None:
+    # http_compress: a gzip body and Accept-Encoding: gzip, as Go shippers (Filebeat) ask by default.
+    engine_request(engine.url, "PUT", f"/{index}", MAPPING)
+    sink = watch(wamp, index)
+    client = Elasticsearch([beater.url], http_compress=True, timeout=120)
+    actions = ({"_index": index, "_id": f"z{i}", "_source": {"kind": "gz", "n": i}} for i in range(50))
+    assert helpers.bulk(client, actions, stats_only=True) == (50, 0)
+    client.close()
+    hits = sink.wait_for_count(50)
+    assert sorted(h["_id"] for h in hits) == sorted(f"z{i}" for i in range(50))

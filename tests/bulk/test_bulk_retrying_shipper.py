@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EngineHandle, ServiceHandle
+from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http
-from tests.wamp_client import WampClient
+from tests.real_stack import EngineHandle, ServiceHandle
 
 pytestmark = pytest.mark.integration
 

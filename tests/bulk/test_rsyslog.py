@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EngineHandle, ServiceHandle
 from tests.http_client import engine_request
+from tests.real_stack import EngineHandle, ServiceHandle
 from tests.tailor.tail_client import Tail
 
 pytestmark = pytest.mark.integration

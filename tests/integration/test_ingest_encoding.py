@@ -15,10 +15,10 @@ import zlib
 
 import pytest
 
-from tests.conftest import ServiceHandle, StartService
+from devstack.wamp_client import WampClient
 from tests.http_client import ingest
 from tests.integration.test_beater_errors import fence, markers, watch_all
-from tests.wamp_client import WampClient
+from tests.real_stack import ServiceHandle, StartService
 
 pytestmark = pytest.mark.integration
 

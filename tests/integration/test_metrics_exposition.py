@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ServiceHandle
 from tests.http_client import http, ingest
+from tests.real_stack import ServiceHandle
 from tests.tailor.tail_client import Tail
 
 pytestmark = pytest.mark.integration

@@ -300,3 +300,50 @@ def test_steady_sweeps_look_nothing_up_and_a_rejoin_learns_again(
     assert lookups(beater, "found") == relearned
     assert all(stored(engine, index, s)["estrom_active"] for s in [*before, late])
     assert "Unhandled error" not in beater_log(beater)
+
+
+def test_a_percolator_index_deleted_under_a_running_beater_is_recreated_with_its_mapping(
+    beater: ServiceHandle, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    """Issue 12 bug 2: _bulk must not auto-create it with dynamic mappings (matching nothing)."""
+    first = wamp.call("com.estrom.register_query", index, "kind:before")
+    wamp.subscribe(f"docs-for-{first}")
+    assert ingest(beater.url, index, {"kind": "before"}).json()["published"] == 1
+    engine_request(engine.url, "DELETE", f"/estrom-queries-{index}")  # an operator, a snapshot restore
+
+    sid = wamp.call("com.estrom.register_query", index, "kind:after AND level:error")
+    mapping = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
+    properties = mapping[f"estrom-queries-{index}"]["mappings"]["properties"]
+    assert properties["estrom_query"] == {"type": "percolator"}
+    assert properties["kind"]["type"] == "text"
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert (
+        ingest(beater.url, index, {"kind": "after", "level": "error", "marker": "m"}).json()["published"] == 1
+    )
+    sink.wait_for_marker("m")
+
+
+def test_a_prefix_subscription_to_every_sid_stops_only_deactivation(
+    start_beater: StartService, wamp: WampClient, admin_wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    """Issue 12 bug 3: activation and mapping sync still run (collection too: it finds nothing idle)."""
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5")
+    sid = wamp.call("com.estrom.register_query", index, "kind:held")
+    wait_until(
+        lambda: stored(engine, index, sid)["estrom_active"] is False, what="unsubscribed query deactivated"
+    )
+    sink = admin_wamp.subscribe("docs-for-", match="prefix")
+    # Activation: the prefix subscription covers it, the sweep percolates it again.
+    wait_until(lambda: stored(engine, index, sid)["estrom_active"] is True, what="activated under a prefix")
+    assert ingest(beater.url, index, {"kind": "held", "marker": "held"}).json()["published"] == 1
+    sink.wait_for_marker("held")
+    # Mapping sync: a field the document index learns reaches the percolator.
+    engine_request(
+        engine.url, "PUT", f"/{index}", {"mappings": {"properties": {"latency": {"type": "long"}}}}
+    )
+
+    def percolator_type() -> str | None:
+        body = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
+        return body[f"estrom-queries-{index}"]["mappings"]["properties"].get("latency", {}).get("type")
+
+    assert wait_until(percolator_type, what="latency mapped under a prefix subscription") == "long"

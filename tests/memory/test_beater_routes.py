@@ -20,6 +20,8 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, succeed
 
 from beater.app import build_metrics
+from beater.bulk_api import BulkAPI
+from beater.bulk_proxy import EngineForwarder
 from beater.http_api import BeaterAPI
 from beater.percolate import PercolateResult
 from beater.pipeline import IngestPipeline
@@ -67,6 +69,8 @@ class Parts:
             self.wamp.session = object()  # a placeholder: only "is there a session" is asked here
         self.metrics = build_metrics([self.pipeline])
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
+        forwarder = EngineForwarder(agent_reactor, "http://127.0.0.1:9", 1.0)
+        self.bulk = BulkAPI(settings, forwarder, self.pipeline, self.wamp, self.metrics, agent_reactor)
 
 
 @pytest.fixture
@@ -77,7 +81,8 @@ def make() -> Iterator[Any]:
         settings = Settings.from_env(env)
         agent = SiteAgent(None)  # type: ignore[arg-type]
         parts = Parts(settings, agent.reactor, joined)
-        agent.site = parts.api.site()
+        limit = max(settings.ingest_max_body, settings.bulk_max_body)
+        agent.site = parts.api.site(parts.bulk.handle, limit)
         made.append(parts)
         return client_for(agent), agent, parts
 
@@ -104,6 +109,10 @@ def post(client: Any, path: str, body: bytes, **headers: str) -> Deferred[Any]:
     ("method", "path", "status", "code"),
     [
         ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/logs/_search", 404, "not_found"),  # the engine's API is not served, bulk aside
+        ("DELETE", "/logs", 404, "not_found"),
+        ("GET", "/_bulk", 405, "method_not_allowed"),
+        ("DELETE", "/_index_template/t", 405, "method_not_allowed"),
         ("GET", "/api/v0.1/ingest/logs", 405, "method_not_allowed"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("POST", "/api/v0.1/ingest", 404, "not_found"),
@@ -211,3 +220,36 @@ def test_client_gone_cancels_the_handler_and_nothing_is_lost(make: Any) -> None:
     parts.held.release(agent.reactor)
     assert parts.pipeline.queued == 0
     assert parts.pipeline.stats["documents"] == 2
+
+
+# --- the bulk API's own refusals (before anything reaches the engine) ------------------------
+
+
+def test_bulk_needs_credentials_where_the_ingest_token_is_set(make: Any) -> None:
+    client, agent, _ = make(ESTROM_INGEST_TOKEN="s3cret")
+    status, headers, body = answer(post(client, "/_bulk", b'{"index":{}}\n{"a":1}\n'), agent)
+    assert (status, body["error"]) == (401, "unauthorized")
+    assert headers.getRawHeaders("www-authenticate") == ["Bearer"]
+
+
+@pytest.mark.parametrize(
+    ("env", "data", "encoding", "status", "code"),
+    [
+        ({}, b'{"index":{}}\n{"a":1}\n', "br", 415, "unsupported_encoding"),
+        ({}, b"not gzip", "gzip", 400, "unreadable_body"),
+        ({"ESTROM_BULK_MAX_BODY": "1000"}, gzip.compress(b" " * 5000), "gzip", 413, "body_too_large"),
+    ],
+)
+def test_bulk_body_refusals(make: Any, env: dict, data: bytes, encoding: str, status: int, code: str) -> None:
+    client, agent, parts = make(**env)
+    got, _, body = answer(post(client, "/logs/_bulk", data, content_encoding=encoding), agent)
+    assert (got, body["error"]) == (status, code)
+    assert parts.metrics.value("bulk_requests_total", status=str(status)) == 1
+
+
+def test_ingest_keeps_its_own_limit_on_a_port_shared_with_bulk(make: Any) -> None:
+    client, agent, _ = make(ESTROM_INGEST_MAX_BODY="1000")
+    bomb = gzip.compress(b"[" + b" " * 5000 + b"]")
+    status, _, body = answer(post(client, "/api/v0.1/ingest/logs", bomb, content_encoding="gzip"), agent)
+    assert (status, body["error"]) == (413, "body_too_large")
+    assert "decoded request body is over the limit of 1000 bytes" in body["reason"]

@@ -72,43 +72,72 @@ def _dockerfile_command(instruction: str) -> list[str]:
     return json.loads(line[len(instruction) + 1 :])
 
 
+def _stage(target: str) -> str:
+    """The Dockerfile's lines of stage ``target`` (up to the next FROM)."""
+    return DOCKERFILE.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
+
+
 def test_service_commands_are_the_local_stacks_entry_points(tmp_path: Path) -> None:
     for name in ("beater", "tailor"):
         local = service_process(name, name, {}, tmp_path, 0).argv
         assert local[0] == sys.executable
         assert SERVICES[name]["command"] == ["python", *local[1:]]
         assert importlib.util.find_spec(f"{name}.__main__") is not None
+        assert SERVICES[name]["build"]["target"] == "services"
     local_router = router_process(
         tmp_path / "router", host="127.0.0.1", port=1, log_path=tmp_path / "r.log"
     ).argv
     assert Path(local_router[0]).name == "crossbar"
-    command = SERVICES["router"]["command"]
-    assert command[:4] == ["crossbar", *local_router[1:3], "/app/router"]
-    # The image's default command is one of them too.
-    assert _dockerfile_command("CMD") == SERVICES["beater"]["command"]
+    # The router image's command: crossbar start, its cbdir a tmpfs, the rendered config.
+    command = json.loads(_stage("router").split("\nCMD ", 1)[1].splitlines()[0])
+    assert command[:2] == ["crossbar", *local_router[1:2]]
+    assert command[command.index("--cbdir") + 1] == "/tmp/crossbar"
+    assert command[command.index("--config") + 1] == "/app/router/config.json"
+    assert SERVICES["router"]["build"]["target"] == "router"
+    assert "/tmp" in " ".join(SERVICES["router"]["tmpfs"])
+    # The services image's default command is the beater's.
+    services_cmd = json.loads(_stage("services").split("\nCMD ", 1)[1].splitlines()[0])
+    assert services_cmd == SERVICES["beater"]["command"]
 
 
-def test_the_image_has_what_the_commands_need() -> None:
-    assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, re.M)
-    # The router's config directory is the one crossbar is pointed at, with its pinned venv.
-    assert "COPY router /app/router" in DOCKERFILE
-    assert "pip install -r /app/router/requirements.txt" in DOCKERFILE
+def test_the_images_have_what_the_commands_need() -> None:
+    # Base images are build arguments whose defaults are what users pull.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", DOCKERFILE, re.M)
+    assert re.search(r"^ARG NODE_IMAGE=node:22-slim$", DOCKERFILE, re.M)
+    assert "pip install -r /src/requirements.txt" in _stage("build-router")
     assert any(
         line.startswith("crossbar==") for line in (ROUTER_DIR / "requirements.txt").read_text().splitlines()
     )
-    assert "/opt/venv-router/bin" in DOCKERFILE
-    assert "/opt/venv/bin" in DOCKERFILE
-    # Every package the project installs is copied into the image.
+    router, services = _stage("router"), _stage("services")
+    assert "/opt/venv-router" in router
+    assert "/opt/venv-router" not in services  # no crossbar in beater/tailor images
+    assert "COPY --from=build-services /opt/venv /opt/venv" in services
+    # Every package the project installs goes into the services' virtualenv.
     pyproject = (REPO / "pyproject.toml").read_text()
     packages = json.loads(re.search(r"^packages = (\[.*\])$", pyproject, re.M).group(1))
     for package in packages:
-        assert f"COPY {package} /app/{package}" in DOCKERFILE
-    # The page's static paths resolve under the copied config dir.
+        if "." not in package:
+            assert f"COPY {package} /src/{package}" in _stage("build-services")
+    # The image installs the project (not editable): every subpackage must be listed,
+    # or the services image lacks it (common.query was missing once).
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in {p.split(".")[0] for p in packages}
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert on_disk <= set(packages), sorted(on_disk - set(packages))
+    # The page's static paths and the authorizer are copied where the rendered config points.
     for transport in ROUTER_CONFIG["workers"][0]["transports"]:
         for path in transport["paths"].values():
             if path["type"] == "static":
-                assert (ROUTER_DIR / path["directory"]).parent.exists()
-    assert "/app/router/node_modules" in DOCKERFILE
+                top = path["directory"].split("/")[0]
+                assert f"/app/router/{top}" in router, top
+    assert "COPY router/estrom_router /app/router/estrom_router" in router
+    # Final stages: non-root, no npm, no build tools.
+    for stage in (router, services):
+        assert "USER 10001" in stage
+        assert "npm" not in stage
+        assert "pip install" not in stage
 
 
 def test_ports_match_the_code() -> None:
@@ -121,7 +150,7 @@ def test_ports_match_the_code() -> None:
         listen = _environment(SERVICES[name])[setting]
         assert _port(listen) in _container_ports(SERVICES[name])
         assert "interface=0.0.0.0" in listen
-        assert f"{setting}=tcp:{_port(listen)}:interface=0.0.0.0" in DOCKERFILE
+        assert f"{setting}=tcp:{_port(listen)}:interface=0.0.0.0" in _stage("services")
     service_env = _environment(SERVICES["beater"])
     assert service_env["ESTROM_ROUTER_URL"] == f"ws://router:{_router_port()}/ws"
     assert service_env["ESTROM_ENGINE_URL"].endswith("http://elasticsearch:9200}")
@@ -154,10 +183,10 @@ def test_health_checks_and_start_order() -> None:
 
 
 def test_images_and_profiles() -> None:
-    assert SERVICES["elasticsearch"]["image"] == "elasticsearch:7.17.29"
+    assert SERVICES["elasticsearch"]["image"] == "${ESTROM_ELASTICSEARCH_IMAGE:-elasticsearch:7.17.29}"
     assert SERVICES["elasticsearch"]["environment"]["xpack.security.enabled"] == "false"
     assert SERVICES["elasticsearch"]["environment"]["discovery.type"] == "single-node"
-    assert SERVICES["logstash"]["image"] == "logstash:7.17.29"
+    assert SERVICES["logstash"]["image"] == "${ESTROM_LOGSTASH_IMAGE:-logstash:7.17.29}"
     assert SERVICES["logstash"]["profiles"] == ["demo"]
     assert all("profiles" not in s for n, s in SERVICES.items() if n != "logstash")
     mounted = SERVICES["logstash"]["volumes"][0].split(":")[0]

@@ -1,0 +1,30 @@
+"""Render router/config.json for the router image (run at image build time only).
+
+The checked-in config is a developer's: 127.0.0.1, paths relative to the
+cbdir. In a container the router listens on every interface (the other
+services and the published port reach it there), and crossbar's cbdir, where
+it writes its node key and pid file, is a tmpfs, so the image's root
+filesystem can stay read-only: the config names its directories absolutely.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(source: str, target: str, app_dir: str) -> None:
+    config = json.loads(Path(source).read_text())
+    for worker in config["workers"]:
+        options = worker.get("options", {})
+        if "pythonpath" in options:
+            options["pythonpath"] = [str(Path(app_dir, p)) for p in options["pythonpath"]]
+        for transport in worker.get("transports", []):
+            transport["endpoint"]["interface"] = "0.0.0.0"
+            for path in transport.get("paths", {}).values():
+                if path.get("type") == "static":
+                    path["directory"] = str(Path(app_dir, path["directory"]))
+    Path(target).write_text(json.dumps(config, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
