@@ -49,6 +49,7 @@
     state.field = field;
     close(state.top);
     state.byFrames = [];
+    el.top.replaceChildren();
     el.field.textContent = field;
     drawTop();
     if (!state.sid) return;
@@ -80,19 +81,27 @@
     for (const by of state.byFrames) for (const [v, n] of Object.entries(by)) sums[v] = (sums[v] || 0) + n;
     const ranked = Object.entries(sums).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
     const all = ranked.reduce((s, [, n]) => s + n, 0);
+    // Segments are kept and updated in place (a redraw each second must not
+    // pull a segment from under the pointer that is about to click it).
+    const kept = new Map([...el.top.children].map((seg) => [seg.dataset.value, seg]));
     const parts = ranked.map(([value, n]) => {
-      const seg = document.createElement("button");
-      seg.type = "button";
-      seg.className = "seg" + (value.startsWith("_") ? " rest" : "");
+      let seg = kept.get(value);
+      if (!seg) {
+        seg = document.createElement("button");
+        seg.type = "button";
+        seg.className = "seg" + (value.startsWith("_") ? " rest" : "");
+        seg.dataset.value = value;
+        if (value !== "_other") seg.addEventListener("click", () => state.onPick && state.onPick(state.field, value));
+      }
       seg.style.flexGrow = String(n);
-      seg.dataset.value = value;
       seg.dataset.count = String(n);
       seg.textContent = value + " " + n;
       seg.title = value + ": " + n + " in the last " + TOP_SECONDS + " s" + (value === "_other" ? "" : " (click to narrow the query)");
-      if (value !== "_other") seg.addEventListener("click", () => state.onPick && state.onPick(state.field, value));
       return seg;
     });
-    el.top.replaceChildren(...parts);
+    if (parts.length !== el.top.children.length || parts.some((seg, i) => el.top.children[i] !== seg)) {
+      el.top.replaceChildren(...parts);
+    }
     el.top.dataset.total = String(all);
     el.top.dataset.frames = String(state.byFrames.length); // > 0: the count stream is live
   }
