@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from autobahn.wamp.exception import ApplicationError
 
 from tests.browser.conftest import LiveView
 from tests.deploy.compose import REPO, SCALE_FILE
@@ -51,6 +52,22 @@ def healthy(deployment: Deployment, services: tuple[str, ...] = SERVICES) -> dic
             container.reload()
             states[container.name] = container.attrs["State"].get("Health", {}).get("Status", "none")
     return states
+
+
+def register(wamp: WampClient, index: str, query: str) -> str:
+    """``register_query``, retried while it answers ``unavailable``, as the contract tells clients to.
+
+    A fresh engine on a busy machine may take longer than the beater's engine
+    timeout to create a percolator index; the next try finds it.
+    """
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return wamp.call("com.estrom.register_query", index, query)
+        except ApplicationError as exc:
+            if exc.error != "com.estrom.error.unavailable" or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def run_in(deployment: Deployment, image: str, command: list[str]) -> str:
@@ -128,7 +145,7 @@ def test_used_through_the_published_ports(deployment: Deployment) -> None:
         engine_request(ENGINE, "PUT", f"/{INDEX}/_doc/old-{run}-{i}?refresh=true", {"run": run, "n": 100 + i})
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         assert re.fullmatch(r"[0-9a-f]{16}", sid)
         sink = wamp.subscribe(f"docs-for-{sid}")
         endless = Tail(TAILOR, {"i": INDEX, "q": f"run:{run}"})
@@ -200,7 +217,7 @@ def test_engine_restart_recovers(deployment: Deployment) -> None:
     run = uuid.uuid4().hex[:8]
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         sink = wamp.subscribe(f"docs-for-{sid}")
         sender = Sender(BEATER, INDEX, run, timeout=15.0).start()
         try:
@@ -226,7 +243,7 @@ def test_engine_restart_recovers(deployment: Deployment) -> None:
 def test_down_then_up_queries_survive(deployment: Deployment) -> None:
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, "kept:yes")
+        sid = register(wamp, INDEX, "kept:yes")
     finally:
         wamp.close()
     deployment.compose.run("down")
@@ -258,7 +275,7 @@ def test_scaled_behind_nginx_every_hit_once_per_subscriber(deployment: Deploymen
     tails = [Tail(TAILOR, params) for _ in range(4)]
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         sink = wamp.subscribe(f"docs-for-{sid}")
         sent: list[int] = []
         for batch in range(10):  # through the proxy: both beaters take requests
