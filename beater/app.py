@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
+from beater.bulk_api import BulkAPI, bulk_site
+from beater.bulk_proxy import EngineForwarder
 from beater.http_api import BeaterAPI
 from beater.lifecycle import QueryLifecycle
-from beater.percolate import Percolator
+from beater.percolate import PercolateResult, Percolator
 from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
-from beater.query_store import QueryStore
 from beater.rpc import QueryProcedures
+from beater.store import QueryStore
 from common.config import Settings
 from common.engine import Engine
 from common.metrics import Metrics
@@ -25,19 +28,52 @@ log = Logger()
 
 def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     m = Metrics("estrom_beater_")
-    m.counter("ingest_requests_total", "Ingest requests by outcome.")
-    m.counter("ingest_documents_total", "Ingested documents by outcome (accepted, rejected).")
+    m.counter("ingest_requests_total", "Ingest requests by outcome.", labels=("outcome",))
+    m.counter(
+        "ingest_documents_total", "Ingested documents by outcome (accepted, rejected).", labels=("outcome",)
+    )
     m.counter("published_hits_total", "Document-to-subscription deliveries acknowledged by the router.")
     m.counter("queries_registered_total", "Successful register_query calls.")
     m.counter(
         "query_matches_total",
         "Hits published per subscription since this beater started (what `estrom queries` shows).",
+        labels=("sid",),
     )
     m.counter("lifecycle_sweeps_total", "Reconciliations of stored queries with the router's subscriptions.")
     m.counter("queries_deactivated_total", "Queries no longer percolated: nobody subscribed.")
     m.counter("queries_collected_total", "Queries deleted after the grace period without subscribers.")
+    m.counter(
+        "lifecycle_lookups_total",
+        "wamp.subscription.get calls by sweeps, by outcome: found, gone (unsubscribed meanwhile), failed.",
+        labels=("outcome",),
+    )
     m.gauge("queue_documents", "Documents waiting for or in percolation.", lambda: pipeline_ref[0].queued)
     m.gauge("batches_total", "Percolated batches.", lambda: pipeline_ref[0].stats["batches"])
+    m.histogram(
+        "ingest_request_seconds",
+        "Ingest requests, from the whole body received to the answer, by outcome.",
+        labels=("outcome",),
+    )
+    m.counter(
+        "bulk_requests_total", "Bulk requests, by the engine's status (or estrom's).", labels=("status",)
+    )
+    m.counter(
+        "bulk_documents_total",
+        "Documents of bulk requests: stored by the engine, then published, unpublished "
+        "(router down or not acknowledging) or not_percolated.",
+        labels=("outcome",),
+    )
+    m.counter(
+        "bulk_unpaired_total", "Bulk answers whose items could not be paired with the request's actions."
+    )
+    m.counter(
+        "passthrough_requests_total", "Shipper start-up requests passed to the engine.", labels=("status",)
+    )
+    m.histogram("bulk_request_seconds", "Bulk requests, from the whole body received to the answer.")
+    m.histogram("percolate_request_seconds", "Percolation of one batch by the engine (all its requests).")
+    m.histogram(
+        "publish_ack_seconds", "From handing a batch's events to the router to its last acknowledgement."
+    )
     return m
 
 
@@ -52,9 +88,15 @@ class Beater:
             settings.query_index_prefix,
             settings.percolate_mode,
             settings.percolate_documents_min,
+            targets=self.store.targets.percolator_indices_for,
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
+        self.metrics.gauge(
+            "read_targets",
+            "Registered read targets other than single names (patterns, lists) this beater matches.",
+            lambda: len(self.store.targets),
+        )
         self.procedures = QueryProcedures(self.store, self.metrics)
         self.wamp = SessionHolder(
             settings.router_url,
@@ -73,7 +115,7 @@ class Beater:
         )
         self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout, self.metrics)
         self.pipeline = IngestPipeline(
-            self.percolator.percolate,
+            self._percolate,
             self.publisher.publish,
             clock=reactor,
             batch_size=settings.batch_size,
@@ -83,7 +125,17 @@ class Beater:
         )
         pipeline_ref.append(self.pipeline)
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
+        forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
+        self.bulk = BulkAPI(
+            settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor, track=self.api.track
+        )
         self.port: IListeningPort | None = None
+        self.bulk_port: IListeningPort | None = None
+
+    async def _percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        """The pipeline's percolate step, timed for ``percolate_request_seconds``."""
+        with self.metrics.timer("percolate_request_seconds"):
+            return await self.percolator.percolate(index, docs)
 
     async def _attach(self, session: Any) -> None:
         await self.procedures.attach(session)
@@ -91,11 +143,21 @@ class Beater:
 
     async def start(self) -> None:
         """Listen, join the router, check the engine, start sweeping; print the ready line."""
+        if self.settings.bulk_listen:
+            # The bulk API on its own address: only it is served there.
+            site = bulk_site(self.bulk, self.settings.bulk_max_body)
+            self.bulk_port = await serverFromString(self.reactor, self.settings.bulk_listen).listen(site)
+            address = self.bulk_port.getHost()
+            log.info("beater.bulk_listening", host=address.host, port=address.port)
+            beater_site = self.api.site()
+        else:
+            limit = max(self.settings.ingest_max_body, self.settings.bulk_max_body)
+            beater_site = self.api.site(self.bulk.handle, limit)
         self.port = await listen_and_join(
             "beater",
             self.reactor,
             self.settings.beater_listen,
-            self.api.site(),
+            beater_site,
             self.wamp,
             self.engine,
             drain=self._drain,
@@ -105,4 +167,6 @@ class Beater:
     async def _drain(self, port: IListeningPort) -> None:
         """SIGTERM: take no new requests, finish (or 503) those in flight; then we leave the router."""
         self.lifecycle.stop()
+        if self.bulk_port is not None:
+            await self.bulk_port.stopListening()
         await self.api.drain(port, self.settings.shutdown_grace, self.reactor)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import hmac
-from typing import Any
+import time
 
 from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
-from twisted.web.server import Request as ServerRequest
 from twisted.web.server import Site
 
+from beater.auth import bearer_matches
 from beater.ingest_body import IngestBody, TooManyDocuments, UnreadableBody, parse_ingest_body
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
+from beater.request_body import LimitedRequest, request_factory
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import (
+    Handler,
     HTTPError,
     QuietSite,
     Routes,
-    raw_json_response,
+    answered_or_gone,
     write_health,
     write_json,
     write_metrics,
@@ -33,47 +34,6 @@ from common.wamp import RouterUnavailable, SessionHolder
 log = Logger()
 
 API = ("api", "v0.1")
-
-
-class LimitedRequest(ServerRequest):
-    """Refuses bodies over the limit while they arrive, not after spooling them."""
-
-    max_body: int = 64 * 1024 * 1024
-    _received = 0
-    _refused = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Twisted would parse multipart/form-data bodies itself and answer a
-        # bare, non-JSON 400 on a malformed one; the body is ours to refuse.
-        kwargs["parsePOSTFormSubmission"] = False
-        super().__init__(*args, **kwargs)
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.max_body:
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self.max_body:
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def _refuse(self) -> None:
-        self._refused = True
-        reason = f"request body is over the limit of {self.max_body} bytes"
-        transport = self.channel.transport
-        transport.write(raw_json_response(413, "Payload Too Large", "body_too_large", reason))
-        transport.loseConnection()
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self._refused:
-            return
-        super().requestReceived(command, path, version)
 
 
 class BeaterAPI:
@@ -96,22 +56,19 @@ class BeaterAPI:
         self.draining = False
         self._in_flight: set[Deferred[IngestOutcome]] = set()
 
-    def site(self) -> Site:
+    def site(self, fallback: Handler | None = None, max_body: int | None = None) -> Site:
+        """estrom's routes; ``fallback`` serves every other path (the engine's bulk API, if here)."""
         routes = Routes(
             {
                 ("POST", (*API, "ingest")): self.ingest,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
-            }
+            },
+            fallback=fallback,
+            cancel_on_disconnect=True,
         )
         site = QuietSite(routes)
-        max_body = self.settings.ingest_max_body
-
-        class _Request(LimitedRequest):
-            pass
-
-        _Request.max_body = max_body
-        site.requestFactory = _Request
+        site.requestFactory = request_factory(max_body or self.settings.ingest_max_body)
         return site
 
     def _unavailable(self, reason: str) -> HTTPError:
@@ -122,19 +79,32 @@ class BeaterAPI:
         token = self.settings.ingest_token
         if not token:
             return
-        given = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), token):
+        if not bearer_matches(request.getHeader(b"authorization"), token):
             self.metrics.inc("ingest_requests_total", outcome="unauthorized")
             raise HTTPError(
                 401, "unauthorized", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
+        started = time.perf_counter()
+        outcome = "internal"
         try:
             await self._ingest(request, rest)
+            outcome = "ok"
+        except HTTPError as err:
+            outcome = err.code
+            raise
+        except CancelledError:
+            outcome = "client_gone"
+            raise
         finally:
+            self.metrics.observe("ingest_request_seconds", time.perf_counter() - started, outcome=outcome)
             self._close_if_draining(request)  # errors are written after this
+
+    @property
+    def in_flight(self) -> int:
+        """Ingest requests waiting for the pipeline."""
+        return len(self._in_flight)
 
     def _close_if_draining(self, request: Request) -> None:
         """While draining, every answer closes its connection: the next request finds the port shut."""
@@ -153,6 +123,16 @@ class BeaterAPI:
         if problem:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "invalid_index", problem)
+        if isinstance(request, LimitedRequest) and request.body_error is not None:
+            outcome = "unsupported_encoding" if request.body_error.status == 415 else "bad_request"
+            self.metrics.inc("ingest_requests_total", outcome=outcome)
+            raise request.body_error
+        if isinstance(request, LimitedRequest) and request.body_size() > self.settings.ingest_max_body:
+            # The listener's limit is the bulk API's, larger than ingest's.
+            self.metrics.inc("ingest_requests_total", outcome="too_large")
+            decoded = "decoded " if request.encoding != "identity" else ""
+            reason = f"{decoded}request body is over the limit of {self.settings.ingest_max_body} bytes"
+            raise HTTPError(413, "body_too_large", reason)
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:
@@ -172,6 +152,10 @@ class BeaterAPI:
         try:
             outcome = await self._submit(index, body)
         except CancelledError:
+            if answered_or_gone(request):
+                # The sender left: its documents still go through (at-least-once).
+                self.metrics.inc("ingest_requests_total", outcome="client_gone")
+                raise
             raise self._shutting_down() from None
         except RequestTooLarge as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
@@ -197,7 +181,10 @@ class BeaterAPI:
 
     def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
         """Queue the request's documents, tracked so that a shutdown can wait for it."""
-        d = self.pipeline.submit(index, body.docs, body.rejected)
+        return self.track(self.pipeline.submit(index, body.docs, body.rejected))
+
+    def track(self, d: Deferred[IngestOutcome]) -> Deferred[IngestOutcome]:
+        """Count ``d`` as work in flight: a shutdown waits for it (up to the grace) before leaving."""
         self._in_flight.add(d)
         d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
         return d

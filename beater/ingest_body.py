@@ -150,7 +150,8 @@ def parse_ingest_body(
             "of objects) or application/x-ndjson (one object per line)"
         )
     try:
-        text = raw.decode("utf-8")
+        # A byte-order mark is accepted, as the engine accepts it.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableBody(f"body is not UTF-8: {exc}") from None
     if not text.strip():

@@ -36,7 +36,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
-from beater.query_store import QueryStore
+from beater.store import QueryStore
 from beater.subscription_topics import NO_SUCH_SUBSCRIPTION, Subscription, SubscriptionTopics, coverage
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
@@ -92,6 +92,10 @@ class QueryLifecycle:
         self.topics = SubscriptionTopics()
         await session.subscribe(self._on_create, "wamp.subscription.on_create")
         await session.subscribe(self._on_delete, "wamp.subscription.on_delete")
+        try:  # targets registered through other beaters, before the first sweep
+            await self.store.refresh_targets()
+        except (EngineUnavailable, EngineRejected) as exc:
+            log.warn("lifecycle.targets_refresh_failed", error=str(exc))
 
     def _on_create(self, _session_id: Any, details: Any = None, *_rest: Any) -> None:
         subscription = self.topics.learn(details)
@@ -202,20 +206,27 @@ class QueryLifecycle:
         return found
 
     async def sweep(self) -> SweepResult:
-        """One reconciliation of the stored queries with the router's subscriptions."""
+        """One reconciliation of the stored queries with the router's subscriptions.
+
+        A pattern subscription covering every ``docs-for-`` topic only stops
+        deactivation: every inactive query is then subscribed and activated,
+        idle ones are collected, mappings and targets are brought up to date.
+        """
         # Read the clock *before* asking the router: a subscription made after
         # this instant is either in the listing or has touched its query later.
         now_ms = int(time.time() * 1000)
         listening = await self.subscribed_sids()
         self.metrics.inc("lifecycle_sweeps_total")
-        if listening is None:
-            return SweepResult(-1, 0, 0, 0)
-        subscribed, prefixes = listening
+        everything = listening is None
+        subscribed, prefixes = (set(), frozenset()) if listening is None else listening
         cutoff = now_ms - int(self.interval * 1000)
-        deactivated = await self.store.deactivate_unsubscribed(subscribed, cutoff, now_ms, prefixes)
+        deactivated = 0
+        if not everything:
+            deactivated = await self.store.deactivate_unsubscribed(subscribed, cutoff, now_ms, prefixes)
         self.metrics.inc("queries_deactivated_total", deactivated)
-        activated = await self.store.activate_subscribed(subscribed, now_ms, prefixes)
+        activated = await self.store.activate_subscribed(subscribed, now_ms, prefixes, everything=everything)
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
         await self.store.sync_mappings()
+        await self.store.refresh_targets()
         self.metrics.inc("queries_collected_total", collected)
-        return SweepResult(len(subscribed), deactivated, activated, collected)
+        return SweepResult(-1 if everything else len(subscribed), deactivated, activated, collected)

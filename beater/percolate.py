@@ -1,7 +1,8 @@
 """Percolation: which registered queries match each document of a batch.
 
-Two request shapes exist, measured by ``bench/percolate_modes.py`` (figures in
-docs/architecture.md):
+Two request shapes exist, measured by the retired percolate-modes study
+(``bench/results-percolate-modes-2026-11-27.txt``, figures in docs/architecture.md;
+the choice between them is ``beater/percolate_shape.py``'s):
 
 * ``documents``: one percolate query with a ``documents`` array; matches come
   back per stored query with ``_percolator_document_slot``;
@@ -25,11 +26,14 @@ read, however many: pages (10,000 a batch, 64 a single document) with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import elasticsearch
+
 from beater.percolate_shape import ShapeChooser
-from beater.query_store import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
+from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
@@ -41,6 +45,49 @@ DOCUMENT_PAGE_SIZE = 64
 MODES = ("auto", "documents", "msearch")
 #: Below this many documents, ``auto`` uses ``msearch`` (see the figures above).
 DOCUMENTS_MIN = 100
+
+
+#: Shard failures that mean "this shard copy is not started yet", not "the engine is failing".
+_NOT_STARTED = frozenset(
+    {"no_shard_available_action_exception", "unavailable_shards_exception", "shard_not_found_exception"}
+)
+
+
+class ShardsNotStarted(EngineUnavailable):
+    """A search found the percolator index but not one started shard copy of it."""
+
+
+def shards_not_started(status: int, error: Any) -> bool:
+    """Whether an engine error says the index's shards are not started yet (worth a health wait).
+
+    Judged by the engine's status and error types, never its words: an
+    index created a moment ago answers ``503 search_phase_execution_exception``
+    with no shard failure at all (no copy was there to try) or only
+    "no shard available" ones. An overloaded engine says "all shards failed"
+    too, but with 429 (``es_rejected_execution_exception``) or with failures
+    of other types: waiting for health and re-running the batch would only
+    add load to an engine that is already failing.
+    """
+    if status != 503 or not isinstance(error, dict):
+        return False
+    if error.get("type") in _NOT_STARTED:
+        return True
+    if error.get("type") != "search_phase_execution_exception":
+        return False
+    failures = error.get("failed_shards") or []
+    causes = [f.get("reason") for f in failures if isinstance(f, dict)] or error.get("root_cause") or []
+    return all(isinstance(c, dict) and c.get("type") in _NOT_STARTED for c in causes)
+
+
+def _not_started(exc: EngineUnavailable) -> bool:
+    """Whether a failed engine call is the not-started case (see shards_not_started)."""
+    if isinstance(exc, ShardsNotStarted):
+        return True
+    cause = exc.__cause__
+    if not isinstance(cause, elasticsearch.TransportError) or not isinstance(cause.status_code, int):
+        return False
+    info = cause.info if isinstance(cause.info, dict) else {}
+    return shards_not_started(cause.status_code, info.get("error"))
 
 
 @dataclass
@@ -89,12 +136,20 @@ class Percolator:
     """Runs batches of documents through the percolator index of their index."""
 
     def __init__(
-        self, engine: Engine, prefix: str, mode: str = "auto", documents_min: int = DOCUMENTS_MIN
+        self,
+        engine: Engine,
+        prefix: str,
+        mode: str = "auto",
+        documents_min: int = DOCUMENTS_MIN,
+        targets: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"percolate mode must be one of {MODES}, not {mode!r}")
         self.engine = engine
         self.prefix = prefix
+        #: The percolator indices of the targets covering an index (``beater/store/targets.py``):
+        #: one request serves them all. Without it, the one of the index's own name.
+        self.targets = targets
         self.mode = mode
         self.documents_min = documents_min
         self.shapes = ShapeChooser()
@@ -102,11 +157,13 @@ class Percolator:
     async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
         if not docs:
             return PercolateResult(matches=[])
-        pindex = self.prefix + index
+        pindex = ",".join(self.targets(index)) if self.targets is not None else self.prefix + index
+        if not pindex:
+            return PercolateResult(matches=[[] for _ in docs])
         try:
             return await self._percolate(pindex, docs)
         except EngineUnavailable as exc:
-            if "shard" not in str(exc):
+            if not _not_started(exc):
                 raise
             # The percolator index was created a moment ago (by the first
             # registration, maybe on another beater) and its shard is not
@@ -172,7 +229,12 @@ class Percolator:
                 if "error" in item:
                     status = int(item.get("status") or 400)
                     if status == 429 or status >= 500:
-                        raise EngineUnavailable(f"engine answered {status}: {_item_reason(item)}")
+                        failed = (
+                            ShardsNotStarted
+                            if shards_not_started(status, item["error"])
+                            else EngineUnavailable
+                        )
+                        raise failed(f"engine answered {status}: {_item_reason(item)}")
                     result.errors[i] = _item_reason(item)
                     continue
                 hits = item["hits"]["hits"]

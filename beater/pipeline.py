@@ -76,15 +76,20 @@ class _Ticket:
     done: Deferred[IngestOutcome] = field(default_factory=Deferred)
 
     def settle(self, published: int = 0, error: Exception | None = None) -> None:
+        """One document is done; the first failure answers the request at once.
+
+        The request's other batches still run to the end (their documents are
+        already at the engine or the router; the sender retries the whole
+        request anyway), but nobody waits for them.
+        """
         self.published += published
+        self.remaining -= 1
         if error is not None and self.error is None:
             self.error = error
-        self.remaining -= 1
-        if self.remaining == 0:
-            if self.error is not None:
-                self.done.errback(self.error)
-            else:
-                self.done.callback(IngestOutcome(self.accepted, self.published, self.rejected))
+            self.done.errback(error)
+            return
+        if self.remaining == 0 and self.error is None:
+            self.done.callback(IngestOutcome(self.accepted, self.published, self.rejected))
 
 
 @dataclass

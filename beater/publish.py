@@ -8,6 +8,7 @@ the ingest answer 200 promises that the router took every match.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -69,10 +70,12 @@ class Publisher:
                 d.addErrback(lambda _: None)
             raise
         acked: Deferred[Any] = gatherResults(pending, consumeErrors=True)
-        return acked.addCallbacks(lambda _: self._acked(grouped), self._failed)
+        sent = time.perf_counter()
+        return acked.addCallbacks(lambda _: self._acked(grouped, sent), self._failed)
 
-    def _acked(self, grouped: dict[str, list[Hit]]) -> int:
+    def _acked(self, grouped: dict[str, list[Hit]], sent: float) -> int:
         if self.metrics is not None:
+            self.metrics.observe("publish_ack_seconds", time.perf_counter() - sent)
             for sid, hits in grouped.items():
                 self.metrics.inc("query_matches_total", len(hits), sid=sid)
         return sum(len(h) for h in grouped.values())

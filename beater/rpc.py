@@ -12,12 +12,12 @@ from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
-from beater.query_store import QueryStore
+from beater.store import QueryStore
 from common import names
 from common.engine import EngineRejected, EngineUnavailable
-from common.indices import index_name_problem
 from common.metrics import Metrics
 from common.query.identity import InvalidQuery
+from common.query.targets import InvalidTarget, target_problem
 
 log = Logger()
 
@@ -30,11 +30,13 @@ class QueryProcedures:
     async def register_query(self, index: Any = None, query: Any = None) -> str:
         if not isinstance(index, str):
             raise ApplicationError(names.INVALID_INDEX, "index must be a string")
-        problem = index_name_problem(index)
+        problem = target_problem(index)
         if problem:
             raise ApplicationError(names.INVALID_INDEX, problem)
         try:
             sid = await self.store.register(index, query)
+        except InvalidTarget as exc:
+            raise ApplicationError(names.INVALID_INDEX, str(exc)) from None
         except InvalidQuery as exc:
             raise ApplicationError(names.INVALID_QUERY, str(exc)) from None
         except EngineRejected as exc:

@@ -56,21 +56,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from autobahn.wamp.types import PublishOptions
 from elasticsearch import Elasticsearch
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
-from bench._stack import Stack, emit, log, run_in_workdir
+from bench.harness import bench_stack, emit, log, pids, run_in_workdir
 from bench.measure import Probe, Usage, pct, process_tree
 from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
-from bench.sender import Sender, SendStats
 from bench.workload import QuerySet, Stream, base_docs
 from devstack.router import REPO
-from tests.wamp_client import WampClient, ensure_reactor, on_reactor
+from devstack.sender import Retry, Sender, SendStats
+from devstack.stack import Stack
+from devstack.wamp_client import WampClient, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 
@@ -80,6 +78,8 @@ ACTIVE_FEW = 100  # section 5: queries left subscribed
 REGISTER_IN_FLIGHT = 64
 DRAIN_S = 30.0
 WARMUP_WINDOW_S = 5.0  # how long to wait for the last hits after the last answer
+ATTEMPTS = 10  # a batch the beater keeps refusing is given up after this many
+PACED_WORKERS = 16  # the paced sender's requests in flight at the most
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +128,25 @@ class Run:
 
 def percentiles(xs: list[float]) -> dict[str, float | None]:
     return {f"p{p}": pct(xs, p) for p in (50, 95, 99)}
+
+
+def stream_sender(b: Bench, qs: QuerySet, stream: Stream, first_batch: int) -> Sender:
+    """The Logstash-like sender of ``stream``'s batches from ``first_batch`` on (batch ``k`` holds
+    documents ``kB .. kB+B-1``, stamped with their send time)."""
+    return Sender(
+        b.stack.beater.url,
+        qs.index,
+        lambda numbers, sent_at: stream.body(numbers[0] // stream.size, sent_at),
+        docs_per_batch=stream.size,
+        first_number=first_batch * stream.size,
+        retry=Retry(attempts=ATTEMPTS),
+    )
+
+
+def acked_batches(stats: SendStats, stream: Stream) -> list[int]:
+    """The stream's batch numbers the beater acknowledged."""
+    with stats.lock:
+        return [stats.batches[i][0] // stream.size for i in stats.acked]
 
 
 @dataclass
@@ -322,10 +341,9 @@ def bracketed(before: Run, after: Run) -> Run:
 
 def router_ceiling(b: Bench) -> Run:
     """Acknowledged publishes (the beater's principal) to one anonymous subscriber, 64 in flight."""
-    secret = b.stack.secrets["ESTROM_BEATER_SECRET"]
     # Serialized as the beater's publishes are (common/wamp.py); received as
     # the end-to-end WAMP subscribers receive (an anonymous JSON session).
-    publisher = WampClient(b.stack.router_url, authid="beater", secret=secret, serializers=("cbor",))
+    publisher = b.stack.client("beater", serializers=("cbor",))
     topic = f"docs-for-{secrets.token_hex(8)}"  # a sid-shaped topic: browsers may subscribe to nothing else
     received = HitLog()
     sub = on_reactor(lambda: b.wamp.session.subscribe(received.handler("ceiling"), topic))
@@ -385,21 +403,21 @@ def end_to_end(
     hitlog: HitLog,
     taillog: HitLog,
     tail_sids: list[str],
-    send: Callable[[Sender, int], Any],
+    send: Callable[[Sender], SendStats],
     ceiling: float | None,
     queries: int | None = None,
     log_it: bool = True,
 ) -> Run:
     """POST with ``send`` until its budget is spent, then wait for every expected hit (bounded)."""
-    url = f"{b.stack.beater_url}/api/v0.1/ingest/{qs.index}"
-    sender = Sender(url, stream.body, stream.size, connections=64)
     on_reactor(lambda: (hitlog.reset(), taillog.reset()))
-    first = b.batches(10**6)  # far more than one run sends
+    sender = stream_sender(b, qs, stream, b.batches(10**6))  # far more batch numbers than one run sends
     b.probe.start()
-    stats: SendStats = on_reactor(lambda: send(sender, first), timeout=b.cfg.run_s + 300)
-    on_reactor(sender.close)
+    stats = send(sender)
+    sender.close()
     sid_of = qs.sid_of()
-    expected = Counter({sid_of[t]: n for t, n in stream.expected(stats.batches).items() if t in sid_of})
+    expected = Counter(
+        {sid_of[t]: n for t, n in stream.expected(acked_batches(stats, stream)).items() if t in sid_of}
+    )
     want = sum(expected.values())
     on_reactor(hitlog.wait_complete, expected, DRAIN_S, timeout=DRAIN_S + 10)
     tails_expected = Counter({s: expected[s] for s in tail_sids})
@@ -410,7 +428,7 @@ def end_to_end(
     lat, tail_lat, events = on_reactor(
         lambda: (list(hitlog.latencies), list(taillog.latencies), hitlog.events)
     )
-    seconds = stats.end - stats.start
+    seconds = stats.seconds
     docs = max(stats.docs, 1)
     run = Run(
         section,
@@ -431,8 +449,9 @@ def end_to_end(
             "wamp": wamp_check,
             "tails": tail_check,
             "published": stats.published,
-            "retries": stats.retries,
-            "retried_on": dict(stats.retried_on),
+            "retries": stats.retried,
+            "retried_on": dict(stats.retries),
+            "late": stats.late,
             "errors": stats.errors[:3],
         },
     )
@@ -450,13 +469,13 @@ def measure_queries(b: Bench, n: int, keep_for_scaling: bool) -> tuple[QuerySet,
     register(b, qs)
     wait_until(f"N={n} all active", lambda: count_active(b, qs.index, True) >= n, 60)
     tail_sids = qs.sids[: b.cfg.tails]
-    tails = Tails(b.stack.tailor_url, taillog)
+    tails = Tails(b.stack.tailor.url, taillog)
     on_reactor(tails.open, tail_sids, timeout=60)
     try:
         before = engine_ceiling(b, qs, stream, b.cfg.ceiling_s / 2)
 
-        def closed(sender: Sender, first: int) -> Any:
-            return sender.closed_loop(first, b.cfg.senders, b.cfg.run_s)
+        def closed(sender: Sender) -> SendStats:
+            return sender.start(b.cfg.senders, b.cfg.run_s).join(b.cfg.run_s + 300)
 
         common = (b, "e2e-max", qs, stream, hitlog, taillog, tail_sids)
         top = end_to_end(*common, send=closed, ceiling=None, log_it=False)
@@ -465,8 +484,8 @@ def measure_queries(b: Bench, n: int, keep_for_scaling: bool) -> tuple[QuerySet,
         b.add(top)
         half = top.docs_per_s / 2
 
-        def paced(sender: Sender, first: int) -> Any:
-            return sender.paced(first, half, b.cfg.run_s)
+        def paced(sender: Sender) -> SendStats:
+            return sender.start_paced(half, b.cfg.run_s, workers=PACED_WORKERS).join(b.cfg.run_s + 300)
 
         run = end_to_end(
             b, "e2e-half", qs, stream, hitlog, taillog, tail_sids, send=paced, ceiling=engine.docs_per_s
@@ -495,8 +514,8 @@ def query_scaling(b: Bench, qs: QuerySet, hitlog: HitLog, subscriptions: list[An
     few = QuerySet(qs.index, qs.tokens[:ACTIVE_FEW], qs.queries[:ACTIVE_FEW], qs.sids[:ACTIVE_FEW])
     stream = Stream(b.base, few.tokens, b.cfg.every, b.cfg.batch)
 
-    def closed(sender: Sender, first: int) -> Any:
-        return sender.closed_loop(first, b.cfg.senders, b.cfg.run_s)
+    def closed(sender: Sender) -> SendStats:
+        return sender.start(b.cfg.senders, b.cfg.run_s).join(b.cfg.run_s + 300)
 
     run = end_to_end(
         b, "scaling", few, stream, hitlog, HitLog(), [], send=closed, ceiling=base.docs_per_s, queries=n
@@ -515,9 +534,9 @@ def warm_up(b: Bench) -> None:
     for q in qs.queries:
         b.wamp.call("com.estrom.register_query", qs.index, q)
     stream = Stream(b.base, qs.tokens, b.cfg.every, b.cfg.batch)
-    sender = Sender(f"{b.stack.beater_url}/api/v0.1/ingest/{qs.index}", stream.body, stream.size, 8)
-    on_reactor(lambda: sender.closed_loop(b.batches(10**6), b.cfg.senders, b.cfg.warmup_s), timeout=300)
-    on_reactor(sender.close)
+    sender = stream_sender(b, qs, stream, b.batches(10**6))
+    sender.start(b.cfg.senders, b.cfg.warmup_s).join(300)
+    sender.close()
     # Then raw percolation until its rate settles: whichever N was measured
     # first ran at half the engine's speed after a fixed 15 s + 15 s warm-up.
     rates: list[float] = []
@@ -782,17 +801,14 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     """Start the stack, run sections 1-3 and 5, stop it, run section 4; print and write the figures."""
     settings = {"ESTROM_QUERY_SWEEP_INTERVAL": str(cfg.sweep_interval)}
     settings |= dict(item.split("=", 1) for item in cfg.beater_env)
-    stack = Stack(workdir, with_tailor=True, beater_settings=settings)
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(stack.stop)
-        stack.start()
-        ensure_reactor()
-        trees = {name: process_tree(stack.pid(name)) for name in ("beater", "tailor", "router", "engine")}
+    with (
+        bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, wamp),
+        contextlib.ExitStack() as cleanup,
+    ):
+        trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
         probe = Probe(trees | {"client": [os.getpid()]})
         cleanup.callback(probe.stop)
-        wamp = WampClient(stack.router_url)
-        cleanup.callback(wamp.close)
-        es = Elasticsearch(stack.engine_url, timeout=120, maxsize=cfg.senders + 4)
+        es = Elasticsearch(stack.engine.url, timeout=120, maxsize=cfg.senders + 4)
         b = Bench(cfg, stack, wamp, es, probe, base_docs(20_000))
         log(f"quick={cfg.quick}; N {cfg.queries}, B={cfg.batch}, C={cfg.senders}, run {cfg.run_s:.0f}s")
         warm_up(b)

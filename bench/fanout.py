@@ -17,7 +17,7 @@ loopback ports), it registers one query over WAMP and, for each client count:
    started; the tailor's RSS before and after, with every client idle (no
    hit yet), gives the growth per idle client;
 2. ingests at a steady 100 documents/s (JSON arrays of 10 POSTed to the
-   beater, bench/steady_ingest.py), every document matching the query, for a
+   beater, devstack/sender.py paced), every document matching the query, for a
    fixed time; then waits (bounded) until every tail has every accepted
    document;
 3. reports hits/s sent and delivered (per client: distinct hits over the time
@@ -37,25 +37,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._stack import Stack, emit, log, run_in_workdir
+from bench.harness import bench_main, bench_stack, emit_figures, load_note, log, pids
 from bench.measure import Probe, cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
-from bench.steady_ingest import SteadySender, log_doc
-from bench.tail_swarm import Reader, Swarm, summarize, tailor_metrics, thread_cpu_seconds
-from tests.wamp_client import WampClient
+from bench.tail_swarm import Reader, Swarm, log_lines, summarize, tailor_metrics, thread_cpu_seconds
+from devstack.sender import Sender
+from devstack.stack import Stack
 
 QUERY = "service:swarm AND level:error"
 RATE = 100.0  # documents (= hits) per second
@@ -107,19 +100,19 @@ def idle_rss(pid: int) -> int:
 
 
 def run_clients(
-    stack: Stack, sid: str, sender: SteadySender, clients: int, seconds: float, drain: float
+    stack: Stack, sid: str, sender: Sender, clients: int, seconds: float, drain: float
 ) -> FanoutRow:
-    tailor = stack.pid("tailor")
+    tailor = stack.tailor.pid
     rss_before = idle_rss(tailor)
-    swarm = Swarm(stack.tailor_host, stack.tailor_port)
+    swarm = Swarm(stack.tailor.host, stack.tailor.port)
     try:
-        connect_s = swarm.open(f"/api/v0.1/docs?s={sid}", [Reader()] * clients, base=sender.next_seq)
+        connect_s = swarm.open(f"/api/v0.1/docs?s={sid}", [Reader()] * clients, base=sender.next_number)
         opened = [s for s in swarm.stats() if s.started]
         log(f"{clients} clients: {len(opened)} streams started in {connect_s:.1f}s")
         rss_idle = idle_rss(tailor)
-        metrics0 = tailor_metrics(stack.tailor_url)
+        metrics0 = tailor_metrics(stack.tailor.url)
         cpu0 = cpu_seconds([tailor])
-        others = {n: process_tree(stack.pid(n)) for n in ("router", "beater")}
+        others = {n: process_tree(pids(stack)[n]) for n in ("router", "beater")}
         others0 = {n: cpu_seconds(p) for n, p in others.items()}
         busy0 = machine_busy_seconds()
         client0 = cpu_seconds([os.getpid()])
@@ -127,13 +120,12 @@ def run_clients(
         wall0 = time.perf_counter()
         probe = Probe({"tailor": [tailor]})
         probe.start()
-        sender.start(seconds)
-        sent = sender.join(seconds + 120)
+        sent = sender.start_paced(RATE, seconds).join(seconds + 120)
         log(
-            f"{clients} clients: {sent.accepted} docs accepted in {sent.ended - sent.started:.1f}s, "
-            f"{sent.retried} retries, {sent.late_batches} late batches; waiting for delivery"
+            f"{clients} clients: {sent.docs} docs accepted in {sent.seconds:.1f}s, "
+            f"{sent.retried} retries, {sent.late} late batches; waiting for delivery"
         )
-        swarm.wait_for({"fast"}, sent.accepted, drain)
+        swarm.wait_for({"fast"}, sent.docs, drain)
         wall = time.perf_counter() - wall0
         cpu = cpu_seconds([tailor]) - cpu0
         other_pct = {n: round(100 * (cpu_seconds(p) - others0[n]) / wall, 1) for n, p in others.items()}
@@ -142,21 +134,21 @@ def run_clients(
         thread = thread_cpu_seconds(swarm.thread_id) - thread0
         probe.stop()
         rss_peak = probe.peaks["tailor"]
-        metrics1 = tailor_metrics(stack.tailor_url)
+        metrics1 = tailor_metrics(stack.tailor.url)
         final = swarm.finish(timeout=5)
     finally:
         swarm.stop()
-    summary = summarize(final, sent.sent_seqs).get("fast", {})
+    summary = summarize(final, sent.acked_numbers).get("fast", {})
     refused = [s for s in final if s.refusal]
     if refused:
         log(f"!!! {len(refused)} tails refused, e.g. {refused[0].refusal.decode(errors='replace')!r}")
     delivered = sum(s.hits + s.duplicates for s in final)
     last_hit = max((s.last_hit_at for s in final), default=0.0)
-    window = max(last_hit, sent.ended) - sent.started
-    send_s = max(sent.ended - sent.started, 1e-9)
+    window = max(last_hit, sent.end) - sent.start
+    send_s = max(sent.seconds, 1e-9)
     return FanoutRow(
         clients=clients,
-        hits_per_s_sent=round(sent.accepted / send_s, 1),
+        hits_per_s_sent=round(sent.docs / send_s, 1),
         hits_per_s_delivered=round(sum(s.hits for s in final) / clients / window, 1) if window > 0 else 0.0,
         complete=summary.get("complete", 0) == clients and len(opened) == clients,
         tailor_cpu_s_per_hit=cpu / delivered if delivered else 0.0,
@@ -166,7 +158,7 @@ def run_clients(
         missing=summary.get("missing", 0),
         duplicates=summary.get("duplicates", 0),
         ends=summary.get("ends", {}),
-        accepted=sent.accepted,
+        accepted=sent.docs,
         retried=sent.retried,
         deliveries_per_s=round(delivered / window, 1) if window > 0 else 0.0,
         connect_s=round(connect_s, 2),
@@ -238,43 +230,6 @@ def goals(rows: list[FanoutRow]) -> list[str]:
     return out
 
 
-def load_note() -> str:
-    """The machine's load now: on a shared box the figures are noisy, and the report says so."""
-    one, five, _ = os.getloadavg()
-    return (
-        f"NOTE: measured on a shared {os.cpu_count()}-core machine while other work ran (load average "
-        f"{one:.1f} / {five:.1f} over 1 / 5 min at the end): figures are noisy, compare within the run."
-    )
-
-
-@contextlib.contextmanager
-def tailor_stack(workdir: Path, **tailor_settings: str) -> Iterator[tuple[Stack, WampClient]]:
-    """Engine, router, beater and tailor, plus a WAMP session to register queries; all stopped after."""
-    stack = Stack(workdir, with_tailor=True, tailor_settings=tailor_settings)
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(stack.stop)
-        stack.start()
-        wamp = WampClient(stack.router_url)
-        cleanup.callback(wamp.close)
-        yield stack, wamp
-        log("tearing down")
-
-
-def emit_figures(text: str, out: Path | None, json_path: Path | None, figures: dict[str, Any]) -> None:
-    """The report to stdout (and ``out``), the figures as JSON to ``json_path`` when asked."""
-    emit(text, out)
-    if json_path:
-        json_path.write_text(json.dumps(figures, indent=1) + "\n")
-        log(f"figures written to {json_path}")
-
-
-def bench_main(name: str, argv: list[str] | None, parse: Any, run: Any) -> int:
-    """Parse the options, run in a fresh work directory (kept on failure or ``--keep``)."""
-    cfg = parse(argv)
-    started = time.perf_counter()
-    return run_in_workdir(name, lambda workdir: run(cfg, workdir, started), cfg.keep)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="1 and 100 clients, shorter ingest (< 90 s)")
@@ -290,15 +245,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
-    with tailor_stack(workdir) as (stack, wamp):
+    with bench_stack(workdir, tailors=1) as (stack, wamp):
         index = f"fanout-{uuid.uuid4().hex[:8]}"
         sid = wamp.call("com.estrom.register_query", index, QUERY)
-        sender = SteadySender(stack.beater_url, index, log_doc(PAD), RATE, BATCH)
+        sender = Sender(stack.beater.url, index, log_lines(PAD), docs_per_batch=BATCH)
         log(f"sid {sid} ({index}: {QUERY}); {RATE:.0f} hits/s for {cfg.seconds:.0f}s per client count")
         # The first documents of a fresh index are slow (mapping updates, cold engine caches).
-        sender.start(cfg.warmup)
-        warm = sender.join(cfg.warmup + 120)
-        log(f"warm-up: {warm.accepted} docs in {warm.ended - warm.started:.0f}s")
+        warm = sender.start_paced(RATE, cfg.warmup).join(cfg.warmup + 120)
+        log(f"warm-up: {warm.docs} docs in {warm.seconds:.0f}s")
         rows: list[FanoutRow] = []
         for clients in cfg.clients:
             rows.append(run_clients(stack, sid, sender, clients, cfg.seconds, cfg.drain))

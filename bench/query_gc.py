@@ -47,7 +47,7 @@ the figures are for comparison within the run. Nothing is asserted on time.
 
 Usage::
 
-    .venv/bin/python bench/query_gc.py [--quick] [--keep]
+    scripts/bench gc [--quick] [--keep]    (or: .venv/bin/python -m bench.query_gc)
 
 Progress goes to stderr, the figures to stdout; a full run also writes them
 to ``bench/results-query-gc-<date>.txt``.
@@ -57,42 +57,41 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import random
 import sys
-import threading
 import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from autobahn.wamp.types import SubscribeOptions
 from elasticsearch import Elasticsearch
-from twisted.internet import reactor
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from beater.query_store import (
+from beater.store.schema import (
     ACTIVE_FIELD,
     IDLE_SINCE_FIELD,
     LAST_ACTIVE_FIELD,
     META_FIELD,
-    QUERY_FIELD,
-    SID_FIELD,
 )
-from bench._stack import Stack, emit, log, run_in_workdir
-from common.query.identity import canonicalize, normalize_query, sid_for, to_dsl
+from beater.store.schema import query_document as stored_query_document
+from bench.harness import bench_stack, emit, log, run_in_workdir
+from bench.measure import pct
+from common.query.identity import canonicalize, normalize_query, sid_for
+from common.query.limits import QueryLimits
+from common.query.prepared import prepare
+from devstack.metrics_page import samples
 from devstack.router import REPO
-from tests.wamp_client import WampClient, on_reactor
+from devstack.sender import Attempt, Retry, Sender
+from devstack.stack import Stack
+from devstack.wamp_client import WampClient, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 
@@ -269,15 +268,7 @@ def register_queries(
 
 def query_document(index: str, query: Query, now_ms: int) -> dict[str, Any]:
     """What ``QueryStore.register`` stores for ``query`` (its document id is the sid)."""
-    canonical = canonicalize(normalize_query(query))
-    return {
-        QUERY_FIELD: to_dsl(canonical),
-        SID_FIELD: sid_for(index, canonical),
-        META_FIELD: {"index": index, "query": canonical, "registered_at": now_ms / 1000},
-        ACTIVE_FIELD: True,
-        LAST_ACTIVE_FIELD: now_ms,
-        IDLE_SINCE_FIELD: None,
-    }
+    return stored_query_document(index, prepare(query, QueryLimits()), now_ms)
 
 
 def check_document_shape(es: Elasticsearch, index: str, sid: str, query: Query) -> None:
@@ -328,93 +319,65 @@ def hold_sweeps(client: WampClient) -> Any:
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class Done:
-    """One answered request."""
-
-    end: float  # time.monotonic() when the answer arrived
-    seconds: float
-    docs: int
-    published: int
-
-
 class Load:
-    """``senders`` threads POST the bodies round-robin to one index, back to back, until stopped."""
+    """``senders`` closed-loop senders POST the bodies round-robin to one index, one load per phase.
 
-    def __init__(self, host: str, port: int, bodies: list[bytes], docs_per_body: int, senders: int) -> None:
-        self.host, self.port = host, port
-        self.bodies, self.docs_per_body, self.senders = bodies, docs_per_body, senders
-        self.done: list[Done] = []
-        self.refused: list[tuple[float, int]] = []  # (time.monotonic(), 429 or 503): resent after Retry-After
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._next = 0
+    Refused requests (429/503) are sent again after ``Retry-After``, a lost
+    connection after a second; what every phase's senders saw stays readable.
+    """
+
+    def __init__(self, beater_url: str, bodies: list[bytes], docs_per_body: int, senders: int) -> None:
+        self.beater_url, self.bodies, self.docs_per_body, self.senders = (
+            beater_url,
+            bodies,
+            docs_per_body,
+            senders,
+        )
+        self.runs: list[Sender] = []
+
+    def _body(self, numbers: Sequence[int], _sent_at: float) -> bytes:
+        return self.bodies[(numbers[0] // self.docs_per_body) % len(self.bodies)]
 
     def start(self, index: str) -> None:
-        self._stop.clear()
-        path = f"/api/v0.1/ingest/{index}"
-        self._threads = [
-            threading.Thread(target=self._send_loop, args=(path,), daemon=True, name=f"sender-{i}")
-            for i in range(self.senders)
-        ]
-        for thread in self._threads:
-            thread.start()
+        sender = Sender(
+            self.beater_url,
+            index,
+            self._body,
+            docs_per_batch=self.docs_per_body,
+            timeout=300,
+            retry=Retry(first=1.0, most=1.0),
+            first_number=self.runs[-1].next_number if self.runs else 0,
+        )
+        self.runs.append(sender.start(self.senders))
 
     def stop(self) -> None:
         """Stop sending and wait for the requests in flight."""
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(300)
-        self._threads = []
+        if self.runs:
+            self.runs[-1].stop(300)
 
-    def _body(self) -> bytes:
-        with self._lock:
-            self._next = (self._next + 1) % len(self.bodies)
-            return self.bodies[self._next]
+    @property
+    def requests(self) -> int:
+        """Requests answered 200 in the current phase."""
+        return self.runs[-1].stats.requests if self.runs else 0
 
-    def _send_loop(self, path: str) -> None:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
-        try:
-            while not self._stop.is_set():
-                self._send(conn, path, self._body())
-        finally:
-            conn.close()
-
-    def _send(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> None:
-        t0 = time.monotonic()
-        try:
-            conn.request("POST", path, body, {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            payload = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()  # reconnects on the next request
-            self._note_error(f"{type(exc).__name__}: {exc}")
-            time.sleep(1)
-            return
-        end = time.monotonic()
-        if resp.status == 200:
-            answer = json.loads(payload)
-            with self._lock:
-                self.done.append(Done(end, end - t0, answer["accepted"], answer["published"]))
-        elif resp.status in (429, 503):
-            with self._lock:
-                self.refused.append((end, resp.status))
-            time.sleep(float(resp.getheader("Retry-After", "1")))
-        else:
-            self._note_error(f"HTTP {resp.status}: {payload[:200]!r}")
-
-    def _note_error(self, error: str) -> None:
-        with self._lock:
-            self.errors.append(error)
-        log(f"!!! ingest: {error}")
-
-    def between(self, start: float, end: float) -> tuple[list[Done], int]:
+    def between(self, start: float, end: float) -> tuple[list[Attempt], int]:
         """Requests answered in [start, end), and how many answers were 429/503 then."""
-        with self._lock:
-            done = [d for d in self.done if start <= d.end < end]
-            return done, sum(1 for t, _ in self.refused if start <= t < end)
+        done: list[Attempt] = []
+        refused = 0
+        for sender in self.runs:
+            ok, no = sender.stats.between(start, end)
+            done += ok
+            refused += no
+        return done, refused
+
+    @property
+    def refused(self) -> list[str]:
+        """Every 429/503 answer of the run (each request was sent again)."""
+        return [o for sender in self.runs for o in sender.stats.retries.elements() if o in ("429", "503")]
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for sender in self.runs for e in sender.stats.errors]
 
 
 # --------------------------------------------------------------------------
@@ -441,13 +404,13 @@ class Window:
     phase: str
     state: State
     seconds: float
-    done: list[Done]
+    done: list[Attempt]
     refused: int
     live_hits: int
 
     @property
     def docs(self) -> int:
-        return sum(d.docs for d in self.done)
+        return sum(d.accepted for d in self.done)
 
     @property
     def docs_per_s(self) -> float:
@@ -463,14 +426,6 @@ class Window:
 
     def latency_ms(self, p: float) -> float | None:
         return pct([d.seconds for d in self.done], p)
-
-
-def pct(xs: list[float], p: float) -> float | None:
-    """Nearest-rank percentile in ms (None for an empty list)."""
-    if not xs:
-        return None
-    s = sorted(xs)
-    return 1000 * s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
 
 
 def phase_of(prev: State, cur: State, live: int, total: int) -> str:
@@ -502,8 +457,8 @@ class Timeline:
         pindex = PERC_PREFIX + index
         stored = self.es.count(index=pindex)["count"]
         active = self.es.count(index=pindex, body={"query": {"term": {ACTIVE_FIELD: True}}})["count"]
-        m = self.stack.beater_metrics(*LIFECYCLE_METRICS)
-        return State(stored, active, *(int(m[name]) for name in LIFECYCLE_METRICS))
+        m = samples(self.stack.beater.url, prefix="estrom_beater_")
+        return State(stored, active, *(int(m.get(name, 0)) for name in LIFECYCLE_METRICS))
 
     def restart(self) -> None:
         """Begin a new window now (after a pause in the load)."""
@@ -608,10 +563,10 @@ def warm_up(b: Bench, index: str) -> None:
     """Let the engine's JIT and caches settle: at least ``warmup`` seconds and ``warmup_requests``."""
     t0 = time.monotonic()
     b.load.start(index)
-    while time.monotonic() - t0 < b.cfg.warmup or len(b.load.done) < b.cfg.warmup_requests:
+    while time.monotonic() - t0 < b.cfg.warmup or b.load.requests < b.cfg.warmup_requests:
         time.sleep(0.2)
     b.load.stop()
-    log(f"warm-up: {len(b.load.done)} requests in {time.monotonic() - t0:.0f}s")
+    log(f"warm-up: {b.load.requests} requests in {time.monotonic() - t0:.0f}s")
 
 
 def run_experiment(b: Bench, index: str, hold: Any) -> None:
@@ -678,7 +633,7 @@ class PhaseSummary:
 
     def line(self) -> str:
         done = [d for w in self.windows for d in w.done]
-        docs = sum(d.docs for d in done)
+        docs = sum(d.accepted for d in done)
         seconds = sum(w.seconds for w in self.windows)
         rates = [w.docs_per_s for w in self.windows]
         pub = sum(d.published for d in done) / docs if docs else None
@@ -723,7 +678,7 @@ def report(b: Bench, started: float) -> str:
     lines += ["-" * len(sum_head)] + [s.line() for s in summarize(b.timeline.rows)]
     lines += ["", LEGEND, "", *b.notes]
     refused, errors = b.load.refused, b.load.errors
-    statuses = ", ".join(f"{n} x {code}" for code, n in sorted(Counter(c for _, c in refused).items()))
+    statuses = ", ".join(f"{n} x {code}" for code, n in sorted(Counter(refused).items()))
     lines.append(f"ingest: refused {len(refused)} times ({statuses or '-'}), resent; {len(errors)} error(s)")
     lines += [f"  {e}" for e in errors[:5]]
     lines.append(f"total wall time {time.perf_counter() - started:.0f}s")
@@ -781,26 +736,23 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         "ESTROM_QUERY_SWEEP_INTERVAL": f"{cfg.interval:g}",
         "ESTROM_LOG_LEVEL": cfg.beater_log_level,
     }
-    stack = Stack(workdir, cfg.heap, settings)
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(stack.stop)
-        stack.start()
-        client = WampClient(stack.router_url)  # anonymous: register_query and subscribe suffice
-        cleanup.callback(lambda: reactor.callFromThread(reactor.stop))
-        cleanup.callback(client.close)
-        # Browsers may subscribe exact only: the prefix hold is the tailor principal's.
-        holder = WampClient(stack.router_url, authid="tailor", secret=stack.secrets["ESTROM_TAILOR_SECRET"])
+    with (
+        bench_stack(workdir, beater_settings=settings, heap=cfg.heap) as (stack, client),
+        contextlib.ExitStack() as cleanup,
+    ):
+        # client: anonymous, register_query and subscribe suffice. Browsers may
+        # subscribe exact only: the prefix hold is the tailor principal's.
+        holder = stack.client("tailor")
         cleanup.callback(holder.close)
         data = LogData()
         load = Load(
-            stack.beater_host,
-            stack.beater_port,
+            stack.beater.url,
             request_bodies(data.docs(20_000), cfg.docs_per_request),
             cfg.docs_per_request,
             cfg.senders,
         )
         cleanup.callback(load.stop)
-        es = Elasticsearch(stack.engine_url, timeout=60)
+        es = Elasticsearch(stack.engine.url, timeout=60)
         counter = HitCounter()
         timeline = Timeline(stack, es, load, counter, cfg.step)
         b = Bench(stack, client, es, data, load, timeline, counter, cfg)
@@ -813,7 +765,6 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
         run_experiment(b, main, hold)
         run_baseline(b, base, "after", cfg.baseline_seconds)
         emit(report(b, started), cfg.out)
-        log("tearing down")
 
 
 def main(argv: list[str] | None = None) -> int:

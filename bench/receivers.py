@@ -2,7 +2,7 @@
 
 Both count hits per sid and take each hit's latency from the ``sent_at``
 its document was stamped with when POSTed. They run on the reactor thread;
-read them there too (``tests.wamp_client.on_reactor``).
+read them there too (``devstack.wamp_client.on_reactor``).
 """
 
 from __future__ import annotations

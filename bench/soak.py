@@ -14,7 +14,7 @@ opens 200 tails split over the two sids (bench/tail_swarm.py): 170 fast, 20
 slow (reading ``SLOW_RATE`` bytes/s, well under what they are sent) and 10
 stalled (never reading after the stream started), then ingests steadily
 through the beater like Logstash does (JSON arrays, retries on 429/5xx with
-backoff; bench/steady_ingest.py) for the run's length. Every few seconds it
+backoff; devstack/sender.py) for the run's length. Every few seconds it
 samples RSS and CPU of the engine, router, beater, tailor and this client
 process, plus the tailor's /metrics (clients, pending bytes, dropped).
 
@@ -47,14 +47,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._stack import Stack, log
-from bench.fanout import bench_main, emit_figures, load_note, tailor_stack
+from bench.harness import bench_main, bench_stack, emit_figures, load_note, log, pids
 from bench.measure import cpu_seconds, proc_status_kib, process_tree
-from bench.steady_ingest import SendStats, SteadySender, log_doc
-from bench.tail_swarm import Reader, Swarm, TailStats, summarize, tailor_metrics
+from bench.tail_swarm import Reader, Swarm, TailStats, log_lines, summarize, tailor_metrics
+from devstack.sender import Sender, SendStats
+from devstack.stack import Stack
 
 QUERIES = ("service:swarm", "level:error")
 RATE = 60.0  # documents per second; every one is a hit of both queries
@@ -84,7 +81,7 @@ class Sampler:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.trees = {name: process_tree(stack.pid(name)) for name in PROCESSES if name != "client"}
+        self.trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
         self.trees["client"] = [os.getpid()]
         self.t0 = time.perf_counter()
         self._last = (self.t0, {n: cpu_seconds(p) for n, p in self.trees.items()})
@@ -95,12 +92,12 @@ class Sampler:
         cpu = {n: cpu_seconds(p) for n, p in self.trees.items()}
         then, cpu0 = self._last
         self._last = (now, cpu)
-        metrics = tailor_metrics(self.stack.tailor_url)
+        metrics = tailor_metrics(self.stack.tailor.url)
         s = Sample(
             t=round(now - self.t0, 1),
             rss_kib={n: sum(proc_status_kib(p, "VmRSS") for p in pids) for n, pids in self.trees.items()},
             cpu_pct={n: round(100 * (cpu[n] - cpu0[n]) / (now - then), 1) for n in cpu},
-            accepted=sent.accepted,
+            accepted=sent.docs,
             clients=metrics.get("clients", 0),
             pending_kib=metrics.get("pending_bytes", 0) / 1024,
             dropped=dropped_total(metrics),
@@ -153,7 +150,7 @@ def rss_lines(samples: list[Sample]) -> tuple[list[str], dict[str, Any]]:
 def summary(
     final: list[TailStats], sent: SendStats, metrics: dict[str, float], samples: list[Sample]
 ) -> tuple[str, dict[str, Any]]:
-    kinds = summarize(final, sent.sent_seqs)
+    kinds = summarize(final, sent.acked_numbers)
     # A dropped reader finds the closing ``"error": "slow_reader"`` only if it
     # reaches it within the tailor's close grace; later, the connection is reset.
     with_reason = sum(1 for s in final if s.end == "slow_reader")
@@ -181,10 +178,10 @@ def summary(
         f"(clients_dropped_total) {'- agree' if dropped_here == dropped_metric else '- DISAGREE'}"
     )
     retries = ", ".join(f"{k}: {v}" for k, v in sorted(sent.retries.items())) or "none"
-    seconds = max(sent.ended - sent.started, 1e-9)
+    seconds = max(sent.seconds, 1e-9)
     lines.append(
-        f"ingest: {sent.accepted} docs accepted in {sent.requests} requests ({sent.accepted / seconds:.1f}/s), "
-        f"retried {sent.retried} ({retries}), failed batches {sent.failed_batches}, late {sent.late_batches}"
+        f"ingest: {sent.docs} docs accepted in {sent.requests} requests ({sent.docs / seconds:.1f}/s), "
+        f"retried {sent.retried} ({retries}), failed batches {len(sent.dropped)}, late {sent.late}"
     )
     rss, rss_figures = rss_lines(samples)
     lines.append(f"RSS after warm-up vs end (flat: growth <= {FLAT_KIB // 1024} MiB or <= {FLAT_PCT:.0f}%):")
@@ -195,10 +192,10 @@ def summary(
         "dropped_with_reason": with_reason,
         "dropped_reset": reset,
         "dropped_metric": dropped_metric,
-        "accepted": sent.accepted,
+        "accepted": sent.docs,
         "retried": sent.retried,
-        "retries": sent.retries,
-        "failed_batches": sent.failed_batches,
+        "retries": dict(sent.retries),
+        "failed_batches": len(sent.dropped),
         "rss": rss_figures,
     }
     return "\n".join(lines), figures
@@ -220,25 +217,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
     with (
-        tailor_stack(workdir, ESTROM_TAILOR_MAX_PENDING=str(MAX_PENDING)) as (stack, wamp),
+        bench_stack(workdir, tailors=1, tailor_settings={"ESTROM_TAILOR_MAX_PENDING": str(MAX_PENDING)}) as (
+            stack,
+            wamp,
+        ),
         contextlib.ExitStack() as cleanup,
     ):
         index = f"soak-{uuid.uuid4().hex[:8]}"
         sids = [wamp.call("com.estrom.register_query", index, q) for q in QUERIES]
-        sender = SteadySender(stack.beater_url, index, log_doc(PAD), RATE, BATCH)
-        swarm = Swarm(stack.tailor_host, stack.tailor_port)
+        sender = Sender(stack.beater.url, index, log_lines(PAD), docs_per_batch=BATCH)
+        swarm = Swarm(stack.tailor.host, stack.tailor.port)
         cleanup.callback(swarm.stop)
         # Every kind of reader on every sid.
         for i, sid in enumerate(sids):
             mine = READERS[i :: len(sids)]
-            took = swarm.open(f"/api/v0.1/docs?s={sid}", mine, base=sender.next_seq)
+            took = swarm.open(f"/api/v0.1/docs?s={sid}", mine, base=sender.next_number)
             log(f"{len(mine)} tails of {sid} started in {took:.1f}s")
         sampler = Sampler(stack)
         seconds = 60 * cfg.minutes
         log(
             f"ingesting {RATE:.0f} docs/s in arrays of {BATCH} for {seconds:.0f}s; sample every {cfg.every:.0f}s"
         )
-        sender.start(seconds)
+        sender.start_paced(RATE, seconds)
         sampler.sample(sender.stats)
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -249,11 +249,11 @@ def run(cfg: argparse.Namespace, workdir: Path, started: float) -> None:
                 f"pending {s.pending_kib:.0f} KiB, tailor {s.rss_kib['tailor'] / 1024:.1f} MiB"
             )
         sent = sender.join(120)
-        caught_up = swarm.wait_for({"fast"}, sent.accepted, 60)
+        caught_up = swarm.wait_for({"fast"}, sent.docs, 60)
         sampler.sample(sent)
         log(f"fast readers {'caught up' if caught_up else 'NOT caught up within 60 s'}; draining the others")
         final = swarm.finish(timeout=30)
-        metrics = tailor_metrics(stack.tailor_url)
+        metrics = tailor_metrics(stack.tailor.url)
         text, figures = summary(final, sent, metrics, sampler.samples)
         report = "\n".join(
             [

@@ -29,16 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from devstack.metrics_page import samples
+from devstack.sender import BodyFor
 
 T = TypeVar("T")
 
@@ -158,7 +161,7 @@ class _Tail(asyncio.Protocol):
             else:
                 seen[i] = 1
                 st.hits += 1
-        st.last_hit_at = time.time()
+        st.last_hit_at = time.monotonic()
 
     def _throttle(self, n: int) -> None:
         """Token bucket over 1 s windows: pause the transport until the budget allows more."""
@@ -382,15 +385,30 @@ def summarize(final: Sequence[TailStats], sent: Sequence[int]) -> dict[str, dict
 
 def tailor_metrics(tailor_url: str) -> dict[str, float]:
     """Every sample of the tailor's /metrics page, keyed by name with labels (prefix removed)."""
-    with urllib.request.urlopen(f"{tailor_url}/metrics", timeout=10) as resp:
-        lines = resp.read().decode().splitlines()
-    found: dict[str, float] = {}
-    for line in lines:
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                found[name.removeprefix("estrom_tailor_")] = float(value)
-    return found
+    return samples(tailor_url, prefix="estrom_tailor_")
+
+
+def log_lines(pad: int) -> BodyFor:
+    """Request bodies of documents shaped like a log line, ``pad`` extra bytes of message each,
+    every one numbered by its ``SEQ_FIELD`` (what every tail should receive)."""
+    filler = ("lorem ipsum dolor sit amet " * (pad // 27 + 1))[:pad]
+
+    def body(numbers: Sequence[int], _sent_at: float) -> bytes:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        docs = [
+            {
+                "@timestamp": stamp,
+                "level": "error",
+                "service": "swarm",
+                "host": f"web{n % 50:03d}",
+                "message": f"request {n} failed: upstream timeout {filler}",
+                SEQ_FIELD: n,
+            }
+            for n in numbers
+        ]
+        return json.dumps(docs, separators=(",", ":")).encode()
+
+    return body
 
 
 def thread_cpu_seconds(tid: int) -> float:

@@ -65,6 +65,28 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def _token(env: Mapping[str, str], name: str) -> str:
+    """The ingest bearer token: unset means "no authentication"; set but empty is a mistake.
+
+    Surrounding whitespace is dropped (a trailing newline of an env file or a
+    secret file): an RFC 6750 bearer token never holds whitespace, so no
+    sender could send it. Whitespace or control characters inside cannot be
+    sent in a header either, and stop the process.
+    """
+    raw = env.get(name)
+    if raw is None:
+        return ""
+    token = raw.strip()
+    if not token:
+        raise ConfigError(
+            f"{name} is set but empty: give the token senders must present, or unset it to turn "
+            "ingest authentication off"
+        )
+    if any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        raise ConfigError(f"{name} must be printable ASCII without spaces (a bearer token)")
+    return token
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a beater or tailor process reads from its environment."""
@@ -77,6 +99,12 @@ class Settings:
     beater_listen: str = "tcp:8081:interface=127.0.0.1"
     tailor_listen: str = "tcp:8082:interface=127.0.0.1"
     ingest_token: str = ""
+    #: where the engine's bulk API is served: "" for the beater's own port, else its own listen address
+    bulk_listen: str = ""
+    #: largest bulk body (decoded), the engine's own default http.max_content_length
+    bulk_max_body: int = 100 * 1024 * 1024
+    #: seconds the engine may take to answer one forwarded request (a large bulk takes a while)
+    bulk_timeout: float = 120.0
     ingest_max_body: int = 64 * 1024 * 1024
     #: documents (items) one ingest request may hold; more is 413
     ingest_max_docs: int = 10_000
@@ -135,7 +163,10 @@ class Settings:
             realm=_str(env, "ESTROM_REALM", d.realm),
             beater_listen=_str(env, "ESTROM_BEATER_LISTEN", d.beater_listen),
             tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
-            ingest_token=env.get("ESTROM_INGEST_TOKEN", ""),
+            ingest_token=_token(env, "ESTROM_INGEST_TOKEN"),
+            bulk_listen=_str(env, "ESTROM_BULK_LISTEN", d.bulk_listen),
+            bulk_max_body=_int(env, "ESTROM_BULK_MAX_BODY", d.bulk_max_body, 1),
+            bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
             ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
             ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
@@ -181,6 +212,10 @@ class Settings:
         if not settings.engine_url.startswith(("http://", "https://")):
             raise ConfigError(f"ESTROM_ENGINE_URL must be an http(s):// URL, not {settings.engine_url!r}")
         return settings
+
+    def bulk_engine_url(self) -> str:
+        """The engine the bulk API forwards to: the first of ``ESTROM_ENGINE_URL``'s nodes."""
+        return self.engine_url.split(",", 1)[0].strip().rstrip("/")
 
     def query_limits(self) -> QueryLimits:
         """The bounds every registered query is checked against."""

@@ -10,11 +10,13 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel, Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+
+from common.metrics import CONTENT_TYPE, Metrics
 
 log = Logger()
 
@@ -44,9 +46,18 @@ class HTTPError(Exception):
         return {"error": self.code, "reason": self.reason, **self.extra}
 
 
+def answered_or_gone(request: Request) -> bool:
+    """Whether nothing more can be written: answered already, or the client went away.
+
+    A request loses its ``channel`` when its connection is lost (that is
+    also when ``notifyFinish()`` fails); no private attribute needed.
+    """
+    return bool(request.finished) or getattr(request, "channel", None) is None
+
+
 def write_json(request: Request, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     """Answer with JSON unless the client already went away."""
-    if getattr(request, "_disconnected", False) or request.finished:
+    if answered_or_gone(request):
         return
     data = json.dumps(body, ensure_ascii=False).encode("utf-8") + b"\n"
     request.setResponseCode(status)
@@ -59,9 +70,12 @@ def write_json(request: Request, status: int, body: Any, headers: dict[str, str]
 
 
 def write_text(request: Request, status: int, text: str, content_type: str) -> None:
-    if getattr(request, "_disconnected", False) or request.finished:
+    write_bytes(request, status, text.encode("utf-8"), content_type)
+
+
+def write_bytes(request: Request, status: int, data: bytes, content_type: str) -> None:
+    if answered_or_gone(request):
         return
-    data = text.encode("utf-8")
     request.setResponseCode(status)
     request.setHeader(b"content-type", content_type.encode())
     request.setHeader(b"content-length", str(len(data)).encode())
@@ -116,14 +130,26 @@ class Routes(Resource):
     """One leaf resource dispatching ``(method, first path segments)`` to async handlers.
 
     Routes are ``{(method, prefix_tuple): handler}``; the handler gets the
-    remaining path segments. Unknown paths are 404, wrong methods 405.
+    remaining path segments. Unknown paths go to ``fallback`` if given (it
+    may raise HTTPError), else are 404; wrong methods 405. With
+    ``cancel_on_disconnect``, a handler still running when its client goes
+    away (``notifyFinish()`` fails) is cancelled, as klein does: its awaited
+    Deferred raises CancelledError.
     """
 
     isLeaf = True
 
-    def __init__(self, routes: dict[tuple[str, tuple[str, ...]], Handler]) -> None:
+    def __init__(
+        self,
+        routes: dict[tuple[str, tuple[str, ...]], Handler],
+        *,
+        fallback: Handler | None = None,
+        cancel_on_disconnect: bool = False,
+    ) -> None:
         super().__init__()
         self.routes = routes
+        self.fallback = fallback
+        self.cancel_on_disconnect = cancel_on_disconnect
 
     def _match(self, method: str, segments: list[str]) -> tuple[Handler | None, list[str], bool]:
         path_known = False
@@ -142,6 +168,8 @@ class Routes(Resource):
         if segments and segments[-1] == "":
             segments = segments[:-1]
         handler, rest, known = self._match(method, segments)
+        if handler is None and not known and self.fallback is not None:
+            handler, rest = self.fallback, segments
         if handler is None:
             if known:
                 write_json(
@@ -156,13 +184,23 @@ class Routes(Resource):
                 await handler(request, rest)
             except HTTPError as err:
                 write_json(request, err.status, err.body(), err.headers)
+            except CancelledError:
+                if answered_or_gone(request):
+                    log.debug("http.client_gone", path=request.path.decode("utf-8", "replace"))
+                    return
+                log.failure("http.handler_cancelled", path=request.path.decode("utf-8", "replace"))
+                write_json(
+                    request, 500, {"error": "internal", "reason": "internal error, see the service log"}
+                )
             except Exception:
                 log.failure("http.handler_failed", path=request.path.decode("utf-8", "replace"))
                 write_json(
                     request, 500, {"error": "internal", "reason": "internal error, see the service log"}
                 )
 
-        ensureDeferred(run())
+        running = ensureDeferred(run())
+        if self.cancel_on_disconnect:
+            request.notifyFinish().addErrback(lambda _gone: running.cancel())
         return NOT_DONE_YET
 
 
@@ -178,6 +216,6 @@ async def write_health(request: Request, engine: Any, wamp: Any) -> None:
     write_json(request, 200 if engine_ok and router_ok else 503, body)
 
 
-def write_metrics(request: Request, metrics: Any) -> None:
-    """``/metrics`` in Prometheus text format."""
-    write_text(request, 200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+def write_metrics(request: Request, metrics: Metrics) -> None:
+    """``/metrics`` in Prometheus text format (prometheus_client's exposition)."""
+    write_bytes(request, 200, metrics.render(), CONTENT_TYPE)

@@ -1,145 +1,276 @@
-"""``scripts/stack``: the whole local stack in the foreground, stopped by Ctrl-C.
+"""A stack you enter and leave: engine, router, beaters and tailors, each ready when it says so.
 
-Engine data lives in a state directory (default ``.state/`` in the checkout)
-so registered queries survive a restart of the stack.
+The stack command (``devstack/foreground.py``), the tests' fixtures and the
+benchmarks all start processes through ``Stack``::
+
+    with Stack(workdir) as stack:
+        stack.up(tailors=1)
+        client = stack.client()          # an anonymous WAMP session, as a browser
+        ...                              # stack.beater.url, stack.tailor.url, stack.engine.url
+
+Leaving the block stops everything it started, last started first. Every
+process says when it is ready (engine: cluster health; router: its port;
+beater and tailor: a JSON ready line); nothing waits on a sleep. Children get
+no ``ESTROM_*`` setting of the caller unless it passes ``env`` (the stack
+command does), fresh router secrets unless it passes ``secrets``, and the
+engine of ``ESTROM_ENGINE_DIST`` (see ``devstack/settings.py``).
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
-import signal
-import socket
 import sys
-import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
-from devstack.engine import EngineNode, ensure_engine
-from devstack.processes import ManagedProcess, wait_for_port
-from devstack.router import REPO, SECRET_VARS, empty_secrets, load_or_create_secrets, router_process
+from devstack.engine import EngineNode
+from devstack.handles import EngineHandle, RouterHandle, ServiceHandle
+from devstack.processes import ManagedProcess, free_port
+from devstack.router import REPO, generate_secrets, router_process
+from devstack.settings import engine_dist, engine_home, router_env, secret_var, service_env, without_estrom
+from devstack.wamp_client import WampClient
 
-
-def _port_of(url: str, default: int) -> int:
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
-    return int(rest.rsplit(":", 1)[1]) if ":" in rest else default
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+#: Console colours of the foreground stack's log prefixes.
+_COLORS = {"router": 1, "beater": 2, "tailor": 3}
 
 
-def _say(msg: str) -> None:
-    print(f"[stack] {msg}", flush=True)
-
-
-def service_process(name: str, module: str, env: dict[str, str], state: Path, color: int) -> ManagedProcess:
+def service_process(name: str, module: str, env: dict[str, str], logs: Path, color: int) -> ManagedProcess:
+    """``python -m <module>`` as a child that reports ready, logging to ``logs/<name>.log``."""
     return ManagedProcess(
         name,
         [sys.executable, "-m", module],
         env=env,
         cwd=REPO,
-        log_path=state / f"{name}.log",
-        echo=True,
+        log_path=logs / f"{name}.log",
+        echo=False,
         color=color,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state-dir", default=os.environ.get("ESTROM_STATE_DIR", str(REPO / ".state")))
-    parser.add_argument("--engine-heap", default=os.environ.get("ESTROM_ENGINE_HEAP", "512m"))
-    args = parser.parse_args(argv)
-    state = Path(args.state_dir).resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    state.chmod(0o755)
+class Stack:
+    """Processes started in ``workdir``; stopped, in reverse, when the ``with`` block ends."""
 
-    env = dict(os.environ)
-    empty = empty_secrets(env)
-    if empty:
-        _say(f"failed: {', '.join(empty)} set but empty: give a secret, or unset it for a generated one")
-        return 1
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    engine_url = env.setdefault("ESTROM_ENGINE_URL", "http://127.0.0.1:9200")
-    router_url = env.setdefault("ESTROM_ROUTER_URL", "ws://127.0.0.1:8080/ws")
-    # Router principals' secrets: from the environment, else generated once
-    # into the state dir so restarts keep them.
-    secrets_path = state / "secrets.env"
-    if not all(env.get(var) for var in SECRET_VARS):
-        stored, created = load_or_create_secrets(secrets_path)
-        for var in SECRET_VARS:
-            if not env.get(var):
-                env[var] = stored[var]
-        # Never the values: the stack's output is often kept as a log.
-        _say(f"{'generated' if created else 'using'} router secrets in {secrets_path} (mode 0600)")
-    engine_port = _port_of(engine_url, 9200)
-    router_port = _port_of(router_url, 8080)
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        settings: Mapping[str, str] | None = None,
+        engine_urls: Sequence[str] = (),
+        engine_dist_name: str | None = None,
+        engine_heap: str = "512m",
+        any_port: bool = True,
+        echo: bool = False,
+    ) -> None:
+        """
+        ``secrets``: the router principals' (default: fresh ones); ``env``: every child's base
+        environment (default: ours without ``ESTROM_*``); ``settings``: ``ESTROM_*`` of every beater
+        and tailor; ``engine_urls``: engines running elsewhere, used instead of starting one;
+        ``any_port``: services listen on free ports (else on their configured ones); ``echo``:
+        children's lines go to our stdout too, prefixed with their names.
+        """
+        self.workdir = workdir
+        self.secrets = dict(generate_secrets() if secrets is None else secrets)
+        self.env = without_estrom(os.environ) if env is None else dict(env)
+        self.settings = dict(settings or {})
+        self.engine_urls = [u.rstrip("/") for u in engine_urls]
+        self.engine_dist = engine_dist_name or engine_dist()
+        self.engine_heap = engine_heap
+        self.any_port = any_port
+        self.echo = echo
+        self.engines: dict[str, EngineHandle] = {}
+        self.routers: dict[str, RouterHandle] = {}
+        self.beaters: list[ServiceHandle] = []
+        self.tailors: list[ServiceHandle] = []
+        self._counts: dict[str, int] = {}
+        self._cleanup = contextlib.ExitStack()
 
-    stopping = threading.Event()
-    started: list[ManagedProcess | EngineNode] = []
+    # -- entering and leaving ------------------------------------------------
 
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
+    def __enter__(self) -> Stack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
-    try:
-        for what, port in (("engine", engine_port), ("router", router_port)):
-            if port_in_use(port):
-                raise RuntimeError(f"port {port} for the {what} is already in use: is a stack running?")
-        _say(f"engine: starting Elasticsearch on {engine_url} (log: {state / 'engine.log'})")
-        engine = EngineNode(
-            home=ensure_engine(),
-            state_dir=state / "engine",
-            http_port=engine_port,
-            transport_port=engine_port + 100,
-            heap=args.engine_heap,
+    def close(self) -> None:
+        """Stop everything started, last started first (services before router before engine)."""
+        self._cleanup.close()
+
+    def _on_close(self, stop: Any) -> None:
+        def quietly() -> None:
+            with contextlib.suppress(Exception):
+                stop()
+
+        self._cleanup.callback(quietly)
+
+    def _name(self, base: str) -> str:
+        """``base`` the first time, then ``base-2``, ``base-3``: one log file each."""
+        n = self._counts[base] = self._counts.get(base, 0) + 1
+        return base if n == 1 else f"{base}-{n}"
+
+    # -- the parts -----------------------------------------------------------
+
+    @property
+    def engine(self) -> EngineHandle:
+        """The stack's engine (``start_engine()`` with the default name)."""
+        if "engine" not in self.engines:
+            raise RuntimeError("no engine yet: call start_engine() or up() first")
+        return self.engines["engine"]
+
+    @property
+    def router(self) -> RouterHandle:
+        if "router" not in self.routers:
+            raise RuntimeError("no router yet: call start_router() or up() first")
+        return self.routers["router"]
+
+    @property
+    def beater(self) -> ServiceHandle:
+        return self.beaters[0]
+
+    @property
+    def tailor(self) -> ServiceHandle:
+        return self.tailors[0]
+
+    def start_engine(
+        self,
+        name: str = "engine",
+        *,
+        http_port: int = 0,
+        transport_port: int = 0,
+        heap: str | None = None,
+        wait: bool = True,
+    ) -> EngineHandle:
+        """An engine node with its data in ``workdir/<name>``; the default one may be ``engine_urls``.
+
+        ``wait=False`` returns once it is launched (``node.wait_ready`` later), so a
+        router can start meanwhile.
+        """
+        if name == "engine" and self.engine_urls:
+            handle = EngineHandle(list(self.engine_urls))
+            self.engines[name] = handle
+            return handle
+        node = EngineNode(
+            home=engine_home(self.engine_dist),
+            state_dir=self.workdir / name,
+            http_port=http_port or free_port(),
+            transport_port=transport_port or free_port(),
+            heap=heap or self.engine_heap,
         )
-        engine.start(log_path=state / "engine.log")
-        started.append(engine)
-        engine.wait_ready(timeout=180)
-        _say("engine: ready")
+        node.start(log_path=self.workdir / f"{name}.log")
+        handle = EngineHandle([node.url], [node])
+        self._on_close(handle.stop)
+        self.engines[name] = handle
+        if wait:
+            node.wait_ready(timeout=180)
+        return handle
 
-        router = router_process(
-            state / "router",
+    def start_router(self, name: str = "router", *, port: int = 0, **settings: str) -> RouterHandle:
+        """A router on ``port`` (default: a free one) with every secret; ``settings`` override its
+        ``ESTROM_ROUTER_*`` (``ESTROM_ROUTER_ANONYMOUS="0"``, ...)."""
+        port = port or free_port()
+        cbdir = self.workdir / name
+        proc = router_process(
+            cbdir,
             host="127.0.0.1",
-            port=router_port,
-            log_path=state / "router.log",
-            echo=True,
-            env=env,
+            port=port,
+            log_path=cbdir / "router.log",
+            echo=self.echo,
+            env=router_env(self.env, self.secrets, **settings),
         )
-        router.start()
-        started.append(router)
-        wait_for_port("127.0.0.1", router_port, 60, router.alive)
-        _say(f"router: ready on {router_url} (page: http://127.0.0.1:{router_port}/)")
+        handle = RouterHandle(proc, port)
+        self._on_close(handle.stop)
+        handle.start()
+        self.routers.setdefault(name, handle)
+        return handle
 
-        for name, module, color in (("beater", "beater", 2), ("tailor", "tailor", 3)):
-            proc = service_process(name, module, env, state, color)
-            proc.start()
-            started.append(proc)
+    def service_env(
+        self, role: str, *, engine_url: str | None = None, router_url: str | None = None, **settings: str
+    ) -> dict[str, str]:
+        """The environment a ``role`` process of this stack gets (its own secret, this stack's
+        engine and router unless others are named), with ``settings`` last."""
+        return service_env(
+            role,
+            self.env,
+            self.secrets,
+            engine_urls=[engine_url] if engine_url else self.engine.urls,
+            router_url=router_url or self.router.url,
+            any_port=self.any_port,
+            **(self.settings | settings),
+        )
+
+    def start_service(
+        self,
+        role: str,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        engine_url: str | None = None,
+        router_url: str | None = None,
+        **settings: str,
+    ) -> ServiceHandle:
+        """``python -m <role>`` (beater, tailor) with ``env`` or this stack's ``service_env``;
+        ready once it prints its ready line (``wait=False``: at once, address unknown)."""
+        if env is None:
+            env = self.service_env(role, engine_url=engine_url, router_url=router_url, **settings)
+        proc = service_process(self._name(role), role, env, self.workdir, _COLORS.get(role, 0))
+        proc.echo = self.echo
+        proc.start()
+        handle = ServiceHandle(proc, "", 0)
+        self._on_close(handle.stop)
+        if not wait:
+            return handle
+        try:
             info = proc.wait_ready(timeout=60)
-            _say(f"{name}: ready on http://{info['host']}:{info['port']}")
-
-        _say("all up; Ctrl-C stops everything")
-        while not stopping.wait(0.5):
-            for proc in started:
-                if isinstance(proc, ManagedProcess) and not proc.alive():
-                    _say(f"{proc.name} exited; stopping the stack")
-                    stopping.set()
-                    break
-        return 0
-    except (RuntimeError, TimeoutError) as exc:
-        _say(f"failed: {exc}")
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for proc in reversed(started):
-            name = proc.name if isinstance(proc, ManagedProcess) else "engine"
-            _say(f"stopping {name}")
+        except Exception:
             proc.stop()
-        _say("stopped")
+            raise
+        handle.host, handle.port = info["host"], int(info["port"])
+        (self.beaters if role == "beater" else self.tailors).append(handle)
+        return handle
 
+    def start_beater(self, **kwargs: Any) -> ServiceHandle:
+        return self.start_service("beater", **kwargs)
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    def start_tailor(self, **kwargs: Any) -> ServiceHandle:
+        return self.start_service("tailor", **kwargs)
+
+    def up(
+        self,
+        *,
+        beaters: int = 1,
+        tailors: int = 0,
+        beater_settings: Mapping[str, str] | None = None,
+        tailor_settings: Mapping[str, str] | None = None,
+        engine_port: int = 0,
+        router_port: int = 0,
+    ) -> Stack:
+        """The whole stack: the engine boots while the router starts, then beaters, then tailors."""
+        engine = self.start_engine(
+            http_port=engine_port, transport_port=engine_port + 100 if engine_port else 0, wait=False
+        )
+        self.start_router(port=router_port)
+        if engine.node is not None:
+            engine.node.wait_ready(timeout=180)
+        for _ in range(beaters):
+            self.start_beater(**(beater_settings or {}))
+        for _ in range(tailors):
+            self.start_tailor(**(tailor_settings or {}))
+        return self
+
+    # -- talking to it -------------------------------------------------------
+
+    def client(
+        self, authid: str | None = None, *, router_url: str | None = None, **kwargs: Any
+    ) -> WampClient:
+        """A joined WAMP session on this stack's router: anonymous (a browser's rights), or as the
+        principal ``authid`` (beater, tailor, admin) with its secret. The caller closes it."""
+        secret = self.secrets[secret_var(authid)] if authid else None
+        return WampClient(router_url or self.router.url, authid=authid, secret=secret, **kwargs)

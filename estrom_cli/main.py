@@ -1,4 +1,4 @@
-"""Argument parsing for ``estrom tail | post | queries``."""
+"""Argument parsing for ``estrom tail | counts | post | queries``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 
 from estrom_cli._http import CliError, say
+from estrom_cli.counts import run_counts
 from estrom_cli.post import run_post
 from estrom_cli.queries import run_queries
 from estrom_cli.tail import run_tail, stdout_wants_color
@@ -42,6 +43,18 @@ number). 429 and 503 are retried after Retry-After with exponential back-off
 (1 s doubling to 64 s), as Logstash's http output does.
 """
 
+COUNTS_EXAMPLES = """\
+examples:
+  estrom counts -i logs --by service 'level:error'   errors per second, by service
+  estrom counts -i logs --every 10 --since 5m 'boom' the last 5 minutes, then live, per 10 s
+  estrom counts -i logs --by http.status '*' | cat   one line per window (as when piped)
+  estrom counts -i logs --json --by host 'x'         the tailor's frames, one JSON per line
+
+On a terminal the table is redrawn in place each window; piped, each window
+is one line: <window start> total=<n> <value>=<n> ... (_other: the rest,
+_missing: hits without the field).
+"""
+
 QUERIES_EXAMPLES = """\
 examples:
   estrom queries                                     every registered query
@@ -61,9 +74,10 @@ def _env(env: Mapping[str, str], name: str, default: str) -> str:
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="estrom", description="Live, filtered tail for JSON document streams: tail, post, list queries."
+        prog="estrom",
+        description="Live, filtered tail for JSON document streams: tail, count, post, list queries.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,post,queries}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,counts,post,queries}")
     raw = argparse.RawDescriptionHelpFormatter
 
     tail = sub.add_parser(
@@ -81,6 +95,25 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     tail.add_argument("-q", "--quiet", action="store_true", help="no 'following <sid>' line on stderr")
     tail.add_argument(
+        "--tailor",
+        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
+        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
+    )
+
+    counts = sub.add_parser(
+        "counts", help="live counts of a query per window", epilog=COUNTS_EXAMPLES, formatter_class=raw
+    )
+    counts.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
+    counts.add_argument("-i", "--index", help="the read target to count in")
+    counts.add_argument("-s", "--sid", help="count a registered query by its sid instead of -i/QUERY")
+    counts.add_argument("--by", help="count the top values of this field (dotted paths for nested ones)")
+    counts.add_argument("-k", type=int, default=10, help="how many top values (default %(default)s)")
+    counts.add_argument("--every", type=float, default=1.0, help="window length in seconds (default 1)")
+    counts.add_argument("--since", help="first the windows of this past period (90s, 5m, 1h)")
+    counts.add_argument("--limit", type=int, default=0, help="end after this many windows")
+    counts.add_argument("--json", action="store_true", help="print each frame as one JSON line")
+    counts.add_argument("-q", "--quiet", action="store_true", help="no 'counting <sid>' line on stderr")
+    counts.add_argument(
         "--tailor",
         default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
         help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
@@ -165,6 +198,26 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 backfill=args.n,
                 limit=args.limit,
                 color=stdout_wants_color(args.color),
+                quiet=args.quiet,
+                out=sys.stdout,
+            )
+        if args.command == "counts":
+            if args.sid and (args.index or args.query):
+                parser.error("counts: give either --sid or -i INDEX QUERY, not both")
+            if not args.sid and not (args.index and args.query):
+                parser.error("counts: needs -i INDEX and a QUERY (or --sid SID)")
+            return run_counts(
+                args.tailor,
+                args.index,
+                args.query,
+                args.sid,
+                by=args.by,
+                k=args.k,
+                every=args.every,
+                since=args.since,
+                limit=args.limit,
+                as_json=args.json,
+                redraw=sys.stdout.isatty(),
                 quiet=args.quiet,
                 out=sys.stdout,
             )

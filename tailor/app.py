@@ -12,6 +12,7 @@ from common.engine import Engine
 from common.service import listen_and_join
 from common.wamp import SessionHolder
 from tailor.http_api import TailorAPI
+from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub
 
 log = Logger()
@@ -33,6 +34,7 @@ class Tailor:
             settings.tailor_sse_history,
             settings.tailor_sse_linger,
             router_wait=settings.tailor_router_wait,
+            prepare=EncodedHit,
         )
         self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
         # A lost session takes every subscription with it: JSON streams end now,

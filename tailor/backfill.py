@@ -9,8 +9,12 @@ the backfill (``Deduper``) until each backfill hit was matched or a short
 window passed: a document stored and published around the search shows up
 once, in the backfill.
 
-"Recent" is ``@timestamp`` where documents carry it, then index order
-(``_seq_no``, exact on single-shard indices, Elasticsearch 7's default).
+The search runs across everything the read target covers (a pattern, a
+list, an alias, a data stream: the engine resolves it). "Recent" is
+``@timestamp`` where documents carry it, then index order: the index name
+(daily indices sort by date), then ``_seq_no`` within one index (exact on
+single-shard indices, Elasticsearch 7's default). Each hit's ``_index`` is
+the concrete index it was found in.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def backfill_body(query: str | dict[str, Any], size: int) -> dict[str, Any]:
         "size": size,
         "sort": [
             {"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+            {"_index": {"order": "desc"}},
             {"_seq_no": {"order": "desc"}},
         ],
         "track_total_hits": False,
@@ -53,9 +58,11 @@ def backfill_body(query: str | dict[str, Any], size: int) -> dict[str, Any]:
 
 
 def hits_from_search(index: str, response: dict[str, Any]) -> list[Hit]:
-    """Search hits as live hits look (``_index`` as the client named it), oldest first."""
+    """Search hits as live hits look (``_index`` the concrete index each was found in), oldest first."""
     found = response.get("hits", {}).get("hits", [])
-    return [make_hit(index, h.get("_source", {}), h.get("_id")) for h in reversed(found)]
+    return [
+        make_hit(str(h.get("_index") or index), h.get("_source", {}), h.get("_id")) for h in reversed(found)
+    ]
 
 
 def _source_key(hit: Hit) -> str:
@@ -121,7 +128,7 @@ class Backfill:
         self.engine = engine
 
     async def fetch(self, index: str, query: str | dict[str, Any], size: int) -> list[Hit]:
-        """Up to ``size`` hits, oldest first; none if the index does not exist.
+        """Up to ``size`` hits, oldest first; none if the target covers no index.
 
         Raises EngineUnavailable (503) or EngineRejected (the query does not
         run against this index: 400 with the engine's reason).

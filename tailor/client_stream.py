@@ -26,8 +26,9 @@ from zope.interface import implementer
 
 from common.hits import Hit
 from tailor.backfill import Deduper
+from tailor.request_watch import RequestWatch
 from tailor.stream_format import Framing, hit_json
-from tailor.subscriptions import Entry, Resume
+from tailor.subscriptions import Resume, SequencedHit
 
 log = Logger()
 
@@ -70,6 +71,7 @@ class ClientStream:
         max_pending: int,
         stats: StreamStats,
         on_gone: Callable[[ClientStream], None],
+        watch: RequestWatch,
     ) -> None:
         self.request = request
         self.framing = framing
@@ -84,7 +86,7 @@ class ClientStream:
         self.end: str | None = None
         self.sent = 0  # hits framed for this client
         self.event_id: Callable[[int], str] = str
-        self._held: list[Entry] = []
+        self._held: list[SequencedHit] = []
         self._held_bytes = 0
         self._pending: deque[bytes] = deque()
         self.pending_bytes = 0
@@ -98,12 +100,9 @@ class ClientStream:
         self._gone = False
         self._deduper: Deduper | None = None
         self._end_reason = "fell more than the bound behind while the stream was being set up"
-        if getattr(request, "_disconnected", False):
-            # Gone while its query was resolved: notifyFinish would never fire.
-            self.state = State.CLOSED
-            self._gone = True
-            return
-        request.notifyFinish().addBoth(self._connection_done)
+        # The watch was made when the request arrived: it knows if the
+        # client left while its query was resolved.
+        watch.on_gone(self._connection_done)
 
     # -- listener side -------------------------------------------------
 
@@ -112,7 +111,7 @@ class ClientStream:
         """The client disconnected (or the stream ended): no more writes."""
         return self._gone
 
-    def deliver(self, entries: Sequence[Entry]) -> None:
+    def deliver(self, entries: Sequence[SequencedHit]) -> None:
         if self.state is State.HOLDING:
             if self.end is not None:
                 return  # already failed; start() reports it
@@ -185,12 +184,12 @@ class ClientStream:
         request.setHeader(b"cache-control", b"no-cache, no-store")
         # Reverse proxies (nginx) would otherwise buffer the stream.
         request.setHeader(b"x-accel-buffering", b"no")
-        transport = getattr(request.channel, "transport", None)
+        transport = request.transport
         if transport is not None and hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)  # a hit is a small write; send it now
+        # Should the socket already be full, the first write past its buffer
+        # pauses us through the channel: nothing to ask it beforehand.
         request.registerProducer(self, True)
-        if getattr(request.channel, "_waitingForTransport", False):
-            self._paused = True
         self.state = State.STREAMING
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
@@ -307,7 +306,7 @@ class ClientStream:
         self.stats.ended("slow_reader")
         # Written past the pause on purpose: a few bytes, so the reader,
         # whenever it gets there, finds a complete document saying why.
-        transport = getattr(self.request.channel, "transport", None)
+        transport = self.request.transport
         self.request.write(self.framing.closing("error", "slow_reader", reason))
         self._finish()  # forgets the channel
         if transport is not None:
@@ -323,7 +322,7 @@ class ClientStream:
         self.request.finish()
 
     def _abort(self) -> None:
-        transport = getattr(getattr(self.request, "channel", None), "transport", None)
+        transport = self.request.transport
         if transport is not None:
             transport.abortConnection()
         self._release()
@@ -341,7 +340,7 @@ class ClientStream:
             self.state = State.CLOSED
             self._release()
 
-    def _connection_done(self, result: Any) -> None:
+    def _connection_done(self) -> None:
         """The response finished or the client went away: release everything at once."""
         if self.state is not State.CLOSED:
             self.stats.ended("client_gone")

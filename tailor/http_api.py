@@ -1,35 +1,42 @@
 """The tailor's HTTP face: ``GET /api/v0.1/docs``, ``/healthz``, ``/metrics``.
 
 A tail request is checked, resolved to a sid over WAMP (register or
-describe), joined to the sid's shared subscription, backfilled, and only
-then answered 200: every failure up to that point is a plain JSON error
-(400/404/503); after it, failures end the document with an ``"error"``.
+describe, tailor/resolve.py), joined to the sid's shared subscription,
+backfilled, and only then answered 200: every failure up to that point is a
+plain JSON error (400/404/503); after it, failures end the document with an
+``"error"``. A client that leaves before that cancels the work in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from autobahn.wamp.exception import ApplicationError
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from common import names
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
+from common.hits import Hit
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill
 from tailor.client_stream import ClientStream, StreamStats
-from tailor.params import BadParameter, TailRequest, parse_tail_request
-from tailor.stream_format import framing_for
-from tailor.subscriptions import SubscribeFailed, SubscriptionHub
+from tailor.count_history import CountHistory, History
+from tailor.count_metrics import CountSeries
+from tailor.count_stream import Counters, CountStream
+from tailor.counting import window_start
+from tailor.params import BadParameter, CountRequest, TailRequest, parse_count_request, parse_tail_request
+from tailor.request_watch import RequestWatch
+from tailor.resolve import Resolved, Resolver
+from tailor.stream_format import count_framing_for, framing_for
+from tailor.subscriptions import Listener, SharedSubscription, SubscribeFailed, SubscriptionHub
 
 log = Logger()
 
@@ -41,16 +48,32 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m = Metrics("estrom_tailor_")
     m.gauge("clients", "Connected tail clients.", lambda: len(api_ref[0].streams))
     m.gauge("subscriptions", "WAMP subscriptions (sids) held by this tailor.", lambda: len(api_ref[0].hub))
+    m.gauge("count_clients", "Connected count clients.", lambda: len(api_ref[0].count_streams))
+    m.gauge("counters", "Shared counters (sid, by, every) of this tailor.", lambda: len(api_ref[0].counters))
     m.gauge(
         "pending_bytes",
         "Bytes waiting for slow clients, over all clients.",
         lambda: sum(s.pending_bytes for s in api_ref[0].streams),
     )
-    m.counter("streams_total", "Tail requests answered 200, by format.")
-    m.counter("requests_failed_total", "Tail requests refused before streaming, by status.")
+    m.counter("streams_total", "Tail requests answered 200, by format.", labels=("format",))
+    m.counter("count_streams_total", "Count requests answered 200, by format.", labels=("format",))
+    m.counter(
+        "requests_failed_total", "Tail requests refused before streaming, by status.", labels=("status",)
+    )
+    m.counter(
+        "requests_cancelled_total", "Requests whose client left before streaming (their work cancelled)."
+    )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
-    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.")
-    m.counter("streams_ended_total", "Streams ended, by how (limit, timeout, client_gone, error codes).")
+    m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
+    m.counter(
+        "streams_ended_total",
+        "Streams ended, by how (limit, timeout, client_gone, error codes).",
+        labels=("how",),
+    )
+    m.histogram(
+        "delivery_seconds",
+        "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
+    )
     return m
 
 
@@ -99,26 +122,14 @@ class _Stats(StreamStats):
         self.metrics.inc("streams_ended_total", how=how)
 
 
-def _wamp_error(exc: Exception) -> HTTPError:
-    """A failed register/describe call as the HTTP error the contract names."""
-    if isinstance(exc, ApplicationError):
-        reason = str(exc.args[0]) if exc.args else exc.error
-        if exc.error == names.INVALID_QUERY:
-            return HTTPError(400, "invalid_query", reason)
-        if exc.error == names.INVALID_INDEX:
-            return HTTPError(400, "invalid_index", reason)
-        if exc.error == names.NO_SUCH_QUERY:
-            return HTTPError(404, "no_such_query", reason)
-        if exc.error == names.UNAVAILABLE:
-            return HTTPError(503, "unavailable", reason)
-        if exc.error == "wamp.error.no_such_procedure":
-            return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
-        return HTTPError(503, "unavailable", f"router answered {exc.error}: {reason}")
-    return HTTPError(503, "unavailable", f"router call failed: {exc.__class__.__name__}: {exc}")
-
-
 class TailorAPI:
-    """Owns the HTTP handlers, the live streams and what they need."""
+    """Owns the HTTP handlers, the live streams and what they need.
+
+    A streaming request goes: parse → (the caller's check, issue 15, slots
+    in here) → resolve → join → backfill → start. Until start, every failure
+    is a plain HTTP error; if the client goes away meanwhile, the work in
+    flight (registration, subscription, backfill) is cancelled.
+    """
 
     def __init__(
         self,
@@ -133,87 +144,80 @@ class TailorAPI:
         self.wamp = wamp
         self.hub = hub
         self.clock = clock
+        self.resolver = Resolver(wamp, hub, clock, settings.engine_timeout + 5.0, settings.retry_after)
         self.backfill = Backfill(engine)
+        self.count_history = CountHistory(engine)
+        self.counters = Counters(hub, clock)
         self.streams: set[ClientStream] = set()
+        self.count_streams: set[CountStream] = set()
         self.metrics = build_metrics([self])
         self._stats = _Stats(self.metrics)
+        self.metrics.registry.register(CountSeries(self.counters))
+        hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
-        routes = Routes(
+        return TailSite(self.routes(), self.settings.tailor_send_buffer)
+
+    def routes(self) -> Routes:
+        """The tailor's resource: what ``site`` serves, and what in-memory tests request."""
+        return Routes(
             {
                 ("GET", (*API, "docs")): self.docs,
+                ("GET", (*API, "counts")): self.counts,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
             }
         )
-        return TailSite(routes, self.settings.tailor_send_buffer)
 
-    def _unavailable(self, reason: str) -> HTTPError:
-        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
-
-    async def _call(self, procedure: str, *args: Any) -> Any:
-        try:
-            session = self.wamp.require()
-        except RouterUnavailable as exc:
-            raise self._unavailable(str(exc)) from None
-        d = session.call(procedure, *args)
-        d.addTimeout(self.settings.engine_timeout + 5.0, self.clock)
-        try:
-            return await d
-        except Exception as exc:
-            err = _wamp_error(exc)
-            if err.status == 503:
-                err.headers["Retry-After"] = str(self.settings.retry_after)
-            raise err from None
-
-    async def _resolve(self, tail: TailRequest) -> tuple[str, str, str | dict[str, Any]]:
-        """(sid, index, query) of the request: registered, or looked up by sid.
-
-        A sid this tailor already subscribes to is registered and active (it
-        has a subscriber: us), so its clients skip the round trip through the
-        beater: opening a thousand tails of one query costs one registration.
-        """
-        if tail.sid is None:
-            assert tail.index is not None
-            assert tail.query is not None
-            held = self.hub.get(sid_for(tail.index, tail.query))
-            if held is not None and held.described is not None:
-                return held.sid, tail.index, tail.query
-            sid = await self._call(names.REGISTER_QUERY, tail.index, tail.query)
-            return str(sid), tail.index, tail.query
-        held = self.hub.get(tail.sid)
-        if held is not None and held.described is not None:
-            return tail.sid, *held.described
-        found = await self._call(names.DESCRIBE_QUERY, tail.sid)
-        try:
-            index, query = str(found["index"]), normalize_query(found["query"])
-        except (KeyError, TypeError, InvalidQuery) as exc:
-            raise self._unavailable(f"describe_query answered something unusable: {exc}") from None
-        # Registering the described query again (same sid: the stored query is
-        # canonical) marks it active before we subscribe, so a query idle for a
-        # while is percolated again from the first hit on.
-        sid = str(await self._call(names.REGISTER_QUERY, index, query))
-        return sid, index, query
+    # -- the request around a stream -------------------------------------
 
     async def docs(self, request: Request, rest: list[str]) -> None:
+        await self._serve(request, self._tail)
+
+    async def _serve(
+        self, request: Request, handler: Callable[[Request, RequestWatch], Awaitable[None]]
+    ) -> None:
+        """Run a streaming handler; cancel its work should the client go away before it starts."""
+        watch = RequestWatch(request)  # now, before anything can be awaited
+        if self.settings.tailor_cors_origin:
+            # Pages served elsewhere (the router's, on another port) tail with EventSource.
+            request.setHeader(b"access-control-allow-origin", self.settings.tailor_cors_origin.encode())
+        work = ensureDeferred(handler(request, watch))
+        watch.on_gone(work.cancel)  # a no-op once the stream started
         try:
-            await self._docs(request)
+            await work
+        except CancelledError:
+            if not watch.gone:
+                raise
+            self.metrics.inc("requests_cancelled_total")
+            log.debug("request.cancelled", path=request.path.decode("utf-8", "replace"))
         except HTTPError as err:
             self.metrics.inc("requests_failed_total", status=str(err.status))
             raise
 
-    async def _docs(self, request: Request) -> None:
-        if self.settings.tailor_cors_origin:
-            # Pages served elsewhere (the router's, on another port) tail with EventSource.
-            request.setHeader(b"access-control-allow-origin", self.settings.tailor_cors_origin.encode())
-        args = {
-            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-            for k, vs in request.args.items()
-        }
+    # -- GET /api/v0.1/docs ----------------------------------------------
+
+    async def _tail(self, request: Request, watch: RequestWatch) -> None:
+        tail = self._parse_tail(request)
+        target = await self.resolver.resolve(tail.sid, tail.index, tail.query)
+        stream = self._new_stream(request, watch, tail, target.sid)
+        try:
+            sub = await self._join(stream, target, history=tail.format == "sse")
+            joined_at = sub.last_seq
+            resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
+            backfill = await self._backfill(target, tail.backfill) if resume is None else []
+        except BaseException:
+            self._abandon(target.sid, stream)
+            raise
+        self.metrics.inc("streams_total", format=tail.format)
+        log.debug("stream.start", sid=target.sid, stream_format=tail.format, backfill=len(backfill))
+        stream.start(target.sid, sub.event_id, backfill, sub.event_id(joined_at), resume)
+
+    def _parse_tail(self, request: Request) -> TailRequest:
         last_event_id = request.getHeader(b"last-event-id")
         try:
-            tail = parse_tail_request(
-                args,
+            return parse_tail_request(
+                _args(request),
                 last_event_id.decode("utf-8", "replace") if last_event_id else None,
                 self.settings.tailor_max_backfill,
                 self.settings.query_limits(),
@@ -221,7 +225,7 @@ class TailorAPI:
         except BadParameter as exc:
             raise HTTPError(400, exc.code, exc.reason) from None
 
-        sid, index, query = await self._resolve(tail)
+    def _new_stream(self, request: Request, watch: RequestWatch, tail: TailRequest, sid: str) -> ClientStream:
         stream = ClientStream(
             request,
             framing_for(tail.format),
@@ -232,41 +236,34 @@ class TailorAPI:
             max_pending=self.settings.tailor_max_pending,
             stats=self._stats,
             on_gone=self._stream_gone(sid, linger=tail.format == "sse"),
+            watch=watch,
         )
-        if stream.gone:
-            return
         self.streams.add(stream)
+        return stream
+
+    async def _join(self, listener: Listener, target: Resolved, history: bool) -> SharedSubscription:
+        """The sid's shared subscription, confirmed by the router; live hits are held from here on."""
         try:
-            sub = await self.hub.join(sid, stream, history=tail.format == "sse")
+            sub = await self.hub.join(target.sid, listener, history=history)
         except (RouterUnavailable, SubscribeFailed) as exc:
-            self._abandon(sid, stream)
-            raise self._unavailable(str(exc)) from None
-        if stream.gone:  # left while we subscribed; on_gone ran before the join
-            self.hub.leave(sid, stream)
-            return
-        sub.described = (index, query)
-        joined_at = sub.last_seq
-        resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
-        backfill: list[Any] = []
-        if tail.backfill and resume is None:
-            try:
-                backfill = await self.backfill.fetch(index, query, tail.backfill)
-            except EngineUnavailable as exc:
-                self._abandon(sid, stream)
-                raise self._unavailable(str(exc)) from None
-            except EngineRejected as exc:
-                self._abandon(sid, stream)
-                raise HTTPError(400, "invalid_query", f"backfill search refused: {exc.reason}") from None
-        self.metrics.inc("streams_total", format=tail.format)
-        log.debug("stream.start", sid=sid, stream_format=tail.format, backfill=len(backfill))
-        stream.start(sid, sub.event_id, backfill, sub.event_id(joined_at), resume)
+            raise self.resolver.unavailable(str(exc)) from None
+        sub.described = (target.index, target.query)
+        return sub
+
+    async def _backfill(self, target: Resolved, size: int) -> list[Hit]:
+        try:
+            return await self.backfill.fetch(target.index, target.query, size)
+        except EngineUnavailable as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        except EngineRejected as exc:
+            raise HTTPError(400, "invalid_query", f"backfill search refused: {exc.reason}") from None
 
     def _abandon(self, sid: str, stream: ClientStream) -> None:
         self.streams.discard(stream)
         self.hub.leave(sid, stream)
         stream.abandon()
 
-    def _stream_gone(self, sid: str, linger: bool) -> Any:
+    def _stream_gone(self, sid: str, linger: bool) -> Callable[[ClientStream], None]:
         def gone(stream: ClientStream) -> None:
             self.streams.discard(stream)
             self.hub.leave(sid, stream, linger=linger)
@@ -277,9 +274,102 @@ class TailorAPI:
         """End every stream with an error (router lost, shutting down)."""
         for stream in list(self.streams):
             stream.fail(error, reason)
+        for count_stream in list(self.count_streams):
+            count_stream.fail(error, reason)
+
+    # -- GET /api/v0.1/counts --------------------------------------------
+
+    async def counts(self, request: Request, rest: list[str]) -> None:
+        await self._serve(request, self._count)
+
+    async def _count(self, request: Request, watch: RequestWatch) -> None:
+        ask = self._parse_counts(request)
+        target = await self.resolver.resolve(ask.sid, ask.index, ask.query)
+        stream = self._new_count_stream(request, watch, ask, target.sid)
+        try:
+            await self._attach(stream, target, ask)
+            history = await self._history(target, ask) if ask.since else None
+        except BaseException:
+            self._abandon_count(target.sid, ask, stream)
+            raise
+        self.metrics.inc("count_streams_total", format=ask.format)
+        log.debug("counts.start", sid=target.sid, by=ask.by, every=ask.every, since=ask.since)
+        if history is None:
+            stream.start(target.sid, window_start(self.clock.seconds(), ask.every))
+        else:
+            stream.start(target.sid, history.current, history.windows, history.seed, history.recent)
+
+    def _parse_counts(self, request: Request) -> CountRequest:
+        try:
+            return parse_count_request(_args(request), self.settings.query_limits())
+        except BadParameter as exc:
+            raise HTTPError(400, exc.code, exc.reason) from None
+
+    def _new_count_stream(
+        self, request: Request, watch: RequestWatch, ask: CountRequest, sid: str
+    ) -> CountStream:
+        def gone(stream: CountStream) -> None:
+            self.count_streams.discard(stream)
+            self.counters.detach(sid, ask.by, ask.every, stream)
+
+        stream = CountStream(
+            request,
+            watch,
+            count_framing_for(ask.format),
+            self.clock,
+            by=ask.by,
+            k=ask.k,
+            limit=ask.limit,
+            timeout=ask.timeout,
+            heartbeat=self.settings.tailor_heartbeat,
+            max_pending=self.settings.tailor_max_pending,
+            on_gone=gone,
+        )
+        self.count_streams.add(stream)
+        return stream
+
+    async def _attach(self, stream: CountStream, target: Resolved, ask: CountRequest) -> SharedSubscription:
+        """The stream's shared counter, subscribed: from here on its hits are held for it."""
+        try:
+            sub = await self.counters.attach(target.sid, ask.by, ask.every, stream)
+        except (RouterUnavailable, SubscribeFailed) as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        sub.described = (target.index, target.query)
+        return sub
+
+    async def _history(self, target: Resolved, ask: CountRequest) -> History:
+        now = self.clock.seconds()
+        try:
+            return await self.count_history.fetch(
+                target.index,
+                target.query,
+                ask.by,
+                ask.every,
+                ask.k,
+                start=window_start(now - ask.since, ask.every),
+                end=now,
+                current=window_start(now, ask.every),
+            )
+        except EngineUnavailable as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        except EngineRejected as exc:
+            raise HTTPError(400, "invalid_query", f"counting search refused: {exc.reason}") from None
+
+    def _abandon_count(self, sid: str, ask: CountRequest, stream: CountStream) -> None:
+        self.count_streams.discard(stream)
+        self.counters.detach(sid, ask.by, ask.every, stream)
+        stream.abandon()
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
         await write_health(request, self.engine, self.wamp)
 
     async def metrics_page(self, request: Request, rest: list[str]) -> None:
         write_metrics(request, self.metrics)
+
+
+def _args(request: Request) -> dict[str, list[str]]:
+    """The query arguments, decoded (undecodable bytes become U+FFFD and fail validation)."""
+    return {
+        k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+        for k, vs in request.args.items()
+    }

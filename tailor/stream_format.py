@@ -159,3 +159,47 @@ FORMATS: dict[str, type[JsonFraming] | type[NdjsonFraming] | type[SseFraming]] =
 def framing_for(name: str) -> Framing:
     """The framing of a ``format=`` value (already validated)."""
     return FORMATS[name]()
+
+
+class CountFraming(Protocol):
+    """How one count stream format spells its parts (``GET /api/v0.1/counts``)."""
+
+    content_type: bytes
+
+    def opening(self, sid: str) -> bytes: ...
+
+    def frame(self, frame: dict[str, Any]) -> bytes: ...
+
+    def gap(self, info: dict[str, Any]) -> bytes: ...
+
+    def heartbeat(self) -> bytes: ...
+
+    def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes: ...
+
+
+class NdjsonCountFraming:
+    """First line ``{"subscription_id": ...}``, then one frame per line; errors and gaps as for tails."""
+
+    content_type = b"application/x-ndjson"
+
+    def opening(self, sid: str) -> bytes:
+        return (_dumps({"subscription_id": sid}) + "\n").encode()
+
+    def frame(self, frame: dict[str, Any]) -> bytes:
+        return (_dumps(frame) + "\n").encode()
+
+    gap = NdjsonFraming.gap
+    heartbeat = NdjsonFraming.heartbeat
+    closing = NdjsonFraming.closing
+
+
+class SseCountFraming(SseFraming):
+    """``event: subscription``, then ``event: count`` per window (no ids: counts do not resume)."""
+
+    def frame(self, frame: dict[str, Any]) -> bytes:
+        return f"event: count\ndata: {_dumps(frame)}\n\n".encode()
+
+
+def count_framing_for(name: str) -> CountFraming:
+    """The framing of a counts ``format=`` value (already validated)."""
+    return SseCountFraming() if name == "sse" else NdjsonCountFraming()

@@ -21,10 +21,11 @@ Others (JSON, streams not yet started) end at once with an ``"error"``.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -35,17 +36,25 @@ from twisted.python.failure import Failure
 from common.hits import Hit
 from common.names import topic_for
 from common.wamp import SessionHolder
-from tailor.stream_format import EncodedHit
 
 log = Logger()
 
-Entry = tuple[int, Hit]  # (sequence number, hit)
+
+class SequencedHit(NamedTuple):
+    """A live hit and its sequence number in its subscription's epoch (the SSE event id)."""
+
+    seq: int
+    hit: Hit
+
+
+def _as_is(hit: Hit) -> Hit:
+    return hit
 
 
 class Listener(Protocol):
     """A client of a shared subscription."""
 
-    def deliver(self, entries: Sequence[Entry]) -> None:
+    def deliver(self, entries: Sequence[SequencedHit]) -> None:
         """New hits, in order; called on the reactor thread as they arrive."""
 
     def fail(self, error: str, reason: str) -> None:
@@ -67,11 +76,11 @@ class SubscribeFailed(Exception):
 class Resume:
     """Where an SSE client picks up: hits to replay, and a gap notice if some are lost."""
 
-    replay: list[Entry]
+    replay: list[SequencedHit]
     gap: dict[str, Any] | None = None
 
 
-def plan_resume(last_event_id: str, epoch: str, next_seq: int, history: Sequence[Entry]) -> Resume:
+def plan_resume(last_event_id: str, epoch: str, next_seq: int, history: Sequence[SequencedHit]) -> Resume:
     """What a client that saw ``last_event_id`` has missed, given the subscription's state.
 
     Pure, so every case is unit tested: same epoch and covered by history →
@@ -113,10 +122,13 @@ class SharedSubscription:
 
     sid: str
     history_size: int
+    #: Turns a received hit into what listeners get (the app passes the
+    #: wire format's encode-once hit); the hub itself knows no format.
+    prepare: Callable[[Hit], Hit] = _as_is
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))
     next_seq: int = 1
     listeners: set[Listener] = field(default_factory=set)
-    history: deque[Entry] = field(init=False)
+    history: deque[SequencedHit] = field(init=False)
     wamp_subscription: Any = None
     linger_call: IDelayedCall | None = None
     dropped: bool = False
@@ -125,6 +137,8 @@ class SharedSubscription:
     #: (index, query) the sid stands for, once a client resolved it: later
     #: clients of the sid skip the register/describe round trip.
     described: tuple[str, Any] | None = None
+    #: Told, per listener and event, the seconds from the event's arrival to its hand-over (metrics).
+    on_delivered: Callable[[float], None] | None = None
     _ready: bool = False
     _error: Failure | None = None
     _waiters: list[Deferred[None]] = field(default_factory=list)
@@ -147,12 +161,14 @@ class SharedSubscription:
 
     def on_event(self, *hits: Hit, **_details: Any) -> None:
         """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
-        entries: list[Entry] = []
+        entries: list[SequencedHit] = []
+        prepare = self.prepare
         for hit in hits:
-            entries.append((self.next_seq, EncodedHit(hit)))
+            entries.append(SequencedHit(self.next_seq, prepare(hit)))
             self.next_seq += 1
         if self.keep_history:
             self.history.extend(entries)
+        arrived = time.perf_counter()
         for listener in list(self.listeners):
             # A listener may leave (limit reached) while we fan out.
             if listener in self.listeners:
@@ -161,6 +177,8 @@ class SharedSubscription:
                 except Exception:
                     # One broken client must not cost the others their hits.
                     log.failure("subscription.deliver_failed", sid=self.sid)
+                if self.on_delivered is not None:
+                    self.on_delivered(time.perf_counter() - arrived)
 
     def resume(self, last_event_id: str) -> Resume:
         return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
@@ -179,6 +197,8 @@ class SharedSubscription:
         self._ready, self._error = error is None, error
         waiters, self._waiters = self._waiters, []
         for d in waiters:
+            if d.called:  # cancelled: its client went away while we subscribed
+                continue
             if error is None:
                 d.callback(None)
             else:
@@ -195,8 +215,12 @@ class SubscriptionHub:
         history_size: int,
         sse_linger: float,
         router_wait: float = 60.0,
+        prepare: Callable[[Hit], Hit] = _as_is,
     ) -> None:
         self.wamp = wamp
+        self.prepare = prepare
+        #: Given to each subscription (SharedSubscription.on_delivered).
+        self.on_delivered: Callable[[float], None] | None = None
         self.clock = clock
         self.history_size = history_size
         self.sse_linger = sse_linger
@@ -223,7 +247,7 @@ class SubscriptionHub:
         session = self.wamp.require()
         sub = self._subs.get(sid)
         if sub is None:
-            sub = SharedSubscription(sid, self.history_size)
+            sub = SharedSubscription(sid, self.history_size, self.prepare, on_delivered=self.on_delivered)
             self._subs[sid] = sub
             self._subscribe(session, sub)
         if sub.linger_call is not None and sub.linger_call.active():
@@ -233,8 +257,10 @@ class SubscriptionHub:
         sub.listeners.add(listener)
         try:
             await sub.when_ready()
-        except Exception:
-            sub.listeners.discard(listener)
+        except BaseException:
+            # Refused, or the client went away meanwhile (cancelled): the
+            # last one out unsubscribes, as on any leave.
+            self.leave(sid, listener)
             raise
         return sub
 

@@ -145,3 +145,12 @@ class TCPProxy:
                     s.close()
             with self._lock:
                 self._conns -= {a, b}
+
+
+def proxy_to(proxies: list[TCPProxy], url: str) -> TCPProxy:
+    """A TCP proxy in front of ``http://host:port`` or ``ws://host:port/ws``, closed with ``proxies``."""
+    hostport = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    proxy = TCPProxy(host, int(port))
+    proxies.append(proxy)
+    return proxy

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from common.query.lucene import LuceneSyntaxError, lucene_field_names
+from luqum import tree
+
+from common.query.lucene import LuceneSyntaxError, field_names_of_tree, lucene_field_names
 
 # Leaf query types whose single key (other than options) is a field name.
 _FIELD_KEYED = frozenset(
@@ -78,15 +80,26 @@ def _without_phrases(text: str) -> str:
     return "".join(out)
 
 
-def lucene_fields(query: str) -> set[str]:
+#: Query strings already parsed, by text (None: luqum cannot parse it).
+Parsed = dict[str, "tree.Item | None"]
+
+
+def lucene_fields(query: str, parsed: Parsed | None = None) -> set[str]:
     """Field names named explicitly in a Lucene query string.
 
-    From luqum's parse tree; a pattern scan when luqum cannot parse it.
+    From luqum's parse tree (taken from ``parsed`` when it holds it); a
+    pattern scan when luqum cannot parse it.
     """
-    try:
-        names = lucene_field_names(query)
-    except LuceneSyntaxError:
-        return _scanned_lucene_fields(query)
+    if parsed is not None and query in parsed:
+        root = parsed[query]
+        if root is None:
+            return _scanned_lucene_fields(query)
+        names = field_names_of_tree(root)
+    else:
+        try:
+            names = lucene_field_names(query)
+        except LuceneSyntaxError:
+            return _scanned_lucene_fields(query)
     return {n for n in names if n and "*" not in n and "?" not in n}
 
 
@@ -103,12 +116,12 @@ def _scanned_lucene_fields(query: str) -> set[str]:
     return found
 
 
-def dsl_fields(node: Any) -> set[str]:
+def dsl_fields(node: Any, parsed: Parsed | None = None) -> set[str]:
     """Field names a query DSL tree refers to (walks compound queries too)."""
     found: set[str] = set()
     if isinstance(node, list):
         for item in node:
-            found |= dsl_fields(item)
+            found |= dsl_fields(item, parsed)
         return found
     if not isinstance(node, dict):
         return found
@@ -124,20 +137,20 @@ def dsl_fields(node: Any) -> set[str]:
             if isinstance(value.get("default_field"), str) and "*" not in value["default_field"]:
                 found.add(value["default_field"])
             if key == "query_string" and isinstance(value.get("query"), str):
-                found |= lucene_fields(value["query"])
+                found |= lucene_fields(value["query"], parsed)
         else:
-            found |= dsl_fields(value)
+            found |= dsl_fields(value, parsed)
     return found
 
 
-def query_fields(dsl: dict[str, Any]) -> set[str]:
-    """The concrete fields to map before storing ``dsl``.
+def query_fields(dsl: dict[str, Any], parsed: Parsed | None = None) -> set[str]:
+    """The concrete fields to map before storing ``dsl`` (query strings found in ``parsed`` are not parsed again).
 
     ``foo.keyword`` is reported as ``foo``: mapping the parent as text with a
     keyword sub-field (what dynamic mapping does) covers both.
     """
     out = set()
-    for name in dsl_fields(dsl):
+    for name in dsl_fields(dsl, parsed):
         name = name.strip()
         if not name or name.startswith("_"):
             continue

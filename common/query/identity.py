@@ -114,10 +114,19 @@ def canonicalize(query: str | dict[str, Any]) -> str | dict[str, Any]:
 
 def canonical_form(query: str | dict[str, Any]) -> str:
     """A string equal for queries that cannot differ in what they match."""
-    canonical = canonicalize(query)
+    return form_of_canonical(canonicalize(query))
+
+
+def form_of_canonical(canonical: str | dict[str, Any]) -> str:
+    """``canonical_form`` of a query that is canonical already (canonicalising is a fixed point)."""
     return _canonical_json(["lucene" if isinstance(canonical, str) else "dsl", canonical])
 
 
 def sid_for(index: str, query: str | dict[str, Any]) -> str:
     """16 lowercase hex chars: farmhash64 of (index, canonical query)."""
-    return format(farmhash.hash64(index + "\x00" + canonical_form(query)), "016x")
+    return sid_of_form(index, canonical_form(query))
+
+
+def sid_of_form(target: str, form: str) -> str:
+    """``sid_for`` from a canonical target and a ``canonical_form`` computed once."""
+    return format(farmhash.hash64(target + "\x00" + form), "016x")

@@ -115,11 +115,22 @@ def validate_query(query: object, limits: QueryLimits) -> str | dict[str, Any]:
     return normalized
 
 
-def check_query(query: str | dict[str, Any], limits: QueryLimits) -> None:
-    """Raise InvalidQuery naming the limit or construct a normalized query breaks."""
+#: Query strings parsed while checking, by their text (None: luqum cannot parse it),
+#: so that one registration parses each query string once (``common/query/prepared.py``).
+ParsedStrings = dict[str, "tree.Item | None"]
+
+
+def check_query(
+    query: str | dict[str, Any], limits: QueryLimits, parsed: ParsedStrings | None = None
+) -> None:
+    """Raise InvalidQuery naming the limit or construct a normalized query breaks.
+
+    ``parsed`` collects the trees of the query strings it parsed.
+    """
+    trees: ParsedStrings = {} if parsed is None else parsed
     if isinstance(query, str):
         _check_size(query, limits)
-        _lucene_clauses(query, limits)
+        _lucene_clauses(query, limits, trees)
         return
     depth, problem = inspect(query, limits.max_depth)
     if depth > limits.max_depth:
@@ -134,7 +145,7 @@ def check_query(query: str | dict[str, Any], limits: QueryLimits) -> None:
         clauses += 1
         _check_node(kind, body)
         if kind == "query_string" and isinstance(body.get("query"), str):
-            clauses += _lucene_clauses(body["query"], limits)
+            clauses += _lucene_clauses(body["query"], limits, trees)
         if clauses > limits.max_clauses:
             raise _too("clause count", clauses, limits.max_clauses, "ESTROM_QUERY_MAX_CLAUSES")
 
@@ -216,16 +227,19 @@ def _holds_key(value: Any, key: str) -> bool:
     return False
 
 
-def _lucene_tree(query: str) -> tree.Item | None:
-    try:
-        return parse(query)
-    except LuceneSyntaxError:
-        return None  # the engine decides, and names the syntax error
+def parse_or_none(query: str, parsed: ParsedStrings) -> tree.Item | None:
+    """The tree of ``query``, parsed once per ``parsed``; None if luqum cannot parse it."""
+    if query not in parsed:
+        try:
+            parsed[query] = parse(query)
+        except LuceneSyntaxError:
+            parsed[query] = None  # the engine decides, and names the syntax error
+    return parsed[query]
 
 
-def _lucene_clauses(query: str, limits: QueryLimits) -> int:
+def _lucene_clauses(query: str, limits: QueryLimits, parsed: ParsedStrings) -> int:
     """Terms (leaves) of a query string; raises past the depth or clause limit."""
-    root = _lucene_tree(query)
+    root = parse_or_none(query, parsed)
     if root is None:
         return 1
     leaves = 0

@@ -181,7 +181,11 @@ def _render_written(node: tree.Item) -> str:
 
 def canonical_lucene(query: str) -> str:
     """The canonical spelling of a Lucene query string (raises LuceneSyntaxError)."""
-    node = parse(query)
+    return canonical_of_tree(parse(query))
+
+
+def canonical_of_tree(node: tree.Item) -> str:
+    """The canonical spelling of an already parsed query string (``parse``)."""
     while isinstance(node, tree.Group) and not isinstance(node, tree.FieldGroup):
         node = node.expr  # parentheses around the whole query
     return _render(node)
@@ -189,6 +193,11 @@ def canonical_lucene(query: str) -> str:
 
 def lucene_field_names(query: str) -> set[str]:
     """Names of the fields a query string searches explicitly (``_exists_:f`` names ``f``)."""
+    return field_names_of_tree(parse(query))
+
+
+def field_names_of_tree(root: tree.Item) -> set[str]:
+    """``lucene_field_names`` of an already parsed query string."""
     found: set[str] = set()
 
     def walk(node: tree.Item) -> None:
@@ -200,5 +209,5 @@ def lucene_field_names(query: str) -> set[str]:
         for child in node.children:
             walk(child)
 
-    walk(parse(query))
+    walk(root)
     return found

@@ -245,9 +245,22 @@
   }
 
   function renderHead() {
-    const cells = [th("time", "time")].concat(state.columns.map((c) => th(c, "col")), [th("document", "doc")]);
-    el.head.replaceChildren(...cells);
+    const cols = state.columns.map((c) => {
+      const cell = th(c, "col");
+      cell.title = "count by " + c;
+      cell.addEventListener("click", () => window.estromCounts.countBy(c));
+      return cell;
+    });
+    el.head.replaceChildren(th("time", "time"), ...cols, th("document", "doc"));
   }
+
+  // A value picked in the top-values bar narrows the query to it.
+  window.estromCounts.onPick((field, value) => {
+    const text = el.query.value.trim();
+    const term = value === "_missing" ? "NOT _exists_:" + field : field + ':"' + value.replace(/(["\\])/g, "\\$1") + '"';
+    el.query.value = text.startsWith("{") ? text : "(" + text + ") AND " + term;
+    el.form.requestSubmit();
+  });
 
   function th(text, cls) { const c = document.createElement("th"); c.textContent = text; c.className = cls; return c; }
 
@@ -396,6 +409,7 @@
   }
 
   function setSid(sid) {
+    if (sid !== state.sid || !sid) window.estromCounts.open(sid, el.tailorUrl.value.trim());
     state.sid = sid;
     el.sid.textContent = sid || "—";
     el.curl.value = sid ? curlLine(sid) : "";
@@ -485,7 +499,10 @@
 
   el.errorClose.addEventListener("click", hideError);
   el.maxRows.addEventListener("change", () => { store.set("maxRows", el.maxRows.value); trimRows(maxRows()); });
-  el.tailorUrl.addEventListener("change", () => { store.set("tailor", el.tailorUrl.value.trim()); if (state.sid) setSid(state.sid); });
+  el.tailorUrl.addEventListener("change", () => {
+    store.set("tailor", el.tailorUrl.value.trim());
+    if (state.sid) { window.estromCounts.open(state.sid, el.tailorUrl.value.trim()); setSid(state.sid); }
+  });
   el.fields.addEventListener("change", () => {
     store.set("fields", el.fields.value.trim());
     state.columns = [];

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ARTIFACTS, RouterHandle
+from tests.real_stack import ARTIFACTS, RouterHandle
 
 CHROMIUM = os.environ.get("ESTROM_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

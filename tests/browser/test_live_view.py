@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from playwright.sync_api import expect
 
+from devstack.stack import Stack
 from tests.browser.conftest import LiveView
-from tests.conftest import ServiceHandle, StartService, start_router
 from tests.http_client import ingest
+from tests.real_stack import ServiceHandle, StartService
 
 
 def send(beater: ServiceHandle, index: str, docs: list[dict]) -> None:
@@ -134,9 +134,9 @@ def test_errors_are_shown_readably(live_view: LiveView, index: str, beater: Serv
 
 
 def test_reconnects_and_resubscribes_after_the_router_restarts(
-    browser_context, start_beater: StartService, workdir: Path, index: str
+    browser_context, start_beater: StartService, stack: Stack, index: str
 ) -> None:
-    own = start_router(workdir, f"router-{index}")
+    own = stack.start_router(f"router-{index}")
     try:
         beater = start_beater(router_url=own.url)
         view = LiveView(browser_context.new_page(), own.port).open()

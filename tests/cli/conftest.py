@@ -17,12 +17,11 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.router import REPO
+from devstack.settings import without_estrom
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESTROM_")}
-    env.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}, **extra)
-    return env
+    return without_estrom(os.environ) | {"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"} | extra
 
 
 class Cli:

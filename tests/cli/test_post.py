@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from devstack.metrics_page import metric
 from tests.http_client import ingest
-from tests.tailor.helpers import eventually, metric
 from tests.tcp_proxy import TCPProxy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +88,7 @@ def test_a_full_queue_429_is_retried_after_retry_after(cli, start_beater, engine
             target=ingest, args=(small.url, index, [{"n": 1}, {"n": 2}, {"n": 3}]), daemon=True
         )
         held.start()
-        eventually(lambda: metric(small.url, "estrom_beater_queue_documents") == 3, what="queue full")
+        wait_until(lambda: metric(small.url, "estrom_beater_queue_documents") == 3, what="queue full")
 
         post = cli("post", index, "-", "--beater", small.url, stdin=b'{"n": 4}\n{"n": 5}\n')
         assert "429 queue_full" in post.wait_err("retry 1/20 in 1 s")

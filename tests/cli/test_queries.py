@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import ROUTER_SECRETS
 from tests.http_client import ingest
+from tests.real_stack import SECRETS
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_lists_a_registered_query_with_its_subscribers(cli, engine, router, beat
         "--router",
         router.url,
         "--secret",
-        ROUTER_SECRETS["ESTROM_ADMIN_SECRET"],
+        SECRETS["ESTROM_ADMIN_SECRET"],
         "--beater",
         beater.url,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
+from devstack.wamp_client import WampClient
 from tests.browser.conftest import LiveView
 from tests.deploy.compose import REPO, SCALE_FILE
 from tests.deploy.conftest import Deployment
@@ -31,7 +32,6 @@ from tests.faults.test_router_restart import has_gap, split_at_gap
 from tests.http_client import engine_request, http, ingest
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
 
 pytestmark = pytest.mark.deploy
 

@@ -16,20 +16,14 @@ import threading
 import time
 import uuid
 
-import pytest
-
+from devstack.metrics_page import metric
 from devstack.processes import free_port
-from tests.conftest import EngineHandle, RouterHandle, StartService
-from tests.faults.conftest import proxy_to
-from tests.faults.delivery import numbers, report
-from tests.faults.sender import Sender
+from devstack.wamp_client import WampClient
+from tests.faults.delivery import numbers, report, run_sender
 from tests.http_client import ingest
-from tests.tailor.helpers import metric
-from tests.tcp_proxy import TCPProxy
+from tests.real_stack import EngineHandle, RouterHandle, StartService
+from tests.tcp_proxy import TCPProxy, proxy_to
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 #: How long a SIGTERMed beater may take to exit: its grace, leaving the router (2 s), slack.
 EXIT_BOUND = 20.0
@@ -53,7 +47,7 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
     beater = beaters(engine_url=slow.url, ESTROM_SHUTDOWN_GRACE="10")
     client, sink = watch(fault_router, index, "_exists_:run")
     runs = [uuid.uuid4().hex[:8] for _ in range(3)]
-    senders = [Sender(beater.url, index, run, retry=False, batch_size=10).start() for run in runs]
+    senders = [run_sender(beater.url, index, run, retry=False, batch_size=10).start() for run in runs]
     for sender in senders:
         sender.wait(lambda s: len(s.acked) >= 2, what="2 batches acknowledged")
     slow.delay(1.0)
@@ -67,11 +61,11 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
     print(f"SIGTERM → exit in {exited - terminated:.2f}s, exit code {code}")
     assert code == 0, "the beater did not exit by itself (it was SIGKILLed)"
 
-    in_flight = [a for s in senders for a in s.attempts if a.started < terminated < a.ended]
+    in_flight = [a for s in senders for a in s.stats.attempts if a.started < terminated < a.ended]
     assert in_flight, "no request was in flight at the SIGTERM"
     assert {a.outcome for a in in_flight} <= {"200", "503"}, in_flight
     for sender in senders:
-        outcomes = [a.outcome for a in sender.attempts]
+        outcomes = [a.outcome for a in sender.stats.attempts]
         first_refusal = next(i for i, o in enumerate(outcomes) if o != "200")
         # Once draining, never again a 200: 503 on open connections, then refused.
         assert set(outcomes[first_refusal:]) <= {"503", "refused"}, outcomes
@@ -79,7 +73,7 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
     finished = [a for a in in_flight if a.outcome == "200"]
     assert finished, "no request in flight was finished during the drain"
     # Every 200 means published: its documents all reached the subscriber.
-    acked = {(run, n) for run, s in zip(runs, senders, strict=True) for n in s.acked_ids}
+    acked = {(run, n) for run, s in zip(runs, senders, strict=True) for n in s.stats.acked_ids}
     hits = sink.wait_for(lambda hits: acked <= {(h["_source"]["run"], h["_source"]["n"]) for h in hits}, 20)
     print(f"{len(acked)} acknowledged documents, {len(hits)} hits")
     client.close()
@@ -119,19 +113,19 @@ def test_sigkill_is_covered_by_the_senders_retries(
     beater = beaters(ESTROM_BEATER_LISTEN=listen)
     run = uuid.uuid4().hex[:8]
     client, sink = watch(fault_router, index, f"run:{run}")
-    sender = Sender(beater.url, index, run).start()
+    sender = run_sender(beater.url, index, run).start()
     try:
         sender.wait(lambda s: len(s.acked) >= 3, what="3 batches acknowledged")
         killed = time.monotonic()
         beater.process.stop(sig=signal.SIGKILL)
         sender.wait(lambda s: bool(set(s.outcomes_since(killed)) - {"200"}), 10, "the sender notices")
         beaters(ESTROM_BEATER_LISTEN=listen)  # same address: the sender's retries find it
-        acked = len(sender.acked)
+        acked = len(sender.stats.acked)
         sender.wait(lambda s: len(s.acked) >= acked + 3, 30, "acknowledged by the new beater")
     finally:
         sender.stop()
-    sent = sender.sent_ids
+    sent = sender.stats.sent_ids
     hits = sink.wait_for(lambda hits: sent <= set(numbers(hits)), 20)
-    print("sender saw:", sorted({a.outcome for a in sender.attempts}))
+    print("sender saw:", sorted({a.outcome for a in sender.stats.attempts}))
     report("SIGKILL, WAMP subscriber", sent, numbers(hits))
     client.close()

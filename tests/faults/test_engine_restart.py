@@ -12,15 +12,10 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import EngineHandle, RouterHandle, StartService
-from tests.faults.delivery import numbers, report
-from tests.faults.sender import Sender
+from devstack.wamp_client import WampClient
+from tests.faults.delivery import numbers, report, run_sender
+from tests.real_stack import EngineHandle, RouterHandle, StartService
 from tests.tailor.tail_client import Tail
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 
 def test_engine_restart_mid_stream(
@@ -40,30 +35,32 @@ def test_engine_restart_mid_stream(
     sid = client.call("com.estrom.register_query", index, f"run:{run}")
     sink = client.subscribe(f"docs-for-{sid}")
     tail = Tail(tailor.url, {"s": sid, "format": "ndjson"})
-    sender = Sender(beater.url, index, run, timeout=30.0).start()
+    sender = run_sender(beater.url, index, run, timeout=30.0).start()
     try:
         sender.wait(lambda s: len(s.acked) >= 5, what="5 batches acknowledged")
 
         stopping = time.monotonic()
         node.stop()
         sender.wait(lambda s: "503" in s.outcomes_since(stopping), 20, "a 503 once the engine stops")
-        first_503 = min(a.ended for a in sender.attempts if a.started >= stopping and a.outcome == "503")
+        first_503 = min(
+            a.ended for a in sender.stats.attempts if a.started >= stopping and a.outcome == "503"
+        )
         print(f"engine stop requested → first 503 after {first_503 - stopping:.2f}s")
 
         node.start(log_path=workdir / "faults-engine.log")
         node.wait_ready(timeout=180)
         back = time.monotonic()
-        acked = len(sender.acked)
+        acked = len(sender.stats.acked)
         sender.wait(lambda s: len(s.acked) >= acked + 5, 60, "the beater recovered by itself")
-        first_200 = min(a.ended for a in sender.attempts if a.started >= back and a.outcome == "200")
+        first_200 = min(a.ended for a in sender.stats.attempts if a.started >= back and a.outcome == "200")
         print(f"engine ready → first 200 after {first_200 - back:.2f}s")
     finally:
         sender.stop()
 
-    outcomes = {a.outcome for a in sender.attempts}
+    outcomes = {a.outcome for a in sender.stats.attempts}
     # The 503 came before the sender's own timeout, every time.
     assert outcomes <= {"200", "503"}, outcomes
-    sent = sender.sent_ids
+    sent = sender.stats.sent_ids
     hits = sink.wait_for(lambda hits: sent <= set(numbers(hits)), timeout=30)
     tail.wait(lambda t: sent <= set(numbers(t.hits)), 30, "every document in the HTTP tail")
     tail.close()

@@ -15,18 +15,15 @@ import uuid
 
 import pytest
 
-from tests.conftest import EngineHandle, RouterHandle, StartService
-from tests.faults.conftest import proxy_to
-from tests.faults.delivery import numbers, report
-from tests.faults.sender import Sender
+from devstack.sender import Sender
+from tests.faults.delivery import numbers, report, run_sender
 from tests.faults.test_beater_shutdown import watch
 from tests.faults.test_router_restart import has_gap, split_at_gap
 from tests.http_client import http
+from tests.real_stack import EngineHandle, RouterHandle, StartService
 from tests.tailor.tail_client import Tail, docs_path
-from tests.tcp_proxy import TCPProxy
+from tests.tcp_proxy import TCPProxy, proxy_to
 from tests.waiting import wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def ws_url(proxy: TCPProxy) -> str:
@@ -41,8 +38,8 @@ def timed_send(sender: Sender, ids: list[int]) -> tuple[str, float]:
 
 def exercise_link(link: TCPProxy, beater_url: str, index: str, run: str, timeout_name: str) -> Sender:
     """Delay, black-hole, restore, reset one of the beater's links; return the retrying sender."""
-    probe = Sender(beater_url, index, run, retry=False, timeout=30.0)
-    steady = Sender(beater_url, index, run, timeout=30.0)
+    probe = run_sender(beater_url, index, run, retry=False, timeout=30.0)
+    steady = run_sender(beater_url, index, run, timeout=30.0)
     assert steady.send([0, 1]) == "200"
 
     link.delay(0.2)
@@ -59,7 +56,7 @@ def exercise_link(link: TCPProxy, beater_url: str, index: str, run: str, timeout
 
     link.reset()
     assert steady.send([4, 5]) == "200"  # perhaps after a 503 or two: the sender retries
-    print(f"{timeout_name}: reset link, steady sender saw {[a.outcome for a in steady.attempts]}")
+    print(f"{timeout_name}: reset link, steady sender saw {[a.outcome for a in steady.stats.attempts]}")
     return steady
 
 
@@ -83,7 +80,7 @@ def test_beater_links(
     run = uuid.uuid4().hex[:8]
     client, sink = watch(fault_router, index, f"run:{run}")
     steady = exercise_link(link, beater.url, index, run, setting)
-    sent = steady.sent_ids | {100}
+    sent = steady.stats.sent_ids | {100}
     hits = sink.wait_for(lambda hits: sent <= set(numbers(hits)), 20)
     report(f"beater↔{peer}", sent, [n for n in numbers(hits) if n in sent])
     client.close()
@@ -103,7 +100,7 @@ def test_tailor_router_link(
     params = {"i": index, "q": f"run:{run}"}
     json_tail = Tail(tailor.url, params)
     ndjson_tail = Tail(tailor.url, {**params, "format": "ndjson"})
-    sender = Sender(beater.url, index, run)
+    sender = run_sender(beater.url, index, run)
     assert sender.send([0]) == "200"
     for tail in (json_tail, ndjson_tail):
         tail.wait_hits(1)

@@ -16,16 +16,11 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
-from tests.conftest import RouterHandle, StartService
-from tests.faults.delivery import numbers, report
-from tests.faults.sender import Sender
+from tests.faults.delivery import numbers, report, run_sender
 from tests.http_client import http
+from tests.real_stack import RouterHandle, StartService
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def split_at_gap(tail: Tail) -> tuple[list[Any], list[dict[str, Any]], list[Any]]:
@@ -60,12 +55,12 @@ def test_router_restart_mid_stream(
     run = uuid.uuid4().hex[:8]
     params = {"i": index, "q": f"run:{run}"}
     tails = {fmt: Tail(tailor.url, {**params, "format": fmt}) for fmt in ("json", "ndjson", "sse")}
-    sender = Sender(beater.url, index, run).start()
+    sender = run_sender(beater.url, index, run).start()
     try:
         sender.wait(lambda s: len(s.acked) >= 3, what="3 batches acknowledged")
         stopping = time.monotonic()
         router.stop()
-        acked_before = sender.acked_ids  # nothing is acknowledged without a router
+        acked_before = sender.stats.acked_ids  # nothing is acknowledged without a router
 
         doc = json.loads(tails["json"].wait_end())
         assert list(doc) == ["subscription_id", "hits", "error", "reason"]
@@ -77,13 +72,13 @@ def test_router_restart_mid_stream(
         wait_until(lambda: http("GET", beater.url + "/healthz").status == 200, 30, "beater rejoined")
         for tail in (tails["ndjson"], tails["sse"]):
             tail.wait(has_gap, 30, "a gap notice")
-        boundary = len(sender.batches)  # batches begun after both tails said "gap"
+        boundary = len(sender.stats.batches)  # batches begun after both tails said "gap"
         sender.wait(lambda s: len([b for b in s.acked if b >= boundary]) >= 3, 30, "acks after the restart")
     finally:
         sender.stop()
 
-    assert {a.outcome for a in sender.attempts} <= {"200", "503"}
-    acked_after = {n for b in sender.acked if b >= boundary for n in sender.batches[b]}
+    assert {a.outcome for a in sender.stats.attempts} <= {"200", "503"}
+    acked_after = {n for b in sender.stats.acked if b >= boundary for n in sender.stats.batches[b]}
     for fmt in ("ndjson", "sse"):
         tail = tails[fmt]
         tail.wait(lambda t: acked_after <= set(numbers(split_at_gap(t)[2])), 20, f"{fmt}: hits after the gap")
@@ -92,14 +87,14 @@ def test_router_restart_mid_stream(
         assert len(gaps) == 1, gaps
         assert gaps[0]["missed"] is None
         assert "router" in gaps[0]["reason"]
-        missing = sender.acked_ids - set(numbers(before + after))
+        missing = sender.stats.acked_ids - set(numbers(before + after))
         print(
             f"{fmt}: gap of {gaps[0]['seconds']}s; acknowledged but missing (sent during the gap): {len(missing)}"
         )
-        report(f"{fmt} tail", sender.acked_ids, numbers(before + after))
+        report(f"{fmt} tail", sender.stats.acked_ids, numbers(before + after))
         tail.close()
 
     # A client arriving after the restart gets what is acknowledged from then on.
     late = Tail(tailor.url, {**params, "limit": 1})
-    assert Sender(beater.url, index, run, retry=False).send([10**6]) == "200"
+    assert run_sender(beater.url, index, run, retry=False).send([10**6]) == "200"
     assert numbers(late.document()["hits"]) == [10**6]

@@ -21,13 +21,11 @@ from autobahn.wamp.exception import ApplicationError
 from hypothesis import given
 
 from common import names
+from devstack.wamp_client import WampClient
 from tests.hostile.conftest import TRIED, hostile_settings
 from tests.hostile.strategies import CONTENT_TYPES, DSL, INDEX_NAMES, LUCENE, RAW_BODIES, TAIL_PARAMS
 from tests.http_client import http
 from tests.security.serving import assert_still_serving
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 INDEX = f"hostile-{uuid.uuid4().hex[:8]}"
 SID = re.compile(r"^[0-9a-f]{16}$")

@@ -12,12 +12,10 @@ from autobahn.wamp.exception import ApplicationError
 from common import names
 from common.config import Settings
 from common.query.limits import QueryLimits
-from tests.conftest import StartService
+from devstack.wamp_client import WampClient
 from tests.http_client import http, ingest
+from tests.real_stack import StartService
 from tests.tailor.tail_client import docs_path
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
 
 
 def rpc_refusal(wamp: WampClient, index: str, query: Any) -> str:

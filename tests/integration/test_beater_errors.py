@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from common.query.identity import sid_for
-from tests.conftest import EngineHandle, ServiceHandle, StartService, start_router
+from devstack.metrics_page import metric
+from devstack.stack import Stack
+from devstack.wamp_client import EventSink, WampClient
 from tests.http_client import engine_request, http, ingest
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.tcp_proxy import TCPProxy
 from tests.waiting import wait_until
-from tests.wamp_client import EventSink, WampClient
-
-pytestmark = pytest.mark.integration
 
 
 def watch_all(wamp: WampClient, index: str) -> EventSink:
@@ -177,6 +176,10 @@ def test_bad_index_name_is_refused_by_http_and_rpc(beater: ServiceHandle, wamp: 
     resp = ingest(beater.url, quote(bad, safe=""), {"kind": "x"})
     assert resp.status == 400
     assert resp.json()["error"] == "invalid_index"
+    if bad in ("a*b", "a,b"):
+        # Ingest names one concrete target; a read target may be a pattern or a list (issue 13).
+        assert len(wamp.call("com.estrom.register_query", bad, "kind:x")) == 16
+        return
     with pytest.raises(ApplicationError) as err:
         wamp.call("com.estrom.register_query", bad, "kind:x")
     assert err.value.error == "com.estrom.error.invalid_index"
@@ -260,7 +263,9 @@ def test_full_queue_is_429_with_retry_after(
             held = pool.submit(
                 ingest, tiny.url, index, [{"kind": "x", "marker": f"held{i}"} for i in range(8)]
             )
-            wait_until(lambda: metric(tiny, "estrom_beater_queue_documents") == 8, what="8 documents queued")
+            wait_until(
+                lambda: metric(tiny.url, "estrom_beater_queue_documents") == 8, what="8 documents queued"
+            )
             # ...so the next one does not fit: 429, come back later.
             resp = ingest(tiny.url, index, [{"kind": "x", "marker": f"m{i}"} for i in range(3)])
             assert resp.status == 429
@@ -278,23 +283,16 @@ def test_full_queue_is_429_with_retry_after(
         proxy.close()
 
 
-def metric(service: ServiceHandle, name: str) -> float:
-    for line in http("GET", service.url + "/metrics").body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 # --- 503: engine or router down, and recovery ---------------------------------------------
 
 
 def test_engine_down_is_503_quickly_and_recovers(
-    start_beater: StartService, workdir: Path, index: str, engine: EngineHandle
+    start_beater: StartService, stack: Stack, index: str, engine: EngineHandle
 ) -> None:
     host, port = engine.url.split("//")[1].split(":")
     proxy = TCPProxy(host, int(port))
     # A router of its own, so every RPC reaches this beater and no other.
-    own = start_router(workdir, f"router-{index}")
+    own = stack.start_router(f"router-{index}")
     try:
         beater = start_beater(engine_url=proxy.url, router_url=own.url)
         client = WampClient(own.url)
@@ -344,9 +342,9 @@ def test_hung_engine_is_503_after_the_engine_timeout(
 
 
 def test_router_down_is_503_and_beater_rejoins(
-    start_beater: StartService, workdir: Path, engine: EngineHandle, index: str
+    start_beater: StartService, stack: Stack, engine: EngineHandle, index: str
 ) -> None:
-    own = start_router(workdir, f"router-{index}")
+    own = stack.start_router(f"router-{index}")
     try:
         beater = start_beater(router_url=own.url)
         client = WampClient(own.url)

@@ -8,11 +8,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import EngineHandle, ServiceHandle, StartService
+from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http, ingest
-from tests.wamp_client import WampClient
-
-pytestmark = pytest.mark.integration
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
 
 
 def register(wamp: WampClient, index: str, query: object) -> str:

@@ -17,11 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.query.lucene import canonical_lucene
-from tests.conftest import EngineHandle
 from tests.http_client import engine_request, http
 from tests.lucene_strategies import FIELDS, TERMS, trees, write
-
-pytestmark = pytest.mark.integration
+from tests.real_stack import EngineHandle
 
 
 @pytest.fixture(scope="module")

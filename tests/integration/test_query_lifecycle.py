@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from tests.conftest import EngineHandle, RouterHandle, ServiceHandle, StartService, admin_client
+from devstack.metrics_page import metric
+from devstack.wamp_client import WampClient, on_reactor
 from tests.http_client import engine_request, http, ingest
+from tests.real_stack import EngineHandle, RouterHandle, ServiceHandle, StartService, admin_client
 from tests.tcp_proxy import TCPProxy
 from tests.waiting import wait_until
-from tests.wamp_client import WampClient, on_reactor
-
-pytestmark = pytest.mark.integration
 
 # Short enough for a test, long enough for register-then-subscribe on a busy machine.
 FAST = {"ESTROM_QUERY_GRACE": "2", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
@@ -45,21 +44,12 @@ def stored(engine: EngineHandle, index: str, sid: str) -> dict[str, Any] | None:
     return hits[0]["_source"] if hits else None
 
 
-def metric(service: ServiceHandle, name: str, labels: str | None = None) -> float:
-    """The first sample of ``name`` (``labels`` e.g. 'outcome="gone"': that sample), 0 if absent."""
-    for line in http("GET", service.url + "/metrics").body.decode().splitlines():
-        wanted = line.startswith(name + " ") or line.startswith(name + "{")
-        if wanted and (labels is None or "{" + labels + "}" in line):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def lookups(service: ServiceHandle, outcome: str) -> float:
-    return metric(service, "estrom_beater_lifecycle_lookups_total", f'outcome="{outcome}"')
+    return metric(service.url, "estrom_beater_lifecycle_lookups_total", outcome=outcome)
 
 
 def sweeps(service: ServiceHandle) -> float:
-    return metric(service, "estrom_beater_lifecycle_sweeps_total")
+    return metric(service.url, "estrom_beater_lifecycle_sweeps_total")
 
 
 def wait_for_sweeps(service: ServiceHandle, n: int) -> None:
@@ -101,8 +91,8 @@ def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
     wait_until(lambda: not exists(observer, sid), what="describe says no_such_query")
     assert ingest(beater.url, index, {"kind": "gc", "marker": "nobody"}).json()["published"] == 0
     assert (
-        metric(beater, "estrom_beater_queries_collected_total")
-        + metric(beater, "estrom_beater_queries_deactivated_total")
+        metric(beater.url, "estrom_beater_queries_collected_total")
+        + metric(beater.url, "estrom_beater_queries_deactivated_total")
         >= 1
     )
 
@@ -120,9 +110,9 @@ def test_subscribed_query_is_never_removed(
     beater = start_beater(**FAST)
     sid = wamp.call("com.estrom.register_query", index, "kind:kept")
     sink = wamp.subscribe(f"docs-for-{sid}")
-    before = metric(beater, "estrom_beater_lifecycle_sweeps_total")
+    before = metric(beater.url, "estrom_beater_lifecycle_sweeps_total")
     wait_until(
-        lambda: metric(beater, "estrom_beater_lifecycle_sweeps_total") >= before + 10,
+        lambda: metric(beater.url, "estrom_beater_lifecycle_sweeps_total") >= before + 10,
         what="ten sweeps",
     )
     assert stored(engine, index, sid)["estrom_active"] is True
@@ -166,8 +156,8 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
         lambda: all(stored(engine, index, s) is None for s in dropped), what="abandoned queries removed"
     )
     assert all(stored(engine, index, s)["estrom_active"] for s in kept)
-    assert metric(first, "estrom_beater_lifecycle_sweeps_total") >= 1
-    assert metric(second, "estrom_beater_lifecycle_sweeps_total") >= 1
+    assert metric(first.url, "estrom_beater_lifecycle_sweeps_total") >= 1
+    assert metric(second.url, "estrom_beater_lifecycle_sweeps_total") >= 1
 
     # Re-register an abandoned query again and again while both beaters sweep:
     # every registration that was acknowledged leaves it registered.
@@ -310,3 +300,50 @@ def test_steady_sweeps_look_nothing_up_and_a_rejoin_learns_again(
     assert lookups(beater, "found") == relearned
     assert all(stored(engine, index, s)["estrom_active"] for s in [*before, late])
     assert "Unhandled error" not in beater_log(beater)
+
+
+def test_a_percolator_index_deleted_under_a_running_beater_is_recreated_with_its_mapping(
+    beater: ServiceHandle, wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    """Issue 12 bug 2: _bulk must not auto-create it with dynamic mappings (matching nothing)."""
+    first = wamp.call("com.estrom.register_query", index, "kind:before")
+    wamp.subscribe(f"docs-for-{first}")
+    assert ingest(beater.url, index, {"kind": "before"}).json()["published"] == 1
+    engine_request(engine.url, "DELETE", f"/estrom-queries-{index}")  # an operator, a snapshot restore
+
+    sid = wamp.call("com.estrom.register_query", index, "kind:after AND level:error")
+    mapping = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
+    properties = mapping[f"estrom-queries-{index}"]["mappings"]["properties"]
+    assert properties["estrom_query"] == {"type": "percolator"}
+    assert properties["kind"]["type"] == "text"
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert (
+        ingest(beater.url, index, {"kind": "after", "level": "error", "marker": "m"}).json()["published"] == 1
+    )
+    sink.wait_for_marker("m")
+
+
+def test_a_prefix_subscription_to_every_sid_stops_only_deactivation(
+    start_beater: StartService, wamp: WampClient, admin_wamp: WampClient, index: str, engine: EngineHandle
+) -> None:
+    """Issue 12 bug 3: activation and mapping sync still run (collection too: it finds nothing idle)."""
+    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5")
+    sid = wamp.call("com.estrom.register_query", index, "kind:held")
+    wait_until(
+        lambda: stored(engine, index, sid)["estrom_active"] is False, what="unsubscribed query deactivated"
+    )
+    sink = admin_wamp.subscribe("docs-for-", match="prefix")
+    # Activation: the prefix subscription covers it, the sweep percolates it again.
+    wait_until(lambda: stored(engine, index, sid)["estrom_active"] is True, what="activated under a prefix")
+    assert ingest(beater.url, index, {"kind": "held", "marker": "held"}).json()["published"] == 1
+    sink.wait_for_marker("held")
+    # Mapping sync: a field the document index learns reaches the percolator.
+    engine_request(
+        engine.url, "PUT", f"/{index}", {"mappings": {"properties": {"latency": {"type": "long"}}}}
+    )
+
+    def percolator_type() -> str | None:
+        body = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
+        return body[f"estrom-queries-{index}"]["mappings"]["properties"].get("latency", {}).get("type")
+
+    assert wait_until(percolator_type, what="latency mapped under a prefix subscription") == "long"

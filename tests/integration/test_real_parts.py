@@ -6,11 +6,9 @@ import pytest
 from twisted.internet import reactor
 
 from common.engine import Engine
-from tests.conftest import EngineHandle, RouterHandle
+from devstack.wamp_client import on_reactor
 from tests.http_client import engine_request, http
-from tests.wamp_client import on_reactor
-
-pytestmark = pytest.mark.integration
+from tests.real_stack import EngineHandle, RouterHandle
 
 
 def test_engine_has_the_percolator_module(engine: EngineHandle) -> None:

@@ -19,16 +19,9 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 
 from devstack.router import render_config
-from tests.conftest import (
-    ROUTER_SECRETS,
-    RouterHandle,
-    StartService,
-    admin_client,
-    service_env,
-    start_router,
-    start_service,
-)
-from tests.wamp_client import JoinRefused, WampClient, on_reactor
+from devstack.stack import Stack
+from devstack.wamp_client import JoinRefused, WampClient, on_reactor
+from tests.real_stack import SECRETS, RouterHandle, StartService, admin_client
 
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 DENIED = (400, 403)  # autobahn fails a refused handshake with 400 "origin not allowed"
@@ -46,9 +39,7 @@ def register(client: WampClient, procedure: str, invoke: str | None = None) -> A
 
 
 def client_as(router: RouterHandle, role: str, secret: str | None = None) -> WampClient:
-    return WampClient(
-        router.url, authid=role, secret=secret or ROUTER_SECRETS[f"ESTROM_{role.upper()}_SECRET"]
-    )
+    return WampClient(router.url, authid=role, secret=secret or SECRETS[f"ESTROM_{role.upper()}_SECRET"])
 
 
 def test_anonymous_may_only_register_describe_and_subscribe(router: RouterHandle, beater, index: str) -> None:
@@ -124,13 +115,16 @@ def test_a_wrong_secret_cannot_join(router: RouterHandle, authid: str) -> None:
     assert err.value.reason == NOT_AUTHORIZED
 
 
-def test_a_beater_with_a_wrong_secret_stays_out(
-    start_beater: StartService, workdir: Path, index: str
-) -> None:
-    own = start_router(workdir, f"router-{index}")
+def test_a_beater_with_a_wrong_secret_stays_out(start_beater: StartService, stack: Stack, index: str) -> None:
+    own = stack.start_router(f"router-{index}")
     try:
-        env = service_env("http://127.0.0.1:9", own.url, ESTROM_BEATER_SECRET="not-the-secret")
-        handle = start_service(workdir, "beater", env, wait=False)
+        env = stack.service_env(
+            "beater",
+            engine_url="http://127.0.0.1:9",
+            router_url=own.url,
+            ESTROM_BEATER_SECRET="not-the-secret",
+        )
+        handle = stack.start_service("beater", env=env, wait=False)
         try:
             deadline = time.monotonic() + 20
             while NOT_AUTHORIZED not in handle.process.log_path.read_text(errors="replace"):
@@ -176,9 +170,8 @@ def test_only_the_routers_own_page_may_open_the_websocket(router: RouterHandle) 
     assert ws_handshake(router.port, "http://127.0.0.1:9999") in DENIED
 
 
-def test_anonymous_off_and_origins_configured(workdir: Path, index: str) -> None:
-    own = start_router(
-        workdir,
+def test_anonymous_off_and_origins_configured(stack: Stack, index: str) -> None:
+    own = stack.start_router(
         f"router-{index}",
         ESTROM_ROUTER_ANONYMOUS="0",
         ESTROM_ROUTER_ALLOWED_ORIGINS="https://estrom.example.org, https://*.example.net",
@@ -197,9 +190,9 @@ def test_anonymous_off_and_origins_configured(workdir: Path, index: str) -> None
 
 
 def test_rendered_config_names_variables_not_secrets(tmp_path: Path) -> None:
-    env = {**ROUTER_SECRETS, "ESTROM_ROUTER_ANONYMOUS": "1"}
+    env = {**SECRETS, "ESTROM_ROUTER_ANONYMOUS": "1"}
     text = render_config(tmp_path, host="127.0.0.1", port=8080, env=env).read_text()
-    for value in ROUTER_SECRETS.values():
+    for value in SECRETS.values():
         assert value not in text
     assert "${ESTROM_BEATER_SECRET}" in text
     # Without an admin secret there is no admin principal at all.

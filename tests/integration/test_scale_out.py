@@ -10,15 +10,15 @@ their complete documents are compared.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EngineHandle, ServiceHandle, StartService, service_env, start_router, start_service
-from tests.tailor.helpers import eventually, metric, send
+from devstack.metrics_page import metric
+from devstack.stack import Stack
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
+from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail
-
-pytestmark = pytest.mark.integration
+from tests.waiting import wait_until
 
 QUERIES = {
     "kind:a": lambda doc: doc["kind"] == "a",
@@ -30,14 +30,14 @@ DOCS = [{"kind": "ab"[i % 2], "tag": "hot" if i % 3 == 0 else "cold", "n": i} fo
 
 
 @pytest.fixture
-def scaled(workdir: Path, engine: EngineHandle, start_beater: StartService, index: str) -> Iterator[dict]:
+def scaled(stack: Stack, engine: EngineHandle, start_beater: StartService, index: str) -> Iterator[dict]:
     """Own router (so only these two beaters serve the procedures), two beaters, two tailors."""
-    router = start_router(workdir, f"router-{index}")
+    router = stack.start_router(f"router-{index}")
     tailors: list[ServiceHandle] = []
     try:
         beaters = [start_beater(router_url=router.url) for _ in range(2)]
         for _ in range(2):
-            tailors.append(start_service(workdir, "tailor", service_env(engine.url, router.url)))
+            tailors.append(stack.start_tailor(engine_url=engine.url, router_url=router.url))
         yield {"beaters": beaters, "tailors": tailors}
     finally:
         for tailor in tailors:
@@ -57,7 +57,7 @@ def test_every_hit_reaches_every_subscriber_exactly_once(scaled, index):
         tails.append(("kind:a", Tail(tailors[1].url, {"i": index, "q": "kind:a", "limit": 8})))
         assert all(tail.status == 200 for _, tail in tails)
         # The tailors registered the queries; round-robin spread the calls over both beaters.
-        eventually(
+        wait_until(
             lambda: all(metric(b.url, "estrom_beater_queries_registered_total") > 0 for b in beaters),
             what="both beaters registered queries",
         )

@@ -19,15 +19,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 
-from tests.conftest import ROUTER_SECRETS, RouterHandle, admin_client, start_router
-from tests.wamp_client import JoinRefused, WampClient, on_reactor
+from devstack.stack import Stack
+from devstack.wamp_client import JoinRefused, WampClient, on_reactor
+from tests.real_stack import SECRETS, RouterHandle, admin_client
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +102,7 @@ def clients(router: RouterHandle, beater: Any) -> Iterator[dict[str, WampClient]
         for uri in (f"com.estrom.matrix_{RUN}", f"docs-for-matrix{RUN}"):
             on_reactor(lambda uri=uri: admin.session.register(lambda *a: "ok", uri))
         for role in ("beater", "tailor"):
-            made[role] = WampClient(
-                router.url, authid=role, secret=ROUTER_SECRETS[f"ESTROM_{role.upper()}_SECRET"]
-            )
+            made[role] = WampClient(router.url, authid=role, secret=SECRETS[f"ESTROM_{role.upper()}_SECRET"])
         made["browser"] = WampClient(router.url)
         sid = made["browser"].call("com.estrom.register_query", f"matrix-{RUN}", "level:error")
         made["browser"].describe_sid = sid  # type: ignore[attr-defined]
@@ -148,8 +146,8 @@ def test_exactly_the_allowed_cells_succeed(clients: dict[str, WampClient], role:
 
 
 @pytest.fixture(scope="module")
-def closed_router(workdir: Path) -> Iterator[RouterHandle]:
-    handle = start_router(workdir, f"router-closed-{RUN}", ESTROM_ROUTER_ANONYMOUS="0")
+def closed_router(stack: Stack) -> Iterator[RouterHandle]:
+    handle = stack.start_router(f"router-closed-{RUN}", ESTROM_ROUTER_ANONYMOUS="0")
     yield handle
     handle.stop()
 

@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from common.config import ConfigError, Settings
-from devstack import stack
+from devstack import foreground
+from devstack import stack as stack_api
 from devstack.router import REPO, EmptySecret, render_config, router_process
-from tests.conftest import ROUTER_SECRETS, StartService, service_env, start_service
+from devstack.stack import Stack
 from tests.http_client import ingest
+from tests.real_stack import SECRETS, StartService
 from tests.security.serving import assert_still_serving
 
-INGEST_TOKEN = "ingest-token-" + ROUTER_SECRETS["ESTROM_ADMIN_SECRET"][:12]
+INGEST_TOKEN = "ingest-token-" + SECRETS["ESTROM_ADMIN_SECRET"][:12]
 
 
 @pytest.mark.parametrize("variable", ["ESTROM_BEATER_SECRET", "ESTROM_TAILOR_SECRET"])
@@ -28,7 +30,7 @@ def test_a_set_but_empty_secret_is_a_config_error(variable: str, value: str) -> 
 @pytest.mark.parametrize("variable", ["ESTROM_BEATER_SECRET", "ESTROM_TAILOR_SECRET", "ESTROM_ADMIN_SECRET"])
 def test_router_rendering_refuses_an_empty_secret(tmp_path: Path, variable: str) -> None:
     with pytest.raises(EmptySecret, match=variable):
-        render_config(tmp_path, host="127.0.0.1", port=8080, env={**ROUTER_SECRETS, variable: ""})
+        render_config(tmp_path, host="127.0.0.1", port=8080, env={**SECRETS, variable: ""})
 
 
 @pytest.mark.integration
@@ -36,10 +38,10 @@ def test_router_rendering_refuses_an_empty_secret(tmp_path: Path, variable: str)
     ("module", "variable"), [("beater", "ESTROM_BEATER_SECRET"), ("tailor", "ESTROM_TAILOR_SECRET")]
 )
 def test_services_stop_at_start_up_on_an_empty_secret(
-    workdir: Path, router: Any, module: str, variable: str
+    stack: Stack, router: Any, module: str, variable: str
 ) -> None:
-    env = service_env("http://127.0.0.1:9", router.url, **{variable: ""})
-    handle = start_service(workdir, module, env, wait=False)
+    env = stack.service_env(module, engine_url="http://127.0.0.1:9", router_url=router.url, **{variable: ""})
+    handle = stack.start_service(module, env=env, wait=False)
     assert handle.process.process is not None
     code = handle.process.process.wait(60)
     handle.stop()
@@ -53,16 +55,16 @@ def test_the_stack_refuses_an_empty_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     monkeypatch.setenv("ESTROM_TAILOR_SECRET", "")
-    assert stack.main(["--state-dir", str(tmp_path)]) == 1
+    assert foreground.main(["--state-dir", str(tmp_path)]) == 1
     assert "ESTROM_TAILOR_SECRET set but empty" in capsys.readouterr().out
     assert not (tmp_path / "engine").exists()  # nothing was started
 
 
 def test_the_router_never_runs_at_debug_level(tmp_path: Path) -> None:
-    proc = router_process(tmp_path, host="127.0.0.1", port=1, log_path=tmp_path / "r.log", env=ROUTER_SECRETS)
+    proc = router_process(tmp_path, host="127.0.0.1", port=1, log_path=tmp_path / "r.log", env=SECRETS)
     level = proc.argv[proc.argv.index("--loglevel") + 1]
     assert level == "warn"
-    assert stack.router_process is router_process  # the stack starts the router through it
+    assert stack_api.router_process is router_process  # the stack starts the router through it
     compose = (REPO / "docker-compose.yml").read_text()
     assert '"--loglevel", "warn"' in compose
     assert not {"debug", "trace"} & set(proc.argv)
@@ -85,7 +87,7 @@ def test_no_secret_reaches_any_log(
     assert "router.log" in names
     assert any(n.startswith("beater-") for n in names)
     assert any(n.startswith("tailor-") for n in names)
-    secrets = [*ROUTER_SECRETS.values(), INGEST_TOKEN]
+    secrets = [*SECRETS.values(), INGEST_TOKEN]
     for path in logs:
         if "engine" in path.parts:
             continue

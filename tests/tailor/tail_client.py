@@ -20,9 +20,13 @@ from typing import Any
 import ijson
 
 
-def docs_path(params: dict[str, Any]) -> str:
-    return "/api/v0.1/docs?" + urllib.parse.urlencode(
-        {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in params.items()}
+def docs_path(params: dict[str, Any], endpoint: str = "/api/v0.1/docs") -> str:
+    return (
+        endpoint
+        + "?"
+        + urllib.parse.urlencode(
+            {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in params.items()}
+        )
     )
 
 
@@ -69,14 +73,15 @@ class Tail:
         params: dict[str, Any],
         headers: dict[str, str] | None = None,
         timeout: float = 30.0,
+        endpoint: str = "/api/v0.1/docs",
     ) -> None:
         url = urllib.parse.urlsplit(base_url)
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
-        self.conn.request("GET", docs_path(params), headers=headers or {})
+        self.conn.request("GET", docs_path(params, endpoint), headers=headers or {})
         self.response = self.conn.getresponse()
         self.status = self.response.status
         self.headers = {k.lower(): v for k, v in self.response.getheaders()}
-        self.format = str(params.get("format", "json"))
+        self.format = str(params.get("format", "json" if endpoint.endswith("/docs") else "ndjson"))
         self.raw = bytearray()
         self.hits: list[Any] = []
         self.events: list[SseEvent] = []

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from tests.conftest import start_router
-from tests.http_client import http
-from tests.tailor.helpers import eventually, send
+from tests.http_client import engine_request, http
+from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
 from tests.tcp_proxy import TCPProxy
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -74,9 +74,9 @@ def test_unknown_sid_is_404_and_a_known_one_streams(tailor, beater, index):
     by_sid.close()
 
 
-def test_engine_down_is_503_and_healthz_says_so(workdir, start_beater, start_tailor, engine, index):
+def test_engine_down_is_503_and_healthz_says_so(stack, start_beater, start_tailor, engine, index):
     # A router of its own: the session's beater (engine up) must not answer for ours.
-    router = start_router(workdir, f"router-{uuid.uuid4().hex[:6]}")
+    router = stack.start_router(f"router-{uuid.uuid4().hex[:6]}")
     proxy = TCPProxy("127.0.0.1", int(engine.url.rsplit(":", 1)[1]))
     try:
         start_beater(engine_url=proxy.url, router_url=router.url)
@@ -96,14 +96,14 @@ def test_engine_down_is_503_and_healthz_says_so(workdir, start_beater, start_tai
             assert body["error"] == "unavailable"
 
         proxy.restore()
-        eventually(lambda: http("GET", tailor.url + "/healthz").status == 200, what="healthy again")
+        wait_until(lambda: http("GET", tailor.url + "/healthz").status == 200, what="healthy again")
     finally:
         proxy.close()
         router.stop()
 
 
-def test_router_lost_mid_stream_closes_valid_json_with_an_error(workdir, start_beater, start_tailor, index):
-    router = start_router(workdir, f"router-{uuid.uuid4().hex[:6]}")
+def test_router_lost_mid_stream_closes_valid_json_with_an_error(stack, start_beater, start_tailor, index):
+    router = stack.start_router(f"router-{uuid.uuid4().hex[:6]}")
     try:
         beater = start_beater(router_url=router.url)
         # NDJSON/SSE tails wait this long for the router (tests/faults covers the
@@ -147,3 +147,29 @@ def test_unknown_paths_and_methods(tailor):
     metrics = http("GET", tailor.url + "/metrics")
     assert metrics.status == 200
     assert "estrom_tailor_clients" in metrics.body.decode()
+
+
+def test_a_sid_whose_stored_query_now_registers_as_another_is_404_not_another_stream(
+    tailor, wamp, engine, index
+):
+    # Issue 12 bug 6. The stored query is what the beater canonicalised when
+    # the sid was made; should the store's canonical form change (an upgrade,
+    # a hand edit), re-registering it yields another sid. Streaming that one
+    # under the asked-for sid, or the asked-for topic that nothing publishes
+    # to any more, would both be silent: the tailor says so instead.
+    sid = wamp.call("com.estrom.register_query", index, "stale:before")
+    engine_request(
+        engine.url,
+        "POST",
+        f"/estrom-queries-{index}/_update/{sid}?refresh=true",
+        {"doc": {"estrom_meta": {"query": "stale:after"}}},
+    )
+    assert wamp.call("com.estrom.describe_query", sid)["query"] == "stale:after"
+    moved_to = wamp.call("com.estrom.register_query", index, "stale:after")
+
+    status, body = get(tailor.url, {"s": sid})
+    assert status == 404, body
+    assert body["error"] == "no_such_query"
+    assert body["registered_as"] == moved_to
+    assert sid in body["reason"]
+    assert moved_to in body["reason"]

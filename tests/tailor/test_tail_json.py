@@ -10,8 +10,10 @@ import urllib.parse
 import ijson
 import pytest
 
-from tests.tailor.helpers import eventually, metric, send
+from devstack.metrics_page import metric
+from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +144,7 @@ def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor,
     assert wamp.call("wamp.subscription.lookup", topic) == sub_id
 
     second.close()
-    eventually(lambda: wamp.call("wamp.subscription.lookup", topic) is None, what="router subscription gone")
+    wait_until(lambda: wamp.call("wamp.subscription.lookup", topic) is None, what="router subscription gone")
 
 
 def test_more_clients_of_a_held_query_cost_no_registration(tailor, beater, index):
@@ -175,8 +177,8 @@ def test_disconnect_releases_the_client_at_once(start_tailor, beater, index, wam
     assert metric(tailor.url, "estrom_tailor_clients") == 1
     assert metric(tailor.url, "estrom_tailor_subscriptions") == 1
     tail.close()
-    eventually(lambda: metric(tailor.url, "estrom_tailor_clients") == 0, what="client released")
-    eventually(lambda: metric(tailor.url, "estrom_tailor_subscriptions") == 0, what="subscription released")
+    wait_until(lambda: metric(tailor.url, "estrom_tailor_clients") == 0, what="client released")
+    wait_until(lambda: metric(tailor.url, "estrom_tailor_subscriptions") == 0, what="subscription released")
     # Publishing to the released sid reaches no one and breaks nothing.
     send(beater.url, index, [{"gone": "yes"}])
     again = Tail(tailor.url, {"i": index, "q": "gone:yes", "limit": 1})
@@ -204,5 +206,5 @@ def test_many_clients_connect_and_leave_concurrently(start_tailor, beater, index
     for t in threads:
         t.join(30)
     assert not errors
-    eventually(lambda: metric(tailor.url, "estrom_tailor_clients") == 0, what="clients released")
-    eventually(lambda: metric(tailor.url, "estrom_tailor_subscriptions") == 0, what="subscriptions released")
+    wait_until(lambda: metric(tailor.url, "estrom_tailor_clients") == 0, what="clients released")
+    wait_until(lambda: metric(tailor.url, "estrom_tailor_subscriptions") == 0, what="subscriptions released")

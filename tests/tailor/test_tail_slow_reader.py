@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.tailor.helpers import eventually, metric, send
+from devstack.metrics_page import metric
+from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +51,7 @@ def test_slow_reader_is_dropped_fast_reader_unaffected_memory_bounded(start_tail
     assert fast.status == 200
     slow = open_unread(tailor.url, params)
     # Both are streaming once the tailor counts two clients.
-    eventually(lambda: metric(tailor.url, "estrom_tailor_clients") == 2, what="two clients")
+    wait_until(lambda: metric(tailor.url, "estrom_tailor_clients") == 2, what="two clients")
     rss_before = rss_bytes(pid)
     peak = rss_before
     pad = "x" * DOC_BYTES

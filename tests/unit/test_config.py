@@ -54,3 +54,21 @@ def test_lifecycle_settings() -> None:
     assert Settings.from_env({}).query_grace == 600
     with pytest.raises(ConfigError):
         Settings.from_env({"ESTROM_QUERY_SWEEP_INTERVAL": "0"})
+
+
+@pytest.mark.parametrize("value", ["", " ", "\n", "\t \n"])
+def test_set_but_empty_ingest_token_stops_the_process(value: str) -> None:
+    # Like the router secrets: an unexpanded ${VAR} must not turn authentication off.
+    with pytest.raises(ConfigError, match="ESTROM_INGEST_TOKEN is set but empty"):
+        Settings.from_env({"ESTROM_INGEST_TOKEN": value})
+
+
+def test_ingest_token_surrounding_whitespace_is_dropped() -> None:
+    assert Settings.from_env({"ESTROM_INGEST_TOKEN": "  s3cret\n"}).ingest_token == "s3cret"
+    assert Settings.from_env({}).ingest_token == ""
+
+
+@pytest.mark.parametrize("value", ["two words", "tab\tinside", "caf\u00e9"])
+def test_ingest_token_must_be_sendable(value: str) -> None:
+    with pytest.raises(ConfigError, match="ESTROM_INGEST_TOKEN must be printable ASCII"):
+        Settings.from_env({"ESTROM_INGEST_TOKEN": value})

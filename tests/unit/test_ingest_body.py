@@ -137,3 +137,9 @@ def test_too_many_items_is_refused_as_a_whole() -> None:
     with pytest.raises(TooManyDocuments):
         parse_ingest_body(b'{"a":1}\nx\n{"a":2}\n', "application/x-ndjson", max_docs=2)
     assert len(parse_ingest_body(b'{"a":1}\n\n{"a":2}\n', "application/x-ndjson", max_docs=2).docs) == 2
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_utf8_byte_order_mark_is_accepted(content_type: str) -> None:
+    body = parse_ingest_body(b'\xef\xbb\xbf{"a": 1}\n', content_type)
+    assert body.docs == [(0, {"a": 1})]

@@ -288,3 +288,29 @@ def test_request_without_documents_answers_at_once() -> None:
 def test_group_by_sid_keeps_ingest_order() -> None:
     grouped = group_by_sid(["h0", "h1", "h2"], [["a", "b"], [], ["b"]])
     assert grouped == {"a": ["h0"], "b": ["h0", "h2"]}
+
+
+def test_request_fails_as_soon_as_one_of_its_batches_fails() -> None:
+    # The sender's answer (503: retry) comes with the first failure, not after
+    # the request's other batches are acknowledged (issue 12 bug 5).
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(9))), [])
+    router.acks[1].errback(PublishFailed("no ack"))
+    with pytest.raises(PublishFailed):
+        result(d)  # batches 0 and 2 still wait for their acks
+    router.acks[0].callback(None)
+    router.acks[2].callback(None)
+    assert p.queued == 0
+    assert router.sent() == list(range(9))
+
+
+def test_first_failure_of_a_request_is_the_one_reported() -> None:
+    clock, engine, router = Clock(), Engine(), Router(hold=True)
+    p = make(engine, router, clock)
+    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(6))), [])
+    router.acks[1].errback(PublishFailed("first"))
+    router.acks[0].errback(RouterUnavailable("second"))
+    with pytest.raises(PublishFailed, match="first"):
+        result(d)
+    assert p.queued == 0

@@ -18,11 +18,12 @@ def test_newest_first_by_timestamp_then_index_order():
     assert body["size"] == 5
     assert body["sort"] == [
         {"@timestamp": {"order": "desc", "unmapped_type": "date"}},
+        {"_index": {"order": "desc"}},
         {"_seq_no": {"order": "desc"}},
     ]
 
 
-def test_hits_come_back_oldest_first_shaped_like_live_hits():
+def test_hits_come_back_oldest_first_with_the_concrete_index_they_were_found_in():
     response = {
         "hits": {
             "hits": [
@@ -32,8 +33,8 @@ def test_hits_come_back_oldest_first_shaped_like_live_hits():
         }
     }
     assert hits_from_search("logs", response) == [
-        {"_index": "logs", "_source": {"n": 1}, "_id": "a"},
-        {"_index": "logs", "_source": {"n": 2}, "_id": "b"},
+        {"_index": "logs-000001", "_source": {"n": 1}, "_id": "a"},
+        {"_index": "logs-000002", "_source": {"n": 2}, "_id": "b"},
     ]
     assert hits_from_search("logs", {}) == []
 

@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from tailor.client_stream import ClientStream, StreamStats
+from tailor.request_watch import RequestWatch
 from tailor.stream_format import JsonFraming, SseFraming
 from tailor.subscriptions import Resume
 
@@ -29,16 +30,11 @@ class Transport:
         self.aborted = True
 
 
-class Channel:
-    def __init__(self):
-        self.transport = Transport()
-
-
 class FakeRequest:
     """The parts of twisted.web's Request a ClientStream uses."""
 
     def __init__(self):
-        self.channel = Channel()
+        self.transport = Transport()
         self.code = None
         self.headers = {}
         self.written = bytearray()
@@ -106,6 +102,7 @@ def make(limit=None, timeout=None, max_pending=10_000, framing=None):
         max_pending=max_pending,
         stats=stats,
         on_gone=gone.append,
+        watch=RequestWatch(request),
     )
     return stream, request, clock, stats, gone
 
@@ -125,7 +122,7 @@ def test_headers_then_opening_then_held_hits_in_order():
     stream.deliver(entries(3))
     assert request.code == 200
     assert request.headers[b"content-type"] == b"application/json"
-    assert request.channel.transport.nodelay
+    assert request.transport.nodelay
     doc = json.loads(bytes(request.written) + b"]}")
     assert [h["_source"]["n"] for h in doc["hits"]] == [1, 2, 3]
     assert stats.sent == 3
@@ -180,7 +177,7 @@ def test_a_reader_that_stays_behind_is_dropped_with_a_complete_document():
     assert [h["_source"]["n"] for h in doc["hits"]] == [1]
     assert doc["error"] == "slow_reader"
     assert stats.drops == ["slow_reader"]
-    assert request.channel.transport.lost
+    assert request.transport.lost
     assert gone == [stream]
     assert stream.pending_bytes == 0
 
@@ -224,7 +221,9 @@ def test_disconnect_releases_at_once_and_writes_nothing_more():
 
 def test_a_request_already_gone_is_gone_from_the_start():
     request = FakeRequest()
-    request._disconnected = True
+    watch = RequestWatch(request)  # made when the request arrived
+    request.disconnect()  # gone while its query was resolved
+    released = []
     stream = ClientStream(
         request,
         JsonFraming(),
@@ -234,10 +233,11 @@ def test_a_request_already_gone_is_gone_from_the_start():
         heartbeat=15,
         max_pending=10,
         stats=Stats(),
-        on_gone=lambda s: None,
+        on_gone=released.append,
+        watch=watch,
     )
     assert stream.gone
-    assert request._notify == []
+    assert released == [stream]
     stream.start("sid", str)
     assert request.code is None
 

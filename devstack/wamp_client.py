@@ -1,4 +1,4 @@
-"""A blocking WAMP client for tests: a real autobahn session on a reactor thread.
+"""A blocking WAMP client for tests and benchmarks: a real autobahn session on a reactor thread.
 
 Tests are plain synchronous pytest functions; the Twisted reactor runs in a
 daemon thread for the whole session and every call crosses over with

@@ -1,0 +1,310 @@
+"""The engine's bulk API, written through: ``POST /_bulk`` and ``POST /<target>/_bulk``.
+
+A shipper that speaks only the engine's API (Filebeat, Fluent Bit, Vector,
+rsyslog's omelasticsearch, every client's bulk helper) points at the beater
+instead of the engine. Each bulk request is forwarded to the engine as it
+is; the documents the engine reports stored by ``index``/``create`` are
+percolated and published like ingested ones, with the ``_index`` and ``_id``
+the engine reported; then the shipper gets the engine's own answer, status
+for status, item for item (per-item 429s are retried by the shipper as
+usual). ``update`` and ``delete`` pass through and publish nothing.
+
+The requests a shipper makes at start-up (``GET /``, index and component
+templates, ILM policies, ``_license``, ``_cluster/health``, ``_nodes``) are
+passed through unchanged; nothing else of the engine's API is served here
+(404).
+
+The engine stores first; estrom publishes after. When the router is down
+(or does not acknowledge in time), the documents are stored all the same and
+the shipper gets the engine's answer unchanged, plus an
+``X-Estrom-Unpublished: <n>`` header; the beater counts them in
+``estrom_beater_bulk_documents_total{outcome="unpublished"}`` and logs a
+warning. Tails hear of it from their tailor, which lost the router too: an
+NDJSON or SSE stream gets its ``gap`` notice when the router is back, a JSON
+stream ends with an ``"error"``. Answering 503 instead would make the shipper
+send again what the engine already stored: duplicates in the store, which is
+worse than a gap in a live view.
+
+Authentication passes through: the shipper's ``Authorization`` goes to the
+engine, which judges it. Where ``ESTROM_INGEST_TOKEN`` is set, a request
+must carry credentials: either the engine's (passed through) or
+``Bearer <token>`` (not forwarded; the engine is then asked with the
+credentials of ``ESTROM_ENGINE_URL``, if it has any).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import ijson
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
+from twisted.python.failure import Failure
+from twisted.web.http import Request
+from twisted.web.http_headers import Headers
+from twisted.web.server import Site
+
+from beater.auth import bearer_matches
+from beater.bulk_items import Unpaired, actions, response_items, stored_documents
+from beater.bulk_proxy import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
+from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
+from beater.request_body import LimitedRequest, request_factory
+from common.config import Settings
+from common.http import HTTPError, QuietSite, Routes, answered_or_gone
+from common.metrics import Metrics
+from common.wamp import SessionHolder
+
+log = Logger()
+
+#: Stored documents handed to the pipeline at once: bounds what one bulk holds in memory.
+CHUNK = 1000
+#: How long a chunk waits for room in a full ingest queue before its documents count as unpublished.
+QUEUE_WAIT = 30.0
+
+#: ``(method, first segment)`` of the start-up requests passed through; ``None``: the root.
+_PASSTHROUGH: dict[str | None, frozenset[str]] = {
+    None: frozenset({"GET", "HEAD"}),
+    "_template": frozenset({"GET", "HEAD", "PUT"}),
+    "_index_template": frozenset({"GET", "HEAD", "PUT"}),
+    "_component_template": frozenset({"GET", "HEAD", "PUT"}),
+    "_ilm": frozenset({"GET", "HEAD", "PUT"}),
+    "_license": frozenset({"GET"}),
+    "_cluster": frozenset({"GET"}),
+    "_nodes": frozenset({"GET"}),
+}
+
+
+def route(method: str, segments: list[str]) -> str | None:
+    """``"bulk"``, ``"passthrough"``, or None (not served here) for a request."""
+    if segments and segments[-1] == "_bulk" and len(segments) <= 2:
+        if len(segments) == 1 or not segments[0].startswith("_"):
+            return "bulk" if method in ("POST", "PUT") else "bulk_method"
+        return None
+    first = segments[0] if segments else None
+    if first == "_ilm" and segments[1:2] != ["policy"]:
+        return None
+    if first == "_cluster" and segments[1:2] != ["health"]:
+        return None
+    allowed = _PASSTHROUGH.get(first)
+    if allowed is None:
+        return None
+    return "passthrough" if method in allowed else "passthrough_method"
+
+
+class BulkAPI:
+    """Owns the bulk write-through and the start-up pass-through."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        forwarder: EngineForwarder,
+        pipeline: IngestPipeline,
+        wamp: SessionHolder,
+        metrics: Metrics,
+        clock: IReactorTime,
+        track: Callable[[Deferred[IngestOutcome]], Deferred[IngestOutcome]] = lambda d: d,
+    ) -> None:
+        self.settings = settings
+        #: Counts queued work as in flight, so that a shutdown waits for it (BeaterAPI.track).
+        self.track = track
+        self.forwarder = forwarder
+        self.pipeline = pipeline
+        self.wamp = wamp
+        self.metrics = metrics
+        self.clock = clock
+
+    async def handle(self, request: Request, segments: list[str]) -> None:
+        """The handler of every path estrom's own routes do not know."""
+        method = request.method.decode("ascii", "replace")
+        kind = route(method, segments)
+        if kind is None:
+            raise HTTPError(404, "not_found", "no such endpoint (the engine's API is not served here)")
+        if kind.endswith("_method"):
+            raise HTTPError(405, "method_not_allowed", f"{method} not allowed here")
+        headers = self._credentials(request)
+        work = self._bulk(request, headers) if kind == "bulk" else self._passthrough(request, headers)
+        await _shielded(ensureDeferred(work))
+
+    def _credentials(self, request: Request) -> Headers:
+        """Headers for the engine; raises 401 where estrom's token is required and nothing is presented."""
+        given = request.getHeader(b"authorization")
+        token = self.settings.ingest_token
+        # The body is forwarded decoded; the answer is read here, so it comes uncompressed
+        # (Go shippers ask for gzip by default; every client takes identity).
+        drop = frozenset({b"content-encoding", b"accept-encoding"})
+        if token and given is not None and bearer_matches(given, token):
+            headers = forwarded_headers(request.requestHeaders, drop | {b"authorization"})
+            if self.forwarder.authorization is not None:
+                headers.setRawHeaders(b"authorization", [self.forwarder.authorization])
+            return headers
+        if token and not given:
+            self.metrics.inc("bulk_requests_total", status="401")
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "missing credentials: the engine's, or estrom's bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return forwarded_headers(request.requestHeaders, drop)
+
+    async def _forward(self, request: Request, headers: Headers, body: IO[bytes] | None) -> EngineAnswer:
+        try:
+            return await self.forwarder.forward(request.method, request.uri, headers, body)
+        except EngineUnreachable as exc:
+            raise HTTPError(
+                503, "unavailable", str(exc), headers={"Retry-After": str(self.settings.retry_after)}
+            ) from None
+
+    async def _passthrough(self, request: Request, headers: Headers) -> None:
+        body = request.content if request.method in (b"PUT", b"POST") else None
+        answer = await self._forward(request, headers, body)
+        self.metrics.inc("passthrough_requests_total", status=str(answer.status))
+        await self._answer(request, answer)
+
+    async def _bulk(self, request: Request, headers: Headers) -> None:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            if isinstance(request, LimitedRequest):
+                if request.body_error is not None:
+                    status = str(request.body_error.status)
+                    raise request.body_error
+                if request.body_size() > self.settings.bulk_max_body:
+                    status = "413"
+                    raise HTTPError(
+                        413,
+                        "body_too_large",
+                        f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
+                    )
+            answer = await self._forward(request, headers, request.content)
+            status = str(answer.status)
+            unpublished = 0
+            if answer.status == 200 and request.content is not None:
+                unpublished = await self._publish_stored(request.content, answer.body)
+                answer.body.seek(0)
+            if unpublished:
+                answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
+            await self._answer(request, answer)
+        finally:
+            self.metrics.inc("bulk_requests_total", status=status)
+            self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
+
+    async def _publish_stored(self, body: IO[bytes], answer: IO[bytes]) -> int:
+        """Queue what the engine stored for percolation and publishing; how many could not be queued.
+
+        The shipper's answer waits for the documents to be *queued* (the
+        pipeline's bounded queue: back-pressure, and a bound on memory), not
+        for their publication: the engine's answer is what the shipper needs,
+        and a failed publish cannot be retried by the shipper anyway (see the
+        module's docstring). Publication failures are counted as they come.
+        """
+        body.seek(0)
+        unpublished = 0
+        chunk: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        size = 0
+        try:
+            for doc in stored_documents(actions(body), response_items(answer)):
+                source = doc.source
+                if doc.doc_id is not None:
+                    source = {**source, "_id": doc.doc_id}
+                chunk.setdefault(doc.index, []).append((doc.position, source))
+                size += 1
+                if size >= CHUNK:
+                    unpublished += await self._queue_chunk(chunk, size)
+                    chunk, size = {}, 0
+        except (Unpaired, ValueError, ijson.JSONError) as exc:
+            # The engine's answer is passed on whatever it holds; what cannot be paired is not published.
+            log.warn("bulk.unpaired", error=str(exc))
+            self.metrics.inc("bulk_unpaired_total")
+        if chunk:
+            unpublished += await self._queue_chunk(chunk, size)
+        return unpublished
+
+    async def _queue_chunk(self, chunk: dict[str, list[tuple[int, dict[str, Any]]]], size: int) -> int:
+        self.metrics.inc("bulk_documents_total", size, outcome="stored")
+        if self.wamp.session is None:
+            return self._unpublished(size, "not connected to the router")
+        queued = 0
+        for index, docs in chunk.items():
+            try:
+                d = await self._submit(index, docs)
+            except QueueFull as exc:
+                return queued + self._unpublished(size - queued, str(exc))
+            queued += len(docs)
+            self.track(d).addCallbacks(self._published, self._failed, errbackArgs=(len(docs),))
+        return 0
+
+    def _published(self, outcome: IngestOutcome) -> None:
+        refused = len(outcome.rejected)
+        self.metrics.inc("bulk_documents_total", outcome.accepted, outcome="published")
+        if refused:
+            self.metrics.inc("bulk_documents_total", refused, outcome="not_percolated")
+
+    def _failed(self, failure: Failure, size: int) -> None:
+        self._unpublished(size, failure.getErrorMessage())
+
+    async def _submit(self, index: str, docs: list[tuple[int, dict[str, Any]]]) -> Any:
+        """The pipeline's Deferred for ``docs``; waits for room while the ingest queue is full."""
+        deadline = self.clock.seconds() + QUEUE_WAIT
+        while True:
+            try:
+                return self.pipeline.submit(index, docs, [])
+            except QueueFull:
+                if self.clock.seconds() >= deadline:
+                    raise
+                await deferLater(self.clock, 0.05, lambda: None)
+
+    def _unpublished(self, size: int, reason: str) -> int:
+        log.warn("bulk.unpublished", documents=size, reason=reason)
+        self.metrics.inc("bulk_documents_total", size, outcome="unpublished")
+        return size
+
+    async def _answer(self, request: Request, answer: EngineAnswer) -> None:
+        """The engine's status, headers and body, streamed from the spool."""
+        try:
+            if answered_or_gone(request):
+                return
+            request.setResponseCode(answer.status, answer.phrase)
+            for name, values in forwarded_headers(answer.headers).getAllRawHeaders():
+                request.responseHeaders.setRawHeaders(name, values)
+            if request.method == b"HEAD":
+                length = answer.headers.getRawHeaders(b"content-length", [b"0"])[0]
+                request.setHeader(b"content-length", length)
+                request.finish()
+                return
+            request.setHeader(b"content-length", str(answer.length).encode())
+            await FileSender().beginFileTransfer(answer.body, request)
+            if not answered_or_gone(request):
+                request.finish()
+        finally:
+            answer.body.close()
+
+
+def _shielded(work: Deferred[None]) -> Deferred[None]:
+    """A Deferred that follows ``work`` but whose cancelling leaves ``work`` running.
+
+    A shipper that gives up mid-bulk must not cancel what the engine may
+    already have stored: those documents are still percolated and published.
+    """
+    follower: Deferred[None] = Deferred()
+
+    def done(result: Any) -> None:
+        if not follower.called:
+            follower.callback(result)
+        elif isinstance(result, Failure):
+            log.failure("bulk.failed_after_client_left", result)
+
+    work.addBoth(done)
+    return follower
+
+
+def bulk_site(bulk: BulkAPI, max_body: int) -> Site:
+    """A listener serving only the bulk API and the start-up pass-through."""
+    site = QuietSite(Routes({}, fallback=bulk.handle, cancel_on_disconnect=True))
+    site.requestFactory = request_factory(max_body)
+    return site

@@ -1,0 +1,91 @@
+"""Which documents of a bulk request the engine stored: request actions paired with response items.
+
+A bulk body is NDJSON: an action line (``index``, ``create``, ``update``,
+``delete``), then a source line for all but ``delete``. The engine answers
+one item per action, in order, with the ``_index`` and ``_id`` it used and a
+status. Documents stored by ``index`` or ``create`` (a 2xx item) are the
+ones estrom percolates and publishes; ``update`` and ``delete`` publish
+nothing (an update's stored result is not in the request).
+
+Both sides are read incrementally: request lines from the spooled body,
+response items with ijson from the spooled answer, so a 100 MB bulk is never
+held whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import ijson
+
+#: Actions that store the document of their source line.
+STORING = frozenset({"index", "create"})
+#: Actions followed by a source line.
+WITH_SOURCE = frozenset({"index", "create", "update"})
+
+
+class Unpaired(ValueError):
+    """Request and response do not line up (a filter_path, or an answer that is no bulk answer)."""
+
+
+@dataclass
+class StoredDocument:
+    """One document the engine reported stored."""
+
+    position: int
+    index: str
+    doc_id: str | None
+    source: dict[str, Any]
+
+
+def _lines(body: IO[bytes]) -> Iterator[bytes]:
+    for line in body:
+        stripped = line.strip()
+        if stripped:
+            yield stripped
+
+
+def actions(body: IO[bytes]) -> Iterator[tuple[str, bytes | None]]:
+    """``(action, source line or None)`` for each action of a bulk body."""
+    lines = _lines(body)
+    for line in lines:
+        try:
+            meta = json.loads(line)
+        except ValueError as exc:
+            raise Unpaired(f"action line is not JSON: {exc}") from None
+        if not isinstance(meta, dict) or len(meta) != 1:
+            raise Unpaired("action line is not one action")
+        action = next(iter(meta))
+        source = next(lines, None) if action in WITH_SOURCE else None
+        yield action, source
+
+
+def response_items(answer: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """The items of a bulk answer, one at a time."""
+    yield from ijson.items(answer, "items.item", use_float=True)
+
+
+def stored_documents(
+    actions_: Iterable[tuple[str, bytes | None]], items: Iterable[dict[str, Any]]
+) -> Iterator[StoredDocument]:
+    """The documents the engine stored by ``index``/``create``, with the ``_index``/``_id`` it reported."""
+    pairs = zip(actions_, items, strict=False)
+    position = -1
+    for position, ((action, source), item) in enumerate(pairs):
+        result = item.get(action) if isinstance(item, dict) else None
+        if not isinstance(result, dict):
+            raise Unpaired(f"item {position} does not answer action {action!r}")
+        if action not in STORING or source is None:
+            continue
+        status = result.get("status")
+        if not isinstance(status, int) or not 200 <= status < 300 or "_index" not in result:
+            continue
+        doc = json.loads(source)
+        if isinstance(doc, dict):
+            doc_id = result.get("_id")
+            yield StoredDocument(
+                position, str(result["_index"]), None if doc_id is None else str(doc_id), doc
+            )

@@ -1,0 +1,81 @@
+"""The query store: registered queries kept in the engine's percolator indices.
+
+One module per job: ``schema`` (the percolator index's fields and mapping,
+the stored query document), ``mappings`` (indices exist and map what their
+queries and documents use), ``registry`` (register, describe) and ``sweeps``
+(the lifecycle's scan and conditional writes), ``targets`` (which
+percolator indices serve an ingested index). ``QueryStore`` is the one
+object the beater holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beater.store.mappings import PercolatorIndices
+from beater.store.registry import QueryRegistry
+from beater.store.sweeps import QuerySweeps
+from beater.store.targets import TargetSet
+from common.engine import Engine
+from common.query.limits import QueryLimits
+
+__all__ = ["QueryStore"]
+
+
+class QueryStore:
+    """Registration, lookup and lifecycle of the stored queries."""
+
+    def __init__(self, engine: Engine, prefix: str, limits: QueryLimits | None = None) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self.indices = PercolatorIndices(engine, prefix)
+        self.targets = TargetSet(engine, prefix)
+        self.registry = QueryRegistry(engine, self.indices, self.targets, limits or QueryLimits())
+        self.sweeps = QuerySweeps(engine, prefix)
+
+    async def register(self, index: str, query: object) -> str:
+        """Store the query (idempotent) and return its sid; visible to the next percolation."""
+        return await self.registry.register(index, query)
+
+    async def describe(self, sid: str) -> dict[str, Any] | None:
+        """``{"sid", "index", "query"}`` of a registered query, or None."""
+        return await self.registry.describe(sid)
+
+    async def touch(self, sid: str) -> bool:
+        """Mark a query active now (a subscription appeared); False if unknown.
+
+        A query on a target registered through another beater: learn the
+        target now, so this beater matches it from the subscription on.
+        """
+        found = await self.sweeps.find(sid)
+        if found is None:
+            return False
+        if not self.targets.knows(found[0]):
+            await self.targets.refresh()
+        await self.sweeps.touch(sid, found)
+        return True
+
+    async def refresh_targets(self) -> bool:
+        """Re-read targets, aliases and data streams from the engine (every sweep)."""
+        return await self.targets.refresh()
+
+    async def deactivate_unsubscribed(
+        self, subscribed: set[str], cutoff_ms: int, now_ms: int, prefixes: frozenset[str] = frozenset()
+    ) -> int:
+        return await self.sweeps.deactivate_unsubscribed(subscribed, cutoff_ms, now_ms, prefixes)
+
+    async def activate_subscribed(
+        self,
+        subscribed: set[str],
+        now_ms: int,
+        prefixes: frozenset[str] = frozenset(),
+        *,
+        everything: bool = False,
+    ) -> int:
+        return await self.sweeps.activate_subscribed(subscribed, now_ms, prefixes, everything=everything)
+
+    async def collect_idle(self, idle_before_ms: int) -> int:
+        return await self.sweeps.collect_idle(idle_before_ms)
+
+    async def sync_mappings(self) -> int:
+        return await self.indices.sync_mappings()

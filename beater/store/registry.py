@@ -1,0 +1,121 @@
+"""Register and describe queries: one document per query in its percolator index, id = sid.
+
+Stored in the engine, queries survive a beater restart and are shared by any
+number of beaters. A query document's id is its sid, so registering twice is
+an idempotent overwrite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beater.coalesce import Coalescer
+from beater.store.mappings import PercolatorIndices
+from beater.store.schema import META_FIELD, QUERY_FIELD, query_document
+from beater.store.sweeps import now_ms
+from beater.store.targets import TargetSet
+from common.engine import Engine, EngineRejected, bulk_item_error
+from common.query.fields import query_fields
+from common.query.limits import QueryLimits
+from common.query.prepared import prepare
+from common.query.targets import Target, parse_target
+
+
+class QueryRegistry:
+    """Registration and lookup of percolator queries."""
+
+    def __init__(
+        self, engine: Engine, indices: PercolatorIndices, targets: TargetSet, limits: QueryLimits
+    ) -> None:
+        self.engine = engine
+        self.indices = indices
+        self.targets = targets
+        self.limits = limits
+        self._writers: dict[str, Coalescer[tuple[str, dict[str, Any]], None]] = {}
+
+    def _writer(self, pindex: str, target: Target) -> Coalescer[tuple[str, dict[str, Any]], None]:
+        """Stores query documents of ``pindex``: concurrent registrations share one bulk and refresh."""
+        writer = self._writers.get(pindex)
+        if writer is None:
+
+            def write(es: Any, docs: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], bool]:
+                # The index may have been deleted under us (an operator, a
+                # snapshot restore): _bulk would then create it with dynamic
+                # mappings and no percolator field, matching nothing. Create it
+                # properly, with the fields of these queries, before writing.
+                vanished = not es.indices.exists(index=pindex)
+                if vanished:
+                    self.indices.create_now(es, target)
+                    fields = set().union(*(query_fields(doc[QUERY_FIELD]) for _sid, doc in docs))
+                    self.indices.add_missing(es, target, fields)
+                lines: list[dict[str, Any]] = []
+                for sid, doc in docs:
+                    lines += [{"index": {"_index": pindex, "_id": sid}}, doc]
+                # refresh: every query takes part in the very next percolation.
+                return es.bulk(body=lines, refresh="true"), vanished
+
+            async def store(docs: list[tuple[str, dict[str, Any]]]) -> list[Exception | None]:
+                resp, vanished = await self.engine.run(lambda es: write(es, docs))
+                if vanished:  # what this beater knew about it is stale
+                    self.indices.forget(pindex)
+                return [bulk_item_error(item) for item in resp["items"]]
+
+            writer = self._writers[pindex] = Coalescer(store)
+        return writer
+
+    async def _validate(self, pindex: str, dsl: dict[str, Any]) -> None:
+        """Refuse a query the engine cannot parse before anything is stored or mapped."""
+
+        def validate(es: Any) -> dict[str, Any]:
+            return es.indices.validate_query(index=pindex, body={"query": dsl}, explain=True)
+
+        resp = await self.engine.run(validate)
+        if not resp.get("valid", False):
+            reasons = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
+            reason = reasons[0] if reasons else str(resp.get("error") or "invalid query")
+            raise EngineRejected(400, reason, "validation")
+
+    async def register(self, index: str, query: object) -> str:
+        """Store the query (idempotent) and return its sid; visible to the next percolation.
+
+        ``index`` is a read target (raises InvalidTarget); the canonical
+        target is part of the sid and what ``describe`` returns.
+        """
+        target = parse_target(index)
+        prepared = prepare(query, self.limits)
+        pindex = await self.indices.ensure(target)
+        try:
+            await self._validate(pindex, prepared.dsl)
+        except EngineRejected as exc:
+            if exc.status != 404:
+                raise
+            # Deleted under us (an operator, a snapshot restore): create it again, properly.
+            self.indices.forget(pindex)
+            pindex = await self.indices.ensure(target)
+            await self._validate(pindex, prepared.dsl)
+        await self.indices.map_fields(target, prepared.fields)
+        doc = query_document(target.canonical, prepared, now_ms())
+        sid = prepared.sid(target.canonical)
+        await self._writer(pindex, target).submit((sid, doc))
+        self.targets.add(pindex, target)
+        return sid
+
+    async def describe(self, sid: str) -> dict[str, Any] | None:
+        """``{"sid", "index", "query"}`` of a registered query, or None."""
+        pattern = self.indices.prefix + "*"
+
+        def find(es: Any) -> dict[str, Any]:
+            return es.search(
+                index=pattern,
+                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD], "size": 1},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+
+        resp = await self.engine.run(find)
+        hits = resp.get("hits", {}).get("hits", [])
+        if not hits:
+            return None
+        # A read: it does not keep a query alive (registering or subscribing does).
+        meta = hits[0]["_source"][META_FIELD]
+        return {"sid": sid, "index": meta["index"], "query": meta["query"]}

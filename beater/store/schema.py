@@ -1,0 +1,147 @@
+"""The percolator index's schema: its fields, settings and mapping, and a stored query document.
+
+The percolator index parses both the stored queries and the percolated
+documents, so its mapping decides what matches. It is built so that:
+
+* every string field is text with a ``keyword`` sub-field (as dynamic mapping
+  would do in the document index), numbers and dates keep their types;
+* every value is also copied into ``estrom_all``, the default field, so a
+  query string without a field (``timeout``) searches the whole document, as
+  it does against the document index;
+* fields a query names are mapped *before* the query is stored
+  (``common/query/fields.py``, ``beater/store/mappings.py``): from the
+  document index's mapping when it has them, otherwise as text + keyword.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.query.prepared import PreparedQuery
+
+QUERY_FIELD = "estrom_query"
+ALL_FIELD = "estrom_all"
+SID_FIELD = "estrom_sid"
+META_FIELD = "estrom_meta"
+# Lifecycle (beater/lifecycle.py): only active queries are percolated; an
+# inactive one is removed once idle for the grace period.
+ACTIVE_FIELD = "estrom_active"
+LAST_ACTIVE_FIELD = "estrom_last_active"
+IDLE_SINCE_FIELD = "estrom_idle_since"
+LIFECYCLE_MAPPING = {
+    ACTIVE_FIELD: {"type": "boolean"},
+    LAST_ACTIVE_FIELD: {"type": "date", "format": "epoch_millis"},
+    IDLE_SINCE_FIELD: {"type": "date", "format": "epoch_millis"},
+}
+
+TEXT_WITH_KEYWORD: dict[str, Any] = {
+    "type": "text",
+    "copy_to": ALL_FIELD,
+    "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
+}
+# Field types that accept copy_to; others (objects, geo, ...) are copied as they are.
+_COPYABLE = frozenset(
+    {
+        "text",
+        "keyword",
+        "long",
+        "integer",
+        "short",
+        "byte",
+        "double",
+        "float",
+        "half_float",
+        "scaled_float",
+        "unsigned_long",
+        "date",
+        "date_nanos",
+        "boolean",
+        "ip",
+        "wildcard",
+    }
+)
+
+
+def percolator_index_body() -> dict[str, Any]:
+    """Settings and mapping of a new percolator index."""
+    dynamic_templates = [
+        {"strings": {"match_mapping_type": "string", "mapping": TEXT_WITH_KEYWORD}},
+        {"longs": {"match_mapping_type": "long", "mapping": {"type": "long", "copy_to": ALL_FIELD}}},
+        {"doubles": {"match_mapping_type": "double", "mapping": {"type": "float", "copy_to": ALL_FIELD}}},
+        {"booleans": {"match_mapping_type": "boolean", "mapping": {"type": "boolean", "copy_to": ALL_FIELD}}},
+        {"dates": {"match_mapping_type": "date", "mapping": {"type": "date", "copy_to": ALL_FIELD}}},
+    ]
+    return {
+        "settings": {
+            "number_of_shards": 1,
+            "auto_expand_replicas": "0-1",
+            "index.query.default_field": ALL_FIELD,
+            # A document whose number or date does not parse loses that field
+            # for matching instead of failing the whole batch.
+            "index.mapping.ignore_malformed": True,
+            "index.mapping.total_fields.limit": 10000,
+        },
+        "mappings": {
+            "dynamic_templates": dynamic_templates,
+            "properties": {
+                QUERY_FIELD: {"type": "percolator"},
+                ALL_FIELD: {"type": "text"},
+                SID_FIELD: {"type": "keyword"},
+                META_FIELD: {"type": "object", "enabled": False},
+                **LIFECYCLE_MAPPING,
+            },
+        },
+    }
+
+
+def lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The mapping of a dotted field path inside a ``properties`` tree."""
+    node: dict[str, Any] | None = {"properties": properties}
+    for part in path.split("."):
+        if node is None:
+            return None
+        node = (node.get("properties") or {}).get(part)
+    return node
+
+
+def leaf_fields(properties: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of the concrete fields of a mapping (nested objects are left out)."""
+    found: set[str] = set()
+    for name, mapping in properties.items():
+        path = prefix + name
+        if mapping.get("type") == "nested":
+            continue
+        if "properties" in mapping:
+            found |= leaf_fields(mapping["properties"], path + ".")
+        else:
+            found.add(path)
+    return found
+
+
+def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[str, Any]:
+    """What to map ``name`` as in the percolator index."""
+    known = lookup(document_properties, name)
+    if known and "properties" not in known:
+        mapping = dict(known)
+        if mapping.get("type", "object") in _COPYABLE:
+            mapping["copy_to"] = ALL_FIELD
+        return mapping
+    return dict(TEXT_WITH_KEYWORD)
+
+
+def active_doc(now_ms: int) -> dict[str, Any]:
+    """The lifecycle fields of a query that is percolated from ``now_ms`` on."""
+    return {ACTIVE_FIELD: True, LAST_ACTIVE_FIELD: now_ms, IDLE_SINCE_FIELD: None}
+
+
+def query_document(index: str, query: PreparedQuery, now_ms: int) -> dict[str, Any]:
+    """The stored document of ``query`` on ``index`` (its id is the sid), as registration writes it.
+
+    Active from registration on: its subscriber is about to come.
+    """
+    return {
+        QUERY_FIELD: query.dsl,
+        SID_FIELD: query.sid(index),
+        META_FIELD: {"index": index, "query": query.canonical, "registered_at": now_ms / 1000},
+        **active_doc(now_ms),
+    }

@@ -1,0 +1,204 @@
+"""The lifecycle's writes: scan the stored queries, then change them with conditional bulk writes.
+
+``beater/lifecycle.py`` decides *what* to change (from the router's
+subscriptions); this module does it so that several beaters stay consistent:
+every write is conditional on the sequence number the scan saw, so a
+registration or subscription that lands in between wins.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from beater.coalesce import Coalescer
+from beater.store.schema import ACTIVE_FIELD, IDLE_SINCE_FIELD, LAST_ACTIVE_FIELD, SID_FIELD, active_doc
+from common.engine import Engine
+
+#: Conditional writes per bulk request in a sweep: each request stays well
+#: inside the engine timeout even with 10,000 queries to change.
+_BULK_CHUNK = 500
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class QuerySweeps:
+    """Activation, deactivation and collection of the stored queries of every percolator index."""
+
+    def __init__(self, engine: Engine, prefix: str) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self._refreshers: dict[str, Coalescer[None, None]] = {}
+
+    def _refresh(self, pindex: str) -> Deferred[None]:
+        """Wait for a refresh of ``pindex`` that covers the writes done so far (shared by all callers)."""
+        refresher = self._refreshers.get(pindex)
+        if refresher is None:
+
+            async def refresh(waiting: list[None]) -> list[Exception | None]:
+                await self.engine.run(lambda es: es.indices.refresh(index=pindex))
+                return [None] * len(waiting)
+
+            refresher = self._refreshers[pindex] = Coalescer(refresh)
+        return refresher.submit(None)
+
+    async def _update(self, pindex: str, sid: str, doc: dict[str, Any], refresh: bool = True) -> None:
+        # retry_on_conflict: every beater touches a query when its subscription
+        # appears; they all write the same fields, whichever comes last is right.
+        await self.engine.run(
+            lambda es: es.update(index=pindex, id=sid, body={"doc": doc}, ignore=404, retry_on_conflict=3)
+        )
+        if refresh:
+            await self._refresh(pindex)
+
+    async def find(self, sid: str) -> tuple[str, bool] | None:
+        """(percolator index, active) of a stored query, or None."""
+
+        def find(es: Any) -> dict[str, Any]:
+            return es.search(
+                index=self.prefix + "*",
+                body={"query": {"ids": {"values": [sid]}}, "_source": [ACTIVE_FIELD], "size": 1},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+
+        hits = (await self.engine.run(find))["hits"]["hits"]
+        if not hits:
+            return None
+        return str(hits[0]["_index"]), bool(hits[0].get("_source", {}).get(ACTIVE_FIELD, False))
+
+    async def touch(self, sid: str, found: tuple[str, bool]) -> None:
+        """Mark a query active now (a subscription appeared); ``found`` is what ``find`` said."""
+        pindex, active = found
+        # Already active (the usual case right after registering): percolation
+        # sees no change, so skip the costly refresh. The write still bumps the
+        # seq_no, which is what makes a racing sweep's conditional write skip it.
+        await self._update(pindex, sid, active_doc(now_ms()), refresh=not active)
+
+    async def _scan(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every query document matching ``query``, with its seq_no for conditional writes."""
+        found: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "query": query,
+                "_source": False,
+                "seq_no_primary_term": True,
+                "size": 10_000,
+                "sort": [{SID_FIELD: "asc"}],
+            }
+            if after is not None:
+                body["search_after"] = after
+
+            def search(es: Any, body: dict[str, Any] = body) -> dict[str, Any]:
+                return es.search(
+                    index=self.prefix + "*", body=body, ignore_unavailable=True, allow_no_indices=True
+                )
+
+            hits = (await self.engine.run(search))["hits"]["hits"]
+            found.extend(hits)
+            if len(hits) < 10_000:
+                return found
+            after = hits[-1]["sort"]
+
+    async def _apply(self, hits: list[dict[str, Any]], action: str, doc: dict[str, Any] | None) -> int:
+        """Conditional bulk update/delete: a document changed since the scan is left alone.
+
+        That is what keeps several beaters consistent: a registration or
+        subscription that lands between our scan and our write bumps the
+        document's seq_no, so our write is refused as a conflict and skipped.
+        """
+        done = 0
+        for start in range(0, len(hits), _BULK_CHUNK):
+            done += await self._apply_chunk(hits[start : start + _BULK_CHUNK], action, doc)
+        if done:
+            # One refresh for the whole sweep step: percolation sees it at once.
+            await self.engine.run(lambda es: es.indices.refresh(index=self.prefix + "*"))
+        return done
+
+    async def _apply_chunk(self, hits: list[dict[str, Any]], action: str, doc: dict[str, Any] | None) -> int:
+        lines: list[dict[str, Any]] = []
+        for hit in hits:
+            meta = {
+                "_index": hit["_index"],
+                "_id": hit["_id"],
+                "if_seq_no": hit["_seq_no"],
+                "if_primary_term": hit["_primary_term"],
+            }
+            lines.append({action: meta})
+            if doc is not None:
+                lines.append({"doc": doc})
+
+        def bulk(es: Any) -> dict[str, Any]:
+            return es.bulk(body=lines)
+
+        resp = await self.engine.run(bulk)
+        done = 0
+        for item in resp.get("items", []):
+            result = next(iter(item.values()))
+            if 200 <= int(result.get("status", 500)) < 300:
+                done += 1
+        return done
+
+    async def deactivate_unsubscribed(
+        self, subscribed: set[str], cutoff_ms: int, now_ms: int, prefixes: frozenset[str] = frozenset()
+    ) -> int:
+        """Active queries without a subscriber, quiet since ``cutoff_ms``, stop being percolated.
+
+        ``prefixes``: sid prefixes a pattern subscription covers (``docs-for-ab``).
+        """
+        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        if subscribed:
+            listened.append({"ids": {"values": sorted(subscribed)}})
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {ACTIVE_FIELD: True}},
+                    {"range": {LAST_ACTIVE_FIELD: {"lt": cutoff_ms}}},
+                ],
+                "must_not": listened,
+            }
+        }
+        return await self._apply(
+            await self._scan(query), "update", {ACTIVE_FIELD: False, IDLE_SINCE_FIELD: now_ms}
+        )
+
+    async def activate_subscribed(
+        self,
+        subscribed: set[str],
+        now_ms: int,
+        prefixes: frozenset[str] = frozenset(),
+        *,
+        everything: bool = False,
+    ) -> int:
+        """Inactive queries that have a subscriber again are percolated again.
+
+        ``everything``: a pattern subscription covers every sid.
+        """
+        inactive = {"term": {ACTIVE_FIELD: False}}
+        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        if subscribed:
+            listened.append({"ids": {"values": sorted(subscribed)}})
+        if everything:
+            query: dict[str, Any] = {"bool": {"filter": [inactive]}}
+        elif not listened:
+            return 0
+        else:
+            query = {"bool": {"filter": [inactive], "should": listened, "minimum_should_match": 1}}
+        return await self._apply(await self._scan(query), "update", active_doc(now_ms))
+
+    async def collect_idle(self, idle_before_ms: int) -> int:
+        """Delete queries inactive since before ``idle_before_ms``."""
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {ACTIVE_FIELD: False}},
+                    {"range": {IDLE_SINCE_FIELD: {"lt": idle_before_ms}}},
+                ]
+            }
+        }
+        return await self._apply(await self._scan(query), "delete", None)

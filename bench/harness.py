@@ -1,0 +1,124 @@
+"""What every benchmark does around its measurements: a stack of its own, a work directory, the report.
+
+The stack is ``devstack.stack.Stack`` (free ports, fresh router secrets, no
+developer ``ESTROM_*`` settings), entered for the run and left, logs kept
+when the run fails or ``--keep`` asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from devstack.stack import Stack
+from devstack.wamp_client import WampClient, ensure_reactor
+
+PROCESSES = ("engine", "router", "beater", "tailor")
+
+
+def log(msg: str) -> None:
+    """Progress on stderr; the figures go to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def bench_stack(
+    workdir: Path,
+    *,
+    tailors: int = 0,
+    beater_settings: Mapping[str, str] | None = None,
+    tailor_settings: Mapping[str, str] | None = None,
+    heap: str = "1g",
+) -> Iterator[tuple[Stack, WampClient]]:
+    """Engine, router, one beater (and ``tailors``), plus an anonymous WAMP session; all stopped after."""
+    t0 = time.perf_counter()
+    with Stack(workdir, engine_heap=heap) as stack:
+        stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
+        log(
+            f"stack up in {time.perf_counter() - t0:.0f}s: engine {stack.engine.url}, router {stack.router.url}"
+        )
+        ensure_reactor()
+        wamp = stack.client()
+        try:
+            yield stack, wamp
+        finally:
+            log("tearing down")
+            wamp.close()
+
+
+def pids(stack: Stack) -> dict[str, int]:
+    """The process id of each part that runs: engine launcher, router controller, beater, tailor."""
+    handles = {"engine": stack.engine, "router": stack.router, "beater": stack.beater}
+    if stack.tailors:
+        handles["tailor"] = stack.tailor
+    return {name: handle.pid for name, handle in handles.items()}
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    """SIGINT or SIGTERM: stop the run; further signals are ignored so the teardown completes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def run_in_workdir(name: str, run: Callable[[Path], None], keep: bool) -> int:
+    """Run a benchmark in a fresh work directory; keep its logs when it fails or when asked."""
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)  # even where the launcher ignored it (``cmd &``)
+    # Under /tmp, not the checkout: the unprivileged engine user must reach it.
+    workdir = Path(tempfile.mkdtemp(prefix=f"estrom-bench-{name}-"))
+    workdir.chmod(0o755)
+    try:
+        run(workdir)
+    except KeyboardInterrupt:
+        log(f"interrupted; stack stopped, logs kept in {workdir}")
+        return 130
+    except BaseException:
+        log(f"failed; stack stopped, logs kept in {workdir}")
+        raise
+    if keep:
+        log(f"logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def bench_main(name: str, argv: list[str] | None, parse: Any, run: Any) -> int:
+    """Parse the options, run in a fresh work directory (kept on failure or ``--keep``)."""
+    cfg = parse(argv)
+    started = time.perf_counter()
+    return run_in_workdir(name, lambda workdir: run(cfg, workdir, started), cfg.keep)
+
+
+def emit(text: str, out: Path | None) -> None:
+    """The figures to stdout, and to ``out`` when given."""
+    print(text, flush=True)
+    if out:
+        out.write_text(text + "\n")
+        log(f"written to {out}")
+
+
+def emit_figures(text: str, out: Path | None, json_path: Path | None, figures: dict[str, Any]) -> None:
+    """The report to stdout (and ``out``), the figures as JSON to ``json_path`` when asked."""
+    emit(text, out)
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=1) + "\n")
+        log(f"figures written to {json_path}")
+
+
+def load_note() -> str:
+    """The machine's load now: on a shared box the figures are noisy, and the report says so."""
+    one, five, _ = os.getloadavg()
+    return (
+        f"NOTE: measured on a shared {os.cpu_count()}-core machine while other work ran (load average "
+        f"{one:.1f} / {five:.1f} over 1 / 5 min at the end): figures are noisy, compare within the run."
+    )

@@ -1,0 +1,191 @@
+"""Issue 13's benchmark: does matching read targets cost anything at ingest?
+
+One stack (engine, router, beater), one run, the same 1,000 queries and the
+same documents twice:
+
+* ``concrete``: the 1,000 queries registered on one concrete index, every
+  document ingested into it;
+* ``patterns``: the 1,000 queries spread over 10 patterns (100 each) that
+  all cover the same 30 daily indices (``bp-2026.11.01`` ...), documents
+  ingested round-robin into those indices: each batch meets all 1,000
+  queries, through the covering cache and one percolate request across 10
+  percolator indices.
+
+Each mode runs ``--rounds`` times, alternating, closed loop (``--senders``
+requests in flight, ``--batch`` documents each); the median docs/s of each
+is printed with their ratio (issue 13's goal: patterns >= 0.95 x concrete).
+Queries stay active (no sweep runs during the measurement) and match about
+one document in ten. Nothing is asserted on time.
+
+Usage::
+
+    scripts/bench targets [--quick] [--seconds S] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from bench.harness import bench_stack, emit, log, run_in_workdir
+from devstack.wamp_client import WampClient
+
+QUERIES = 1000
+DAYS = [f"2026.11.{d:02d}" for d in range(1, 31)]
+PATTERNS = [
+    "bp-*",
+    "bp-2*",
+    "bp-20*",
+    "bp-202*",
+    "bp-2026*",
+    "bp-2026.*",
+    "bp-2026.1*",
+    "bp-2026.11*",
+    "bp-2026.11.*",
+    "bp*",
+]
+CONCRETE = "bc-all"
+
+
+def query(k: int) -> str:
+    return f"svc:s{k} AND level:error"
+
+
+def documents(seed: int, n: int) -> list[dict[str, Any]]:
+    """Log-like documents; about one in ten matches exactly one query."""
+    rng = random.Random(seed)
+    return [
+        {
+            "@timestamp": "2026-11-15T10:00:00Z",
+            "svc": f"s{rng.randrange(QUERIES)}",
+            "level": "error" if rng.random() < 0.1 else rng.choice(["info", "warn", "debug"]),
+            "message": f"request {rng.randrange(10**6)} took {rng.randrange(2000)} ms",
+            "host": f"web{rng.randrange(200):03d}",
+        }
+        for _ in range(n)
+    ]
+
+
+def register(router_url: str, mode: str) -> None:
+    wamp = WampClient(router_url)
+    try:
+        for k in range(QUERIES):
+            target = CONCRETE if mode == "concrete" else PATTERNS[k % len(PATTERNS)]
+            wamp.call("com.estrom.register_query", target, query(k))
+    finally:
+        wamp.close()
+
+
+def send(
+    beater_url: str, indices: list[str], bodies: list[bytes], senders: int, seconds: float
+) -> dict[str, float]:
+    """Closed loop: ``senders`` threads, each one POST at a time, round-robin over ``indices``."""
+    url = urllib.parse.urlsplit(beater_url)
+    deadline = time.perf_counter() + seconds
+    counts = {"docs": 0, "published": 0, "errors": 0}
+    lock = threading.Lock()
+    batch = len(json.loads(bodies[0]))
+
+    def worker(w: int) -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        k = w
+        while time.perf_counter() < deadline:
+            index = indices[k % len(indices)]
+            conn.request(
+                "POST",
+                f"/api/v0.1/ingest/{index}",
+                bodies[k % len(bodies)],
+                {"content-type": "application/json"},
+            )
+            resp = conn.getresponse()
+            payload = resp.read()
+            with lock:
+                if resp.status == 200:
+                    counts["docs"] += batch
+                    counts["published"] += json.loads(payload)["published"]
+                else:
+                    counts["errors"] += 1
+            k += senders
+        conn.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {
+        "docs_per_s": counts["docs"] / elapsed,
+        "published": counts["published"],
+        "errors": counts["errors"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short rounds (a smoke run)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.rounds = 5.0, 1
+
+    def run(workdir: Path) -> None:
+        settings = {
+            "ESTROM_QUERY_SWEEP_INTERVAL": "3600",
+            "ESTROM_QUERY_GRACE": "3600",
+            "ESTROM_LOG_LEVEL": "warn",
+        }
+        with bench_stack(workdir, beater_settings=settings) as (stack, _wamp):
+            for mode in ("concrete", "patterns"):
+                t0 = time.perf_counter()
+                register(stack.router.url, mode)
+                log(f"{mode}: {QUERIES} queries registered in {time.perf_counter() - t0:.1f}s")
+            docs = documents(20261201, args.batch * 64)
+            bodies = [json.dumps(docs[i : i + args.batch]).encode() for i in range(0, len(docs), args.batch)]
+            indices = {"concrete": [CONCRETE], "patterns": [f"bp-{d}" for d in DAYS]}
+            # Warm up both (shape learning, caches, JIT of the engine's query parsing).
+            for mode in indices:
+                send(stack.beater.url, indices[mode], bodies, args.senders, 3.0)
+            results: dict[str, list[dict[str, float]]] = {"concrete": [], "patterns": []}
+            for r in range(args.rounds):
+                for mode in ("concrete", "patterns") if r % 2 == 0 else ("patterns", "concrete"):
+                    figures = send(stack.beater.url, indices[mode], bodies, args.senders, args.seconds)
+                    results[mode].append(figures)
+                    log(
+                        f"round {r + 1} {mode}: {figures['docs_per_s']:.0f} docs/s, {figures['published']} published"
+                    )
+            median = {m: statistics.median(f["docs_per_s"] for f in results[m]) for m in results}
+            ratio = median["patterns"] / median["concrete"] if median["concrete"] else 0.0
+            table = [
+                f"read targets, {QUERIES} active queries, batches of {args.batch}, {args.senders} in flight, "
+                f"{args.rounds} x {args.seconds:.0f}s per mode (median docs/s)",
+                f"  concrete: 1 index, {QUERIES} queries on it             {median['concrete']:8.0f} docs/s",
+                f"  patterns: 10 patterns x 100 queries, 30 daily indices  {median['patterns']:8.0f} docs/s",
+                f"  ratio patterns / concrete: {ratio:.3f} (goal >= 0.95)",
+                f"  errors: {sum(f['errors'] for fs in results.values() for f in fs)}",
+            ]
+            emit("\n".join(table), None)
+            if args.json:
+                args.json.write_text(
+                    json.dumps({"median": median, "ratio": ratio, "rounds": results}, indent=2)
+                )
+
+    return run_in_workdir("bench-targets", run, args.keep)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""What a started process is to whoever started it: its URL, its process id, how to stop it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devstack.engine import EngineNode
+from devstack.processes import ManagedProcess, wait_for_port
+
+
+@dataclass
+class EngineHandle:
+    """An engine: the nodes this stack runs, or none when it uses one running elsewhere."""
+
+    urls: list[str]
+    nodes: list[EngineNode] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def node(self) -> EngineNode | None:
+        return self.nodes[0] if self.nodes else None
+
+    @property
+    def pid(self) -> int:
+        """The first node's launcher (its process group holds the JVM)."""
+        node = self.node
+        if node is None or node.process is None:
+            raise RuntimeError("an engine this stack did not start has no process here")
+        return node.process.pid
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@dataclass
+class ProcessHandle:
+    """A child process this stack started and stops."""
+
+    process: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        """Its process id (a router's: the crossbar controller, whose worker is a child)."""
+        if self.process.process is None:
+            raise RuntimeError(f"{self.process.name} was never started")
+        return self.process.process.pid
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+
+@dataclass
+class RouterHandle(ProcessHandle):
+    """A crossbar router on the loopback interface; ``stop`` and ``start`` again keep its port."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> None:
+        self.process.start()
+        wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
+
+
+@dataclass
+class ServiceHandle(ProcessHandle):
+    """A beater or tailor, at the address its ready line gave (empty when not waited for)."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"

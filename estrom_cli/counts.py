@@ -1,0 +1,130 @@
+"""``estrom counts``: live counts of a query, a small table redrawn in place (or a line per window).
+
+On a terminal the table (value, count in the last window, a bar) is redrawn
+each window; piped, each window is one line ``<t> total=<n> <value>=<n>...``
+that a script can read, or with ``--json`` the tailor's frame as it came.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from estrom_cli._http import CliError, connect, error_reason, say
+
+READ_TIMEOUT = 60.0
+BAR_WIDTH = 30
+
+
+def counts_path(
+    index: str | None,
+    query: str | None,
+    sid: str | None,
+    *,
+    by: str | None,
+    k: int,
+    every: float,
+    since: str | None,
+    limit: int,
+) -> str:
+    params: dict[str, str] = {"s": sid} if sid else {"i": index or "", "q": query or ""}
+    if by:
+        params["by"] = by
+        params["k"] = str(k)
+    params["every"] = f"{every:g}"
+    if since:
+        params["since"] = since
+    if limit:
+        params["limit"] = str(limit)
+    return "/api/v0.1/counts?" + urllib.parse.urlencode(params)
+
+
+def read_lines(response: http.client.HTTPResponse) -> Iterator[Any]:
+    """Each NDJSON value as it arrives (``read1``: what has come, never waiting for a full buffer)."""
+    buffer = b""
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield json.loads(line)
+
+
+def frame_line(frame: dict[str, Any]) -> str:
+    """One window as one line: ``2026-12-01T11:09:00Z total=12 api=7 web=5``."""
+    parts = [frame["t"], f"total={frame['total']}"]
+    parts += [f"{value}={n}" for value, n in frame.get("by", {}).items()]
+    return " ".join(parts)
+
+
+def frame_table(frame: dict[str, Any], by: str | None) -> list[str]:
+    """One window as a small table: a header, then value, count and a bar per row."""
+    rows = list(frame.get("by", {}).items()) if by else []
+    rows = rows or [("total", frame["total"])]
+    width = max([len(by or "query"), *(len(str(v)) for v, _ in rows)])
+    top = max([n for _, n in rows] + [1])
+    lines = [f"{frame['t']}  total {frame['total']}/window", f"{(by or 'query'):<{width}}  {'count':>7}"]
+    for value, n in rows:
+        bar = "#" * round(BAR_WIDTH * n / top)
+        lines.append(f"{value!s:<{width}}  {n:>7}  {bar}")
+    return lines
+
+
+def run_counts(
+    tailor: str,
+    index: str | None,
+    query: str | None,
+    sid: str | None,
+    *,
+    by: str | None,
+    k: int,
+    every: float,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    redraw: bool,
+    quiet: bool,
+    out: TextIO,
+) -> int:
+    conn, base = connect(tailor, READ_TIMEOUT + every)
+    path = base + counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
+    try:
+        conn.request("GET", path, headers={"Accept": "application/x-ndjson"})
+        response = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None
+    if response.status != 200:
+        raise CliError(f"the tailor refused the counts: {error_reason(response.status, response.read())}")
+    drawn = 0
+    try:
+        for value in read_lines(response):
+            if "subscription_id" in value:
+                if not quiet:
+                    say(f"counting {value['subscription_id']} on {tailor} (Ctrl-C to stop)")
+            elif "gap" in value:
+                say(f"hits may be missing here: {value['gap'].get('reason', '')}")
+            elif "error" in value:
+                raise CliError(f"the tailor ended the stream: {value['error']}: {value.get('reason', '')}")
+            elif as_json:
+                out.write(json.dumps(value, ensure_ascii=False) + "\n")
+            elif redraw:
+                lines = frame_table(value, by)
+                # Back to the top of the last table, clear to the end, draw anew.
+                out.write((f"\033[{drawn}F\033[J" if drawn else "") + "\n".join(lines) + "\n")
+                drawn = len(lines)
+            else:
+                out.write(frame_line(value) + "\n")
+            out.flush()
+    except TimeoutError:
+        raise CliError(f"the tailor at {tailor} stopped answering") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise CliError(f"the stream from {tailor} broke off: {exc}") from None
+    finally:
+        conn.close()
+    return 0

@@ -1,0 +1,457 @@
+"""Live counts over HTTP: one shared counter per (sid, by, every), one stream per client.
+
+Counting must cost next to nothing per viewer, so each hit is counted once
+per tailor and key, by a ``SharedCounter`` that is the hub's listener of the
+sid; at every window boundary it hands the closed window to its streams,
+and each cuts its own top ``k``. A stream counts hits itself (*private*)
+only while its counts cannot be the shared ones: its first, partial window
+(it joined mid-window), and for ``since=`` the hand-over, while live hits
+may still be documents the engine already counted (see count_history).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import Request
+from zope.interface import implementer
+
+from common.hits import Hit
+from tailor.backfill import Deduper
+from tailor.counting import WindowCounts, frame, window_start
+from tailor.request_watch import RequestWatch
+from tailor.stream_format import CountFraming
+from tailor.subscriptions import SequencedHit, SharedSubscription, SubscriptionHub
+
+log = Logger()
+
+#: How long a ``since=`` stream checks live hits against the documents the
+#: engine had just counted (a sender may store a document before its hit arrives).
+HANDOVER_WINDOW = 10.0
+CLOSE_GRACE = 30.0
+
+
+class State(Enum):
+    HOLDING = "holding"
+    STREAMING = "streaming"
+    CLOSED = "closed"
+
+
+@implementer(IPushProducer)
+class CountStream:
+    """The count frames of one HTTP client."""
+
+    def __init__(
+        self,
+        request: Request,
+        watch: RequestWatch,
+        framing: CountFraming,
+        clock: IReactorTime,
+        *,
+        by: str | None,
+        k: int,
+        limit: int | None,
+        timeout: float | None,
+        heartbeat: float,
+        max_pending: int,
+        on_gone: Callable[[CountStream], None],
+    ) -> None:
+        self.request = request
+        self.framing = framing
+        self.clock = clock
+        self.by = by
+        self.k = k
+        self.limit = limit
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self.max_pending = max_pending
+        self.on_gone = on_gone
+        self.state = State.HOLDING
+        self.frames_sent = 0
+        self.private = True
+        self._held: list[Hit] = []
+        #: Windows that closed while holding: (start, the hits held in it).
+        self._held_windows: list[tuple[float, list[Hit]]] = []
+        self._counts = WindowCounts(by)
+        self._deduper: Deduper | None = None
+        self._handover_until = 0.0
+        self._failed: tuple[str, str] | None = None
+        self._pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self._paused = False
+        self._timers: list[IDelayedCall] = []
+        self._beat_call: IDelayedCall | None = None
+        self.gone = False
+        watch.on_gone(self._release)
+
+    # -- from the shared counter -------------------------------------------
+
+    def observe(self, hits: Sequence[Hit]) -> None:
+        """Hits one by one, while this stream counts privately."""
+        if self.state is State.HOLDING:
+            self._held.extend(hits)
+            return
+        if self.state is State.STREAMING:
+            self._count(hits)
+
+    def _count(self, hits: Sequence[Hit]) -> None:
+        deduper = self._deduper
+        add = self._counts.add
+        for hit in hits:
+            if deduper is not None and deduper.seen(hit):
+                continue  # already in the engine's counts of the past period
+            add(hit.get("_source"))
+
+    def window_closed(self, start: float, shared: WindowCounts) -> None:
+        """A window ended: send its frame (the shared counts, or ours while private)."""
+        if self.state is State.HOLDING:
+            self._held_windows.append((start, self._held))
+            self._held = []
+            return
+        if self.state is not State.STREAMING:
+            return
+        if self.private:
+            counts, self._counts = self._counts, WindowCounts(self.by)
+            if (
+                self._deduper is None
+                or self._deduper.exhausted
+                or self.clock.seconds() >= self._handover_until
+            ):
+                self._deduper = None
+                self.private = False  # from the next window on, the shared counts are ours
+        else:
+            counts = shared
+        self._emit(self.framing.frame(frame(start, counts, self.k)))
+        self.frames_sent += 1
+        if self.limit is not None and self.frames_sent >= self.limit:
+            self.close("limit")
+
+    def gap(self, info: dict[str, Any]) -> None:
+        if self.state is State.STREAMING:
+            self._emit(self.framing.gap(info))
+
+    def fail(self, error: str, reason: str) -> None:
+        if self.state is State.HOLDING:
+            self._failed = (error, reason)
+            return
+        self.close("error", error, reason)
+
+    # -- start -------------------------------------------------------------
+
+    def start(
+        self,
+        sid: str,
+        current: float,
+        history: Sequence[tuple[float, WindowCounts]] = (),
+        seed: WindowCounts | None = None,
+        deduper: Deduper | None = None,
+    ) -> None:
+        """Headers, opening, the past period's frames, then the windows the held hits arrived in.
+
+        ``current`` is the window the past period ended in (its stored part
+        is ``seed``); windows that closed while the stream was held are sent
+        now, and hits held in windows the past period already covers count
+        in the first live one: late, but once.
+        """
+        if self.gone or self.state is not State.HOLDING:
+            return
+        request = self.request
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", self.framing.content_type)
+        request.setHeader(b"cache-control", b"no-cache, no-store")
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.registerProducer(self, True)
+        self.state = State.STREAMING
+        self._emit(self.framing.opening(sid))
+        if self._failed is not None:
+            self.close("error", *self._failed)
+            return
+        for start, counts in history:
+            if self.state is not State.STREAMING:
+                return
+            self._emit(self.framing.frame(frame(start, counts, self.k)))
+            self.frames_sent += 1
+            if self.limit is not None and self.frames_sent >= self.limit:
+                self.close("limit")
+                return
+        if deduper is not None and not deduper.exhausted:
+            self._deduper = deduper
+            self._handover_until = self.clock.seconds() + HANDOVER_WINDOW
+        counts = WindowCounts(self.by)
+        if seed is not None:
+            counts.merge(seed)
+        held_windows, self._held_windows = self._held_windows, []
+        for start, hits in held_windows:
+            self._counts = counts
+            self._count(hits)
+            if start < current - 1e-6:
+                continue  # the past period covers this window: its hits go in the next frame
+            self._emit(self.framing.frame(frame(start, counts, self.k)))
+            counts = WindowCounts(self.by)
+            self.frames_sent += 1
+            if self.limit is not None and self.frames_sent >= self.limit:
+                self.close("limit")
+                return
+        self._counts = counts
+        held, self._held = self._held, []
+        self._count(held)
+        if self.timeout is not None:
+            self._timers.append(self.clock.callLater(self.timeout, self.close, "timeout"))
+        self._beat_call = self.clock.callLater(self.heartbeat, self._beat)
+
+    # -- writing -----------------------------------------------------------
+
+    def _emit(self, data: bytes) -> None:
+        if self.gone or not data:
+            return
+        if self._paused or self._pending:
+            if self.pending_bytes + len(data) > self.max_pending:
+                self._drop_slow_reader()
+                return
+            self._pending.append(data)
+            self.pending_bytes += len(data)
+            return
+        self.request.write(data)
+        if self._beat_call is not None and self._beat_call.active():
+            self._beat_call.reset(self.heartbeat)
+
+    def _beat(self) -> None:
+        if self.state is not State.STREAMING:
+            return
+        if not self._paused and not self._pending:
+            self._emit(self.framing.heartbeat())
+        self._beat_call = self.clock.callLater(self.heartbeat, self._beat)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._pending and not self._paused and not self.gone:
+            data = self._pending.popleft()
+            self.pending_bytes -= len(data)
+            self.request.write(data)
+        if not self._pending and self.state is State.CLOSED:
+            self._finish()
+
+    def stopProducing(self) -> None:
+        self._release()
+
+    # -- ending ------------------------------------------------------------
+
+    def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
+        if self.state is not State.STREAMING:
+            return
+        self.state = State.CLOSED
+        self._cancel_timers()
+        self._emit(self.framing.closing(end, error, reason))
+        if self._pending:
+            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
+        else:
+            self._finish()
+
+    def _drop_slow_reader(self) -> None:
+        self._pending.clear()
+        self.pending_bytes = 0
+        reason = f"client fell more than {self.max_pending} bytes behind the counts; dropped"
+        self.state = State.CLOSED
+        self._cancel_timers()
+        self.request.write(self.framing.closing("error", "slow_reader", reason))
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.gone:
+            return
+        self.request.unregisterProducer()
+        self.gone = True
+        self.request.finish()
+
+    def _abort(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.abortConnection()
+        self._release()
+
+    def _cancel_timers(self) -> None:
+        for call in [*self._timers, self._beat_call]:
+            if call is not None and call.active():
+                call.cancel()
+        self._timers, self._beat_call = [], None
+
+    def abandon(self) -> None:
+        """Never started (answered with an HTTP error instead)."""
+        if self.state is State.HOLDING:
+            self._release()
+
+    def _release(self) -> None:
+        self.state = State.CLOSED
+        self.gone = True
+        self._pending.clear()
+        self.pending_bytes = 0
+        self._held.clear()
+        self._cancel_timers()
+        on_gone, self.on_gone = self.on_gone, _noop
+        on_gone(self)
+
+
+def _noop(_stream: CountStream) -> None:
+    return None
+
+
+class SharedCounter:
+    """Counts the hits of one sid by one field in windows of one length, for all its streams."""
+
+    def __init__(self, sid: str, by: str | None, every: float, clock: IReactorTime) -> None:
+        self.sid = sid
+        self.by = by
+        self.every = every
+        self.clock = clock
+        self.streams: set[CountStream] = set()
+        #: Streams that want every hit (their first window, a hand-over).
+        self.private: set[CountStream] = set()
+        self.hits_total = 0
+        self.last: WindowCounts | None = None
+        self.current = WindowCounts(by)
+        self.current_start = window_start(clock.seconds(), every)
+        self.since = clock.seconds()
+        self._tick_call: IDelayedCall | None = None
+        self.outcome: SharedSubscription | Failure | None = None
+        self._waiters: list[Deferred[SharedSubscription]] = []
+        self._schedule()
+
+    # -- the hub's listener ------------------------------------------------
+
+    def deliver(self, entries: Sequence[SequencedHit]) -> None:
+        add = self.current.add
+        for entry in entries:
+            add(entry.hit.get("_source"))
+        self.hits_total += len(entries)
+        if self.private:
+            hits = [entry.hit for entry in entries]
+            for stream in list(self.private):
+                stream.observe(hits)
+
+    @property
+    def bridges_gaps(self) -> bool:
+        return True  # a count stream can say "hits may be missing here"
+
+    def gap(self, info: dict[str, Any]) -> None:
+        for stream in list(self.streams):
+            stream.gap(info)
+
+    def fail(self, error: str, reason: str) -> None:
+        for stream in list(self.streams):
+            stream.fail(error, reason)
+
+    # -- windows -----------------------------------------------------------
+
+    def _schedule(self) -> None:
+        delay = max(0.0, self.current_start + self.every - self.clock.seconds())
+        self._tick_call = self.clock.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock.seconds() + 1e-4  # a timer may fire a hair early
+        while self.current_start + self.every <= now:
+            closed, start = self.current, self.current_start
+            self.current = WindowCounts(self.by)
+            self.current_start = round(start + self.every, 3)
+            self.last = closed
+            for stream in list(self.streams):
+                try:
+                    stream.window_closed(start, closed)
+                except Exception:
+                    log.failure("counts.window_failed", sid=self.sid)
+                if not stream.private:
+                    self.private.discard(stream)
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._tick_call is not None and self._tick_call.active():
+            self._tick_call.cancel()
+        self._tick_call = None
+
+    # -- readiness (one hub join, many streams waiting on it) ----------------
+
+    def joined(self, outcome: SharedSubscription | Failure) -> None:
+        self.outcome = outcome
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if d.called:  # cancelled: its client left
+                continue
+            if isinstance(outcome, Failure):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
+
+    def when_joined(self) -> Deferred[SharedSubscription]:
+        d: Deferred[SharedSubscription] = Deferred()
+        if isinstance(self.outcome, Failure):
+            d.errback(self.outcome)
+        elif self.outcome is not None:
+            d.callback(self.outcome)
+        else:
+            self._waiters.append(d)
+        return d
+
+
+Key = tuple[str, str | None, float]
+
+
+class Counters:
+    """Every shared counter of this tailor, keyed by (sid, by, every)."""
+
+    def __init__(self, hub: SubscriptionHub, clock: IReactorTime) -> None:
+        self.hub = hub
+        self.clock = clock
+        self._counters: dict[Key, SharedCounter] = {}
+
+    def __len__(self) -> int:
+        return len(self._counters)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._counters.values()))
+
+    async def attach(self, sid: str, by: str | None, every: float, stream: CountStream) -> SharedSubscription:
+        """Add ``stream`` to its counter (joining the sid on first use); returns once subscribed."""
+        key = (sid, by, every)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = SharedCounter(sid, by, every, self.clock)
+            self._counters[key] = counter
+            self._join(key, counter)
+        counter.streams.add(stream)
+        counter.private.add(stream)
+        try:
+            return await counter.when_joined()
+        except BaseException:
+            self.detach(sid, by, every, stream)
+            raise
+
+    def _join(self, key: Key, counter: SharedCounter) -> None:
+        def failed(failure: Failure) -> None:
+            if self._counters.get(key) is counter:
+                del self._counters[key]
+            counter.stop()
+            counter.joined(failure)
+
+        ensureDeferred(self.hub.join(counter.sid, counter)).addCallbacks(counter.joined, failed)
+
+    def detach(self, sid: str, by: str | None, every: float, stream: CountStream) -> None:
+        """Remove ``stream``; the last one out stops the counter and leaves the sid."""
+        key = (sid, by, every)
+        counter = self._counters.get(key)
+        if counter is None or stream not in counter.streams:
+            return
+        counter.streams.discard(stream)
+        counter.private.discard(stream)
+        if counter.streams:
+            return
+        del self._counters[key]
+        counter.stop()
+        self.hub.leave(sid, counter)

@@ -1,0 +1,329 @@
+"""Read targets (issue 13): patterns, lists, exclusions, aliases, several beaters; real engine and router."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from common.query.targets import parse_target, percolator_suffix
+from devstack.metrics_page import metric as scraped
+from devstack.wamp_client import WampClient
+from tests.http_client import engine_request, http, ingest
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
+from tests.tailor.tail_client import Tail
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+FAST_SWEEPS = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
+
+
+def published(beater: ServiceHandle, index: str, doc: dict) -> int:
+    resp = ingest(beater.url, index, doc)
+    assert resp.status == 200, resp.body
+    return int(resp.json()["published"])
+
+
+def metric(service: ServiceHandle, name: str) -> float:
+    return scraped(service.url, name)
+
+
+def wait_for_sweeps(service: ServiceHandle, n: int = 2) -> None:
+    """Until ``n`` more sweeps ended (the last one started after this call)."""
+    name = "estrom_beater_lifecycle_sweeps_total"
+    before = metric(service, name)
+    wait_until(lambda: metric(service, name) >= before + n, what=f"{n} more sweeps")
+
+
+def test_a_daily_pattern_covers_tomorrows_index_from_its_first_document(
+    beater: ServiceHandle, wamp: WampClient, index: str
+) -> None:
+    sid = wamp.call("com.estrom.register_query", f"{index}-logstash-*", "level:error")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    day1, day2 = f"{index}-logstash-2026.12.01", f"{index}-logstash-2026.12.02"
+    assert published(beater, day1, {"level": "error", "n": 1}) == 1
+    # Midnight: a new index, never seen by the beater nor the engine.
+    assert published(beater, day2, {"level": "error", "n": 2, "marker": "day2"}) == 1
+    assert published(beater, f"{index}-other", {"level": "error", "n": 3}) == 0
+    hits = sink.wait_for_marker("day2")
+    assert hits == [
+        {"_index": day1, "_source": {"level": "error", "n": 1}},
+        {"_index": day2, "_source": {"level": "error", "n": 2, "marker": "day2"}},
+    ]
+
+
+def test_a_list_of_two_service_indices(beater: ServiceHandle, wamp: WampClient, index: str) -> None:
+    api, web = f"{index}-api", f"{index}-web"
+    sid = wamp.call("com.estrom.register_query", f"{web},{api}", "level:error")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert published(beater, api, {"level": "error", "n": 1}) == 1
+    assert published(beater, f"{index}-db", {"level": "error", "n": 2}) == 0
+    assert published(beater, web, {"level": "error", "n": 3, "marker": "web"}) == 1
+    assert [(h["_index"], h["_source"]["n"]) for h in sink.wait_for_marker("web")] == [(api, 1), (web, 3)]
+
+
+def test_exclusions_remove_what_they_match_from_what_came_before(
+    beater: ServiceHandle, wamp: WampClient, index: str
+) -> None:
+    sid = wamp.call("com.estrom.register_query", f"{index}-*,-{index}-debug-*", "kind:x")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert published(beater, f"{index}-app", {"kind": "x", "n": 1}) == 1
+    assert published(beater, f"{index}-debug-1", {"kind": "x", "n": 2}) == 0
+    assert published(beater, f"{index}-app2", {"kind": "x", "n": 3, "marker": "end"}) == 1
+    assert [h["_source"]["n"] for h in sink.wait_for_marker("end")] == [1, 3]
+
+
+def test_permutations_and_duplicates_are_one_target_and_describe_returns_it(
+    wamp: WampClient, index: str
+) -> None:
+    a, b = f"{index}-a", f"{index}-b"
+    sids = {
+        wamp.call("com.estrom.register_query", t, "level:error")
+        for t in (f"{a},{b}", f"{b},{a}", f"{b},{a},{b}")
+    }
+    assert len(sids) == 1
+    sid = sids.pop()
+    assert wamp.call("com.estrom.describe_query", sid) == {
+        "sid": sid,
+        "index": f"{a},{b}",
+        "query": "level:error",
+    }
+    others = {
+        wamp.call("com.estrom.register_query", t, "level:error")
+        for t in (f"{index}-*", f"{index}-2026.*", a, f"{index}-*,-{a}", f"{a},{index}-c")
+    }
+    assert len(others) == 5
+    assert sid not in others
+    # A concrete index keeps the sid it always had: its canonical target is its name.
+    assert (
+        wamp.call("com.estrom.describe_query", wamp.call("com.estrom.register_query", a, "x"))["index"] == a
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("a,,b", "empty segment"),
+        ("a,", "empty segment"),
+        ("-logs-*", "only exclusions"),
+        ("logs-*,-", "empty exclusion"),
+        ("a,-a", "must follow a wildcard"),
+        ("Logs-*", "lowercase"),
+        ("logs-*,_x", "must not start with"),
+        ("logs-?", "'*' only"),
+    ],
+)
+def test_bad_targets_are_invalid_index_with_a_reason(wamp: WampClient, target: str, reason: str) -> None:
+    with pytest.raises(ApplicationError) as err:
+        wamp.call("com.estrom.register_query", target, "x")
+    assert err.value.error == "com.estrom.error.invalid_index"
+    assert reason in err.value.args[0]
+
+
+def test_an_alias_added_and_removed_while_a_tail_runs(
+    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    beater = start_beater(**FAST_SWEEPS)
+    concrete, alias = f"{index}-000001", f"{index}-current"
+    engine_request(engine.url, "PUT", f"/{concrete}")
+    sid = wamp.call("com.estrom.register_query", alias, "kind:x")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    assert published(beater, concrete, {"kind": "x", "n": 0}) == 0
+
+    engine_request(
+        engine.url, "POST", "/_aliases", {"actions": [{"add": {"index": concrete, "alias": alias}}]}
+    )
+    wait_for_sweeps(beater)  # an alias change is seen within one sweep
+    assert published(beater, concrete, {"kind": "x", "n": 1, "marker": "aliased"}) == 1
+    assert sink.wait_for_marker("aliased") == [
+        {"_index": concrete, "_source": {"kind": "x", "n": 1, "marker": "aliased"}}
+    ]
+
+    engine_request(
+        engine.url, "POST", "/_aliases", {"actions": [{"remove": {"index": concrete, "alias": alias}}]}
+    )
+    wait_for_sweeps(beater)
+    assert published(beater, concrete, {"kind": "x", "n": 2}) == 0
+
+
+def test_a_pattern_matching_an_alias_covers_the_indices_behind_it(
+    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    beater = start_beater(**FAST_SWEEPS)
+    concrete = f"other-{index}"
+    engine_request(engine.url, "PUT", f"/{concrete}", {"aliases": {f"{index}-alias": {}}})
+    sid = wamp.call("com.estrom.register_query", f"{index}-*", "kind:x")
+    wamp.subscribe(f"docs-for-{sid}")
+    wait_for_sweeps(beater)
+    assert published(beater, concrete, {"kind": "x"}) == 1
+
+
+def test_a_target_registered_through_one_beater_is_matched_by_all(
+    start_beater: StartService, wamp: WampClient, index: str
+) -> None:
+    # Slow sweeps: what a beater learns, it learns from the subscription or the registration.
+    beaters = [start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600") for _ in range(2)]
+    # Other tests' targets live in the same engine: count from what each beater knew on joining.
+    known = [metric(beater, "estrom_beater_read_targets") for beater in beaters]
+    targets = [f"{index}-a-*", f"{index}-b-*"]
+    sids = [wamp.call("com.estrom.register_query", t, "kind:x") for t in targets]
+    sinks = [wamp.subscribe(f"docs-for-{sid}") for sid in sids]
+    for beater, before in zip(beaters, known, strict=True):
+        wait_until(
+            lambda beater=beater, before=before: metric(beater, "estrom_beater_read_targets") >= before + 2,
+            what="both targets known to every beater",
+        )
+    for n, beater in enumerate(beaters):
+        assert published(beater, f"{index}-a-{n}", {"kind": "x", "marker": f"a{n}"}) == 1
+        assert published(beater, f"{index}-b-{n}", {"kind": "x", "marker": f"b{n}"}) == 1
+    assert [h["_index"] for h in sinks[0].wait_for_marker("a1")] == [f"{index}-a-0", f"{index}-a-1"]
+    assert [h["_index"] for h in sinks[1].wait_for_marker("b1")] == [f"{index}-b-0", f"{index}-b-1"]
+
+
+def test_a_restarted_beater_knows_the_targets_before_its_first_sweep(
+    start_beater: StartService, wamp: WampClient, index: str
+) -> None:
+    first = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600")
+    sid = wamp.call("com.estrom.register_query", f"{index}-*", "kind:x")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    first.stop()
+    later = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600")
+    wait_until(lambda: metric(later, "estrom_beater_read_targets") >= 1, what="target learned on join")
+    assert published(later, f"{index}-x", {"kind": "x", "marker": "later"}) == 1
+    sink.wait_for_marker("later")
+
+
+def test_field_types_come_from_the_templates_of_the_names_a_pattern_matches(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    engine_request(
+        engine.url,
+        "PUT",
+        f"/_index_template/{index}",
+        {
+            "index_patterns": [f"{index}-*"],
+            "priority": 500,
+            "template": {"mappings": {"properties": {"latency": {"type": "long"}}}},
+        },
+    )
+    engine_request(
+        engine.url,
+        "PUT",
+        f"/_template/{index}-legacy",
+        {"index_patterns": [f"{index}-*"], "mappings": {"properties": {"bytes": {"type": "long"}}}},
+    )
+    try:
+        sid = wamp.call("com.estrom.register_query", f"{index}-*", "latency:[100 TO 200] OR bytes:[10 TO 20]")
+        sink = wamp.subscribe(f"docs-for-{sid}")
+        # No index exists yet: as text, "1000" and "150" would both sort between "100" and "200".
+        docs = [
+            {"latency": 1000, "n": 1},
+            {"latency": 150, "n": 2},
+            {"bytes": 100, "n": 3},
+            {"bytes": 15, "n": 4, "marker": "end"},
+        ]
+        resp = ingest(beater.url, f"{index}-2026.12.02", docs)
+        assert resp.json()["published"] == 2
+        assert [h["_source"]["n"] for h in sink.wait_for_marker("end")] == [2, 4]
+    finally:
+        engine_request(engine.url, "DELETE", f"/_index_template/{index}")
+        engine_request(engine.url, "DELETE", f"/_template/{index}-legacy")
+
+
+def test_covered_indices_that_disagree_on_a_type_the_last_name_wins(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    older, newer = f"{index}-2026.12.01", f"{index}-2026.12.02"
+    engine_request(
+        engine.url, "PUT", f"/{older}", {"mappings": {"properties": {"code": {"type": "keyword"}}}}
+    )
+    engine_request(engine.url, "PUT", f"/{newer}", {"mappings": {"properties": {"code": {"type": "long"}}}})
+    sid = wamp.call("com.estrom.register_query", f"{index}-*", "code:[100 TO 200]")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    pindex = "estrom-queries-" + percolator_suffix(parse_target(f"{index}-*"))
+    mapping = engine_request(engine.url, "GET", f"/{pindex}/_mapping/field/code")
+    assert mapping[pindex]["mappings"]["code"]["mapping"]["code"]["type"] == "long"
+    # Compared as numbers in both indices: 1000 is not between 100 and 200, whichever index it is in.
+    assert published(beater, older, {"code": 1000}) == 0
+    assert published(beater, older, {"code": 150, "marker": "end"}) == 1
+    sink.wait_for_marker("end")
+
+
+def test_backfill_reads_across_three_daily_indices_newest_first(
+    tailor: ServiceHandle, beater: ServiceHandle, engine: EngineHandle, index: str
+) -> None:
+    days = [f"{index}-2026.12.0{d}" for d in (1, 2, 3)]
+    # Interleaved: the newest documents are spread over all three indices.
+    stored = {
+        days[0]: [("00:00:01", 1), ("00:00:05", 5), ("00:00:08", 8)],
+        days[1]: [("00:00:02", 2), ("00:00:06", 6), ("00:00:09", 9)],
+        days[2]: [("00:00:03", 3), ("00:00:04", 4), ("00:00:07", 7)],
+    }
+    for day, docs in stored.items():
+        lines = []
+        for ts, n in docs:
+            lines += ['{"index": {}}', f'{{"@timestamp": "2026-12-01T{ts}Z", "level": "error", "n": {n}}}']
+        resp = http(
+            "POST",
+            f"{engine.url}/{day}/_bulk?refresh=true",
+            "\n".join(lines) + "\n",
+            {"content-type": "application/x-ndjson"},
+        )
+        assert resp.status == 200, resp.body
+    tail = Tail(tailor.url, {"i": f"{index}-*", "q": "level:error", "n": 5})
+    try:
+        assert tail.status == 200
+        backfilled = tail.wait_hits(5)
+        assert [(h["_index"], h["_source"]["n"]) for h in backfilled] == [
+            (days[0], 5),
+            (days[1], 6),
+            (days[2], 7),
+            (days[0], 8),
+            (days[1], 9),
+        ]
+        # Then live, from an index that did not exist: no gap, no duplicate.
+        ingest(beater.url, f"{index}-2026.12.04", {"level": "error", "n": 10})
+        hits = tail.wait_hits(6)
+    finally:
+        tail.close()
+    assert [h["_source"]["n"] for h in hits] == [5, 6, 7, 8, 9, 10]
+    assert hits[5]["_index"] == f"{index}-2026.12.04"
+
+
+def test_the_tailor_refuses_a_bad_target_with_invalid_index(tailor: ServiceHandle, index: str) -> None:
+    tail = Tail(tailor.url, {"i": f"{index}-*,,x", "q": "x"})
+    assert tail.status == 400
+    body = tail.json_body()
+    assert body["error"] == "invalid_index"
+    assert "empty segment" in body["reason"]
+
+
+def test_a_data_stream_written_through_its_name(
+    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    template = {"index_patterns": [f"{index}-ds-*"], "data_stream": {}, "priority": 500}
+    resp = http(
+        "PUT",
+        f"{engine.url}/_index_template/{index}",
+        json.dumps(template),
+        {"content-type": "application/json"},
+    )
+    if resp.status == 400 and b"data_stream" in resp.body:
+        pytest.skip("this engine has no data streams (Elasticsearch 7.17 OSS: they are an x-pack feature)")
+    assert resp.status == 200, resp.body
+    beater = start_beater(**FAST_SWEEPS)
+    stream = f"{index}-ds-nginx"
+    try:
+        engine_request(
+            engine.url, "POST", f"/{stream}/_doc?refresh=true", {"@timestamp": "2026-12-01T00:00:00Z"}
+        )
+        sid = wamp.call("com.estrom.register_query", f"{index}-ds-*", "kind:x")
+        sink = wamp.subscribe(f"docs-for-{sid}")
+        wait_for_sweeps(beater)
+        assert published(beater, stream, {"kind": "x", "marker": "ds"}) == 1
+        assert sink.wait_for_marker("ds")[0]["_index"] == stream
+    finally:
+        http("DELETE", f"{engine.url}/_data_stream/{stream}")
+        http("DELETE", f"{engine.url}/_index_template/{index}")
