@@ -26,8 +26,7 @@ from devstack.wamp_client import WampClient
 from tests.browser.conftest import LiveView
 from tests.deploy.compose import REPO, SCALE_FILE
 from tests.deploy.conftest import Deployment
-from tests.faults.delivery import numbers
-from tests.faults.sender import Sender
+from tests.faults.delivery import numbers, run_sender
 from tests.faults.test_router_restart import has_gap, split_at_gap
 from tests.http_client import engine_request, http, ingest
 from tests.tailor.tail_client import Tail
@@ -199,19 +198,19 @@ def test_router_restart_rejoin_nothing_acknowledged_lost(deployment: Deployment)
     run = uuid.uuid4().hex[:8]
     params = {"i": INDEX, "q": f"run:{run}", "format": "ndjson"}
     tail = Tail(TAILOR, params)
-    sender = Sender(BEATER, INDEX, run, timeout=15.0).start()
+    sender = run_sender(BEATER, INDEX, run, timeout=15.0).start()
     try:
         sender.wait(lambda s: len(s.acked) >= 3, 60, "3 batches acknowledged")
         deployment.container("router").restart(timeout=10)
-        acked_before = {n for b in list(sender.acked)[:3] for n in sender.batches[b]}
+        acked_before = {n for b in list(sender.stats.acked)[:3] for n in sender.stats.batches[b]}
         tail.wait(lambda t: has_gap(t) or t.ended, 120, "a gap notice or the tail's end")
         wait_until(lambda: set(healthy(deployment).values()) == {"healthy"}, 240, "all healthy again")
         after = Tail(TAILOR, params)
-        boundary = len(sender.batches)
+        boundary = len(sender.stats.batches)
         sender.wait(lambda s: len([b for b in s.acked if b >= boundary]) >= 3, 60, "acks after the restart")
     finally:
         sender.stop()
-    acked_after = {n for b in sender.acked if b >= boundary for n in sender.batches[b]}
+    acked_after = {n for b in sender.stats.acked if b >= boundary for n in sender.stats.batches[b]}
     after.wait(lambda t: acked_after <= set(numbers(t.hits)), 30, "hits acknowledged after the restart")
     if has_gap(tail):
         before, gaps, _after = split_at_gap(tail)
@@ -222,7 +221,14 @@ def test_router_restart_rejoin_nothing_acknowledged_lost(deployment: Deployment)
     assert acked_before <= set(numbers(before))
     tail.close()
     after.close()
-    assert {a.outcome for a in sender.attempts} <= {"200", "503", "refused", "reset", "closed", "timeout"}
+    assert {a.outcome for a in sender.stats.attempts} <= {
+        "200",
+        "503",
+        "refused",
+        "reset",
+        "closed",
+        "timeout",
+    }
 
 
 @pytest.mark.timeout(600)
@@ -232,21 +238,21 @@ def test_engine_restart_recovers(deployment: Deployment) -> None:
     try:
         sid = register(wamp, INDEX, f"run:{run}")
         sink = wamp.subscribe(f"docs-for-{sid}")
-        sender = Sender(BEATER, INDEX, run, timeout=15.0).start()
+        sender = run_sender(BEATER, INDEX, run, timeout=15.0).start()
         try:
             sender.wait(lambda s: len(s.acked) >= 2, 30, "2 batches acknowledged")
             deployment.container("elasticsearch").restart(timeout=30)
             wait_until(lambda: set(healthy(deployment).values()) == {"healthy"}, 240, "all healthy again")
-            boundary = len(sender.batches)
+            boundary = len(sender.stats.batches)
             sender.wait(
                 lambda s: len([b for b in s.acked if b >= boundary]) >= 2, 60, "acks after the restart"
             )
         finally:
             sender.stop()
         # Every acknowledged document reached the subscriber: the session never broke.
-        acked = sender.acked_ids
+        acked = sender.stats.acked_ids
         sink.wait_for(lambda hits: acked <= set(numbers(hits)), 30)
-        outcomes = {a.outcome for a in sender.attempts}
+        outcomes = {a.outcome for a in sender.stats.attempts}
         assert outcomes <= {"200", "503"}, outcomes
     finally:
         wamp.close()
