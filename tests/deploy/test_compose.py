@@ -20,13 +20,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from autobahn.wamp.exception import ApplicationError
 
 from devstack.wamp_client import WampClient
 from tests.browser.conftest import LiveView
 from tests.deploy.compose import REPO, SCALE_FILE
 from tests.deploy.conftest import Deployment
-from tests.faults.delivery import numbers
-from tests.faults.sender import Sender
+from tests.faults.delivery import numbers, run_sender
 from tests.faults.test_router_restart import has_gap, split_at_gap
 from tests.http_client import engine_request, http, ingest
 from tests.tailor.tail_client import Tail
@@ -51,6 +51,22 @@ def healthy(deployment: Deployment, services: tuple[str, ...] = SERVICES) -> dic
             container.reload()
             states[container.name] = container.attrs["State"].get("Health", {}).get("Status", "none")
     return states
+
+
+def register(wamp: WampClient, index: str, query: str) -> str:
+    """``register_query``, retried while it answers ``unavailable``, as the contract tells clients to.
+
+    A fresh engine on a busy machine may take longer than the beater's engine
+    timeout to create a percolator index; the next try finds it.
+    """
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return wamp.call("com.estrom.register_query", index, query)
+        except ApplicationError as exc:
+            if exc.error != "com.estrom.error.unavailable" or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def run_in(deployment: Deployment, image: str, command: list[str]) -> str:
@@ -128,7 +144,7 @@ def test_used_through_the_published_ports(deployment: Deployment) -> None:
         engine_request(ENGINE, "PUT", f"/{INDEX}/_doc/old-{run}-{i}?refresh=true", {"run": run, "n": 100 + i})
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         assert re.fullmatch(r"[0-9a-f]{16}", sid)
         sink = wamp.subscribe(f"docs-for-{sid}")
         endless = Tail(TAILOR, {"i": INDEX, "q": f"run:{run}"})
@@ -173,26 +189,46 @@ def test_the_page_shows_live_hits(deployment: Deployment, browser_context) -> No
 
 @pytest.mark.timeout(600)
 def test_router_restart_rejoin_nothing_acknowledged_lost(deployment: Deployment) -> None:
+    """Acknowledged before the restart: in the tail; after it: delivered to a tail opened then.
+
+    The open NDJSON tail either says ``gap`` and carries on, or, when the
+    router takes longer than ``ESTROM_TAILOR_ROUTER_WAIT`` (60 s) to come
+    back (a busy machine), ends with its documented ``router_unavailable``.
+    """
     run = uuid.uuid4().hex[:8]
-    tail = Tail(TAILOR, {"i": INDEX, "q": f"run:{run}", "format": "ndjson"})
-    sender = Sender(BEATER, INDEX, run, timeout=15.0).start()
+    params = {"i": INDEX, "q": f"run:{run}", "format": "ndjson"}
+    tail = Tail(TAILOR, params)
+    sender = run_sender(BEATER, INDEX, run, timeout=15.0).start()
     try:
-        sender.wait(lambda s: len(s.acked) >= 3, 30, "3 batches acknowledged")
+        sender.wait(lambda s: len(s.acked) >= 3, 60, "3 batches acknowledged")
         deployment.container("router").restart(timeout=10)
-        tail.wait(has_gap, 60, "the tail's gap notice after the router came back")
-        wait_until(lambda: set(healthy(deployment).values()) == {"healthy"}, 120, "all healthy again")
-        boundary = len(sender.batches)
+        acked_before = {n for b in list(sender.stats.acked)[:3] for n in sender.stats.batches[b]}
+        tail.wait(lambda t: has_gap(t) or t.ended, 120, "a gap notice or the tail's end")
+        wait_until(lambda: set(healthy(deployment).values()) == {"healthy"}, 240, "all healthy again")
+        after = Tail(TAILOR, params)
+        boundary = len(sender.stats.batches)
         sender.wait(lambda s: len([b for b in s.acked if b >= boundary]) >= 3, 60, "acks after the restart")
     finally:
         sender.stop()
-    acked_before_gap = {n for b in sender.acked[:3] for n in sender.batches[b]}
-    acked_after = {n for b in sender.acked if b >= boundary for n in sender.batches[b]}
-    tail.wait(lambda t: acked_after <= set(numbers(split_at_gap(t)[2])), 30, "hits after the gap")
-    before, gaps, _after = split_at_gap(tail)
-    assert acked_before_gap <= set(numbers(before))
-    assert "router" in gaps[0]["reason"]
+    acked_after = {n for b in sender.stats.acked if b >= boundary for n in sender.stats.batches[b]}
+    after.wait(lambda t: acked_after <= set(numbers(t.hits)), 30, "hits acknowledged after the restart")
+    if has_gap(tail):
+        before, gaps, _after = split_at_gap(tail)
+        assert "router" in gaps[0]["reason"]
+    else:
+        before = tail.hits
+        assert tail.lines[-1]["error"] == "router_unavailable", tail.lines[-1]
+    assert acked_before <= set(numbers(before))
     tail.close()
-    assert {a.outcome for a in sender.attempts} <= {"200", "503", "refused", "reset", "closed", "timeout"}
+    after.close()
+    assert {a.outcome for a in sender.stats.attempts} <= {
+        "200",
+        "503",
+        "refused",
+        "reset",
+        "closed",
+        "timeout",
+    }
 
 
 @pytest.mark.timeout(600)
@@ -200,23 +236,23 @@ def test_engine_restart_recovers(deployment: Deployment) -> None:
     run = uuid.uuid4().hex[:8]
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         sink = wamp.subscribe(f"docs-for-{sid}")
-        sender = Sender(BEATER, INDEX, run, timeout=15.0).start()
+        sender = run_sender(BEATER, INDEX, run, timeout=15.0).start()
         try:
             sender.wait(lambda s: len(s.acked) >= 2, 30, "2 batches acknowledged")
             deployment.container("elasticsearch").restart(timeout=30)
             wait_until(lambda: set(healthy(deployment).values()) == {"healthy"}, 240, "all healthy again")
-            boundary = len(sender.batches)
+            boundary = len(sender.stats.batches)
             sender.wait(
                 lambda s: len([b for b in s.acked if b >= boundary]) >= 2, 60, "acks after the restart"
             )
         finally:
             sender.stop()
         # Every acknowledged document reached the subscriber: the session never broke.
-        acked = sender.acked_ids
+        acked = sender.stats.acked_ids
         sink.wait_for(lambda hits: acked <= set(numbers(hits)), 30)
-        outcomes = {a.outcome for a in sender.attempts}
+        outcomes = {a.outcome for a in sender.stats.attempts}
         assert outcomes <= {"200", "503"}, outcomes
     finally:
         wamp.close()
@@ -226,7 +262,7 @@ def test_engine_restart_recovers(deployment: Deployment) -> None:
 def test_down_then_up_queries_survive(deployment: Deployment) -> None:
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, "kept:yes")
+        sid = register(wamp, INDEX, "kept:yes")
     finally:
         wamp.close()
     deployment.compose.run("down")
@@ -258,7 +294,7 @@ def test_scaled_behind_nginx_every_hit_once_per_subscriber(deployment: Deploymen
     tails = [Tail(TAILOR, params) for _ in range(4)]
     wamp = WampClient(ROUTER)
     try:
-        sid = wamp.call("com.estrom.register_query", INDEX, f"run:{run}")
+        sid = register(wamp, INDEX, f"run:{run}")
         sink = wamp.subscribe(f"docs-for-{sid}")
         sent: list[int] = []
         for batch in range(10):  # through the proxy: both beaters take requests
