@@ -47,6 +47,8 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /tmp estrom
 COPY --from=build-router /opt/venv-router /opt/venv-router
 COPY router/web /app/router/web
 COPY router/estrom_router /app/router/estrom_router
+# The router's readers gate (issue 15) imports these two standard-library-only modules.
+COPY common/__init__.py common/readers.py common/quotas.py /app/common/
 COPY --from=build-router /src/config.rendered.json /app/router/config.json
 COPY --from=assets /assets/node_modules /app/router/node_modules
 USER 10001
