@@ -229,3 +229,9 @@ def test_logstash_http_output_follows_the_ingest_contract() -> None:
 @pytest.mark.parametrize("variable", ["ESTROM_TAILOR_URL", "ESTROM_BEATER_URL"])
 def test_cli_variables_are_documented(variable: str) -> None:
     assert f"`{variable}`" in (REPO / "README.md").read_text()
+
+
+def test_an_unset_ingest_token_stays_unset_in_the_container() -> None:
+    # "${ESTROM_INGEST_TOKEN:-}" set it to "" when unset, which the beater refuses
+    # (a set-but-empty token would turn authentication off): found by tests/deploy.
+    assert SERVICES["beater"]["environment"]["ESTROM_INGEST_TOKEN"] is None
