@@ -142,7 +142,12 @@ class TargetSet:
             streams: dict[str, Any] = {}
             if self._data_streams:
                 try:
-                    streams = es.indices.get_data_stream(name="*", expand_wildcards="all")
+                    if self.engine.family == "opensearch":
+                        # opensearch-py's get_data_stream takes no expand_wildcards (OpenSearch
+                        # has no hidden data streams to expand to); passing it is a TypeError.
+                        streams = es.indices.get_data_stream(name="*")
+                    else:
+                        streams = es.indices.get_data_stream(name="*", expand_wildcards="all")
                 except TRANSPORT_ERRORS as exc:
                     if exc.status_code not in (400, 404, 405):
                         raise
