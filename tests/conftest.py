@@ -37,6 +37,7 @@ TIERS = {
     "bulk": "integration",
     "cli": "integration",
     "security": "integration",
+    "readers": "integration",
     "faults": "faults",
     "hostile": "faults",
     "browser": "browser",
