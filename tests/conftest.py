@@ -28,6 +28,9 @@ from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 from tests.real_stack import ARTIFACTS, SECRETS, TEST_SETTINGS, admin_client, service_fixture
 
+#: The browser fixtures, shared by the browser, deploy and readers tiers.
+pytest_plugins = ["tests.browser_page"]
+
 #: Directory under tests/ -> tier marker (pyproject.toml's markers describe each).
 TIERS = {
     "unit": "unit",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveView
+from tests.browser_page import LiveView
 from tests.http_client import ingest
 from tests.real_stack import ServiceHandle
 

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from devstack.stack import Stack
-from tests.browser.conftest import LiveView
+from tests.browser_page import LiveView
 from tests.http_client import ingest
 from tests.real_stack import ServiceHandle, StartService
 

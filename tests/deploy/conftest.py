@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from tests.browser.conftest import browser_context, playwright_session  # noqa: F401 (fixtures)
 from tests.deploy.compose import DEFAULT_PORTS, Compose, ports_in_use, provision
 
 

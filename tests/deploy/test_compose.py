@@ -23,7 +23,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from devstack.wamp_client import WampClient
-from tests.browser.conftest import LiveView
+from tests.browser_page import LiveView
 from tests.deploy.compose import REPO, SCALE_FILE
 from tests.deploy.conftest import Deployment
 from tests.faults.delivery import numbers, run_sender

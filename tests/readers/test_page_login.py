@@ -7,7 +7,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LiveView, browser_context, playwright_session  # noqa: F401 (fixtures)
+from tests.browser_page import LiveView
 from tests.http_client import ingest
 from tests.readers.stack import LOGS, OPS, PAYROLL, WRONG, ReadersStack
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_page_logs_in_follows_what_it_may_and_shows_the_refusal(
-    browser_context,  # noqa: F811 (the imported fixture)
+    browser_context,
     rstack: ReadersStack,
 ) -> None:
     view = LiveView(browser_context.new_page(), rstack.router.port).open()
@@ -55,7 +55,7 @@ def test_the_page_logs_in_follows_what_it_may_and_shows_the_refusal(
     assert view.page.evaluate("localStorage.getItem('estrom.token')") is None
 
 
-def test_a_refused_token_is_forgotten(browser_context, rstack: ReadersStack) -> None:  # noqa: F811
+def test_a_refused_token_is_forgotten(browser_context, rstack: ReadersStack) -> None:
     page = browser_context.new_page()
     page.goto(f"http://127.0.0.1:{rstack.router.port}/")
     page.evaluate(f"localStorage.setItem('estrom.token', '{WRONG}')")
