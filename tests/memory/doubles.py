@@ -123,6 +123,10 @@ class MemoryEngine:
             await d
         return fn(self)
 
+    async def cluster_health(self) -> dict[str, Any] | None:
+        """One green node: what ``Engine.cluster_health`` answers of a healthy single node."""
+        return {"status": "green", "nodes": 1, "unassigned_shards": 0}
+
     def release(self) -> None:
         held, self.held = self.held, []
         for d in held:

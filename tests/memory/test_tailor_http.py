@@ -37,7 +37,15 @@ def test_unknown_paths_are_404_and_wrong_methods_405_as_json():
 
 def test_healthz_and_metrics_answer():
     tailor = MemoryTailor()
-    assert body(tailor, tailor.get("/healthz")) == (200, {"status": "ok", "engine": "ok", "router": "ok"})
+    assert body(tailor, tailor.get("/healthz")) == (
+        200,
+        {
+            "status": "ok",
+            "engine": "ok",
+            "router": "ok",
+            "cluster": {"status": "green", "nodes": 1, "unassigned_shards": 0},
+        },
+    )
     tailor.flush()
     response = result(tailor.get("/metrics"))
     text = result(tailor.http.text_content(response))
