@@ -103,7 +103,8 @@ class WampClient:
     """One joined session: ``call``, ``subscribe``, ``publish``, ``close``.
 
     Joins anonymously, as a browser does, unless given ``authid`` and
-    ``secret`` (WAMP-CRA), e.g. the admin principal for meta API calls.
+    ``secret`` (WAMP-CRA), e.g. the admin principal for meta API calls, or a
+    reader's ``ticket`` (its token).
     """
 
     def __init__(
@@ -114,12 +115,17 @@ class WampClient:
         authid: str | None = None,
         secret: str | None = None,
         serializers: tuple[str, ...] = ("json",),
+        ticket: str | None = None,
     ) -> None:
         self.url = url
         self.session: Any = None
         self.details: Any = None
         joined: Deferred[Any] = Deferred()
-        authentication = {"wampcra": {"authid": authid, "secret": secret}} if authid else None
+        authentication: dict[str, Any] | None = None
+        if ticket is not None:  # a reader's token (issue 15), as the page logs in
+            authentication = {"ticket": {"ticket": ticket, **({"authid": authid} if authid else {})}}
+        elif authid:
+            authentication = {"wampcra": {"authid": authid, "secret": secret}}
         self._component = Component(
             transports=[
                 {"type": "websocket", "url": url, "max_retries": 0, "serializers": list(serializers)}

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autobahn.twisted.component import Component
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-
 from common.readers import token_hash
 from devstack.handles import RouterHandle, ServiceHandle
 from devstack.stack import Stack
-from devstack.wamp_client import JoinRefused, WampClient, on_reactor
+from devstack.wamp_client import WampClient
 
 RUN = uuid.uuid4().hex[:8]
 OPS = "ops-" + uuid.uuid4().hex
@@ -61,37 +57,7 @@ class TicketClient(WampClient):
     """A session that logs in with a reader's token (WAMP ticket), as the page does."""
 
     def __init__(self, url: str, token: str, authid: str | None = None, timeout: float = 20.0) -> None:
-        self.url = url
-        self.session: Any = None
-        self.details: Any = None
-        joined: Deferred[Any] = Deferred()
-        ticket: dict[str, Any] = {"ticket": token}
-        if authid:
-            ticket["authid"] = authid
-        self._component = Component(
-            transports=[{"type": "websocket", "url": url, "max_retries": 0, "serializers": ["json"]}],
-            realm="estrom",
-            authentication={"ticket": ticket},
-        )
-
-        def on_join(session: Any, details: Any) -> None:
-            self.session = session
-            self.details = details
-            if not joined.called:
-                joined.callback(session)
-
-        def on_leave(_session: Any, details: Any) -> None:
-            if not joined.called:
-                joined.errback(JoinRefused(details.reason, details.message))
-
-        def on_start() -> Deferred[Any]:
-            self._component.on("join", on_join)
-            self._component.on("leave", on_leave)
-            done = self._component.start(reactor)
-            done.addErrback(lambda f: joined.errback(f) if not joined.called else None)
-            return joined
-
-        on_reactor(on_start, timeout=timeout)
+        super().__init__(url, timeout=timeout, authid=authid, ticket=token)
 
 
 @dataclass
