@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devstack.engine import EngineNode
-from devstack.processes import ManagedProcess, wait_for_port
+from devstack.processes import ManagedProcess, wait_for_page, wait_for_port
 
 
 @dataclass
@@ -64,8 +64,19 @@ class RouterHandle(ProcessHandle):
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> None:
+        """Start it and wait until *this* router serves its page: an open port alone may be another
+        process's that took the port first (the router then dies), and a first WebSocket handshake
+        sent while the worker still boots can outlast a client's handshake timeout."""
         self.process.start()
         wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
+        wait_for_page(f"http://127.0.0.1:{self.port}/", b"<title>estrom", 60, self.process.alive)
+
+    def lost_its_port(self) -> bool:
+        """Whether it died because something else listened on its port first."""
+        if self.process.alive() or not self.process.log_path.exists():
+            return False
+        log = self.process.log_path.read_text(errors="replace")
+        return "Address already in use" in log or "CannotListenError" in log
 
 
 @dataclass

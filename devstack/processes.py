@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -52,6 +53,19 @@ def wait_for_port(host: str, port: int, timeout: float, alive: Callable[[], bool
             return
         time.sleep(0.1)
     raise TimeoutError(f"{host}:{port} did not open within {timeout:.0f}s")
+
+
+def wait_for_page(url: str, marker: bytes, timeout: float, alive: Callable[[], bool]) -> None:
+    """Wait until ``url`` answers 200 with ``marker`` in its body, failing at once if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process died before {url} answered")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200 and marker in response.read():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer with {marker!r} within {timeout:.0f}s")
 
 
 class ManagedProcess:

@@ -174,20 +174,31 @@ class Stack:
 
     def start_router(self, name: str = "router", *, port: int = 0, **settings: str) -> RouterHandle:
         """A router on ``port`` (default: a free one) with every secret; ``settings`` override its
-        ``ESTROM_ROUTER_*`` (``ESTROM_ROUTER_ANONYMOUS="0"``, ...)."""
-        port = port or free_port()
-        cbdir = self.workdir / name
-        proc = router_process(
-            cbdir,
-            host="127.0.0.1",
-            port=port,
-            log_path=cbdir / "router.log",
-            echo=self.echo,
-            env=router_env(self.env, self.secrets, **settings),
-        )
-        handle = RouterHandle(proc, port)
-        self._on_close(handle.stop)
-        handle.start()
+        ``ESTROM_ROUTER_*`` (``ESTROM_ROUTER_ANONYMOUS="0"``, ...).
+
+        A free port is only free until someone binds it: when another process (a parallel test
+        run's engine, say) took it first, the router is started again on a new one."""
+        for attempt in range(1 if port else 3):
+            chosen = port or free_port()
+            cbdir = self.workdir / name
+            proc = router_process(
+                cbdir,
+                host="127.0.0.1",
+                port=chosen,
+                log_path=cbdir / "router.log",
+                echo=self.echo,
+                env=router_env(self.env, self.secrets, **settings),
+            )
+            handle = RouterHandle(proc, chosen)
+            self._on_close(handle.stop)
+            try:
+                handle.start()
+            except RuntimeError:
+                if port or attempt == 2 or not handle.lost_its_port():
+                    raise
+                handle.stop()
+                continue
+            break
         self.routers.setdefault(name, handle)
         return handle
 

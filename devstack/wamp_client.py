@@ -128,7 +128,14 @@ class WampClient:
             authentication = {"wampcra": {"authid": authid, "secret": secret}}
         self._component = Component(
             transports=[
-                {"type": "websocket", "url": url, "max_retries": 0, "serializers": list(serializers)}
+                {
+                    "type": "websocket",
+                    "url": url,
+                    "max_retries": 0,
+                    "serializers": list(serializers),
+                    # autobahn's default of 5 s is shorter than a loaded CI machine's first handshake
+                    "options": {"open_handshake_timeout": timeout},
+                }
             ],
             realm=realm,
             authentication=authentication,

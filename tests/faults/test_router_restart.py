@@ -12,13 +12,16 @@ is in them after it; only what was sent in between may be missing.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.faults.delivery import numbers, report, run_sender
 from tests.http_client import http
-from tests.real_stack import RouterHandle, StartService
+from tests.real_stack import RouterHandle, Stack, StartService
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
 
@@ -98,3 +101,16 @@ def test_router_restart_mid_stream(
     late = Tail(tailor.url, {**params, "limit": 1})
     assert run_sender(beater.url, index, run, retry=False).send([10**6]) == "200"
     assert numbers(late.document()["hits"]) == [10**6]
+
+
+def test_a_router_whose_port_is_taken_fails_and_says_so(stack: Stack) -> None:
+    """An open port is not proof of a router: the handle waits for the router's own page, so a
+    port held by another process fails the start at once (a free port is only free until bound;
+    with no port given, the stack tries again on a new one)."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(RuntimeError, match="died"):
+            stack.start_router(f"squatted-{uuid.uuid4().hex[:6]}", port=taken)
+    assert not any(name.startswith("squatted") for name in stack.routers)
