@@ -59,14 +59,15 @@ from typing import Any
 from autobahn.wamp.types import PublishOptions
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
-from bench.harness import bench_stack, emit, log, pids, run_in_workdir
-from bench.measure import Probe, Usage, pct, process_tree
+from bench.harness import bench_stack, emit, log, process_trees, run_in_workdir
+from bench.measure import Probe, Usage, pct
 from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
 from bench.workload import QuerySet, Stream, base_docs
 from common.engine import sync_client
 from devstack.router import REPO
 from devstack.sender import Retry, Sender, SendStats
+from devstack.settings import engine_dist
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient, on_reactor
 
@@ -743,6 +744,9 @@ def report(b: Bench, fan: dict[str, Any] | None, goal_list: list[dict[str, Any]]
         f"B={cfg.batch} docs per POST, C={cfg.senders} in flight (engine ceiling: C threads), "
         f"1/{cfg.every} of the documents match one query; runs of {cfg.run_s:.0f}s, ceilings {cfg.ceiling_s:.0f}s",
         f"registration: {reg}",
+        f"engine {engine_dist()}, {cfg.engine_nodes} node(s)"
+        + (f" (percolator index {cfg.engine_nodes} shards, 1 replica)" if cfg.engine_nodes > 1 else "")
+        + f"; load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} (1 / 5 min) at the end",
         f"sweep interval {cfg.sweep_interval:.0f}s"
         + (f"; beater settings {' '.join(cfg.beater_env)}" if cfg.beater_env else "")
         + f"; machine: {os.cpu_count()} cores, shared; "
@@ -774,6 +778,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an extra beater setting, e.g. ESTROM_BATCH_SIZE=500 (repeatable)",
     )
     p.add_argument("--no-fanout", action="store_true", help="skip section 4")
+    p.add_argument(
+        "--engine-nodes",
+        type=int,
+        default=1,
+        help="engine nodes: >1 starts a cluster on loopback, percolator index SHARDS=NODES, 1 replica",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     cfg = p.parse_args(argv)
     for item in cfg.beater_env:
@@ -800,12 +810,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(cfg: argparse.Namespace, workdir: Path) -> None:
     """Start the stack, run sections 1-3 and 5, stop it, run section 4; print and write the figures."""
     settings = {"ESTROM_QUERY_SWEEP_INTERVAL": str(cfg.sweep_interval)}
+    heap = "1g"
+    if cfg.engine_nodes > 1:
+        # Every node holds a primary and a replica; the heap of the three fits beside one node's.
+        settings |= {"ESTROM_QUERY_INDEX_SHARDS": str(cfg.engine_nodes), "ESTROM_QUERY_INDEX_REPLICAS": "1"}
+        heap = "512m"
     settings |= dict(item.split("=", 1) for item in cfg.beater_env)
     with (
-        bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, wamp),
+        bench_stack(
+            workdir, tailors=1, beater_settings=settings, heap=heap, engine_nodes=cfg.engine_nodes
+        ) as (
+            stack,
+            wamp,
+        ),
         contextlib.ExitStack() as cleanup,
     ):
-        trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
+        trees = process_trees(stack)
         probe = Probe(trees | {"client": [os.getpid()]})
         cleanup.callback(probe.stop)
         es = sync_client(stack.engine.url, timeout=120, maxsize=cfg.senders + 4)

@@ -19,7 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from devstack.settings import UNLIMITED_QUOTAS, without_estrom
+from bench.measure import process_tree
+from devstack.engine import cluster_nodes, start_cluster
+from devstack.handles import EngineHandle
+from devstack.processes import free_port
+from devstack.settings import UNLIMITED_QUOTAS, engine_dist, engine_home, without_estrom
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient, ensure_reactor
 
@@ -44,21 +48,46 @@ def bench_stack(
     beater_settings: Mapping[str, str] | None = None,
     tailor_settings: Mapping[str, str] | None = None,
     heap: str = "1g",
+    engine_nodes: int = 1,
 ) -> Iterator[tuple[Stack, WampClient]]:
-    """Engine, router, one beater (and ``tailors``), plus an anonymous WAMP session; all stopped after."""
+    """Engine, router, one beater (and ``tailors``), plus an anonymous WAMP session; all stopped after.
+
+    ``engine_nodes`` > 1: a cluster of that many nodes on loopback (``heap`` each), as the cluster
+    tests start it; beater and tailor get every node's URL."""
     t0 = time.perf_counter()
-    with Stack(workdir, engine_heap=heap, env=bench_env()) as stack:
-        stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
-        log(
-            f"stack up in {time.perf_counter() - t0:.0f}s: engine {stack.engine.url}, router {stack.router.url}"
-        )
-        ensure_reactor()
-        wamp = stack.client()
-        try:
-            yield stack, wamp
-        finally:
-            log("tearing down")
-            wamp.close()
+    with contextlib.ExitStack() as nodes_up:
+        nodes = []
+        if engine_nodes > 1:
+            nodes = cluster_nodes(
+                engine_home(engine_dist()), workdir / "cluster", engine_nodes, heap=heap, ports=free_port
+            )
+            for node in nodes:
+                nodes_up.callback(node.stop)
+            start_cluster(nodes, workdir / "cluster", timeout=300)
+        with Stack(workdir, engine_heap=heap, env=bench_env(), engine_urls=[n.url for n in nodes]) as stack:
+            stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
+            if nodes:
+                # The nodes this run started, so their processes are measured.
+                stack.engines["engine"] = EngineHandle(stack.engine.urls, nodes)
+            log(
+                f"stack up in {time.perf_counter() - t0:.0f}s: engine {stack.engine.url}, router {stack.router.url}"
+            )
+            ensure_reactor()
+            wamp = stack.client()
+            try:
+                yield stack, wamp
+            finally:
+                log("tearing down")
+                wamp.close()
+
+
+def process_trees(stack: Stack) -> dict[str, list[int]]:
+    """Each part's processes (``pids`` and their children): every engine node's under "engine"."""
+    trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
+    trees["engine"] = [
+        p for node in stack.engine.nodes if node.process for p in process_tree(node.process.pid)
+    ]
+    return trees
 
 
 def pids(stack: Stack) -> dict[str, int]:

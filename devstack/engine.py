@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -474,6 +474,48 @@ class EngineNode:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
             proc.wait(10)
+
+
+def cluster_nodes(
+    home: Path,
+    state_dir: Path,
+    count: int = 3,
+    *,
+    heap: str = "384m",
+    cluster_name: str = "estrom-cluster",
+    ports: Callable[[], int],
+) -> list[EngineNode]:
+    """``count`` nodes of one cluster on loopback (not started): every node master-eligible and a
+    data node, each seeded with every transport port, all of them electing the first master.
+
+    ``ports`` hands out free ports (``devstack.processes.free_port``); the node ``i`` keeps its
+    data in ``state_dir/node-i``. Used by the cluster tests and by ``bench compare --engine-nodes``.
+    """
+    names = [f"node-{i}" for i in range(count)]
+    transports = [ports() for _ in names]
+    return [
+        EngineNode(
+            home=home,
+            state_dir=state_dir / name,
+            http_port=ports(),
+            transport_port=transport,
+            heap=heap,
+            node_name=name,
+            cluster_name=cluster_name,
+            seed_ports=transports,
+            initial_masters=names,
+        )
+        for name, transport in zip(names, transports, strict=True)
+    ]
+
+
+def start_cluster(nodes: list[EngineNode], log_dir: Path, timeout: float = 240.0) -> None:
+    """Start every node (log: ``log_dir/<node name>.log``), then wait until each sees them all."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for node in nodes:
+        node.start(log_path=log_dir / f"{node.node_name}.log")
+    for node in nodes:
+        node.wait_ready(timeout=timeout, nodes=len(nodes))
 
 
 def main(argv: list[str]) -> None:

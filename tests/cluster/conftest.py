@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.engine import EngineNode
+from devstack.engine import EngineNode, cluster_nodes, start_cluster
 from devstack.processes import free_port
 from devstack.settings import engine_dist, engine_home
 from devstack.stack import Stack
@@ -92,31 +92,11 @@ class Cluster:
 
 @pytest.fixture(scope="package")
 def cluster(stack: Stack) -> Iterator[Cluster]:
-    home = engine_home(engine_dist())
-    names = [f"node-{i}" for i in range(NODES)]
-    transports = [free_port() for _ in names]
-    nodes = [
-        EngineNode(
-            home=home,
-            state_dir=stack.workdir / "cluster" / name,
-            http_port=free_port(),
-            transport_port=transport,
-            heap="384m",
-            node_name=name,
-            cluster_name="estrom-cluster",
-            seed_ports=transports,
-            initial_masters=names,
-        )
-        for name, transport in zip(names, transports, strict=True)
-    ]
-    handle = Cluster(nodes, stack.workdir / "cluster")
-    (stack.workdir / "cluster").mkdir(parents=True, exist_ok=True)
+    workdir = stack.workdir / "cluster"
+    nodes = cluster_nodes(engine_home(engine_dist()), workdir, NODES, ports=free_port)
     try:
-        for node in nodes:
-            node.start(log_path=handle.workdir / f"{node.node_name}.log")
-        for node in nodes:
-            node.wait_ready(timeout=240, nodes=NODES)
-        yield handle
+        start_cluster(nodes, workdir)
+        yield Cluster(nodes, workdir)
     finally:
         for node in nodes:
             node.stop()
