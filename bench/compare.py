@@ -819,12 +819,15 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     with (
         bench_stack(
             workdir, tailors=1, beater_settings=settings, heap=heap, engine_nodes=cfg.engine_nodes
-        ) as (
-            stack,
-            wamp,
-        ),
+        ) as (stack, _anonymous),
         contextlib.ExitStack() as cleanup,
     ):
+        # Subscribed before registered (no sweep may deactivate a query in between): the readers
+        # gate refuses an anonymous subscription to a sid it cannot describe yet, so the
+        # benchmark's subscribers and registrations use the tailor's principal, as the tailor does.
+        # (The same change as the perf helper's, for the engine runs of issue 14.)
+        wamp = stack.client("tailor")
+        cleanup.callback(wamp.close)
         trees = process_trees(stack)
         probe = Probe(trees | {"client": [os.getpid()]})
         cleanup.callback(probe.stop)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from devstack.engine import DEFAULT_DIST, TESTED_DISTS, Dist, parse_dist
+from devstack.engine import DEFAULT_DIST, TESTED_DISTS, Dist, cluster_nodes, parse_dist
 
 
 def test_default_is_elasticsearch_7_17() -> None:
@@ -55,3 +57,19 @@ def test_artifacts_and_runtime(
 def test_other_names_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(ValueError, match=r"ESTROM_ENGINE_DIST|percolator|OpenSearch"):
         parse_dist(text)
+
+
+def test_cluster_nodes_know_each_other(tmp_path: Path) -> None:
+    """Every node seeds all transport ports and names all nodes for the first election; none shares a port."""
+    ports = iter(range(40000, 40100))
+    nodes = cluster_nodes(tmp_path / "home", tmp_path / "state", 3, heap="256m", ports=lambda: next(ports))
+    names = [n.node_name for n in nodes]
+    assert names == ["node-0", "node-1", "node-2"]
+    transports = [n.transport_port for n in nodes]
+    assert all(n.seed_ports == transports and n.initial_masters == names for n in nodes)
+    used = transports + [n.http_port for n in nodes]
+    assert len(set(used)) == 6
+    assert {n.state_dir for n in nodes} == {tmp_path / "state" / name for name in names}
+    assert {n.cluster_name for n in nodes} == {"estrom-cluster"}
+    assert {n.heap for n in nodes} == {"256m"}
+    assert all(n.process is None for n in nodes), "built, not started"
