@@ -86,7 +86,8 @@ class Cluster:
 
     def restart(self, node: EngineNode) -> None:
         node.start(log_path=self.workdir / f"{node.node_name}.log")
-        self.wait_nodes(NODES, 180)
+        # An OpenSearch 3.8 JVM may take minutes to boot on a loaded 2-core machine.
+        self.wait_nodes(NODES, 420)
         wait_until(lambda: self.health()["status"] == "green", 120, "green again")
 
 

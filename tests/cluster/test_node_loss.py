@@ -27,7 +27,7 @@ from tests.waiting import wait_until
 
 ENGINE_TIMEOUT = float(CLUSTER_SETTINGS["ESTROM_ENGINE_TIMEOUT"])
 #: A node's restart and the cluster's return to green take minutes on a shared 2-core machine.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1200)
 
 
 def primary_node(cluster: Cluster, pindex: str, routing: str) -> str:
