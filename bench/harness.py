@@ -63,7 +63,7 @@ def bench_stack(
             )
             for node in nodes:
                 nodes_up.callback(node.stop)
-            start_cluster(nodes, workdir / "cluster", timeout=300)
+            start_cluster(nodes, workdir / "cluster")
         with Stack(workdir, engine_heap=heap, env=bench_env(), engine_urls=[n.url for n in nodes]) as stack:
             stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
             if nodes:
