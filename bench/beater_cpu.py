@@ -1,0 +1,123 @@
+"""The beater's own CPU per document, stage by stage, in one process (issue 18).
+
+Why this exists: ``scripts/bench compare`` gives the beater's CPU per
+document from /proc, end to end, but not where it goes, and on a shared
+2-core machine a full run takes minutes. This times the pure parts of the
+hot path on the benchmark's own documents (``bench/workload.py``: one
+500-document ``json_batch`` POST, percolated as two batches of 250) with
+``time.process_time``, so it measures this process's CPU only, not the
+neighbours'. Stages:
+
+* ``parse``: ``beater.ingest_body.parse_ingest_body`` (decode, per-document checks);
+* ``submit``: the pipeline's per-document bookkeeping (``split_id``, items);
+* ``encode``: the engine request body, as the engine client serializes it;
+* ``hits``: ``make_hit`` and ``group_by_sid`` for the batch's matches;
+* ``publish``: CBOR encoding of the WAMP publish messages (one per sid).
+
+Not covered: Twisted's HTTP parsing, the engine client's HTTP and response
+decoding, autobahn's framing; ``scripts/bench compare`` has those.
+
+Usage::
+
+    .venv/bin/python -m bench.beater_cpu [--batches 200] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cbor2
+
+from beater.ingest_body import parse_ingest_body
+from beater.percolate import _search_body
+from beater.publish import group_by_sid
+from bench.workload import QuerySet, Stream, base_docs
+from common.hits import make_hit, split_id
+
+ENGINE_BATCH = 250  # ESTROM_BATCH_SIZE's default
+
+
+def engine_dumps(body: Any) -> bytes:
+    """What elasticsearch-py 7's JSONSerializer and connection make of a dict body."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    """CPU seconds of this process per call of ``fn``, best of three rounds."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for _ in range(repeat):
+            fn()
+        best = min(best, (time.process_time() - t0) / repeat)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batches", type=int, default=100, help="POST bodies timed per round")
+    p.add_argument("--batch", type=int, default=500, help="documents per POST (B)")
+    cfg = p.parse_args(argv)
+    qs = QuerySet.make("cpu-bench", 1000)
+    stream = Stream(base_docs(5000), qs.tokens, 10, cfg.batch)
+    bodies = [stream.body(k, time.time()) for k in range(cfg.batches)]
+    parsed = [parse_ingest_body(raw, "application/json") for raw in bodies]
+    sid_of = qs.sid_of()
+
+    def parse() -> None:
+        for raw in bodies:
+            parse_ingest_body(raw, "application/json")
+
+    def submit() -> None:
+        for body in parsed:
+            [split_id(doc) for _, doc in body.docs]
+
+    batches = [
+        [doc for _, doc in body.docs][i : i + ENGINE_BATCH]
+        for body in parsed
+        for i in range(0, cfg.batch, ENGINE_BATCH)
+    ]
+    matches = [[[sid_of[d["slot"]]] if d["slot"] in sid_of else [] for d in docs] for docs in batches]
+
+    def encode() -> None:
+        for docs in batches:
+            engine_dumps(_search_body({"documents": docs}))
+
+    def hits() -> None:
+        for docs, m in zip(batches, matches, strict=True):
+            group_by_sid([make_hit("cpu-bench", d) for d in docs], m)
+
+    grouped = [
+        group_by_sid([make_hit("cpu-bench", d) for d in docs], m)
+        for docs, m in zip(batches, matches, strict=True)
+    ]
+
+    def publish() -> None:
+        for g in grouped:
+            for n, (sid, hs) in enumerate(g.items()):
+                cbor2.dumps([16, n, {"acknowledge": True}, f"docs-for-{sid}", hs])
+
+    docs = cfg.batches * cfg.batch
+    total = 0.0
+    print(f"{'stage':<10} {'us/doc':>8}")
+    for name, fn in (
+        ("parse", parse),
+        ("submit", submit),
+        ("encode", encode),
+        ("hits", hits),
+        ("publish", publish),
+    ):
+        us = 1e6 * timed(fn, 1) / docs
+        total += us
+        print(f"{name:<10} {us:>8.2f}")
+    print(f"{'total':<10} {total:>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
