@@ -8,9 +8,11 @@ hot path on the benchmark's own documents (``bench/workload.py``: one
 ``time.process_time``, so it measures this process's CPU only, not the
 neighbours'. Stages:
 
-* ``parse``: ``beater.ingest_body.parse_ingest_body`` (decode, per-document checks);
+* ``parse``: ``beater.ingest_body.parse_ingest_body`` (decode, per-document checks;
+  ``--reference``: the standard library's path, ``fast=False``);
 * ``submit``: the pipeline's per-document bookkeeping (``split_id``, items);
-* ``encode``: the engine request body, as the engine client serializes it;
+* ``encode``: the engine request body, as the engine client serializes it
+  (``common/fast_json.py``'s serializer; ``--reference``: elasticsearch-py's own);
 * ``hits``: ``make_hit`` and ``group_by_sid`` for the batch's matches;
 * ``publish``: CBOR encoding of the WAMP publish messages (one per sid).
 
@@ -25,26 +27,27 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import cbor2
+from elasticsearch.serializer import JSONSerializer
 
 from beater.ingest_body import parse_ingest_body
 from beater.percolate import _search_body
 from beater.publish import group_by_sid
 from bench.workload import QuerySet, Stream, base_docs
+from common.fast_json import EngineSerializer
 from common.hits import make_hit, split_id
 
 ENGINE_BATCH = 250  # ESTROM_BATCH_SIZE's default
 
 
-def engine_dumps(body: Any) -> bytes:
-    """What elasticsearch-py 7's JSONSerializer and connection make of a dict body."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+def engine_dumps(body: Any, serializer: Any) -> bytes:
+    """What the engine client's serializer and connection make of a dict body."""
+    return serializer.dumps(body).encode("utf-8", "surrogatepass")
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> float:
@@ -62,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=100, help="POST bodies timed per round")
     p.add_argument("--batch", type=int, default=500, help="documents per POST (B)")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="the standard library's paths (parse_ingest_body(fast=False), elasticsearch-py's serializer)",
+    )
     cfg = p.parse_args(argv)
+    serializer = JSONSerializer() if cfg.reference else EngineSerializer()
     qs = QuerySet.make("cpu-bench", 1000)
     stream = Stream(base_docs(5000), qs.tokens, 10, cfg.batch)
     bodies = [stream.body(k, time.time()) for k in range(cfg.batches)]
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def parse() -> None:
         for raw in bodies:
-            parse_ingest_body(raw, "application/json")
+            parse_ingest_body(raw, "application/json", fast=not cfg.reference)
 
     def submit() -> None:
         for body in parsed:
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def encode() -> None:
         for docs in batches:
-            engine_dumps(_search_body({"documents": docs}))
+            engine_dumps(_search_body({"documents": docs}), serializer)
 
     def hits() -> None:
         for docs, m in zip(batches, matches, strict=True):
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     docs = cfg.batches * cfg.batch
     total = 0.0
-    print(f"{'stage':<10} {'us/doc':>8}")
+    print(f"{'stage':<10} {'us/doc':>8}" + ("  (reference: standard library paths)" if cfg.reference else ""))
     for name, fn in (
         ("parse", parse),
         ("submit", submit),
