@@ -10,10 +10,10 @@ neighbours'. Stages:
 
 * ``parse``: ``beater.ingest_body.parse_ingest_body`` (decode, per-document checks;
   ``--reference``: the standard library's path, ``fast=False``);
-* ``submit``: the pipeline's per-document bookkeeping (``split_id``, items);
+* ``pipeline``: ``beater.pipeline.IngestPipeline`` around an engine and a router that
+  answer at once (the engine with the known matches, computed in the stage: ~0.3 µs);
 * ``encode``: the engine request body, as the engine client serializes it
   (``common/fast_json.py``'s serializer; ``--reference``: elasticsearch-py's own);
-* ``hits``: ``make_hit`` and ``group_by_sid`` for the batch's matches;
 * ``publish``: CBOR encoding of the WAMP publish messages (one per sid).
 
 Not covered: Twisted's HTTP parsing, the engine client's HTTP and response
@@ -34,13 +34,16 @@ from typing import Any
 
 import cbor2
 from elasticsearch.serializer import JSONSerializer
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
 
 from beater.ingest_body import parse_ingest_body
-from beater.percolate import _search_body
+from beater.percolate import PercolateResult, _search_body
+from beater.pipeline import IngestPipeline
 from beater.publish import group_by_sid
 from bench.workload import QuerySet, Stream, base_docs
 from common.fast_json import EngineSerializer
-from common.hits import make_hit, split_id
+from common.hits import make_hit
 
 ENGINE_BATCH = 250  # ESTROM_BATCH_SIZE's default
 
@@ -82,10 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         for raw in bodies:
             parse_ingest_body(raw, "application/json", fast=not cfg.reference)
 
-    def submit() -> None:
-        for body in parsed:
-            [split_id(doc) for _, doc in body.docs]
-
     batches = [
         [doc for _, doc in body.docs][i : i + ENGINE_BATCH]
         for body in parsed
@@ -97,9 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         for docs in batches:
             engine_dumps(_search_body({"documents": docs}), serializer)
 
-    def hits() -> None:
-        for docs, m in zip(batches, matches, strict=True):
-            group_by_sid([make_hit("cpu-bench", d) for d in docs], m)
+    def pipeline() -> None:
+        """Every POST through IngestPipeline: an engine that answers at once with the known matches."""
+
+        async def percolate(index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+            sids = [[sid_of[d["slot"]]] if d["slot"] in sid_of else [] for d in docs]
+            return PercolateResult(matches=sids)
+
+        def publish(grouped: dict[str, list[Any]]) -> Any:
+            return succeed(sum(len(h) for h in grouped.values()))
+
+        p = IngestPipeline(
+            percolate,
+            publish,
+            clock=Clock(),
+            batch_size=ENGINE_BATCH,
+            linger=0.005,
+            max_queued=10**7,
+            concurrency=4,
+        )
+        for body in parsed:
+            p.submit("cpu-bench", body.docs, body.rejected)
 
     grouped = [
         group_by_sid([make_hit("cpu-bench", d) for d in docs], m)
@@ -116,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<10} {'us/doc':>8}" + ("  (reference: standard library paths)" if cfg.reference else ""))
     for name, fn in (
         ("parse", parse),
-        ("submit", submit),
+        ("pipeline", pipeline),
         ("encode", encode),
-        ("hits", hits),
         ("publish", publish),
     ):
         us = 1e6 * timed(fn, 1) / docs
