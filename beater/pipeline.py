@@ -3,7 +3,10 @@
 Documents that arrive close together are percolated together: a batch closes
 when it holds ``batch_size`` documents or ``linger`` seconds after its first
 document, whichever comes first, so throughput does not collapse into one
-engine round trip per document. Several batches may be at the engine at
+engine round trip per document. An index with no batch at the engine (or
+waiting to publish) does not linger: its partial batch goes at the end of
+the reactor turn, so a lone document costs no wait (issue 18) while a
+stream of them still batches behind the one in flight. Several batches may be at the engine at
 once, but each index sends its batches' events strictly in arrival order, so
 subscribers see hits in ingest order. A batch is sent as soon as the one
 before it was *sent*, not acknowledged (one router session delivers in
@@ -176,7 +179,12 @@ class IngestPipeline:
         while len(lane.pending) >= self.batch_size:
             self._dispatch(lane)
         if lane.pending and lane.timer is None:
-            lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
+            # An index with nothing at the engine sends at the end of this reactor turn
+            # (requests that arrived together still share the batch): a lone document
+            # does not wait for more that may never come. One with batches in flight
+            # lingers, so that documents arriving meanwhile travel together.
+            wait = self.linger if lane.unsent else 0.0
+            lane.timer = self._clock.callLater(wait, self._linger_expired, lane)
         return ticket.done
 
     def _linger_expired(self, lane: _Lane) -> None:
