@@ -106,6 +106,10 @@ def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
     return problem
 
 
+class _ReadAgain(Exception):
+    """A document orjson read is nested too deep to judge on its text: read the body the old way."""
+
+
 def fast_document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
     """``document_problem`` of an item orjson has read: no value problem can be left in it.
 
@@ -113,12 +117,15 @@ def fast_document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
     is at most its number of ``{`` and ``[``; a field name of dots only starts
     with ``".`` in it, an empty one is ``"":``. Only a document where one of
     these may be (or with a metadata field) is walked by ``document_problem``.
+    Raises _ReadAgain for a document past orjson's writing limit (254 levels):
+    the standard library's parser, whose own limit (about 1,000 levels,
+    less the caller's stack) may refuse the whole body, decides that body.
     """
-    if type(doc) is not dict:
-        return document_problem(doc, max_depth)
     try:
         text = fast_dumps_bytes(doc)
-    except TypeError:  # nested past orjson's writing limit (254 levels): far past any max_depth
+    except TypeError:
+        raise _ReadAgain from None
+    if type(doc) is not dict:
         return document_problem(doc, max_depth)
     if (
         text.count(b"{") + text.count(b"[") > max_depth
@@ -190,6 +197,15 @@ def parse_ingest_body(
     ``fast=False`` takes the standard library's path only (the reference the fast path is
     tested against).
     """
+    try:
+        return _parse_body(raw, content_type, max_depth, max_docs, fast)
+    except _ReadAgain:
+        return _parse_body(raw, content_type, max_depth, max_docs, False)
+
+
+def _parse_body(
+    raw: bytes, content_type: str | None, max_depth: int, max_docs: int, fast: bool
+) -> IngestBody:
     kind = media_type(content_type)
     is_ndjson = kind in NDJSON_TYPES
     is_json = kind in JSON_TYPES or kind.endswith("+json") or kind == ""

@@ -183,6 +183,8 @@ def test_fast_path_reads_every_body_as_the_standard_library(
         b'\xef\xbb\xbf[{"a": 1}]',
         b'[{"a": 1}]\r\n',
         b'{"deep": ' + b"[" * 300 + b"]" * 300 + b"}",  # read by orjson, past its writing limit
+        b"[" + b'{"a":' * 1010 + b"1" + b"}" * 1010 + b"]",  # read by orjson, past json's parser
+        b'{"a":' * 1010 + b"1" + b"}" * 1010,
         b'[{"x": "{[{[{[{[{[{[{[{[{[{[{[{["}]',  # brackets in strings only: conservative
         b'[{".a": 1}, {"a.": 1}, {"...": 1}, {"_ids": 1}, {"_id": "x", "b": {"_source": 1}}]',
     ],
