@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from devstack.metrics_page import metric
 from tests.http_client import engine_request, http
 from tests.readers.stack import (
     LOGS,
@@ -160,6 +161,8 @@ def test_concurrent_tails_per_identity(limited: ReadersStack) -> None:
             headers={"authorization": f"Bearer {OPS}"},
         )
         assert ops.status == 200
+        # The largest users, in /metrics: this address holds its two tails.
+        assert metric(limited.tailor.url, "estrom_tailor_reader_top_tails", key="anonymous@127.0.0.1") == 2
     finally:
         first.close()
     wait_until(
