@@ -826,7 +826,6 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
         # Subscribed before registered (no sweep may deactivate a query in between): the readers
         # gate refuses an anonymous subscription to a sid it cannot describe yet, so the
         # benchmark's subscribers and registrations use the tailor's principal, as the tailor does.
-        # (The same change as the perf helper's, for the engine runs of issue 14.)
         wamp = stack.client("tailor")
         cleanup.callback(wamp.close)
         trees = process_trees(stack)
