@@ -207,7 +207,8 @@ class IngestPipeline:
                     self.stats["engine_rejected"] += 1
                     batch.matched.append(0)
                     continue
-                hits.append(make_hit(lane.index, item.source, item.doc_id))
+                # _index: the concrete index (an alias or data stream name resolved).
+                hits.append(make_hit(result.index or lane.index, item.source, item.doc_id))
                 matches.append(result.matches[n])
                 batch.matched.append(len(result.matches[n]))
             batch.grouped = group_by_sid(hits, matches)
