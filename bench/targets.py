@@ -8,8 +8,12 @@ same documents twice:
 * ``patterns``: the 1,000 queries spread over 10 patterns (100 each) that
   all cover the same 30 daily indices (``bp-2026.11.01`` ...), documents
   ingested round-robin into those indices: each batch meets all 1,000
-  queries, through the covering cache and one percolate request across 10
-  percolator indices.
+  queries, through the covering cache and one percolate request on the
+  shared percolator index filtered on the 11 covering targets (the 10
+  patterns and the index's own name).
+
+Both sets of queries live in the same shared percolator index (2,000
+queries), so each run's filter picks its 1,000.
 
 Each mode runs ``--rounds`` times, alternating, closed loop (``--senders``
 requests in flight, ``--batch`` documents each); the median docs/s of each

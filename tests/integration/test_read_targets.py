@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 FAST_SWEEPS = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
 
 
-def published(beater: ServiceHandle, index: str, doc: dict) -> int:
+def published(beater: ServiceHandle, index: str, doc: dict | list[dict]) -> int:
     resp = ingest(beater.url, index, doc)
     assert resp.status == 200, resp.body
     return int(resp.json()["published"])
@@ -288,6 +288,33 @@ def test_covered_indices_that_disagree_on_a_type_the_last_name_wins(
     assert published(beater, older, {"code": 1000}) == 0
     assert published(beater, older, {"code": 150, "marker": "end"}) == 1
     sink.wait_for_marker("end")
+
+
+def test_targets_that_disagree_on_a_type_each_match_with_their_own(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """One shared percolator index has one type per field: such targets' queries are kept apart."""
+    texts, numbers, more_texts = f"{index}-a-1", f"{index}-b-1", f"{index}-c-1"
+    for name, kind in ((texts, "keyword"), (numbers, "long"), (more_texts, "keyword")):
+        engine_request(engine.url, "PUT", f"/{name}", {"mappings": {"properties": {"code": {"type": kind}}}})
+    on_texts = wamp.call("com.estrom.register_query", f"{index}-a-*", "code:[100 TO 200]")
+    on_numbers = wamp.call("com.estrom.register_query", f"{index}-b-*", "code:[100 TO 200]")
+    on_more = wamp.call("com.estrom.register_query", f"{index}-c-*", "code:[100 TO 200]")
+    sinks = {sid: wamp.subscribe(f"docs-for-{sid}") for sid in (on_texts, on_numbers, on_more)}
+
+    def shared_of(target: str) -> set[str]:
+        alias = "estrom-queries-" + percolator_suffix(parse_target(target))
+        return set(engine_request(engine.url, "GET", f"/{alias}/_alias"))
+
+    assert shared_of(f"{index}-a-*").isdisjoint(shared_of(f"{index}-b-*"))
+    assert shared_of(f"{index}-a-*") == shared_of(f"{index}-c-*")  # same types: one index
+    # As keywords, "1000" sorts between "100" and "200"; as numbers, 1000 is not between them.
+    assert published(beater, texts, [{"code": "1000", "n": 1}, {"code": "150", "n": 2}]) == 2
+    assert published(beater, numbers, [{"code": 1000, "n": 3}, {"code": 150, "n": 4, "marker": "b"}]) == 1
+    assert published(beater, more_texts, {"code": "1000", "n": 5, "marker": "c"}) == 1
+    assert [h["_source"]["n"] for h in sinks[on_numbers].wait_for_marker("b")] == [4]
+    assert [h["_source"]["n"] for h in sinks[on_more].wait_for_marker("c")] == [5]
+    assert [h["_source"]["n"] for h in sinks[on_texts].wait_for_count(2)] == [1, 2]
 
 
 def test_backfill_reads_across_three_daily_indices_newest_first(
