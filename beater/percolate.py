@@ -121,12 +121,21 @@ class CoveringTargets(Protocol):
     def admits(self, canonical: str, index: str, pindex: str) -> bool: ...
 
 
-def scope_filter(targets: tuple[str, ...], recent_since_ms: int | None) -> dict[str, Any]:
-    """Queries of the covering targets, and those registered since ``recent_since_ms``."""
+def scope_filter(
+    targets: tuple[str, ...], recent_since_ms: int | None, known: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Queries of the covering targets, and those registered since ``recent_since_ms`` on targets not ``known``.
+
+    A recent query of a known target that does not cover the index would be
+    dropped after the search anyway: leaving it out keeps a burst of
+    registrations from adding candidates to every batch.
+    """
     covering = {"terms": {TARGET_FIELD: list(targets)}}
     if recent_since_ms is None:
         return covering
-    recent = {"range": {REGISTERED_FIELD: {"gte": recent_since_ms}}}
+    recent: dict[str, Any] = {"range": {REGISTERED_FIELD: {"gte": recent_since_ms}}}
+    if known:
+        recent = {"bool": {"filter": [recent], "must_not": [{"terms": {TARGET_FIELD: list(known)}}]}}
     return {"bool": {"should": [covering, recent], "minimum_should_match": 1}}
 
 
@@ -210,7 +219,7 @@ class Percolator:
         if not docs:
             return PercolateResult(matches=[], index=covering.concrete)
         pindex = ",".join(covering.indices)
-        scope = scope_filter(covering.targets, self.targets.recent_since_ms)
+        scope = scope_filter(covering.targets, self.targets.recent_since_ms, covering.known)
         wanted = frozenset(covering.targets)
 
         def keep(hit: dict[str, Any]) -> bool:

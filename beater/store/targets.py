@@ -106,6 +106,8 @@ class Covering:
     targets: tuple[str, ...]
     #: the shared percolator indices to search, sorted
     indices: tuple[str, ...]
+    #: every target this beater knows (the recent queries of these need no second look)
+    known: tuple[str, ...] = ()
 
 
 class TargetSet:
@@ -120,12 +122,18 @@ class TargetSet:
         self._where: dict[str, frozenset[int]] = {}
         self._topology = Topology()
         self._covering: dict[str, Covering] = {}
+        #: sorted keys of ``_where``, shared by the cache's entries (None: to compute)
+        self._known: tuple[str, ...] | None = None
         #: canonical target -> when this beater learned it (registered, admitted), epoch ms
         self._learned_at: dict[str, int] = {}
         #: queries registered from this instant on are percolated whatever their target (see module doc)
         self.recent_since_ms = 0
         #: False once the engine said it has no data streams (Elasticsearch OSS): not asked again
         self._data_streams = True
+
+    def _clear(self) -> None:
+        self._covering.clear()
+        self._known = None
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -142,13 +150,16 @@ class TargetSet:
             # single-name targets: by name alone, registered or not (the filter costs nothing)
             targets = set(names) | {c for c, t in self._targets.items() if t.covers(names)}
             groups = {0}.union(*(self._where.get(c, frozenset()) for c in targets))
+            if self._known is None:
+                self._known = tuple(sorted(self._where))
             found = Covering(
                 self._topology.concrete(index),
                 tuple(sorted(targets)),
                 tuple(shared_index(self.prefix, n) for n in sorted(groups)),
+                self._known,
             )
             if len(self._covering) >= _CACHE_MAX:
-                self._covering.clear()
+                self._clear()
             self._covering[index] = found
         return found
 
@@ -175,7 +186,7 @@ class TargetSet:
         self._learned_at[target.canonical] = int(time.time() * 1000)
         if target.single_name is None:
             self._targets[target.canonical] = target
-        self._covering.clear()
+        self._clear()
 
     def replace(self, where: dict[str, frozenset[int]], topology: Topology) -> bool:
         """Install what the engine holds; True if anything changed (the cache is then dropped)."""
@@ -193,7 +204,7 @@ class TargetSet:
         self._where = dict(where)
         self._targets = targets
         self._topology = topology
-        self._covering.clear()
+        self._clear()
         self._learned_at = {c: t for c, t in self._learned_at.items() if c in where}
         return True
 

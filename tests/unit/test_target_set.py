@@ -108,3 +108,11 @@ def test_the_scope_filter_takes_the_covering_targets_and_the_recent_registration
     recent = scope_filter(("a",), 1000)
     assert recent["bool"]["minimum_should_match"] == 1
     assert {"range": {"estrom_registered": {"gte": 1000}}} in recent["bool"]["should"]
+    # Recent queries of targets this beater knows need no second look: left out.
+    narrowed = scope_filter(("a",), 1000, ("a", "c-*"))["bool"]["should"][1]["bool"]
+    assert narrowed["must_not"] == [{"terms": {"estrom_target": ["a", "c-*"]}}]
+    ts = TargetSet(None, P)  # type: ignore[arg-type]
+    ts.replace(where("c-*", "a"), Topology())
+    assert ts.covering("x").known == ("a", "c-*")
+    ts.add(parse_target("d-*"), 0)
+    assert ts.covering("x").known == ("a", "c-*", "d-*")
