@@ -9,6 +9,17 @@ document at all can be read is an error, and so is one with more items than
 ``max_depth`` (Elasticsearch's own mapping depth limit is 20 objects), or one
 holding what the engine cannot read back as JSON (an unpaired surrogate, a
 number out of double range), is rejected alone.
+
+This runs for every ingested document, so it has a fast path
+(``common/fast_json.py``): orjson reads the body, and orjson refuses exactly
+the values the engine cannot read back (unpaired surrogates, non-finite
+numbers) as well as nesting past 1,024 levels, so once it has read a body
+only the top-level field names and the nesting limit are left to check, and
+the nesting limit only for a document with more brackets than the limit.
+Anything orjson refuses, and any body it would read differently (an integer
+past 64 bits, which it reads as a float), takes the standard library's path,
+with the same outcome for every item (tests/unit/test_ingest_body.py compares
+the two paths).
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.fast_json import JSONDecodeError, exact_for_orjson, fast_dumps_bytes, fast_loads
 from common.json_shape import inspect
 
 NDJSON_TYPES = frozenset(
@@ -94,8 +106,39 @@ def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
     return problem
 
 
-def _add(body: IngestBody, position: int, item: Any, max_depth: int) -> None:
-    problem = document_problem(item, max_depth)
+class _ReadAgain(Exception):
+    """A document orjson read is nested too deep to judge on its text: read the body the old way."""
+
+
+def fast_document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """``document_problem`` of an item orjson has read: no value problem can be left in it.
+
+    The rest is decided on the document's JSON text, in C: its nesting depth
+    is at most its number of ``{`` and ``[``; a field name of dots only starts
+    with ``".`` in it, an empty one is ``"":``. Only a document where one of
+    these may be (or with a metadata field) is walked by ``document_problem``.
+    Raises _ReadAgain for a document past orjson's writing limit (254 levels):
+    the standard library's parser, whose own limit (about 1,000 levels,
+    less the caller's stack) may refuse the whole body, decides that body.
+    """
+    try:
+        text = fast_dumps_bytes(doc)
+    except TypeError:
+        raise _ReadAgain from None
+    if type(doc) is not dict:
+        return document_problem(doc, max_depth)
+    if (
+        text.count(b"{") + text.count(b"[") > max_depth
+        or b'".' in text
+        or b'"":' in text
+        or not _METADATA_FIELDS.isdisjoint(doc)
+    ):
+        return document_problem(doc, max_depth)
+    return None
+
+
+def _add(body: IngestBody, position: int, item: Any, max_depth: int, fast: bool = False) -> None:
+    problem = fast_document_problem(item, max_depth) if fast else document_problem(item, max_depth)
     if problem:
         body.rejected.append({"position": position, "reason": problem})
     else:
@@ -117,7 +160,7 @@ def _too_many(count: int, max_docs: int) -> None:
         )
 
 
-def _parse_ndjson(text: str, max_depth: int, max_docs: int) -> IngestBody:
+def _parse_ndjson(text: str, max_depth: int, max_docs: int, fast: bool = False) -> IngestBody:
     body = IngestBody()
     count = 0
     for position, line in enumerate(text.split("\n")):
@@ -125,6 +168,12 @@ def _parse_ndjson(text: str, max_depth: int, max_docs: int) -> IngestBody:
             continue
         count += 1
         _too_many(count, max_docs)
+        if fast:
+            try:
+                _add(body, position, fast_loads(line), max_depth, fast=True)
+                continue
+            except JSONDecodeError:
+                pass  # the standard library says why, or reads what orjson refuses
         try:
             item = _loads(line)
         except ValueError as exc:
@@ -135,12 +184,28 @@ def _parse_ndjson(text: str, max_depth: int, max_docs: int) -> IngestBody:
 
 
 def parse_ingest_body(
-    raw: bytes, content_type: str | None, max_depth: int = MAX_DEPTH, max_docs: int = MAX_DOCS
+    raw: bytes,
+    content_type: str | None,
+    max_depth: int = MAX_DEPTH,
+    max_docs: int = MAX_DOCS,
+    *,
+    fast: bool = True,
 ) -> IngestBody:
     """Read the documents of one ingest request.
 
     Raises UnreadableBody if there are none, TooManyDocuments past ``max_docs`` items.
+    ``fast=False`` takes the standard library's path only (the reference the fast path is
+    tested against).
     """
+    try:
+        return _parse_body(raw, content_type, max_depth, max_docs, fast)
+    except _ReadAgain:
+        return _parse_body(raw, content_type, max_depth, max_docs, False)
+
+
+def _parse_body(
+    raw: bytes, content_type: str | None, max_depth: int, max_docs: int, fast: bool
+) -> IngestBody:
     kind = media_type(content_type)
     is_ndjson = kind in NDJSON_TYPES
     is_json = kind in JSON_TYPES or kind.endswith("+json") or kind == ""
@@ -157,15 +222,26 @@ def parse_ingest_body(
     if not text.strip():
         raise UnreadableBody("body is empty")
 
+    fast = fast and exact_for_orjson(raw)
     if is_ndjson:
-        body = _parse_ndjson(text, max_depth, max_docs)
+        body = _parse_ndjson(text, max_depth, max_docs, fast)
     else:
+        read_fast = False
         try:
-            value = _loads(text)
+            if fast:
+                try:
+                    value = fast_loads(text)
+                    read_fast = True
+                except JSONDecodeError:
+                    value = _loads(text)  # why it fails, or what orjson refuses to read
+            else:
+                value = _loads(text)
         except ValueError as exc:
             # A JSON body that fails as a whole may still be NDJSON sent with
             # the generic type (curl --data-binary @file.ndjson -H ...json).
-            body = _parse_ndjson(text, max_depth, max_docs) if text.strip().count("\n") else IngestBody()
+            body = (
+                _parse_ndjson(text, max_depth, max_docs, fast) if text.strip().count("\n") else IngestBody()
+            )
             if not body.docs:
                 raise UnreadableBody(f"body is not JSON: {exc}") from None
         else:
@@ -173,9 +249,9 @@ def parse_ingest_body(
             if isinstance(value, list):
                 _too_many(len(value), max_docs)
                 for position, item in enumerate(value):
-                    _add(body, position, item, max_depth)
+                    _add(body, position, item, max_depth, read_fast)
             elif isinstance(value, dict):
-                _add(body, 0, value, max_depth)
+                _add(body, 0, value, max_depth, read_fast)
             else:
                 raise UnreadableBody("body must be a JSON object or an array of JSON objects")
 

@@ -3,7 +3,10 @@
 Documents that arrive close together are percolated together: a batch closes
 when it holds ``batch_size`` documents or ``linger`` seconds after its first
 document, whichever comes first, so throughput does not collapse into one
-engine round trip per document. Several batches may be at the engine at
+engine round trip per document. An index with no batch at the engine (or
+waiting to publish) does not linger: its partial batch goes at the end of
+the reactor turn, so a lone document costs no wait (issue 18) while a
+stream of them still batches behind the one in flight. Several batches may be at the engine at
 once, but each index sends its batches' events strictly in arrival order, so
 subscribers see hits in ingest order. A batch is sent as soon as the one
 before it was *sent*, not acknowledged (one router session delivers in
@@ -27,7 +30,6 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from beater.percolate import PercolateResult
-from beater.publish import group_by_sid
 from common.hits import Hit, make_hit, split_id
 
 log = Logger()
@@ -75,15 +77,15 @@ class _Ticket:
     error: Exception | None = None
     done: Deferred[IngestOutcome] = field(default_factory=Deferred)
 
-    def settle(self, published: int = 0, error: Exception | None = None) -> None:
-        """One document is done; the first failure answers the request at once.
+    def settle(self, published: int = 0, error: Exception | None = None, count: int = 1) -> None:
+        """``count`` documents are done; the first failure answers the request at once.
 
         The request's other batches still run to the end (their documents are
         already at the engine or the router; the sender retries the whole
         request anyway), but nobody waits for them.
         """
         self.published += published
-        self.remaining -= 1
+        self.remaining -= count
         if error is not None and self.error is None:
             self.error = error
             self.done.errback(error)
@@ -92,7 +94,7 @@ class _Ticket:
             self.done.callback(IngestOutcome(self.accepted, self.published, self.rejected))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     position: int
     doc_id: Any
@@ -166,14 +168,23 @@ class IngestPipeline:
         lane = self._lanes.get(index)
         if lane is None:
             lane = self._lanes[index] = _Lane(index)
+        pending = lane.pending
         for position, doc in docs:
-            doc_id, source = split_id(doc)
-            lane.pending.append(_Item(position, doc_id, source, ticket))
+            if "_id" in doc:
+                doc_id, source = split_id(doc)
+                pending.append(_Item(position, doc_id, source, ticket))
+            else:
+                pending.append(_Item(position, None, doc, ticket))
         self.queued += len(docs)
         while len(lane.pending) >= self.batch_size:
             self._dispatch(lane)
         if lane.pending and lane.timer is None:
-            lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
+            # An index with nothing at the engine sends at the end of this reactor turn
+            # (requests that arrived together still share the batch): a lone document
+            # does not wait for more that may never come. One with batches in flight
+            # lingers, so that documents arriving meanwhile travel together.
+            wait = self.linger if lane.unsent else 0.0
+            lane.timer = self._clock.callLater(wait, self._linger_expired, lane)
         return ticket.done
 
     def _linger_expired(self, lane: _Lane) -> None:
@@ -195,27 +206,38 @@ class IngestPipeline:
             result: PercolateResult = await self._sem.run(
                 lambda: ensureDeferred(self._percolate(lane.index, [i.source for i in batch.items]))
             )
-            hits: list[Hit] = []
-            matches: list[list[str]] = []
-            for n, item in enumerate(batch.items):
-                reason = result.errors.get(n)
-                if reason is not None:
-                    item.ticket.accepted -= 1
-                    item.ticket.rejected.append(
-                        {"position": item.position, "reason": f"engine refused the document: {reason}"}
-                    )
-                    self.stats["engine_rejected"] += 1
-                    batch.matched.append(0)
-                    continue
-                # _index: the concrete index (an alias or data stream name resolved).
-                hits.append(make_hit(result.index or lane.index, item.source, item.doc_id))
-                matches.append(result.matches[n])
-                batch.matched.append(len(result.matches[n]))
-            batch.grouped = group_by_sid(hits, matches)
+            # _index: the concrete index (an alias or data stream name resolved, beater/percolate.py).
+            batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:
             batch.error = exc
         batch.ready = True
         self._send_ready(lane)
+
+    def _group(
+        self, index: str, items: list[_Item], result: PercolateResult
+    ) -> tuple[list[int], dict[str, list[Hit]]]:
+        """Matches per item and ``{sid: [hits in ingest order]}``; a hit is made only for a matching item.
+
+        An item the engine refused is rejected from its request (0 matches).
+        """
+        errors = result.errors
+        matched: list[int] = []
+        grouped: dict[str, list[Hit]] = {}
+        for n, (item, sids) in enumerate(zip(items, result.matches, strict=True)):
+            if errors and n in errors:
+                item.ticket.accepted -= 1
+                item.ticket.rejected.append(
+                    {"position": item.position, "reason": f"engine refused the document: {errors[n]}"}
+                )
+                self.stats["engine_rejected"] += 1
+                matched.append(0)
+                continue
+            matched.append(len(sids))
+            if sids:
+                hit = make_hit(index, item.source, item.doc_id)
+                for sid in sids:
+                    grouped.setdefault(sid, []).append(hit)
+        return matched, grouped
 
     def _send_ready(self, lane: _Lane) -> None:
         """Send the batches at the head of the lane that are percolated, in dispatch order.
@@ -249,5 +271,15 @@ class IngestPipeline:
         self.stats["batches"] += 1
         self.stats["documents"] += len(batch.items)
         self.stats["published"] += published
+        # Per request, not per document: a batch's items belong to one or a few requests,
+        # in order, and a request is answered once its last document is settled.
+        done: dict[int, list[Any]] = {}
         for item, matched in zip(batch.items, batch.matched, strict=True):
-            item.ticket.settle(published=matched)
+            seen = done.get(id(item.ticket))
+            if seen is None:
+                done[id(item.ticket)] = [item.ticket, 1, matched]
+            else:
+                seen[1] += 1
+                seen[2] += matched
+        for ticket, count, matched in done.values():
+            ticket.settle(published=matched, count=count)

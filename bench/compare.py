@@ -802,9 +802,14 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     settings = {"ESTROM_QUERY_SWEEP_INTERVAL": str(cfg.sweep_interval)}
     settings |= dict(item.split("=", 1) for item in cfg.beater_env)
     with (
-        bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, wamp),
+        bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, _anonymous),
         contextlib.ExitStack() as cleanup,
     ):
+        # Subscribed before registered (no sweep may deactivate a query in between): the readers
+        # gate refuses an anonymous subscription to a sid it cannot describe yet, so the
+        # benchmark's subscribers and registrations use the tailor's principal, as the tailor does.
+        wamp = stack.client("tailor")
+        cleanup.callback(wamp.close)
         trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
         probe = Probe(trees | {"client": [os.getpid()]})
         cleanup.callback(probe.stop)

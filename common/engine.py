@@ -39,6 +39,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from common.engine_urls import parse_urls
+from common.fast_json import EngineSerializer
 
 T = TypeVar("T")
 
@@ -207,6 +208,8 @@ def make_client(family: str, urls: list[str], timeout: float) -> Any:
         "retry_on_timeout": False,
         "dead_timeout": DEAD_NODE_BACKOFF,
         "timeout_cutoff": 5,
+        # orjson for request and answer bodies (the percolate requests carry every document).
+        "serializer": EngineSerializer(),
     }
     if family == "opensearch":
         return opensearchpy.OpenSearch(**options)

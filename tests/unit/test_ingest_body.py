@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from beater.ingest_body import (
     TooManyDocuments,
@@ -13,6 +15,7 @@ from beater.ingest_body import (
     media_type,
     parse_ingest_body,
 )
+from tests.hostile.strategies import RAW_BODIES
 
 
 def test_single_object() -> None:
@@ -143,3 +146,56 @@ def test_too_many_items_is_refused_as_a_whole() -> None:
 def test_utf8_byte_order_mark_is_accepted(content_type: str) -> None:
     body = parse_ingest_body(b'\xef\xbb\xbf{"a": 1}\n', content_type)
     assert body.docs == [(0, {"a": 1})]
+
+
+# --- the fast path (orjson) reads every body as the standard library's path does ---------
+
+
+def _outcome(raw: bytes, content_type: str, max_depth: int, fast: bool) -> str:
+    """Everything a caller can see of a parse, exactly (repr: 1 and 1.0, 0.0 and -0.0 differ)."""
+    try:
+        body = parse_ingest_body(raw, content_type, max_depth, 50, fast=fast)
+    except (UnreadableBody, TooManyDocuments) as exc:
+        return repr((type(exc).__name__, str(exc), getattr(exc, "rejected", None)))
+    return repr((body.docs, body.rejected))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=RAW_BODIES,
+    content_type=st.sampled_from(["application/json", "application/x-ndjson", ""]),
+    max_depth=st.integers(1, 25),
+)
+def test_fast_path_reads_every_body_as_the_standard_library(
+    raw: bytes, content_type: str, max_depth: int
+) -> None:
+    assert _outcome(raw, content_type, max_depth, True) == _outcome(raw, content_type, max_depth, False)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'[{"n": 18446744073709551616}, {"n": -9223372036854775809}]',  # orjson: floats
+        b'[{"n": 12345678901234567890123}]',
+        b'[{"a": 1, "b": 2, "a": 3}]',  # a repeated key keeps its first place, its last value
+        b'[{"s": "\\ud83d\\ude00"}, {"s": "\\u00e9"}]',  # escaped pair, escaped BMP character
+        b'[{"f": 1e-400}, {"f": -0.0}, {"f": 1.0}, {"f": 0.1}, {"f": 5e-324}, {"f": 1.7976931348623157e308}]',
+        b'\xef\xbb\xbf[{"a": 1}]',
+        b'[{"a": 1}]\r\n',
+        b'{"deep": ' + b"[" * 300 + b"]" * 300 + b"}",  # read by orjson, past its writing limit
+        b"[" + b'{"a":' * 1010 + b"1" + b"}" * 1010 + b"]",  # read by orjson, past json's parser
+        b'{"a":' * 1010 + b"1" + b"}" * 1010,
+        b'[{"x": "{[{[{[{[{[{[{[{[{[{[{[{["}]',  # brackets in strings only: conservative
+        b'[{".a": 1}, {"a.": 1}, {"...": 1}, {"_ids": 1}, {"_id": "x", "b": {"_source": 1}}]',
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_fast_path_edges(raw: bytes, content_type: str) -> None:
+    for max_depth in (2, 20):
+        assert _outcome(raw, content_type, max_depth, True) == _outcome(raw, content_type, max_depth, False)
+
+
+def test_a_big_integer_keeps_its_value() -> None:
+    body = parse_ingest_body(b'{"n": 18446744073709551617}', "application/json")
+    assert body.docs == [(0, {"n": 18446744073709551617})]
+    assert isinstance(body.docs[0][1]["n"], int)

@@ -115,6 +115,30 @@ def test_requests_arriving_together_share_a_batch() -> None:
     assert result(d2).published == 1
 
 
+def test_a_lone_document_on_an_idle_index_goes_at_the_end_of_the_turn() -> None:
+    clock, engine, router = Clock(), Engine(), Router()
+    p = make(engine, router, clock)
+    d = p.submit("i", docs({"hit": 1, "n": 1}), [])
+    assert engine.calls == []  # not inside submit: a request arriving in the same turn joins it
+    clock.advance(0)
+    assert engine.calls == [[{"hit": 1, "n": 1}]]
+    assert result(d).published == 1
+
+
+def test_documents_arriving_while_a_batch_is_in_flight_linger() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)
+    p.submit("i", docs({"hit": 1, "n": 1}), [])
+    clock.advance(0)
+    assert len(engine.calls) == 1
+    p.submit("i", docs({"hit": 1, "n": 2}), [])
+    p.submit("i", docs({"hit": 1, "n": 3}), [])
+    clock.advance(0.004)
+    assert len(engine.calls) == 1  # the index is busy: the next batch waits for company
+    clock.advance(0.001)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2, 3]]
+
+
 def test_full_batches_go_at_once_and_remainder_lingers() -> None:
     clock, engine, router = Clock(), Engine(), Router()
     p = make(engine, router, clock)

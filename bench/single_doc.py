@@ -1,0 +1,297 @@
+"""Issue 18, goal 3: one document at a time, POST to tail, beside the engine's own percolate.
+
+Why this exists: a person watching a live tail feels each document's
+latency, not a batch's. This sends single-document POSTs at a steady rate
+(100/s by default) to the beater, with N stored and active queries, and
+reads each hit from an NDJSON tail through the tailor (and from a WAMP
+subscriber, to tell the tailor's share from the rest); in the same run,
+alternating with it, the very request the beater sends the engine for one
+document (``_msearch`` of one percolate search, ``beater/percolate.py``) goes
+straight to the engine at the same rate from the same kind of client.
+Reported: p50/p99 of POST-to-tail, POST-to-WAMP, POST-to-answer, the
+beater's own percolate time (its ``percolate_request_seconds``), the direct
+request's time and the engine's ``took``, and CPU per document of each
+process. Nothing is asserted on time.
+
+Usage::
+
+    .venv/bin/python -m bench.single_doc [--queries 1000] [--rate 100] [--seconds 15] [--rounds 2]
+        [--beater-env ESTROM_X=VALUE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import DeferredSemaphore, gatherResults
+
+from beater.percolate import DOCUMENT_PAGE_SIZE, _search_body
+from bench.harness import bench_stack, emit, load_note, log, pids, run_in_workdir
+from bench.measure import Probe, pct, process_tree
+from bench.query_gc import check_document_shape, query_document
+from bench.receivers import HitLog, Tails
+from bench.workload import QuerySet, Stream, base_docs
+from common.engine import sync_client
+from devstack.metrics_page import samples
+from devstack.sender import Retry, Sender
+from devstack.wamp_client import WampClient, on_reactor
+
+PERC_PREFIX = "estrom-queries-"
+PROCESSES = ("beater", "tailor", "router", "engine")
+
+
+def subscribe_and_register(wamp: WampClient, es: Any, qs: QuerySet, hitlog: HitLog) -> None:
+    """Every sid subscribed first (so no sweep deactivates one), then registered: the first 64 over
+    WAMP (the first creates the percolator index), the rest written with ``_bulk`` as registration
+    writes them (``bench/query_gc.py``): this benchmark is about ingest, not registration."""
+
+    async def run() -> None:
+        sem = DeferredSemaphore(256)
+        subs = [sem.run(wamp.session.subscribe, hitlog.handler(s), f"docs-for-{s}") for s in qs.sids]
+        await gatherResults(subs, consumeErrors=True)
+        await wamp.session.call("com.estrom.register_query", qs.index, qs.queries[0])
+        sem = DeferredSemaphore(16)
+        calls = [
+            sem.run(wamp.session.call, "com.estrom.register_query", qs.index, q) for q in qs.queries[1:64]
+        ]
+        await gatherResults(calls, consumeErrors=True)
+
+    on_reactor(run, timeout=600)
+    check_document_shape(es, qs.index, qs.sids[0], qs.queries[0])
+    now_ms = int(time.time() * 1000)
+    lines: list[dict[str, Any]] = []
+    for sid, query in zip(qs.sids[64:], qs.queries[64:], strict=True):
+        lines += [
+            {"index": {"_index": PERC_PREFIX + qs.index, "_id": sid}},
+            query_document(qs.index, query, now_ms),
+        ]
+    if lines:
+        resp = es.bulk(body=lines, filter_path="errors,items.*.error")
+        if resp.get("errors"):
+            raise RuntimeError(f"seeding failed: {resp['items'][:2]}")
+    es.indices.refresh(index=PERC_PREFIX + qs.index)
+
+
+def percolate_stats(beater_url: str) -> tuple[float, float]:
+    """(sum of seconds, count) of the beater's ``percolate_request_seconds`` so far."""
+    page = samples(beater_url)
+    total = sum(v for k, v in page.items() if "percolate_request_seconds_sum" in k)
+    count = sum(v for k, v in page.items() if "percolate_request_seconds_count" in k)
+    return total, count
+
+
+def paced(rate: float, seconds: float, one: Any, workers: int = 8) -> None:
+    """Call ``one(k)`` at ``rate`` per second for ``seconds``, whatever the answers."""
+    interval = 1.0 / rate
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        for k in range(int(seconds * rate)):
+            time.sleep(max(0.0, t0 + k * interval - time.monotonic()))
+            pool.submit(one, k)
+
+
+def ms(xs: list[float]) -> dict[str, float | None]:
+    return {"p50": pct(xs, 50), "p99": pct(xs, 99), "n": len(xs)}
+
+
+def beater_round(
+    cfg: argparse.Namespace,
+    stack: Any,
+    qs: QuerySet,
+    stream: Stream,
+    hitlog: HitLog,
+    taillog: HitLog,
+    probe: Probe,
+) -> dict[str, Any]:
+    sender = Sender(
+        stack.beater.url,
+        qs.index,
+        lambda numbers, sent_at: stream.body(numbers[0], sent_at),
+        docs_per_batch=1,
+        first_number=cfg.next_doc,
+        retry=Retry(attempts=3),
+    )
+    cfg.next_doc += int(cfg.seconds * cfg.rate) + 10
+    on_reactor(lambda: (hitlog.reset(), taillog.reset()))
+    perc0 = percolate_stats(stack.beater.url)
+    probe.start()
+    stats = sender.start_paced(cfg.rate, cfg.seconds, workers=8).join(cfg.seconds + 120)
+    sender.close()
+    want = Counter({qs.sids[0]: stats.docs})
+    on_reactor(hitlog.wait_complete, want, 30.0, timeout=40)
+    on_reactor(taillog.wait_complete, want, 10.0, timeout=20)
+    usage = probe.usage()
+    perc1 = percolate_stats(stack.beater.url)
+    lat, tail_lat, got, tail_got = on_reactor(
+        lambda: (list(hitlog.latencies), list(taillog.latencies), hitlog.total, taillog.total)
+    )
+    count = perc1[1] - perc0[1]
+    return {
+        "docs": stats.docs,
+        "hits_wamp": got,
+        "hits_tail": tail_got,
+        "retries": stats.retried,
+        "tail_ms": ms(tail_lat),
+        "wamp_ms": ms(lat),
+        "answer_ms": ms(stats.latencies),
+        "beater_percolate_mean_ms": 1000 * (perc1[0] - perc0[0]) / count if count else None,
+        "cpu_us_per_doc": {n: 1e6 * usage.cpu_s[n] / max(stats.docs, 1) for n in PROCESSES},
+        "cpu_pct": {n: round(usage.cpu_pct(n)) for n in usage.cpu_s},
+    }
+
+
+def direct_round(
+    cfg: argparse.Namespace, es: Any, qs: QuerySet, stream: Stream, probe: Probe
+) -> dict[str, Any]:
+    """The beater's one-document request straight to the engine, paced as the POSTs are."""
+    pindex = PERC_PREFIX + qs.index
+    first = cfg.next_doc
+    cfg.next_doc += int(cfg.seconds * cfg.rate) + 10
+    wall: list[float] = []
+    took: list[float] = []
+    hits = [0]
+    lock = threading.Lock()
+
+    def one(k: int) -> None:
+        doc = json.loads(stream.docs(first + k, time.time())[0])
+        lines = [
+            {"index": pindex, "ignore_unavailable": True, "allow_no_indices": True},
+            _search_body({"document": doc}, None, DOCUMENT_PAGE_SIZE),
+        ]
+        t0 = time.perf_counter()
+        resp = es.msearch(body=lines)
+        elapsed = time.perf_counter() - t0
+        item = resp["responses"][0]
+        with lock:
+            wall.append(elapsed)
+            took.append(item["took"] / 1000)
+            hits[0] += len(item["hits"]["hits"])
+
+    probe.start()
+    paced(cfg.rate, cfg.seconds, one)
+    usage = probe.usage()
+    docs = len(wall)
+    return {
+        "docs": docs,
+        "hits": hits[0],
+        "request_ms": ms(wall),
+        "took_ms": ms(took),
+        "engine_cpu_us_per_doc": 1e6 * usage.cpu_s["engine"] / max(docs, 1),
+        "cpu_pct": {n: round(usage.cpu_pct(n)) for n in usage.cpu_s},
+    }
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def format_report(cfg: argparse.Namespace, rounds: list[dict[str, Any]]) -> str:
+    lines = [
+        f"single-document POSTs at {cfg.rate:.0f}/s, N = {cfg.queries} active queries, "
+        f"{cfg.seconds:.0f} s per phase, phases alternating"
+        + (f"; beater settings {' '.join(cfg.beater_env)}" if cfg.beater_env else ""),
+        "",
+        f"{'phase':<8} {'docs':>5} {'hits':>5} {'p50 ms':>7} {'p99 ms':>7}  what",
+    ]
+    for r in rounds:
+        if r["phase"] == "beater":
+            for key, what in (
+                ("tail_ms", "POST sent -> hit read by the NDJSON tail"),
+                ("wamp_ms", "POST sent -> hit at a WAMP subscriber"),
+                ("answer_ms", "POST sent -> 200 answer (matches acknowledged)"),
+            ):
+                hits = r["hits_tail"] if key == "tail_ms" else r["hits_wamp"]
+                lines.append(
+                    f"{'beater':<8} {r['docs']:>5} {hits:>5} {_f(r[key]['p50']):>7} {_f(r[key]['p99']):>7}  {what}"
+                )
+            cpu = " ".join(f"{n} {v:.0f}" for n, v in r["cpu_us_per_doc"].items())
+            lines.append(
+                f"{'':<8} beater's percolate request (mean): {_f(r['beater_percolate_mean_ms'])} ms; "
+                f"CPU us/doc: {cpu}; retries {r['retries']}"
+            )
+        else:
+            lines.append(
+                f"{'direct':<8} {r['docs']:>5} {r['hits']:>5} {_f(r['request_ms']['p50']):>7} "
+                f"{_f(r['request_ms']['p99']):>7}  the same _msearch straight to the engine (client wall time)"
+            )
+            lines.append(
+                f"{'direct':<8} {r['docs']:>5} {'':>5} {_f(r['took_ms']['p50']):>7} {_f(r['took_ms']['p99']):>7}"
+                f"  engine's own 'took'; engine CPU us/doc {r['engine_cpu_us_per_doc']:.0f}"
+            )
+    lines += ["", load_note()]
+    return "\n".join(lines)
+
+
+def run(cfg: argparse.Namespace, workdir: Path) -> None:
+    # A shared machine can hold the engine past the default 5 s: a timeout here would only retry.
+    settings = {"ESTROM_ENGINE_TIMEOUT": "30"} | dict(item.split("=", 1) for item in cfg.beater_env)
+    with bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, _anonymous):
+        wamp = stack.client("tailor")  # subscribes before registering: see bench/compare.py
+        trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
+        probe = Probe(trees)
+        es = sync_client(stack.engine.url, timeout=60, maxsize=16)
+        try:
+            qs = QuerySet.make(f"one-{uuid.uuid4().hex[:6]}", cfg.queries)
+            hitlog, taillog = HitLog(), HitLog()
+            t0 = time.perf_counter()
+            subscribe_and_register(wamp, es, qs, hitlog)
+            log(f"{cfg.queries} queries subscribed and registered in {time.perf_counter() - t0:.0f}s")
+            # Every document matches query 0, the one the tail follows.
+            stream = Stream(base_docs(2000), [qs.tokens[0]], 1, 1)
+            tails = Tails(stack.tailor.url, taillog)
+            on_reactor(tails.open, [qs.sids[0]], timeout=60)
+            cfg.next_doc = 0
+            warm = argparse.Namespace(**{**vars(cfg), "seconds": cfg.warmup})
+            beater_round(warm, stack, qs, stream, hitlog, taillog, probe)
+            direct_round(warm, es, qs, stream, probe)
+            cfg.next_doc = warm.next_doc
+            log("warmed up")
+            rounds: list[dict[str, Any]] = []
+            for i in range(cfg.rounds):
+                b = beater_round(cfg, stack, qs, stream, hitlog, taillog, probe) | {"phase": "beater"}
+                log(f"round {i + 1} beater: tail p50/p99 {b['tail_ms']['p50']}/{b['tail_ms']['p99']} ms")
+                d = direct_round(cfg, es, qs, stream, probe) | {"phase": "direct"}
+                log(f"round {i + 1} direct: p50/p99 {d['request_ms']['p50']}/{d['request_ms']['p99']} ms")
+                rounds += [b, d]
+            on_reactor(tails.close, timeout=30)
+        finally:
+            probe.stop()
+            wamp.close()
+    emit(format_report(cfg, rounds), cfg.out)
+    if cfg.json:
+        cfg.json.write_text(
+            json.dumps({"config": {k: str(v) for k, v in vars(cfg).items()}, "rounds": rounds}, indent=1)
+        )
+        log(f"figures written to {cfg.json}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--queries", type=int, default=1000, help="stored and active queries (N)")
+    p.add_argument("--rate", type=float, default=100.0, help="single-document POSTs per second")
+    p.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    p.add_argument("--warmup", type=float, default=10.0, help="length of the warm-up of each phase")
+    p.add_argument("--rounds", type=int, default=2, help="beater / direct phase pairs")
+    p.add_argument("--beater-env", action="append", default=[], metavar="ESTROM_X=VALUE")
+    p.add_argument("--out", type=Path, help="also write the table here")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    return run_in_workdir("single-doc", lambda workdir: run(cfg, workdir), cfg.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
