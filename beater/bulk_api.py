@@ -119,6 +119,13 @@ class BulkAPI:
         #: Set when the drain's grace ran out: what still waits is given up (see ``_give_up``).
         self.giving_up = False
         self._forwarding: set[Deferred[EngineAnswer]] = set()
+        #: Bulk requests between their whole body received and their answer (or refusal).
+        self.in_flight = 0
+        metrics.gauge(
+            "bulk_requests_in_flight",
+            "Bulk requests being forwarded, queued for percolation or answered.",
+            lambda: self.in_flight,
+        )
         #: Re-reads the read targets' aliases and data streams (``QueryStore.refresh_targets``).
         self.refresh_targets = refresh_targets
         self._names_known: set[tuple[str, str]] = set()
@@ -224,6 +231,7 @@ class BulkAPI:
     async def _bulk(self, request: Request, headers: Headers, target: str | None) -> None:
         started = time.perf_counter()
         status = "error"
+        self.in_flight += 1
         try:
             if isinstance(request, LimitedRequest):
                 if request.body_error is not None:
@@ -246,6 +254,7 @@ class BulkAPI:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
             await self._answer(request, answer)
         finally:
+            self.in_flight -= 1
             self.metrics.inc("bulk_requests_total", status=status)
             self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
 
