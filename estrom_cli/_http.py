@@ -36,5 +36,29 @@ def error_reason(status: int, body: bytes) -> str:
     return f"{status} {json.dumps(doc)[:300]}"
 
 
+def open_stream(
+    tailor: str, path: str, *, accept: str, token: str, timeout: float, what: str
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """GET an endless stream of the tailor: the connection and its 200 response, or a CliError.
+
+    A reader's token (issue 15) goes in the header, never in a URL that ends up in logs.
+    """
+    conn, base = connect(tailor, timeout)
+    headers = {"Accept": accept}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn.request("GET", base + path, headers=headers)
+        response = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None
+    if response.status != 200:
+        body = response.read()
+        conn.close()
+        raise CliError(f"the tailor refused the {what}: {error_reason(response.status, body)}")
+    return conn, response
+
+
 def say(message: str) -> None:
     print(f"estrom: {message}", file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from estrom_cli._http import CliError, connect, error_reason, say
+from estrom_cli._http import CliError, open_stream, say
 
 READ_TIMEOUT = 60.0
 BAR_WIDTH = 30
@@ -93,18 +93,10 @@ def run_counts(
     out: TextIO,
     token: str = "",
 ) -> int:
-    conn, base = connect(tailor, READ_TIMEOUT + every)
-    path = base + counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
-    headers = {"Accept": "application/x-ndjson"}
-    if token:  # a reader's token (issue 15), in the header: never in a URL that ends up in logs
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
-        raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None
-    if response.status != 200:
-        raise CliError(f"the tailor refused the counts: {error_reason(response.status, response.read())}")
+    path = counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
+    conn, response = open_stream(
+        tailor, path, accept="application/x-ndjson", token=token, timeout=READ_TIMEOUT + every, what="counts"
+    )
     drawn = 0
     try:
         for value in read_lines(response):

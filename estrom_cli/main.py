@@ -73,6 +73,23 @@ def _env(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name) or default
 
 
+def _add_stream_options(parser: argparse.ArgumentParser, env: Mapping[str, str], *, verb: str) -> None:
+    """What ``tail`` and ``counts`` share: the query, where it reads, the tailor and the token."""
+    parser.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
+    parser.add_argument("-i", "--index", help=f"the read target to {verb} (index, list, pattern, alias)")
+    parser.add_argument("-s", "--sid", help=f"{verb} a registered query by its sid instead of -i/QUERY")
+    parser.add_argument(
+        "--tailor",
+        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
+        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=env.get("ESTROM_TOKEN", ""),
+        help="reader token (env ESTROM_TOKEN); none: anonymous",
+    )
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="estrom",
@@ -84,9 +101,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     tail = sub.add_parser(
         "tail", help="follow the documents matching a query", epilog=TAIL_EXAMPLES, formatter_class=raw
     )
-    tail.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
-    tail.add_argument("-i", "--index", help="the document index to follow")
-    tail.add_argument("-s", "--sid", help="follow a registered query by its sid instead of -i/QUERY")
+    _add_stream_options(tail, env, verb="follow")
     tail.add_argument(
         "-n", type=int, default=0, metavar="K", help="first the last K stored matches (backfill)"
     )
@@ -95,23 +110,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     tail.add_argument("--fields", help="comma-separated fields to show (dotted paths allowed)")
     tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     tail.add_argument("-q", "--quiet", action="store_true", help="no 'following <sid>' line on stderr")
-    tail.add_argument(
-        "--tailor",
-        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
-        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
-    )
-    tail.add_argument(
-        "--token",
-        default=env.get("ESTROM_TOKEN", ""),
-        help="reader token (env ESTROM_TOKEN); none: anonymous",
-    )
 
     counts = sub.add_parser(
         "counts", help="live counts of a query per window", epilog=COUNTS_EXAMPLES, formatter_class=raw
     )
-    counts.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
-    counts.add_argument("-i", "--index", help="the read target to count in")
-    counts.add_argument("-s", "--sid", help="count a registered query by its sid instead of -i/QUERY")
+    _add_stream_options(counts, env, verb="count")
     counts.add_argument("--by", help="count the top values of this field (dotted paths for nested ones)")
     counts.add_argument("-k", type=int, default=10, help="how many top values (default %(default)s)")
     counts.add_argument("--every", type=float, default=1.0, help="window length in seconds (default 1)")
@@ -119,16 +122,6 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     counts.add_argument("--limit", type=int, default=0, help="end after this many windows")
     counts.add_argument("--json", action="store_true", help="print each frame as one JSON line")
     counts.add_argument("-q", "--quiet", action="store_true", help="no 'counting <sid>' line on stderr")
-    counts.add_argument(
-        "--tailor",
-        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
-        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
-    )
-    counts.add_argument(
-        "--token",
-        default=env.get("ESTROM_TOKEN", ""),
-        help="reader token (env ESTROM_TOKEN); none: anonymous",
-    )
 
     post = sub.add_parser(
         "post", help="send NDJSON or a JSON array to the beater", epilog=POST_EXAMPLES, formatter_class=raw

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import ijson
 
-from estrom_cli._http import CliError, connect, error_reason, say
+from estrom_cli._http import CliError, open_stream, say
 
 #: Longer than the tailor's 15 s heartbeat: a quiet stream never times out while the tailor is there.
 READ_TIMEOUT = 60.0
@@ -166,19 +166,10 @@ def run_tail(
     out: TextIO,
     token: str = "",
 ) -> int:
-    conn, base = connect(tailor, READ_TIMEOUT)
-    path = base + tail_path(index, query, sid, backfill, limit)
-    headers = {"Accept": "application/json"}
-    if token:  # a reader's token (issue 15), in the header: never in a URL that ends up in logs
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
-        raise CliError(f"cannot reach the tailor at {tailor}: {exc}") from None
-    if response.status != 200:
-        body = response.read()
-        raise CliError(f"the tailor refused the tail: {error_reason(response.status, body)}")
+    path = tail_path(index, query, sid, backfill, limit)
+    conn, response = open_stream(
+        tailor, path, accept="application/json", token=token, timeout=READ_TIMEOUT, what="tail"
+    )
     render = (lambda hit: json.dumps(hit, ensure_ascii=False)) if as_json else LineFormat(fields, color)
     try:
         for kind, value in stream_events(response):

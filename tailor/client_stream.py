@@ -14,35 +14,25 @@ so errors up to then are still plain HTTP errors.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
-from enum import Enum
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
-from zope.interface import implementer
 
 from common.hits import Hit
 from tailor.backfill import Deduper
+from tailor.paced_response import CLOSE_GRACE, PacedResponse, State
 from tailor.request_watch import RequestWatch
 from tailor.stream_format import Framing, hit_json
 from tailor.subscriptions import Resume, SequencedHit
 
 log = Logger()
 
-#: After the closing frame, how long a client that does not read may keep its connection.
-CLOSE_GRACE = 30.0
 #: How long after a backfill live hits are still checked against it: a sender
 #: may store a document (searchable) a moment before its live hit arrives.
 HANDOVER_WINDOW = 10.0
-
-
-class State(Enum):
-    HOLDING = "holding"
-    STREAMING = "streaming"
-    CLOSED = "closed"
 
 
 class StreamStats:
@@ -55,8 +45,7 @@ class StreamStats:
     def ended(self, how: str) -> None: ...
 
 
-@implementer(IPushProducer)
-class ClientStream:
+class ClientStream(PacedResponse):
     """The tail of one HTTP client; a listener of one shared subscription."""
 
     def __init__(
@@ -73,31 +62,20 @@ class ClientStream:
         on_gone: Callable[[ClientStream], None],
         watch: RequestWatch,
     ) -> None:
-        self.request = request
-        self.framing = framing
-        self.clock = clock
+        super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
+        self.framing: Framing = framing
         self.limit = limit
         self.timeout = timeout
-        self.heartbeat = heartbeat
-        self.max_pending = max_pending
         self.stats = stats
         self.on_gone = on_gone
-        self.state = State.HOLDING
         self.end: str | None = None
         self.sent = 0  # hits framed for this client
         self.event_id: Callable[[int], str] = str
         self._held: list[SequencedHit] = []
         self._held_bytes = 0
-        self._pending: deque[bytes] = deque()
-        self.pending_bytes = 0
         # What the start (backfill) left unsent: not the client's fault, so
         # it may drain on top of the bound.
         self._allowance = 0
-        self._paused = False
-        self._finish_when_flushed = False
-        self._timers: list[IDelayedCall] = []
-        self._heartbeat_call: IDelayedCall | None = None
-        self._gone = False
         self._deduper: Deduper | None = None
         self._end_reason = "fell more than the bound behind while the stream was being set up"
         # The watch was made when the request arrived: it knows if the
@@ -105,11 +83,6 @@ class ClientStream:
         watch.on_gone(self._connection_done)
 
     # -- listener side -------------------------------------------------
-
-    @property
-    def gone(self) -> bool:
-        """The client disconnected (or the stream ended): no more writes."""
-        return self._gone
 
     def deliver(self, entries: Sequence[SequencedHit]) -> None:
         if self.state is State.HOLDING:
@@ -178,19 +151,7 @@ class ClientStream:
         if self._gone or self.state is not State.HOLDING:
             return
         self.event_id = event_id
-        request = self.request
-        request.setResponseCode(200)
-        request.setHeader(b"content-type", self.framing.content_type)
-        request.setHeader(b"cache-control", b"no-cache, no-store")
-        # Reverse proxies (nginx) would otherwise buffer the stream.
-        request.setHeader(b"x-accel-buffering", b"no")
-        transport = request.transport
-        if transport is not None and hasattr(transport, "setTcpNoDelay"):
-            transport.setTcpNoDelay(True)  # a hit is a small write; send it now
-        # Should the socket already be full, the first write past its buffer
-        # pauses us through the channel: nothing to ask it beforehand.
-        request.registerProducer(self, True)
-        self.state = State.STREAMING
+        self._open()
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
         if failed_while_holding is not None:
@@ -217,9 +178,7 @@ class ClientStream:
         if self.limit is not None and self.sent >= self.limit:
             self.close("limit")
             return
-        if self.timeout is not None:
-            self._timers.append(self.clock.callLater(self.timeout, self.close, "timeout"))
-        self._heartbeat_call = self.clock.callLater(self.heartbeat, self._beat)
+        self._start_timers(self.timeout)
 
     # -- writing -------------------------------------------------------
 
@@ -232,107 +191,34 @@ class ClientStream:
         if self.limit is not None and self.sent >= self.limit:
             self.close("limit")
 
-    def _emit(self, data: bytes) -> None:
-        if self._gone or not data:
-            return
-        if self._paused or self._pending:
-            self._pending.append(data)
-            self.pending_bytes += len(data)
-            return
-        self.request.write(data)
-        if self._heartbeat_call is not None and self._heartbeat_call.active():
-            self._heartbeat_call.reset(self.heartbeat)
-
     def _end_handover(self) -> None:
         self._deduper = None
 
-    def _beat(self) -> None:
-        if self.state is not State.STREAMING:
-            return
-        if not self._paused and not self._pending:
-            self._emit(self.framing.heartbeat())
-        self._heartbeat_call = self.clock.callLater(self.heartbeat, self._beat)
-
-    # -- IPushProducer -------------------------------------------------
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        while self._pending and not self._paused and not self._gone:
-            data = self._pending.popleft()
-            self.pending_bytes -= len(data)
-            self.request.write(data)  # may pause us again at once
-        if not self._pending:
-            self._allowance = 0
-            if self._finish_when_flushed:
-                self._finish()
-
-    def stopProducing(self) -> None:
-        self._release()
+    def _drained(self) -> None:
+        self._allowance = 0
 
     # -- ending --------------------------------------------------------
 
-    def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
-        """End the document properly (``]}`` / ``event: end``); the client may keep the connection."""
-        if self.state is not State.STREAMING:
-            return
-        self.state = State.CLOSED
+    def _ended(self, end: str, error: str | None) -> None:
         self.end = end if error is None else error
-        self._cancel_timers()
-        self._emit(self.framing.closing(end, error, reason))
         self.stats.ended(self.end)
-        if self._pending:
-            self._finish_when_flushed = True
-            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
-        else:
-            self._finish()
 
     def _drop_slow_reader(self) -> None:
         """Discard what the client has not taken and end its document with an error."""
         dropped_bytes = self.pending_bytes
-        self._pending.clear()
-        self.pending_bytes = 0
         self.stats.dropped("slow_reader")
         log.info("client.dropped", reason="slow_reader", pending_bytes=dropped_bytes, hits_sent=self.sent)
         reason = (
             f"client fell more than {self.max_pending} bytes behind the stream; dropped "
             "(read faster, or narrow the query)"
         )
-        self.state = State.CLOSED
         self.end = "slow_reader"
-        self._cancel_timers()
         self.stats.ended("slow_reader")
-        # Written past the pause on purpose: a few bytes, so the reader,
-        # whenever it gets there, finds a complete document saying why.
         transport = self.request.transport
-        self.request.write(self.framing.closing("error", "slow_reader", reason))
-        self._finish()  # forgets the channel
+        self._close_now("slow_reader", reason)  # forgets the channel
         if transport is not None:
             transport.loseConnection()
             self._timers.append(self.clock.callLater(CLOSE_GRACE, transport.abortConnection))
-
-    def _finish(self) -> None:
-        self._finish_when_flushed = False
-        if self._gone:
-            return
-        self.request.unregisterProducer()
-        self._gone = True
-        self.request.finish()
-
-    def _abort(self) -> None:
-        transport = self.request.transport
-        if transport is not None:
-            transport.abortConnection()
-        self._release()
-
-    def _cancel_timers(self) -> None:
-        for call in [*self._timers, self._heartbeat_call]:
-            if call is not None and call.active():
-                call.cancel()
-        self._timers = [t for t in self._timers if t.active()]
-        self._heartbeat_call = None
 
     def abandon(self) -> None:
         """Never started (the request is answered with an HTTP error instead): let go quietly."""
@@ -346,17 +232,8 @@ class ClientStream:
             self.stats.ended("client_gone")
         self._release()
 
-    def _release(self) -> None:
-        self.state = State.CLOSED
-        self._gone = True
-        self._pending.clear()
-        self.pending_bytes = 0
+    def _released(self) -> None:
         self._held.clear()
-        for call in [*self._timers, self._heartbeat_call]:
-            if call is not None and call.active():
-                call.cancel()
-        self._timers = []
-        self._heartbeat_call = None
         on_gone, self.on_gone = self.on_gone, _noop
         on_gone(self)
 

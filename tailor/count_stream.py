@@ -11,21 +11,19 @@ may still be documents the engine already counted (see count_history).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
-from enum import Enum
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request
-from zope.interface import implementer
 
 from common.hits import Hit
 from tailor.backfill import Deduper
 from tailor.counting import WindowCounts, frame, window_start
+from tailor.paced_response import PacedResponse, State
 from tailor.request_watch import RequestWatch
 from tailor.stream_format import CountFraming
 from tailor.subscriptions import SequencedHit, SharedSubscription, SubscriptionHub
@@ -35,17 +33,9 @@ log = Logger()
 #: How long a ``since=`` stream checks live hits against the documents the
 #: engine had just counted (a sender may store a document before its hit arrives).
 HANDOVER_WINDOW = 10.0
-CLOSE_GRACE = 30.0
 
 
-class State(Enum):
-    HOLDING = "holding"
-    STREAMING = "streaming"
-    CLOSED = "closed"
-
-
-@implementer(IPushProducer)
-class CountStream:
+class CountStream(PacedResponse):
     """The count frames of one HTTP client."""
 
     def __init__(
@@ -63,17 +53,13 @@ class CountStream:
         max_pending: int,
         on_gone: Callable[[CountStream], None],
     ) -> None:
-        self.request = request
-        self.framing = framing
-        self.clock = clock
+        super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
+        self.framing: CountFraming = framing
         self.by = by
         self.k = k
         self.limit = limit
         self.timeout = timeout
-        self.heartbeat = heartbeat
-        self.max_pending = max_pending
         self.on_gone = on_gone
-        self.state = State.HOLDING
         self.frames_sent = 0
         self.private = True
         self._held: list[Hit] = []
@@ -83,12 +69,6 @@ class CountStream:
         self._deduper: Deduper | None = None
         self._handover_until = 0.0
         self._failed: tuple[str, str] | None = None
-        self._pending: deque[bytes] = deque()
-        self.pending_bytes = 0
-        self._paused = False
-        self._timers: list[IDelayedCall] = []
-        self._beat_call: IDelayedCall | None = None
-        self.gone = False
         watch.on_gone(self._release)
 
     # -- from the shared counter -------------------------------------------
@@ -162,13 +142,7 @@ class CountStream:
         """
         if self.gone or self.state is not State.HOLDING:
             return
-        request = self.request
-        request.setResponseCode(200)
-        request.setHeader(b"content-type", self.framing.content_type)
-        request.setHeader(b"cache-control", b"no-cache, no-store")
-        request.setHeader(b"x-accel-buffering", b"no")
-        request.registerProducer(self, True)
-        self.state = State.STREAMING
+        self._open()
         self._emit(self.framing.opening(sid))
         if self._failed is not None:
             self.close("error", *self._failed)
@@ -202,100 +176,30 @@ class CountStream:
         self._counts = counts
         held, self._held = self._held, []
         self._count(held)
-        if self.timeout is not None:
-            self._timers.append(self.clock.callLater(self.timeout, self.close, "timeout"))
-        self._beat_call = self.clock.callLater(self.heartbeat, self._beat)
+        self._start_timers(self.timeout)
 
     # -- writing -----------------------------------------------------------
 
     def _emit(self, data: bytes) -> None:
-        if self.gone or not data:
+        queued = not self.gone and (self._paused or self._pending)
+        if queued and self.pending_bytes + len(data) > self.max_pending:
+            self._drop_slow_reader()
             return
-        if self._paused or self._pending:
-            if self.pending_bytes + len(data) > self.max_pending:
-                self._drop_slow_reader()
-                return
-            self._pending.append(data)
-            self.pending_bytes += len(data)
-            return
-        self.request.write(data)
-        if self._beat_call is not None and self._beat_call.active():
-            self._beat_call.reset(self.heartbeat)
-
-    def _beat(self) -> None:
-        if self.state is not State.STREAMING:
-            return
-        if not self._paused and not self._pending:
-            self._emit(self.framing.heartbeat())
-        self._beat_call = self.clock.callLater(self.heartbeat, self._beat)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        while self._pending and not self._paused and not self.gone:
-            data = self._pending.popleft()
-            self.pending_bytes -= len(data)
-            self.request.write(data)
-        if not self._pending and self.state is State.CLOSED:
-            self._finish()
-
-    def stopProducing(self) -> None:
-        self._release()
+        super()._emit(data)
 
     # -- ending ------------------------------------------------------------
 
-    def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
-        if self.state is not State.STREAMING:
-            return
-        self.state = State.CLOSED
-        self._cancel_timers()
-        self._emit(self.framing.closing(end, error, reason))
-        if self._pending:
-            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
-        else:
-            self._finish()
-
     def _drop_slow_reader(self) -> None:
-        self._pending.clear()
-        self.pending_bytes = 0
         reason = f"client fell more than {self.max_pending} bytes behind the counts; dropped"
-        self.state = State.CLOSED
-        self._cancel_timers()
-        self.request.write(self.framing.closing("error", "slow_reader", reason))
-        self._finish()
-
-    def _finish(self) -> None:
-        if self.gone:
-            return
-        self.request.unregisterProducer()
-        self.gone = True
-        self.request.finish()
-
-    def _abort(self) -> None:
-        if self.request.transport is not None:
-            self.request.transport.abortConnection()
-        self._release()
-
-    def _cancel_timers(self) -> None:
-        for call in [*self._timers, self._beat_call]:
-            if call is not None and call.active():
-                call.cancel()
-        self._timers, self._beat_call = [], None
+        self._close_now("slow_reader", reason)
 
     def abandon(self) -> None:
         """Never started (answered with an HTTP error instead)."""
         if self.state is State.HOLDING:
             self._release()
 
-    def _release(self) -> None:
-        self.state = State.CLOSED
-        self.gone = True
-        self._pending.clear()
-        self.pending_bytes = 0
+    def _released(self) -> None:
         self._held.clear()
-        self._cancel_timers()
         on_gone, self.on_gone = self.on_gone, _noop
         on_gone(self)
 
