@@ -25,6 +25,13 @@ stream ends with an ``"error"``. Answering 503 instead would make the shipper
 send again what the engine already stored: duplicates in the store, which is
 worse than a gap in a live view.
 
+A write through a data stream or alias name is matched by that name too:
+the engine reports the backing index, which the hits carry as ``_index``,
+and the read targets are re-read the first time a ``(name, index)`` pair is
+seen (``_learn_names``). On SIGTERM, bulk requests already read are
+finished and their documents published before the beater leaves the router
+(``_track_request``); new ones get 503.
+
 Authentication passes through: the shipper's ``Authorization`` goes to the
 engine, which judges it. Where ``ESTROM_INGEST_TOKEN`` is set, a request
 must carry credentials: either the engine's (passed through) or
