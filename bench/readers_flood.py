@@ -5,12 +5,17 @@ made every ingest percolate against them. With the readers' quotas the
 flood is held at ``ESTROM_QUOTA_SUBSCRIPTIONS`` (300 per anonymous address
 by default) and its further registrations are refused at the router. This
 measures what the held flood still costs: closed-loop ingest (JSON arrays,
-a few connections) into the index the flood's queries read, in three
-phases of equal length: no flood, flood held (and still knocking), no flood
-again (its session gone), so drift of a busy machine shows as the gap
-between the first and last phase.
+a few connections) of the same documents, in short slices that alternate
+between two modes within one run, so that both see the same load of a
+shared machine (ABBA order, so drift cancels too):
 
-    .venv/bin/python -m bench.readers_flood [--seconds 20] [--out bench/results-readers-flood-<date>.txt]
+- ``flood``: into the index the flood's held queries read (the flood's 300
+  plus one user's query), while the flood keeps knocking (registrations
+  refused at the router);
+- ``no flood``: into a twin index that only the user's query reads, the
+  flood paused.
+
+    .venv/bin/python -m bench.readers_flood [--slice 8] [--rounds 6] [--out bench/results-readers-flood-<date>.txt]
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import argparse
 import http.client
 import json
 import os
+import statistics
 import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 
@@ -34,12 +39,14 @@ from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 
 INDEX = "bench-flood"
+#: the twin index: the same documents, only the user's query reads it
+CALM = "bench-calm"
 BATCH = 250
 CONNECTIONS = 3
 
 
-def ingest_for(beater: str, seconds: float) -> float:
-    """Documents per second accepted by closed-loop senders over ``seconds``."""
+def ingest_for(beater: str, seconds: float, index: str) -> tuple[int, float]:
+    """Documents accepted by closed-loop senders into ``index`` over ``seconds``, and the time taken."""
     host, port = beater.removeprefix("http://").split(":")
     done = [0] * CONNECTIONS
     deadline = time.monotonic() + seconds
@@ -53,7 +60,7 @@ def ingest_for(beater: str, seconds: float) -> float:
                 for i in range(BATCH)
             ]
             conn.request(
-                "POST", f"/api/v0.1/ingest/{INDEX}", json.dumps(docs), {"content-type": "application/json"}
+                "POST", f"/api/v0.1/ingest/{index}", json.dumps(docs), {"content-type": "application/json"}
             )
             resp = conn.getresponse()
             body = json.loads(resp.read())
@@ -68,7 +75,7 @@ def ingest_for(beater: str, seconds: float) -> float:
         t.start()
     for t in threads:
         t.join()
-    return sum(done) / (time.monotonic() - t0)
+    return sum(done), time.monotonic() - t0
 
 
 class Flood:
@@ -80,6 +87,7 @@ class Flood:
         self.refusals = 0
         self.refusal: str = ""
         self._stop = threading.Event()
+        self._knocking = threading.Event()
         self._thread: threading.Thread | None = None
 
     def fill(self) -> None:
@@ -95,16 +103,25 @@ class Flood:
             self.client.subscribe(f"docs-for-{sid}")
             self.held += 1
 
-    def knock(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.client.call("com.estrom.register_query", INDEX, f"message:{uuid.uuid4().hex}")
-                except ApplicationError:
-                    self.refusals += 1
+    def knock(self, on: bool) -> None:
+        """Keep registering (refused) while ``on``; paused otherwise (its subscriptions stay held)."""
+        if self._thread is None:
 
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
+            def loop() -> None:
+                while not self._stop.is_set():
+                    if not self._knocking.wait(0.2):
+                        continue
+                    try:
+                        self.client.call("com.estrom.register_query", INDEX, f"message:{uuid.uuid4().hex}")
+                    except ApplicationError:
+                        self.refusals += 1
+
+            self._thread = threading.Thread(target=loop, daemon=True)
+            self._thread.start()
+        if on:
+            self._knocking.set()
+        else:
+            self._knocking.clear()
 
     def close(self) -> None:
         self._stop.set()
@@ -113,76 +130,87 @@ class Flood:
         self.client.close()
 
 
-def active_queries(stack: Stack) -> int:
-    url = f"{stack.engine.url}/estrom-queries-{INDEX}/_count"
+def active_queries(stack: Stack, index: str) -> int:
+    url = f"{stack.engine.url}/estrom-queries-{index}/_count"
     body = json.dumps({"query": {"term": {"estrom_active": True}}}).encode()
     req = urllib.request.Request(url, body, {"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return int(json.loads(resp.read())["count"])
 
 
-def wait_idle(stack: Stack, timeout: float = 120.0) -> None:
-    """Until the beater's sweep deactivated the flood's queries (no subscriber any more); the user's stays."""
-    deadline = time.monotonic() + timeout
-    while active_queries(stack) > 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    log(f"active queries left: {active_queries(stack)} (the user's)")
-
-
 def run(cfg: argparse.Namespace, workdir: Path) -> None:
-    # Readers' quotas at their defaults (what a deployment gets); a short sweep, so that the
-    # flood's queries go idle soon after its session left (phase 3).
+    # Readers' quotas at their defaults (what a deployment gets).
     with Stack(workdir, env=without_estrom(os.environ), engine_heap="1g") as stack:
         stack.up(
             beater_settings={
                 "ESTROM_LOG_LEVEL": "warn",
-                "ESTROM_QUERY_SWEEP_INTERVAL": "2",
                 "ESTROM_ENGINE_TIMEOUT": "30",  # a shared, busy machine
             }
         )
-        rows, flood = phases(cfg, stack)
-    report(cfg, rows, flood)
+        rounds, flood, active = alternate(cfg, stack)
+    report(cfg, rounds, flood, active)
 
 
-def phases(cfg: argparse.Namespace, stack: Stack) -> tuple[list[tuple[str, float, Any]], Flood]:
-    """No flood, flood held (knocking on), no flood again (its queries idle)."""
+Slice = tuple[int, float]
+
+
+def alternate(cfg: argparse.Namespace, stack: Stack) -> tuple[list[dict[str, Slice]], Flood, dict[str, int]]:
+    """The flood filled once, then ``cfg.rounds`` rounds of one slice per mode, in ABBA order."""
     beater = stack.beater.url
-    rows: list[tuple[str, float, Any]] = []
-    # A normal user's query, followed all along: every phase percolates (an index with no
-    # active query skips percolation, which would make the first phase incomparable).
+    # A normal user's query on each index, followed all along: both modes percolate (an index
+    # with no active query skips percolation, which would make the modes incomparable).
     user = stack.client()
-    user.subscribe(f"docs-for-{user.call('com.estrom.register_query', INDEX, 'level:error')}")
-    log("warm-up")
-    ingest_for(beater, 5)
-    log("phase 1: no flood")
-    rows.append(("no flood", ingest_for(beater, cfg.seconds), ""))
+    for index in (INDEX, CALM):
+        user.subscribe(f"docs-for-{user.call('com.estrom.register_query', index, 'level:error')}")
     flood = Flood(stack.router.url)
     log("the flood registers and subscribes until refused")
     t0 = time.monotonic()
     flood.fill()
-    filled = time.monotonic() - t0
-    flood.knock()
-    log(f"phase 2: flood held at {flood.held} subscriptions ({filled:.0f} s to fill), knocking on")
-    rate = ingest_for(beater, cfg.seconds)
-    rows.append((f"flood held at {flood.held} (active: {active_queries(stack)})", rate, flood.refusals))
+    log(f"flood held at {flood.held} subscriptions ({time.monotonic() - t0:.0f} s to fill)")
+    active = {index: active_queries(stack, index) for index in (INDEX, CALM)}
+    log("warm-up")
+    ingest_for(beater, 5, INDEX)
+    ingest_for(beater, 5, CALM)
+    rounds: list[dict[str, Slice]] = []
+    for r in range(cfg.rounds):
+        order = ("flood", "no flood") if r % 2 == 0 else ("no flood", "flood")
+        got: dict[str, Slice] = {}
+        for mode in order:
+            flood.knock(mode == "flood")
+            got[mode] = ingest_for(beater, cfg.slice, INDEX if mode == "flood" else CALM)
+        flood.knock(False)
+        rounds.append(got)
+        log(f"round {r + 1}: " + ", ".join(f"{m} {n / t:.0f} docs/s" for m, (n, t) in got.items()))
     flood.close()
-    log("phase 3: no flood again")
-    wait_idle(stack)
-    rows.append(("no flood (after)", ingest_for(beater, cfg.seconds), ""))
     user.close()
-    return rows, flood
+    return rounds, flood, active
 
 
-def report(cfg: argparse.Namespace, rows: list[tuple[str, float, Any]], flood: Flood) -> None:
-    base = (rows[0][1] + rows[2][1]) / 2
+def report(
+    cfg: argparse.Namespace, rounds: list[dict[str, Slice]], flood: Flood, active: dict[str, int]
+) -> None:
+    def rate(mode: str) -> float:
+        return sum(r[mode][0] for r in rounds) / sum(r[mode][1] for r in rounds)
+
+    median = statistics.median(
+        (r["flood"][0] / r["flood"][1]) / (r["no flood"][0] / r["no flood"][1]) for r in rounds
+    )
     lines = [
-        f"readers flood bench ({time.strftime('%Y-%m-%d %H:%M')}): closed-loop ingest into {INDEX}, "
-        f"{CONNECTIONS} connections x {BATCH} docs, {cfg.seconds:.0f} s per phase; {load_note()}",
+        f"readers flood bench ({time.strftime('%Y-%m-%d %H:%M')}): closed-loop ingest, "
+        f"{CONNECTIONS} connections x {BATCH} docs, {cfg.rounds} rounds of one {cfg.slice:.0f} s slice "
+        f"per mode (ABBA order); {load_note()}",
+        f"flood held at {flood.held} subscriptions; active queries {INDEX}: {active[INDEX]}, "
+        f"{CALM}: {active[CALM]}; refusals while knocking: {flood.refusals}",
         f"flood's refusal: {flood.refusal}",
-        f"{'phase':36} {'docs/s':>9} {'vs no flood':>12} {'refusals':>9}",
+        f"{'round':>5} {'flood docs/s':>13} {'no flood docs/s':>16} {'flood / no flood':>17}",
     ]
-    for name, rate, refusals in rows:
-        lines.append(f"{name:36} {rate:9.0f} {rate / base * 100 - 100:+11.1f}% {refusals!s:>9}")
+    for i, r in enumerate(rounds, 1):
+        f, c = r["flood"][0] / r["flood"][1], r["no flood"][0] / r["no flood"][1]
+        lines.append(f"{i:>5} {f:13.0f} {c:16.0f} {f / c * 100 - 100:+16.1f}%")
+    lines.append(
+        f"{'all':>5} {rate('flood'):13.0f} {rate('no flood'):16.0f} "
+        f"{rate('flood') / rate('no flood') * 100 - 100:+16.1f}%   (median of rounds {median * 100 - 100:+.1f}%)"
+    )
     emit("\n".join(lines), cfg.out)
 
 
@@ -190,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--slice", type=float, default=8.0, help="seconds per slice")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     cfg = parser.parse_args(argv)

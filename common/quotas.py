@@ -166,12 +166,16 @@ class TokenBucket:
 
 @dataclass
 class Refusals:
-    """Refusals per limit, for /metrics (and the router's log)."""
+    """Refusals per limit (and of identities or targets, as ``not_authorized``), for /metrics."""
 
     by_limit: Counter[str] = field(default_factory=Counter)
 
     def count(self, exc: QuotaExceeded) -> None:
         self.by_limit[exc.limit] += 1
+
+    def count_reason(self, reason: str) -> None:
+        """A refusal that is not over a limit (``not_authorized``)."""
+        self.by_limit[reason] += 1
 
 
 class RegistrationRate:

@@ -2,8 +2,10 @@
 
 The one place that knows the readers file (``ESTROM_READERS``), how tokens
 are checked, and whether an identity may use a read target. Standard library
-only: the router's embedded authorizer (router/estrom_router/) imports this
-module from its own virtualenv, which has none of the services' packages.
+only (with the store's parser of read targets, common/query/target_syntax.py,
+standard library only too): the router's embedded authorizer
+(router/estrom_router/) imports this module from its own virtualenv, which
+has none of the services' packages.
 
 A reader may use a target only if *everything the target could cover* lies
 inside its allowed targets. Deciding that exactly for wildcard patterns,
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.query.target_syntax import InvalidTarget, parse_target
+
 #: The identity of callers without a token (browsers, scripts) when an anonymous reader exists.
 ANONYMOUS = "anonymous"
 HASH_PREFIX = "sha256:"
@@ -41,8 +45,13 @@ class ReadersError(ValueError):
 
 
 @dataclass(frozen=True)
-class Target:
-    """A read target split into what it includes and what it excludes (``-`` items)."""
+class Scope:
+    """What a read target includes and excludes, as containment needs it.
+
+    Built from the store's parser (common/query/target_syntax.py), the one
+    parser of read targets, by :func:`scope_of`; the open default is built
+    directly (its ``.*`` exclusion is not a target anybody may write).
+    """
 
     include: tuple[str, ...]
     exclude: tuple[str, ...] = ()
@@ -51,26 +60,12 @@ class Target:
     final_exclude: tuple[str, ...] = ()
 
 
-def parse_target(raw: str) -> Target:
-    """``logs-*,-logs-debug-*`` as a :class:`Target`; empty items are ignored.
-
-    Our own small parser until the store's target module (issue 13) lands.
-    A ``-`` item excludes; anything else includes (a concrete name, an alias,
-    a pattern with ``*``).
-    """
-    include: list[str] = []
-    exclude: list[str] = []
-    final: list[str] = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        if item.startswith("-") and len(item) > 1:
-            exclude.append(item[1:])
-            final.append(item[1:])
-        else:
-            include.append(item)
-            final = []
-    return Target(tuple(include), tuple(exclude), tuple(final))
+def scope_of(text: str) -> Scope:
+    """The :class:`Scope` of a read target; InvalidTarget (from the store's parser) says what is wrong."""
+    target = parse_target(text)
+    exclude = tuple(p for excluded, patterns in target.runs if excluded for p in patterns)
+    last_excluded, last = target.runs[-1]
+    return Scope(target.inclusions, exclude, last if last_excluded else ())
 
 
 def _is_literal(pattern: str) -> bool:
@@ -180,14 +175,14 @@ def _literal_suffix(pattern: str) -> str:
     return pattern
 
 
-def may_cover_dot_index(pattern: str, target: Target) -> bool:
+def may_cover_dot_index(pattern: str, target: Scope) -> bool:
     """Whether ``pattern`` could cover a name starting with ``.``, given the target's exclusions."""
     if not (pattern.startswith(".") or pattern[:1] in WILDCARDS):
         return False
     return not any(pattern_contains(x, ".*") for x in target.final_exclude)
 
 
-def target_within(target: Target, allowed: Sequence[Target]) -> bool:
+def target_within(target: Scope, allowed: Sequence[Scope]) -> bool:
     """Whether everything ``target`` could cover lies inside the union of ``allowed``.
 
     Each included pattern must be proven inside one allowed entry: inside one
@@ -205,7 +200,7 @@ def target_within(target: Target, allowed: Sequence[Target]) -> bool:
     return True
 
 
-def _pattern_within(pattern: str, target: Target, entry: Target) -> bool:
+def _pattern_within(pattern: str, target: Scope, entry: Scope) -> bool:
     if not any(pattern_contains(outer, pattern) for outer in entry.include):
         return False
     for excluded in entry.exclude:
@@ -239,7 +234,7 @@ class Reader:
 
     name: str
     digest: bytes
-    targets: tuple[Target, ...]
+    targets: tuple[Scope, ...]
     raw_targets: tuple[str, ...] = ()
 
 
@@ -248,7 +243,7 @@ class Identity:
     """Who a request is: a reader's name, or the anonymous reader (``name == ANONYMOUS``)."""
 
     name: str
-    targets: tuple[Target, ...]
+    targets: tuple[Scope, ...]
 
     @property
     def anonymous(self) -> bool:
@@ -256,7 +251,7 @@ class Identity:
 
 
 #: Without a readers file on loopback: anonymous may read everything but dot-indices.
-OPEN_TARGETS = (Target(("*",), (".*",), (".*",)),)
+OPEN_TARGETS = (Scope(("*",), (".*",), (".*",)),)
 
 
 @dataclass(frozen=True)
@@ -298,14 +293,28 @@ class Readers:
 
 
 def may_read(identity: Identity, raw_target: str) -> bool:
-    """Whether ``identity`` may use the read target ``raw_target`` (conservatively)."""
-    return target_within(parse_target(raw_target), identity.targets)
+    """Whether ``identity`` may use the read target ``raw_target`` (conservatively).
+
+    A target the store's parser refuses is refused here too (the services
+    answer ``invalid_index`` for it before they ask).
+    """
+    try:
+        scope = scope_of(raw_target)
+    except InvalidTarget:
+        return False
+    return target_within(scope, identity.targets)
 
 
-def _targets(value: Any, where: str) -> tuple[tuple[Target, ...], tuple[str, ...]]:
+def _targets(value: Any, where: str) -> tuple[tuple[Scope, ...], tuple[str, ...]]:
     if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
         raise ReadersError(f"{where}: 'targets' must be a list of non-empty strings")
-    return tuple(parse_target(t) for t in value), tuple(value)
+    scopes = []
+    for text in value:
+        try:
+            scopes.append(scope_of(text))
+        except InvalidTarget as exc:
+            raise ReadersError(f"{where}: target {text!r} is not a read target: {exc}") from None
+    return tuple(scopes), tuple(value)
 
 
 def _digest(token: Any, where: str) -> bytes:

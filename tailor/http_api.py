@@ -33,7 +33,7 @@ from tailor.count_metrics import CountSeries
 from tailor.count_stream import Counters, CountStream
 from tailor.counting import window_start
 from tailor.params import BadParameter, CountRequest, TailRequest, parse_count_request, parse_tail_request
-from tailor.reader_gate import ReaderGate
+from tailor.reader_gate import ReaderGate, TopTails
 from tailor.request_watch import RequestWatch
 from tailor.resolve import Resolved, Resolver
 from tailor.stream_format import count_framing_for, framing_for
@@ -80,6 +80,7 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "delivery_seconds",
         "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
     )
+    m.registry.register(TopTails(lambda: api_ref[0].gate))  # readers (issue 15): the largest users
     return m
 
 

@@ -11,9 +11,10 @@ logged. The readers file is re-read on SIGHUP.
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily, Metric
 from twisted.logger import Logger
 from twisted.web.http import Request
 
@@ -22,6 +23,9 @@ from common.quotas import ConcurrentCounter, QuotaExceeded, QuotaLimits, Refusal
 from common.readers import Identity, ReadersHolder, bearer_token, listen_interface, may_read, readers_for
 
 log = Logger()
+
+#: the largest users /metrics shows
+TOP = 10
 
 
 class ReaderGate:
@@ -104,3 +108,26 @@ class ReaderGate:
 
     def release_tail(self, key: str) -> None:
         self.tails.release(key)
+
+
+class TopTails:
+    """``estrom_tailor_reader_top_tails{key}``: concurrent tails and counts of the largest users.
+
+    A collector for the tailor's registry, read at each scrape; only the
+    ``TOP`` largest keys (a reader, or ``anonymous@<address>``), so the page
+    stays small however many addresses come. Nothing while no gate is set.
+    """
+
+    def __init__(self, gate: Callable[[], ReaderGate | None]) -> None:
+        self.gate = gate
+
+    def collect(self) -> Iterator[Metric]:
+        top = GaugeMetricFamily(
+            "estrom_tailor_reader_top_tails",
+            f"Concurrent tails and counts held by the {TOP} largest users (reader, or anonymous@address).",
+            labels=["key"],
+        )
+        gate = self.gate()
+        for key, n in gate.tails.top(TOP) if gate is not None else ():
+            top.add_metric([key], n)
+        yield top

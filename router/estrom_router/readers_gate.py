@@ -18,7 +18,13 @@ An embedded component (router/config.json ``components``) that registers
   ``com.estrom.error.quota_exceeded`` (naming the limit and its value).
 
 crossbar answers a refused subscription with its own
-``wamp.error.not_authorized`` (a dynamic authorizer cannot choose the URI);
+``wamp.error.not_authorized``: a dynamic authorizer cannot choose the URI
+(crossbar 26.10.1, ``crossbar/router/broker.py`` lines 836-845: a denial is
+always ``ApplicationError.NOT_AUTHORIZED``; an authorizer that raises, even an
+ApplicationError of ours, becomes ``wamp.error.authorization_failed`` with a
+critical log line and traceback, lines 1014-1028; a returned dict may only
+hold ``allow``, ``cache``, ``disclose`` and ``validate``,
+``crossbar/router/role.py`` line 472, anything else fails the same way).
 ``register_query`` refuses first with the precise estrom error when the
 identity already holds its subscription quota, so clients that register
 before they subscribe (all of ours) see which limit they hit.
@@ -55,6 +61,8 @@ from common.quotas import (
 from common.readers import ANONYMOUS, Identity, Readers, ReadersError, load_readers, may_read
 
 from .authorizer import AUTHORIZER_URI, HITS_TOPIC, browser_may
+from .metrics_page import NOT_AUTHORIZED as REFUSED
+from .metrics_page import build_metrics, serve
 
 log = Logger()
 
@@ -102,6 +110,9 @@ class ReadersGate(ApplicationSession):
         self.targets: OrderedDict[str, str] = OrderedDict()
         self._stamp = self._file_stamp()
         self._poll: LoopingCall | None = None
+        #: the router's /metrics (router/config.json's "metrics" path, metrics_page.py)
+        self.metrics = build_metrics(self)
+        serve(self)
 
     @staticmethod
     def _now() -> float:
@@ -194,6 +205,17 @@ class ReadersGate(ApplicationSession):
     async def _authorize(
         self, session: Mapping[str, Any], uri: str, action: str, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
+        with self.metrics.timer("authorize_seconds", action=action):
+            decision = await self._decide(session, uri, action, options)
+        over_quota = decision.pop("quota", False)  # counted under its limit already
+        if not decision["allow"] and not over_quota:
+            self.refusals.count_reason(REFUSED)
+        return decision
+
+    async def _decide(
+        self, session: Mapping[str, Any], uri: str, action: str, options: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """crossbar's answer (``allow``, ``cache``, ``disclose``), and ``quota`` when a limit refused."""
         identity, key = self._remember(session)
         deny = {"allow": False, "cache": False, "disclose": False}
         if identity is None or not browser_may(uri, action, options):
@@ -212,9 +234,9 @@ class ReadersGate(ApplicationSession):
         if uri not in held:
             try:
                 self.subscriptions.acquire(key)
-            except QuotaExceeded as exc:
+            except QuotaExceeded as exc:  # counted by the counter, under its limit
                 log.debug("readers.quota key={key} limit={limit}", key=key, limit=exc.limit)
-                return deny
+                return {**deny, "quota": True}
             held[uri] = key
         return {"allow": True, "cache": False}
 
@@ -239,12 +261,18 @@ class ReadersGate(ApplicationSession):
     # --- the beater's question --------------------------------------------------------
 
     def _admit(self, caller: Any, action: str, index: Any) -> None:
+        with self.metrics.timer("authorize_seconds", action="admit"):
+            self._check_admit(caller, action, index)
+
+    def _check_admit(self, caller: Any, action: str, index: Any) -> None:
         known = self.sessions.get(caller) if isinstance(caller, int) else None
         if known is None:
+            self.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED, "the router does not know this caller")
         name, key = known
         identity = self.readers.identity(name) if name != ANONYMOUS else self.readers.anonymous
         if identity is None or not isinstance(index, str) or not may_read(identity, index):
+            self.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED, f"{name} may not read {index!r}")
         if action != "register":
             return

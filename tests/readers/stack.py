@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autobahn.twisted.component import Component
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
 from common.readers import token_hash
 from devstack.handles import RouterHandle, ServiceHandle
 from devstack.stack import Stack
-from devstack.wamp_client import WampClient
+from devstack.wamp_client import WampClient, on_reactor
 
 RUN = uuid.uuid4().hex[:8]
 OPS = "ops-" + uuid.uuid4().hex
@@ -91,3 +96,40 @@ def start_readers_stack(stack: Stack, name: str, document: dict[str, Any], **env
             stop()
         raise
     return ReadersStack(router, beater, tailor, path)
+
+
+def from_address(url: str, port: int, source: str) -> WampClient:
+    """An anonymous session whose connection comes from ``source`` (127.0.0.2 and the like)."""
+    client = WampClient.__new__(WampClient)
+    client.url = url
+    client.session = None
+    client.details = None
+    joined: Deferred[Any] = Deferred()
+
+    def on_start() -> Deferred[Any]:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(source, 0))
+        component = Component(
+            transports=[
+                {
+                    "type": "websocket",
+                    "url": url,
+                    "endpoint": endpoint,
+                    "max_retries": 0,
+                    "serializers": ["json"],
+                }
+            ],
+            realm="estrom",
+        )
+        client._component = component
+
+        def on_join(session: Any, _details: Any) -> None:
+            client.session = session
+            if not joined.called:
+                joined.callback(session)
+
+        component.on("join", on_join)
+        component.start(reactor).addErrback(lambda f: joined.errback(f) if not joined.called else None)
+        return joined
+
+    on_reactor(on_start)
+    return client

@@ -13,7 +13,7 @@ import pytest
 from common.readers import token_hash
 from tests.cli.conftest import Cli
 from tests.http_client import http
-from tests.readers.stack import ReadersStack
+from tests.readers.stack import OPS, WRONG, ReadersStack
 from tests.tailor.helpers import send
 from tests.tailor.tail_client import docs_path
 from tests.waiting import wait_until
@@ -103,3 +103,33 @@ def test_an_added_reader_tails_with_its_token(rstack: ReadersStack) -> None:
     finally:
         rstack.readers_path.write_text(original)
         os.kill(rstack.tailor.process.process.pid, signal.SIGHUP)
+
+
+def test_counts_with_a_token_or_estrom_token(rstack: ReadersStack) -> None:
+    """``estrom counts --token`` and ESTROM_TOKEN: ops (logs-*) counts; anonymous is 403, a wrong token 401."""
+    index = f"logs-counts-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex
+    base = ("counts", "--tailor", rstack.tailor.url, "-i", index, "--json")
+    counts = Cli(*base, "--every", "0.3", "--token", OPS, f"tag:{tag}")
+    by_env = Cli(*base, "--every", "0.3", f"tag:{tag}", ESTROM_TOKEN=OPS)
+    try:
+        counts.wait_err("counting")
+        by_env.wait_err("counting")
+        send(rstack.beater.url, index, [{"tag": tag}, {"tag": tag}])
+        for running in (counts, by_env):
+            totals = 0
+            while totals < 2:
+                totals += json.loads(running.line())["total"]
+            assert totals == 2
+    finally:
+        counts.stop()
+        by_env.stop()
+    refused = Cli(*base, f"tag:{tag}")  # anonymous: public-* only
+    assert refused.wait() == 1
+    assert "403 not_authorized" in " ".join(refused.err_lines)
+    wrong = Cli(*base, "--token", "nope-" + OPS, f"tag:{tag}")
+    assert wrong.wait() == 1
+    assert "401 not_authorized" in " ".join(wrong.err_lines)
+    wrong_env = Cli(*base, f"tag:{tag}", ESTROM_TOKEN=WRONG)
+    assert wrong_env.wait() == 1
+    assert "401 not_authorized" in " ".join(wrong_env.err_lines)

@@ -13,17 +13,17 @@ from common.readers import (
     ANONYMOUS,
     ReadersError,
     ReadersHolder,
-    Target,
+    Scope,
     bearer_token,
     listen_interface,
     load_readers,
     may_read,
     parse_readers,
-    parse_target,
     pattern_contains,
     pattern_matches,
     patterns_disjoint,
     readers_for,
+    scope_of,
     target_within,
     token_hash,
 )
@@ -49,9 +49,25 @@ def readers():
     return parse_readers(FILE)
 
 
-def test_parse_target_splits_lists_and_exclusions():
-    assert parse_target(" logs-*, -logs-debug-* ,,a") == Target(("logs-*", "a"), ("logs-debug-*",), ())
-    assert parse_target("logs-*,-logs-debug-*") == Target(("logs-*",), ("logs-debug-*",), ("logs-debug-*",))
+def test_the_scope_of_a_target_comes_from_the_stores_parser():
+    assert scope_of("logs-*,-logs-debug-*,a") == Scope(("logs-*", "a"), ("logs-debug-*",), ())
+    assert scope_of("logs-*,-logs-debug-*") == Scope(("logs-*",), ("logs-debug-*",), ("logs-debug-*",))
+    # Runs, as the store reads them: only the exclusions after the last inclusion are final.
+    assert scope_of("a*,-a1*,a1x*,-a1xy") == Scope(("a*", "a1x*"), ("a1*", "a1xy"), ("a1xy",))
+    assert scope_of("b,a,a") == Scope(("a", "b"))
+
+
+@pytest.mark.parametrize("text", ["", "logs-*,,a", " logs-*", "-logs-*", "Logs", "logs-?", "a,-b", ".kibana"])
+def test_a_target_the_store_refuses_is_refused_to_everyone(text):
+    from common.query.targets import target_problem
+
+    assert target_problem(text) is not None
+    assert not may_read(parse_readers(FILE | {"anonymous": {"targets": ["*"]}}).authenticate(None), text)
+
+
+def test_the_readers_file_names_valid_targets():
+    with pytest.raises(ReadersError, match=r"target 'logs-\?' is not a read target: index patterns support"):
+        parse_readers({"readers": [{"name": "a", "token": OPS_TOKEN, "targets": ["logs-?"]}]})
 
 
 @pytest.mark.parametrize(
@@ -136,8 +152,9 @@ def test_dot_indices_are_never_readable():
     assert may_read(everything, "logs-a")
     assert not may_read(everything, ".security")
     assert not may_read(everything, "*")  # could cover .security
-    assert may_read(everything, "*,-.*")
-    assert not target_within(parse_target(".kibana"), (Target(("*",)),))
+    assert not may_read(everything, "*,-.*")  # not a target the store accepts ('.' patterns)
+    assert not target_within(Scope((".kibana",)), (Scope(("*",)),))
+    assert target_within(Scope(("*",), (".*",), (".*",)), (Scope(("*",)),))
 
 
 def test_open_default_reads_everything_but_dot_indices():

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from devstack.wamp_client import JoinRefused, WampClient, on_reactor
+from devstack.wamp_client import JoinRefused, WampClient
 from tests.http_client import ingest
 from tests.readers.stack import (
     BURST,
@@ -34,6 +29,7 @@ from tests.readers.stack import (
     TWO,
     WRONG,
     ReadersStack,
+    from_address,
 )
 
 pytestmark = pytest.mark.integration
@@ -150,43 +146,6 @@ def test_payroll_reaches_only_its_reader(rstack: ReadersStack, clients: dict[str
 
 
 # --- quotas --------------------------------------------------------------------------
-
-
-def from_address(url: str, port: int, source: str) -> WampClient:
-    """An anonymous session whose connection comes from ``source`` (127.0.0.2 and the like)."""
-    client = WampClient.__new__(WampClient)
-    client.url = url
-    client.session = None
-    client.details = None
-    joined: Deferred[Any] = Deferred()
-
-    def on_start() -> Deferred[Any]:
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(source, 0))
-        component = Component(
-            transports=[
-                {
-                    "type": "websocket",
-                    "url": url,
-                    "endpoint": endpoint,
-                    "max_retries": 0,
-                    "serializers": ["json"],
-                }
-            ],
-            realm="estrom",
-        )
-        client._component = component
-
-        def on_join(session: Any, _details: Any) -> None:
-            client.session = session
-            if not joined.called:
-                joined.callback(session)
-
-        component.on("join", on_join)
-        component.start(reactor).addErrback(lambda f: joined.errback(f) if not joined.called else None)
-        return joined
-
-    on_reactor(on_start)
-    return client
 
 
 def test_the_flood_is_held_and_others_are_not(limited: ReadersStack) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from typing import Any
 
 import pytest
 
+from devstack.metrics_page import metric
 from tests.http_client import engine_request, http
 from tests.readers.stack import (
     LOGS,
@@ -160,6 +162,8 @@ def test_concurrent_tails_per_identity(limited: ReadersStack) -> None:
             headers={"authorization": f"Bearer {OPS}"},
         )
         assert ops.status == 200
+        # The largest users, in /metrics: this address holds its two tails.
+        assert metric(limited.tailor.url, "estrom_tailor_reader_top_tails", key="anonymous@127.0.0.1") == 2
     finally:
         first.close()
     wait_until(
@@ -170,3 +174,40 @@ def test_concurrent_tails_per_identity(limited: ReadersStack) -> None:
     second.close()
     metrics = http("GET", limited.tailor.url + "/metrics").body.decode()
     assert 'estrom_tailor_reader_refusals_total{reason="ESTROM_QUOTA_TAILS"}' in metrics
+
+
+COUNTS = "/api/v0.1/counts"
+
+
+def count(base: str, who: str, params: dict[str, Any]) -> Any:
+    headers, extra = HOW[who]
+    return http("GET", base + docs_path({**params, **extra}, endpoint=COUNTS), headers=headers)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("who", list(HOW))
+def test_counts_by_target(rstack: ReadersStack, who: str, target: str) -> None:
+    resp = count(rstack.tailor.url, who, {"i": target, "q": "level:error", "every": "0.1", "timeout": "0.1"})
+    if target in ALLOWED[who]:
+        assert resp.status == 200, resp.body
+        sid = json.loads(resp.body.splitlines()[0])["subscription_id"]
+        for other in HOW:
+            by_sid = count(rstack.tailor.url, other, {"s": sid, "every": "0.1", "timeout": "0.1"})
+            assert by_sid.status == (200 if target in ALLOWED[other] else 404), (other, by_sid.body)
+    else:
+        assert resp.status == 403
+        assert resp.json()["error"] == "not_authorized"
+
+
+def test_payroll_counts_since_only_for_its_reader(rstack: ReadersStack, engine: Any) -> None:
+    """``since=`` counts stored documents: the engine's payroll is counted for its reader only."""
+    marker = uuid.uuid4().hex
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+    engine_request(engine.url, "POST", f"/{PAYROLL}/_doc?refresh=true", {"@timestamp": stamp, "m": marker})
+    params = {"i": PAYROLL, "q": f"m:{marker}", "since": "60s", "every": "1", "timeout": "1"}
+    for who in ("anonymous", "ops", "two"):
+        assert count(rstack.tailor.url, who, params).status == 403
+    resp = count(rstack.tailor.url, "pay", params)
+    assert resp.status == 200
+    frames = [json.loads(line) for line in resp.body.splitlines()[1:] if line.strip()]
+    assert sum(f["total"] for f in frames if "total" in f) == 1
