@@ -8,7 +8,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
-from beater.bulk_api import BulkAPI, bulk_site
+from beater.bulk_api import BulkAPI
+from beater.bulk_limits import bulk_site, shared_site
 from beater.bulk_proxy import EngineForwarder
 from beater.http_api import BeaterAPI
 from beater.lifecycle import QueryLifecycle
@@ -90,11 +91,7 @@ class Beater:
             replicas=settings.query_index_replicas,
         )
         self.percolator = Percolator(
-            self.engine,
-            settings.query_index_prefix,
-            settings.percolate_mode,
-            settings.percolate_documents_min,
-            targets=self.store.targets.percolator_indices_for,
+            self.engine, self.store.targets, settings.percolate_mode, settings.percolate_documents_min
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
@@ -133,7 +130,15 @@ class Beater:
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
         self.bulk = BulkAPI(
-            settings, forwarder, self.pipeline, self.wamp, self.metrics, reactor, track=self.api.track
+            settings,
+            forwarder,
+            self.pipeline,
+            self.wamp,
+            self.metrics,
+            reactor,
+            track=self.api.track,
+            refresh_targets=self.store.refresh_targets,
+            draining=lambda: self.api.draining,
         )
         self.port: IListeningPort | None = None
         self.bulk_port: IListeningPort | None = None
@@ -151,14 +156,13 @@ class Beater:
         """Listen, join the router, check the engine, start sweeping; print the ready line."""
         if self.settings.bulk_listen:
             # The bulk API on its own address: only it is served there.
-            site = bulk_site(self.bulk, self.settings.bulk_max_body)
+            site = bulk_site(self.bulk)
             self.bulk_port = await serverFromString(self.reactor, self.settings.bulk_listen).listen(site)
             address = self.bulk_port.getHost()
             log.info("beater.bulk_listening", host=address.host, port=address.port)
             beater_site = self.api.site()
         else:
-            limit = max(self.settings.ingest_max_body, self.settings.bulk_max_body)
-            beater_site = self.api.site(self.bulk.handle, limit)
+            beater_site = shared_site(self.api, self.bulk)
         self.port = await listen_and_join(
             "beater",
             self.reactor,

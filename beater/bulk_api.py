@@ -25,6 +25,13 @@ stream ends with an ``"error"``. Answering 503 instead would make the shipper
 send again what the engine already stored: duplicates in the store, which is
 worse than a gap in a live view.
 
+A write through a data stream or alias name is matched by that name too:
+the engine reports the backing index, which the hits carry as ``_index``,
+and the read targets are re-read the first time a ``(name, index)`` pair is
+seen (``_learn_names``). On SIGTERM, bulk requests already read are
+finished and their documents published before the beater leaves the router
+(``_track_request``); new ones get 503.
+
 Authentication passes through: the shipper's ``Authorization`` goes to the
 engine, which judges it. Where ``ESTROM_INGEST_TOKEN`` is set, a request
 must carry credentials: either the engine's (passed through) or
@@ -35,11 +42,11 @@ credentials of ``ESTROM_ENGINE_URL``, if it has any).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 import ijson
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -47,15 +54,15 @@ from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.http_headers import Headers
-from twisted.web.server import Site
 
 from beater.auth import bearer_matches
 from beater.bulk_items import Unpaired, actions, response_items, stored_documents
 from beater.bulk_proxy import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
-from beater.request_body import LimitedRequest, request_factory
+from beater.request_body import LimitedRequest
 from common.config import Settings
-from common.http import HTTPError, QuietSite, Routes, answered_or_gone
+from common.engine import EngineRejected, EngineUnavailable
+from common.http import HTTPError, answered_or_gone
 from common.metrics import Metrics
 from common.wamp import SessionHolder
 
@@ -65,6 +72,8 @@ log = Logger()
 CHUNK = 1000
 #: How long a chunk waits for room in a full ingest queue before its documents count as unpublished.
 QUEUE_WAIT = 30.0
+#: ``(name written to, index stored in)`` pairs remembered as known to the read targets; past this, forgotten.
+NAMES_MAX = 10_000
 
 #: ``(method, first segment)`` of the start-up requests passed through; ``None``: the root.
 _PASSTHROUGH: dict[str | None, frozenset[str]] = {
@@ -108,8 +117,25 @@ class BulkAPI:
         metrics: Metrics,
         clock: IReactorTime,
         track: Callable[[Deferred[IngestOutcome]], Deferred[IngestOutcome]] = lambda d: d,
+        refresh_targets: Callable[[], Awaitable[bool]] | None = None,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        #: True once SIGTERM's drain began (``BeaterAPI.draining``): new bulk requests get 503.
+        self.is_draining = draining
+        #: Set when the drain's grace ran out: what still waits is given up (see ``_give_up``).
+        self.giving_up = False
+        self._forwarding: set[Deferred[EngineAnswer]] = set()
+        #: Bulk requests between their whole body received and their answer (or refusal).
+        self.in_flight = 0
+        metrics.gauge(
+            "bulk_requests_in_flight",
+            "Bulk requests being forwarded, queued for percolation or answered.",
+            lambda: self.in_flight,
+        )
+        #: Re-reads the read targets' aliases and data streams (``QueryStore.refresh_targets``).
+        self.refresh_targets = refresh_targets
+        self._names_known: set[tuple[str, str]] = set()
         #: Counts queued work as in flight, so that a shutdown waits for it (BeaterAPI.track).
         self.track = track
         self.forwarder = forwarder
@@ -127,8 +153,40 @@ class BulkAPI:
         if kind.endswith("_method"):
             raise HTTPError(405, "method_not_allowed", f"{method} not allowed here")
         headers = self._credentials(request)
-        work = self._bulk(request, headers) if kind == "bulk" else self._passthrough(request, headers)
-        await _shielded(ensureDeferred(work))
+        if self.is_draining():
+            _close_after(request)
+            raise HTTPError(
+                503,
+                "unavailable",
+                "the beater is shutting down; retry (another beater, or this one restarted)",
+                headers={"Retry-After": str(self.settings.retry_after)},
+            )
+        if kind == "bulk":
+            work = ensureDeferred(self._bulk(request, headers, segments[0] if len(segments) == 2 else None))
+            self._track_request(work)
+        else:
+            work = ensureDeferred(self._passthrough(request, headers))
+        await _shielded(work)
+
+    def _track_request(self, work: Deferred[None]) -> None:
+        """Count a bulk request as in flight until it is answered: a SIGTERM's drain waits for it.
+
+        The drain waits for everything tracked, and the documents the
+        request queues are tracked too, before this one ends: so the beater
+        leaves the router only after publishing what the engine acknowledged.
+        Past the drain's grace, it cancels what is tracked: here that gives
+        up (``_give_up``) instead of cutting the request's answer short.
+        """
+        observer: Deferred[Any] = Deferred(lambda _d: self._give_up())
+        work.addBoth(lambda result: (observer.called or observer.callback(None), result)[1])
+        self.track(observer)
+        observer.addErrback(lambda failure: failure.trap(CancelledError) and None)
+
+    def _give_up(self) -> None:
+        """The drain's grace is over: stop waiting for the engine (503) and for queue room (unpublished)."""
+        self.giving_up = True
+        for d in list(self._forwarding):
+            d.cancel()
 
     def _credentials(self, request: Request) -> Headers:
         """Headers for the engine; raises 401 where estrom's token is required and nothing is presented."""
@@ -153,12 +211,23 @@ class BulkAPI:
         return forwarded_headers(request.requestHeaders, drop)
 
     async def _forward(self, request: Request, headers: Headers, body: IO[bytes] | None) -> EngineAnswer:
+        forwarding = ensureDeferred(self.forwarder.forward(request.method, request.uri, headers, body))
+        self._forwarding.add(forwarding)
         try:
-            return await self.forwarder.forward(request.method, request.uri, headers, body)
+            return await forwarding
         except EngineUnreachable as exc:
+            reason = str(exc)
+            if self.giving_up:
+                _close_after(request)
+                reason = (
+                    "the beater is shutting down and the engine did not answer within its grace "
+                    "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
+                )
             raise HTTPError(
-                503, "unavailable", str(exc), headers={"Retry-After": str(self.settings.retry_after)}
+                503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)}
             ) from None
+        finally:
+            self._forwarding.discard(forwarding)
 
     async def _passthrough(self, request: Request, headers: Headers) -> None:
         body = request.content if request.method in (b"PUT", b"POST") else None
@@ -166,9 +235,10 @@ class BulkAPI:
         self.metrics.inc("passthrough_requests_total", status=str(answer.status))
         await self._answer(request, answer)
 
-    async def _bulk(self, request: Request, headers: Headers) -> None:
+    async def _bulk(self, request: Request, headers: Headers, target: str | None) -> None:
         started = time.perf_counter()
         status = "error"
+        self.in_flight += 1
         try:
             if isinstance(request, LimitedRequest):
                 if request.body_error is not None:
@@ -185,16 +255,17 @@ class BulkAPI:
             status = str(answer.status)
             unpublished = 0
             if answer.status == 200 and request.content is not None:
-                unpublished = await self._publish_stored(request.content, answer.body)
+                unpublished = await self._publish_stored(request.content, answer.body, target)
                 answer.body.seek(0)
             if unpublished:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
             await self._answer(request, answer)
         finally:
+            self.in_flight -= 1
             self.metrics.inc("bulk_requests_total", status=status)
             self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
 
-    async def _publish_stored(self, body: IO[bytes], answer: IO[bytes]) -> int:
+    async def _publish_stored(self, body: IO[bytes], answer: IO[bytes], target: str | None) -> int:
         """Queue what the engine stored for percolation and publishing; how many could not be queued.
 
         The shipper's answer waits for the documents to be *queued* (the
@@ -206,27 +277,59 @@ class BulkAPI:
         body.seek(0)
         unpublished = 0
         chunk: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        names: set[tuple[str, str]] = set()
         size = 0
         try:
-            for doc in stored_documents(actions(body), response_items(answer)):
+            for doc in stored_documents(actions(body), response_items(answer), target):
                 source = doc.source
                 if doc.doc_id is not None:
                     source = {**source, "_id": doc.doc_id}
                 chunk.setdefault(doc.index, []).append((doc.position, source))
+                if doc.written_as is not None:
+                    names.add((doc.written_as, doc.index))
                 size += 1
                 if size >= CHUNK:
+                    await self._learn_names(names)
                     unpublished += await self._queue_chunk(chunk, size)
-                    chunk, size = {}, 0
+                    chunk, names, size = {}, set(), 0
         except (Unpaired, ValueError, ijson.JSONError) as exc:
             # The engine's answer is passed on whatever it holds; what cannot be paired is not published.
             log.warn("bulk.unpaired", error=str(exc))
             self.metrics.inc("bulk_unpaired_total")
         if chunk:
+            await self._learn_names(names)
             unpublished += await self._queue_chunk(chunk, size)
         return unpublished
 
+    async def _learn_names(self, names: set[tuple[str, str]]) -> None:
+        """Writes through an alias or a data stream name: make sure the read targets know that name.
+
+        The engine reports the index it stored in (a data stream's backing
+        ``.ds-<stream>-000001``); the document is percolated under that
+        index, and the targets match it by every name that leads there,
+        the data stream's included, once they have read the engine's
+        aliases and data streams. A data stream this very bulk created (or
+        rolled over) is not known until the next lifecycle sweep: the first
+        time a ``(name, index)`` pair is seen, the targets are re-read before
+        its documents are queued. Only the first: a sweep keeps them fresh.
+        """
+        new = names - self._names_known
+        if not new or self.refresh_targets is None:
+            return
+        try:
+            await self.refresh_targets()
+        except (EngineUnavailable, EngineRejected) as exc:
+            # Percolated with what is known (the backing index, patterns on it); tried again next bulk.
+            log.warn("bulk.targets_refresh_failed", error=str(exc))
+            return
+        if len(self._names_known) + len(new) > NAMES_MAX:
+            self._names_known.clear()
+        self._names_known |= new
+
     async def _queue_chunk(self, chunk: dict[str, list[tuple[int, dict[str, Any]]]], size: int) -> int:
         self.metrics.inc("bulk_documents_total", size, outcome="stored")
+        if self.giving_up:
+            return self._unpublished(size, "the beater is shutting down (its grace is over)")
         if self.wamp.session is None:
             return self._unpublished(size, "not connected to the router")
         queued = 0
@@ -255,7 +358,7 @@ class BulkAPI:
             try:
                 return self.pipeline.submit(index, docs, [])
             except QueueFull:
-                if self.clock.seconds() >= deadline:
+                if self.clock.seconds() >= deadline or self.giving_up:
                     raise
                 await deferLater(self.clock, 0.05, lambda: None)
 
@@ -272,6 +375,8 @@ class BulkAPI:
             request.setResponseCode(answer.status, answer.phrase)
             for name, values in forwarded_headers(answer.headers).getAllRawHeaders():
                 request.responseHeaders.setRawHeaders(name, values)
+            if self.is_draining():
+                _close_after(request)
             if request.method == b"HEAD":
                 length = answer.headers.getRawHeaders(b"content-length", [b"0"])[0]
                 request.setHeader(b"content-length", length)
@@ -283,6 +388,14 @@ class BulkAPI:
                 request.finish()
         finally:
             answer.body.close()
+
+
+def _close_after(request: Request) -> None:
+    """While draining, an answer closes its connection: the next request finds the port shut."""
+    request.setHeader(b"connection", b"close")
+    channel = getattr(request, "channel", None)
+    if channel is not None:
+        channel.persistent = False
 
 
 def _shielded(work: Deferred[None]) -> Deferred[None]:
@@ -301,10 +414,3 @@ def _shielded(work: Deferred[None]) -> Deferred[None]:
 
     work.addBoth(done)
     return follower
-
-
-def bulk_site(bulk: BulkAPI, max_body: int) -> Site:
-    """A listener serving only the bulk API and the start-up pass-through."""
-    site = QuietSite(Routes({}, fallback=bulk.handle, cancel_on_disconnect=True))
-    site.requestFactory = request_factory(max_body)
-    return site

@@ -39,6 +39,9 @@ class StoredDocument:
     index: str
     doc_id: str | None
     source: dict[str, Any]
+    #: The ``_index`` of the action line (None: the path's target), when it is not the one stored
+    #: in (an alias or a data stream name; the engine reports the index behind it).
+    written_as: str | None = None
 
 
 def _lines(body: IO[bytes]) -> Iterator[bytes]:
@@ -48,8 +51,8 @@ def _lines(body: IO[bytes]) -> Iterator[bytes]:
             yield stripped
 
 
-def actions(body: IO[bytes]) -> Iterator[tuple[str, bytes | None]]:
-    """``(action, source line or None)`` for each action of a bulk body."""
+def actions(body: IO[bytes]) -> Iterator[tuple[str, str | None, bytes | None]]:
+    """``(action, its _index or None, source line or None)`` for each action of a bulk body."""
     lines = _lines(body)
     for line in lines:
         try:
@@ -58,9 +61,10 @@ def actions(body: IO[bytes]) -> Iterator[tuple[str, bytes | None]]:
             raise Unpaired(f"action line is not JSON: {exc}") from None
         if not isinstance(meta, dict) or len(meta) != 1:
             raise Unpaired("action line is not one action")
-        action = next(iter(meta))
+        action, spec = next(iter(meta.items()))
+        index = spec.get("_index") if isinstance(spec, dict) else None
         source = next(lines, None) if action in WITH_SOURCE else None
-        yield action, source
+        yield action, None if index is None else str(index), source
 
 
 def response_items(answer: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -69,12 +73,18 @@ def response_items(answer: IO[bytes]) -> Iterator[dict[str, Any]]:
 
 
 def stored_documents(
-    actions_: Iterable[tuple[str, bytes | None]], items: Iterable[dict[str, Any]]
+    actions_: Iterable[tuple[str, str | None, bytes | None]],
+    items: Iterable[dict[str, Any]],
+    default_index: str | None = None,
 ) -> Iterator[StoredDocument]:
-    """The documents the engine stored by ``index``/``create``, with the ``_index``/``_id`` it reported."""
+    """The documents the engine stored by ``index``/``create``, with the ``_index``/``_id`` it reported.
+
+    ``default_index`` is the target of ``POST /<target>/_bulk``: the name an
+    action without ``_index`` was written to.
+    """
     pairs = zip(actions_, items, strict=False)
     position = -1
-    for position, ((action, source), item) in enumerate(pairs):
+    for position, ((action, requested, source), item) in enumerate(pairs):
         result = item.get(action) if isinstance(item, dict) else None
         if not isinstance(result, dict):
             raise Unpaired(f"item {position} does not answer action {action!r}")
@@ -86,6 +96,12 @@ def stored_documents(
         doc = json.loads(source)
         if isinstance(doc, dict):
             doc_id = result.get("_id")
+            stored_in = str(result["_index"])
+            written_as = requested if requested is not None else default_index
             yield StoredDocument(
-                position, str(result["_index"]), None if doc_id is None else str(doc_id), doc
+                position,
+                stored_in,
+                None if doc_id is None else str(doc_id),
+                doc,
+                None if written_as == stored_in else written_as,
             )

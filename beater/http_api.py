@@ -198,20 +198,23 @@ class BeaterAPI:
         A request answered 503 here may still have some matches published
         (the sender retries: at-least-once); none is ever answered 200
         without every match acknowledged, because 200 comes only from the
-        pipeline.
+        pipeline. Work in flight may add more while it finishes (a bulk
+        request queues its documents once the engine has answered): the
+        drain waits until nothing is left, not only for what was there at
+        the start.
         """
         self.draining = True
         await port.stopListening()
-        pending = list(self._in_flight)
-        log.info("beater.draining", requests=len(pending), grace=grace)
-        if pending:
+        log.info("beater.draining", requests=len(self._in_flight), grace=grace)
+        deadline = clock.seconds() + grace
+        while self._in_flight:
             observers: list[Deferred[None]] = []
-            for d in pending:
+            for d in list(self._in_flight):
                 seen: Deferred[None] = Deferred()
-                d.addBoth(lambda result, seen=seen: (seen.callback(None), result)[1])
+                d.addBoth(lambda result, seen=seen: (seen.called or seen.callback(None), result)[1])
                 observers.append(seen)
             waiting = gatherResults(observers, consumeErrors=True)
-            waiting.addTimeout(grace, clock)
+            waiting.addTimeout(max(0.0, deadline - clock.seconds()), clock)
             try:
                 await waiting
             except Exception:
@@ -219,6 +222,7 @@ class BeaterAPI:
                 log.warn("beater.drain_timeout", refused=len(left))
                 for d in left:
                     d.cancel()  # the handler answers 503
+                break
         log.info("beater.drained")
 
     async def healthz(self, request: Request, rest: list[str]) -> None:

@@ -108,3 +108,25 @@ def test_an_action_line_that_is_no_action_is_unpaired() -> None:
 )
 def test_routes(method: str, path: str, kind: str | None) -> None:
     assert route(method, [s for s in path.split("/") if s]) == kind
+
+
+def test_the_name_written_to_is_kept_where_the_engine_stored_in_another_index() -> None:
+    request = body(
+        {"create": {"_index": "logs-app-default"}},
+        {"n": 1},
+        {"create": {}},
+        {"n": 2},
+        {"index": {"_index": "plain"}},
+        {"n": 3},
+    )
+    response = answer(
+        {"create": {"_index": ".ds-logs-app-default-000001", "_id": "1", "status": 201}},
+        {"create": {"_index": ".ds-logs-app-default-000001", "_id": "2", "status": 201}},
+        {"index": {"_index": "plain", "_id": "3", "status": 201}},
+    )
+    found = list(stored_documents(actions(request), response_items(response), "logs-app-default"))
+    assert [(d.index, d.written_as) for d in found] == [
+        (".ds-logs-app-default-000001", "logs-app-default"),
+        (".ds-logs-app-default-000001", "logs-app-default"),  # the path's target
+        ("plain", None),  # stored where it was written: nothing to learn
+    ]
