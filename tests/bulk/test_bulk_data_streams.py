@@ -23,6 +23,7 @@ import pytest
 
 from devstack.metrics_page import metric
 from devstack.wamp_client import WampClient
+from tests.data_streams import put_data_stream_template
 from tests.http_client import Response, engine_request, http
 from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.waiting import wait_until
@@ -35,16 +36,7 @@ NDJSON = {"content-type": "application/x-ndjson"}
 @pytest.fixture
 def stream(engine: EngineHandle, index: str) -> Iterator[str]:
     """A data stream template for ``<index>-*``; the stream itself is created by the first bulk."""
-    template = {"index_patterns": [f"{index}-*"], "data_stream": {}, "priority": 500}
-    resp = http(
-        "PUT",
-        f"{engine.url}/_index_template/{index}",
-        json.dumps(template),
-        {"content-type": "application/json"},
-    )
-    if resp.status == 400 and b"data_stream" in resp.body:
-        pytest.skip("this engine has no data streams (Elasticsearch 7.17 OSS: they are an x-pack feature)")
-    assert resp.status == 200, resp.body
+    put_data_stream_template(engine.url, index, f"{index}-*")
     name = f"{index}-app-default"
     yield name
     http("DELETE", f"{engine.url}/_data_stream/{name}")

@@ -1,0 +1,24 @@
+"""Data streams for the tests that need one: only some engines have them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.http_client import http
+
+
+def put_data_stream_template(engine_url: str, name: str, pattern: str) -> None:
+    """An index template making every index named like ``pattern`` a data stream; the test is
+    skipped on an engine without data streams (Elasticsearch 7.17 OSS: an x-pack feature)."""
+    template = {"index_patterns": [pattern], "data_stream": {}, "priority": 500}
+    resp = http(
+        "PUT",
+        f"{engine_url}/_index_template/{name}",
+        json.dumps(template),
+        {"content-type": "application/json"},
+    )
+    if resp.status == 400 and b"data_stream" in resp.body:
+        pytest.skip("this engine has no data streams (Elasticsearch 7.17 OSS: they are an x-pack feature)")
+    assert resp.status == 200, resp.body
