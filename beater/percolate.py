@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from beater.document_shape import conform
 from beater.percolate_shape import ShapeChooser
 from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, REGISTERED_FIELD, SID_FIELD, TARGET_FIELD
 from beater.store.targets import Covering
@@ -248,8 +249,41 @@ class Percolator:
                 )
             )
             result = await self._percolate(run, docs)
+        if result.errors:
+            await self._retry_conformed(run, docs, result)
         result.index = covering.concrete
         return result
+
+    async def _retry_conformed(self, run: _Run, docs: list[dict[str, Any]], result: PercolateResult) -> None:
+        """Documents the engine refused, again without the values whose shape another target's
+        documents mapped otherwise in the shared index (``beater/document_shape.py``): rare, so the
+        mapping is read only here, not for every batch."""
+
+        def mappings(es: Any) -> dict[str, Any]:
+            return dict(
+                es.indices.get_mapping(index=run.pindex, ignore_unavailable=True, allow_no_indices=True)
+            )
+
+        try:
+            found = await self.engine.run(mappings)
+        except (EngineUnavailable, EngineRejected):
+            return  # the refusals stand as the engine gave them
+        properties = [body.get("mappings", {}).get("properties", {}) for body in found.values()]
+        retry: dict[int, dict[str, Any]] = {}
+        for i in result.errors:
+            fitted = docs[i]
+            for props in properties:
+                fitted = conform(fitted, props)
+            if fitted is not docs[i]:
+                retry[i] = fitted
+        if not retry:
+            return
+        order = sorted(retry)
+        again = await self._msearch(run, [retry[i] for i in order])
+        for slot, i in enumerate(order):
+            if slot not in again.errors:
+                del result.errors[i]
+                result.matches[i] = again.matches[slot]
 
     async def _percolate(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         size = len(docs)

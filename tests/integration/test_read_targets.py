@@ -385,3 +385,20 @@ def test_a_data_stream_written_through_its_name(
     finally:
         http("DELETE", f"{engine.url}/_data_stream/{stream}")
         http("DELETE", f"{engine.url}/_index_template/{index}")
+
+
+def test_a_field_that_is_a_value_in_one_target_and_an_object_in_another(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """Logstash's ``host`` is a string in one pipeline and ECS's object in the next: documents of
+    either shape still match their own target's queries, whatever the other target mapped."""
+    flat, nested = f"{index}-flat", f"{index}-ecs"
+    engine_request(engine.url, "PUT", f"/{flat}", {"mappings": {"properties": {"host": {"type": "keyword"}}}})
+    on_flat = wamp.call("com.estrom.register_query", flat, "host:web-1")
+    on_nested = wamp.call("com.estrom.register_query", nested, "n:7")
+    flat_sink = wamp.subscribe(f"docs-for-{on_flat}")
+    nested_sink = wamp.subscribe(f"docs-for-{on_nested}")
+    assert published(beater, nested, {"n": 7, "host": {"name": "web-1"}, "marker": "ecs"}) == 1
+    assert published(beater, flat, {"host": "web-1", "marker": "flat"}) == 1
+    assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
+    assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]
