@@ -257,20 +257,27 @@ class Percolator:
     async def _retry_conformed(self, run: _Run, docs: list[dict[str, Any]], result: PercolateResult) -> None:
         """Documents the engine refused, again without the values whose shape another target's
         documents mapped otherwise in the shared index (``beater/document_shape.py``): rare, so the
-        mapping is read only here, not for every batch."""
+        mappings are read only here, not for every batch. A document whose shape its own index
+        refuses stays refused, as the engine will refuse to store it."""
 
-        def mappings(es: Any) -> dict[str, Any]:
-            return dict(
-                es.indices.get_mapping(index=run.pindex, ignore_unavailable=True, allow_no_indices=True)
-            )
+        def mappings(es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            def read(index: str) -> dict[str, Any]:
+                return dict(
+                    es.indices.get_mapping(index=index, ignore_unavailable=True, allow_no_indices=True)
+                )
+
+            return read(run.pindex), read(run.key)
 
         try:
-            found = await self.engine.run(mappings)
+            shared, own = await self.engine.run(mappings)
         except (EngineUnavailable, EngineRejected):
             return  # the refusals stand as the engine gave them
-        properties = [body.get("mappings", {}).get("properties", {}) for body in found.values()]
+        own_properties = [body.get("mappings", {}).get("properties", {}) for body in own.values()]
+        properties = [body.get("mappings", {}).get("properties", {}) for body in shared.values()]
         retry: dict[int, dict[str, Any]] = {}
         for i in result.errors:
+            if any(conform(docs[i], props) is not docs[i] for props in own_properties):
+                continue  # its own index would refuse it too: the engine's refusal is the answer
             fitted = docs[i]
             for props in properties:
                 fitted = conform(fitted, props)
