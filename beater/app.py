@@ -91,7 +91,11 @@ class Beater:
             replicas=settings.query_index_replicas,
         )
         self.percolator = Percolator(
-            self.engine, self.store.targets, settings.percolate_mode, settings.percolate_documents_min
+            self.engine,
+            settings.query_index_prefix,
+            settings.percolate_mode,
+            settings.percolate_documents_min,
+            targets=self.store.targets.percolator_indices_for,
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)
