@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from common.query.targets import parse_target, percolator_suffix
 from devstack.metrics_page import metric as scraped
 from devstack.wamp_client import WampClient
+from tests.data_streams import put_data_stream_template
 from tests.http_client import engine_request, http, ingest
 from tests.real_stack import EngineHandle, ServiceHandle, StartService
 from tests.tailor.tail_client import Tail
@@ -303,16 +302,7 @@ def test_the_tailor_refuses_a_bad_target_with_invalid_index(tailor: ServiceHandl
 def test_a_data_stream_written_through_its_name(
     start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
 ) -> None:
-    template = {"index_patterns": [f"{index}-ds-*"], "data_stream": {}, "priority": 500}
-    resp = http(
-        "PUT",
-        f"{engine.url}/_index_template/{index}",
-        json.dumps(template),
-        {"content-type": "application/json"},
-    )
-    if resp.status == 400 and b"data_stream" in resp.body:
-        pytest.skip("this engine has no data streams (Elasticsearch 7.17 OSS: they are an x-pack feature)")
-    assert resp.status == 200, resp.body
+    put_data_stream_template(engine.url, index, f"{index}-ds-*")
     beater = start_beater(**FAST_SWEEPS)
     stream = f"{index}-ds-nginx"
     try:
