@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +25,17 @@ def cli_env(**extra: str) -> dict[str, str]:
     return without_estrom(os.environ) | {"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"} | extra
 
 
+def _as_from_a_terminal() -> None:
+    """Give the command the SIGINT a shell prompt gives it.
+
+    A suite started in the background of a script (``scripts/test &``, a CI
+    step run with ``&``) inherits SIGINT *ignored*, and Python then installs
+    no KeyboardInterrupt handler: the Ctrl-C tests would wait out their
+    timeout. A user at a terminal never starts ``estrom`` that way.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Cli:
     """One running ``estrom`` command; its output lines arrive on queues."""
 
@@ -36,6 +48,7 @@ class Cli:
             stderr=subprocess.PIPE,
             cwd=REPO,
             env=cli_env(**env),
+            preexec_fn=_as_from_a_terminal,
         )
         self.stdout: queue.Queue[str | None] = queue.Queue()
         self.stderr: queue.Queue[str | None] = queue.Queue()
