@@ -91,11 +91,7 @@ class Beater:
             replicas=settings.query_index_replicas,
         )
         self.percolator = Percolator(
-            self.engine,
-            settings.query_index_prefix,
-            settings.percolate_mode,
-            settings.percolate_documents_min,
-            targets=self.store.targets.percolator_indices_for,
+            self.engine, self.store.targets, settings.percolate_mode, settings.percolate_documents_min
         )
         pipeline_ref: list[IngestPipeline] = []
         self.metrics = build_metrics(pipeline_ref)

@@ -16,6 +16,15 @@ each document matches. So ``auto`` uses ``documents`` from
 ``documents_min`` on and, below it, whichever shape it measured to cost less
 (``beater/percolate_shape.py``).
 
+Either way the request searches the shared percolator index (more only when
+targets disagree on a field's type, ``beater/store/mappings.py``), filtered
+on the targets covering the batch's index (``beater/store/targets.py``):
+one in-memory index of the batch, whatever the number of targets. Queries
+registered since shortly before this beater last read the targets are
+percolated whatever their target, and kept when their target covers the
+index (``admits``): another beater's new target is matched from its first
+batch on.
+
 Whichever is used, a batch the engine refuses as a whole (one document that
 cannot be parsed against the mapping) is retried item by item through
 ``_msearch`` so only the offending documents are rejected. All matches are
@@ -26,12 +35,14 @@ read, however many: pages (10,000 a batch, 64 a single document) with
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from beater.document_shape import conform
 from beater.percolate_shape import ShapeChooser
-from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, SID_FIELD
+from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, REGISTERED_FIELD, SID_FIELD, TARGET_FIELD
+from beater.store.targets import Covering
 from common.engine import TRANSPORT_ERRORS, Engine, EngineRejected, EngineUnavailable
 
 PAGE_SIZE = 10_000  # index.max_result_window
@@ -90,14 +101,50 @@ def _not_started(exc: EngineUnavailable) -> bool:
 
 @dataclass
 class PercolateResult:
-    """``matches[i]``: sids matching document i; ``errors[i]``: why document i failed."""
+    """``matches[i]``: sids matching document i; ``errors[i]``: why document i failed.
+
+    ``index``: the concrete index the documents went to (an alias or data
+    stream name resolved to its write index), the ``_index`` of their hits.
+    """
 
     matches: list[list[str]]
     errors: dict[int, str] = field(default_factory=dict)
+    index: str | None = None
+
+
+class CoveringTargets(Protocol):
+    """What percolation asks of the target set (``beater/store/targets.py``'s ``TargetSet``)."""
+
+    recent_since_ms: int
+
+    def covering(self, index: str) -> Covering: ...
+
+    def admits(self, canonical: str, index: str, pindex: str) -> bool: ...
+
+
+def scope_filter(
+    targets: tuple[str, ...], recent_since_ms: int | None, known: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Queries of the covering targets, and those registered since ``recent_since_ms`` on targets not ``known``.
+
+    A recent query of a known target that does not cover the index would be
+    dropped after the search anyway: leaving it out keeps a burst of
+    registrations from adding candidates to every batch.
+    """
+    covering = {"terms": {TARGET_FIELD: list(targets)}}
+    if recent_since_ms is None:
+        return covering
+    recent: dict[str, Any] = {"range": {REGISTERED_FIELD: {"gte": recent_since_ms}}}
+    if known:
+        recent = {"bool": {"filter": [recent], "must_not": [{"terms": {TARGET_FIELD: list(known)}}]}}
+    return {"bool": {"should": [covering, recent], "minimum_should_match": 1}}
 
 
 def _search_body(
-    percolate: dict[str, Any], after: str | None = None, size: int = PAGE_SIZE
+    percolate: dict[str, Any],
+    after: str | None = None,
+    size: int = PAGE_SIZE,
+    scope: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         # Filter context: no scores to compute, the slots are still reported.
@@ -107,6 +154,7 @@ def _search_body(
                 "filter": [
                     {"percolate": {"field": QUERY_FIELD, **percolate}},
                     {"term": {ACTIVE_FIELD: True}},
+                    *([] if scope is None else [scope]),
                 ]
             }
         },
@@ -115,9 +163,27 @@ def _search_body(
         "sort": [{SID_FIELD: "asc"}],
         "track_total_hits": False,
     }
+    if scope is not None:
+        body["docvalue_fields"] = [TARGET_FIELD]
     if after is not None:
         body["search_after"] = [after]
     return body
+
+
+def _hit_target(hit: dict[str, Any]) -> str | None:
+    found = (hit.get("fields") or {}).get(TARGET_FIELD)
+    return str(found[0]) if found else None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One batch's percolation: where, which queries, which matches to keep."""
+
+    pindex: str
+    scope: dict[str, Any]
+    keep: Callable[[dict[str, Any]], bool]
+    #: what the request shape is learned per (the ingest index)
+    key: str
 
 
 def _item_reason(item: dict[str, Any]) -> str:
@@ -131,35 +197,41 @@ def _item_reason(item: dict[str, Any]) -> str:
 
 
 class Percolator:
-    """Runs batches of documents through the percolator index of their index."""
+    """Runs batches of documents through the shared percolator index, filtered on their covering targets."""
 
     def __init__(
         self,
         engine: Engine,
-        prefix: str,
+        targets: CoveringTargets,
         mode: str = "auto",
         documents_min: int = DOCUMENTS_MIN,
-        targets: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"percolate mode must be one of {MODES}, not {mode!r}")
         self.engine = engine
-        self.prefix = prefix
-        #: The percolator indices of the targets covering an index (``beater/store/targets.py``):
-        #: one request serves them all. Without it, the one of the index's own name.
+        #: The targets covering an index and where their queries are (``beater/store/targets.py``).
         self.targets = targets
         self.mode = mode
         self.documents_min = documents_min
         self.shapes = ShapeChooser()
 
     async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        covering = self.targets.covering(index)
         if not docs:
-            return PercolateResult(matches=[])
-        pindex = ",".join(self.targets(index)) if self.targets is not None else self.prefix + index
-        if not pindex:
-            return PercolateResult(matches=[[] for _ in docs])
+            return PercolateResult(matches=[], index=covering.concrete)
+        pindex = ",".join(covering.indices)
+        scope = scope_filter(covering.targets, self.targets.recent_since_ms, covering.known)
+        wanted = frozenset(covering.targets)
+
+        def keep(hit: dict[str, Any]) -> bool:
+            target = _hit_target(hit)
+            if target is None:
+                return False
+            return target in wanted or self.targets.admits(target, index, str(hit.get("_index", "")))
+
+        run = _Run(pindex, scope, keep, index)
         try:
-            return await self._percolate(pindex, docs)
+            result = await self._percolate(run, docs)
         except EngineUnavailable as exc:
             if not _not_started(exc):
                 raise
@@ -176,54 +248,98 @@ class Percolator:
                     request_timeout=self.engine.timeout,
                 )
             )
-            return await self._percolate(pindex, docs)
+            result = await self._percolate(run, docs)
+        if result.errors:
+            await self._retry_conformed(run, docs, result)
+        result.index = covering.concrete
+        return result
 
-    async def _percolate(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
+    async def _retry_conformed(self, run: _Run, docs: list[dict[str, Any]], result: PercolateResult) -> None:
+        """Documents the engine refused, again without the values whose shape another target's
+        documents mapped otherwise in the shared index (``beater/document_shape.py``): rare, so the
+        mappings are read only here, not for every batch. A document whose shape its own index
+        refuses stays refused, as the engine will refuse to store it."""
+
+        def mappings(es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            def read(index: str) -> dict[str, Any]:
+                return dict(
+                    es.indices.get_mapping(index=index, ignore_unavailable=True, allow_no_indices=True)
+                )
+
+            return read(run.pindex), read(run.key)
+
+        try:
+            shared, own = await self.engine.run(mappings)
+        except (EngineUnavailable, EngineRejected):
+            return  # the refusals stand as the engine gave them
+        own_properties = [body.get("mappings", {}).get("properties", {}) for body in own.values()]
+        properties = [body.get("mappings", {}).get("properties", {}) for body in shared.values()]
+        retry: dict[int, dict[str, Any]] = {}
+        for i in result.errors:
+            if any(conform(docs[i], props) is not docs[i] for props in own_properties):
+                continue  # its own index would refuse it too: the engine's refusal is the answer
+            fitted = docs[i]
+            for props in properties:
+                fitted = conform(fitted, props)
+            if fitted is not docs[i]:
+                retry[i] = fitted
+        if not retry:
+            return
+        order = sorted(retry)
+        again = await self._msearch(run, [retry[i] for i in order])
+        for slot, i in enumerate(order):
+            if slot not in again.errors:
+                del result.errors[i]
+                result.matches[i] = again.matches[slot]
+
+    async def _percolate(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         size = len(docs)
         if self.mode == "msearch" or size == 1:
-            return await self._msearch(pindex, docs)
+            return await self._msearch(run, docs)
         learn = self.mode == "auto" and size < self.documents_min
-        shape = self.shapes.choose(pindex, size) if learn else "documents"
+        shape = self.shapes.choose(run.key, size) if learn else "documents"
         started = time.perf_counter()
         try:
             if shape == "msearch":
-                result = await self._msearch(pindex, docs)
+                result = await self._msearch(run, docs)
             else:
-                result = await self._documents(pindex, docs)
+                result = await self._documents(run, docs)
         except EngineRejected:
             # One bad document fails the whole request: isolate it.
-            return await self._msearch(pindex, docs)
+            return await self._msearch(run, docs)
         if learn:
-            self.shapes.record(pindex, size, shape, time.perf_counter() - started)
+            self.shapes.record(run.key, size, shape, time.perf_counter() - started)
         return result
 
-    async def _documents(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
+    async def _documents(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         matches: list[list[str]] = [[] for _ in docs]
         after: str | None = None
         while True:
-            body = _search_body({"documents": docs}, after)
+            body = _search_body({"documents": docs}, after, scope=run.scope)
 
             def search(es: Any, body: dict[str, Any] = body) -> dict[str, Any]:
-                return es.search(index=pindex, body=body, ignore_unavailable=True, allow_no_indices=True)
+                return es.search(index=run.pindex, body=body, ignore_unavailable=True, allow_no_indices=True)
 
             resp = await self.engine.run(search)
             hits = resp["hits"]["hits"]
             for hit in hits:
+                if not run.keep(hit):
+                    continue
                 for slot in hit.get("fields", {}).get("_percolator_document_slot", [0]):
                     matches[slot].append(hit["_id"])
             if len(hits) < PAGE_SIZE:
                 return PercolateResult(matches=matches)
             after = hits[-1]["sort"][0]
 
-    async def _msearch(self, pindex: str, docs: list[dict[str, Any]]) -> PercolateResult:
+    async def _msearch(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         result = PercolateResult(matches=[[] for _ in docs])
         todo: dict[int, str | None] = dict.fromkeys(range(len(docs)))
         while todo:
             order = sorted(todo)
             lines: list[dict[str, Any]] = []
             for i in order:
-                lines.append({"index": pindex, "ignore_unavailable": True, "allow_no_indices": True})
-                lines.append(_search_body({"document": docs[i]}, todo[i], DOCUMENT_PAGE_SIZE))
+                lines.append({"index": run.pindex, "ignore_unavailable": True, "allow_no_indices": True})
+                lines.append(_search_body({"document": docs[i]}, todo[i], DOCUMENT_PAGE_SIZE, run.scope))
 
             def msearch(es: Any, lines: list[dict[str, Any]] = lines) -> dict[str, Any]:
                 return es.msearch(body=lines)
@@ -243,7 +359,7 @@ class Percolator:
                     result.errors[i] = _item_reason(item)
                     continue
                 hits = item["hits"]["hits"]
-                result.matches[i].extend(h["_id"] for h in hits)
+                result.matches[i].extend(h["_id"] for h in hits if run.keep(h))
                 if len(hits) == DOCUMENT_PAGE_SIZE:
                     todo[i] = hits[-1]["sort"][0]
         return result

@@ -206,7 +206,8 @@ class IngestPipeline:
             result: PercolateResult = await self._sem.run(
                 lambda: ensureDeferred(self._percolate(lane.index, [i.source for i in batch.items]))
             )
-            batch.matched, batch.grouped = self._group(lane.index, batch.items, result)
+            # _index: the concrete index (an alias or data stream name resolved, beater/percolate.py).
+            batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:
             batch.error = exc
         batch.ready = True

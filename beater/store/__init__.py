@@ -1,23 +1,29 @@
-"""The query store: registered queries kept in the engine's percolator indices.
+"""The query store: registered queries kept in the engine's shared percolator index.
 
 One module per job: ``schema`` (the percolator index's fields and mapping,
-the stored query document), ``mappings`` (indices exist and map what their
-queries and documents use), ``registry`` (register, describe) and ``sweeps``
-(the lifecycle's scan and conditional writes), ``targets`` (which
-percolator indices serve an ingested index). ``QueryStore`` is the one
-object the beater holds.
+the stored query document), ``mappings`` (the shared indices exist, map what
+their queries and documents use, take the older per-target layout's
+queries), ``registry`` (register, describe) and ``sweeps`` (the lifecycle's
+scan and conditional writes), ``targets`` (which targets cover an ingested
+index). ``QueryStore`` is the one object the beater holds.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.logger import Logger
+
 from beater.store.mappings import PercolatorIndices
 from beater.store.registry import QueryRegistry
+from beater.store.schema import shared_number
 from beater.store.sweeps import QuerySweeps
 from beater.store.targets import TargetSet
 from common.engine import Engine
 from common.query.limits import QueryLimits
+from common.query.targets import InvalidTarget, parse_target
+
+log = Logger()
 
 __all__ = ["QueryStore"]
 
@@ -57,13 +63,26 @@ class QueryStore:
         found = await self.sweeps.find(sid)
         if found is None:
             return False
-        if not self.targets.knows(found[0]):
-            await self.targets.refresh()
-        await self.sweeps.touch(sid, found)
+        pindex, active, target = found
+        if target is not None and not self.targets.knows(target):
+            n = shared_number(self.prefix, pindex)
+            try:
+                if n is not None:
+                    self.targets.add(parse_target(target), n)
+            except InvalidTarget:
+                pass
+        await self.sweeps.touch(sid, (pindex, active))
         return True
 
     async def refresh_targets(self) -> bool:
-        """Re-read targets, aliases and data streams from the engine (every sweep)."""
+        """Migrate an older layout's percolator indices, re-read targets, aliases and data streams.
+
+        On joining and at every sweep (an older beater still running may
+        write a per-target index again: its queries then move too).
+        """
+        copied = await self.indices.migrate()
+        if copied:
+            log.info("store.migrated", queries=copied)
         return await self.targets.refresh()
 
     async def deactivate_unsubscribed(
@@ -85,4 +104,4 @@ class QueryStore:
         return await self.sweeps.collect_idle(idle_before_ms)
 
     async def sync_mappings(self) -> int:
-        return await self.indices.sync_mappings()
+        return await self.indices.sync_mappings(list(self.targets.registered()))

@@ -1,4 +1,4 @@
-"""Register and describe queries: one document per query in its percolator index, id = sid.
+"""Register and describe queries: one document per query in a shared percolator index, id = sid.
 
 Stored in the engine, queries survive a beater restart and are shared by any
 number of beaters. A query document's id is its sid, so registering twice is
@@ -11,14 +11,14 @@ from typing import Any
 
 from beater.coalesce import Coalescer
 from beater.store.mappings import PercolatorIndices
-from beater.store.schema import META_FIELD, QUERY_FIELD, query_document
+from beater.store.schema import META_FIELD, QUERY_FIELD, TARGET_FIELD, query_document, shared_number
 from beater.store.sweeps import now_ms
 from beater.store.targets import TargetSet
 from common.engine import Engine, EngineRejected, bulk_item_error
 from common.query.fields import query_fields
 from common.query.limits import QueryLimits
 from common.query.prepared import prepare
-from common.query.targets import Target, parse_target
+from common.query.targets import parse_target
 
 
 class QueryRegistry:
@@ -33,10 +33,12 @@ class QueryRegistry:
         self.limits = limits
         self._writers: dict[str, Coalescer[tuple[str, dict[str, Any]], None]] = {}
 
-    def _writer(self, pindex: str, target: Target) -> Coalescer[tuple[str, dict[str, Any]], None]:
+    def _writer(self, pindex: str) -> Coalescer[tuple[str, dict[str, Any]], None]:
         """Stores query documents of ``pindex``: concurrent registrations share one bulk and refresh."""
         writer = self._writers.get(pindex)
         if writer is None:
+            n = shared_number(self.indices.prefix, pindex)
+            assert n is not None
 
             def write(es: Any, docs: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], bool]:
                 # The index may have been deleted under us (an operator, a
@@ -45,9 +47,10 @@ class QueryRegistry:
                 # properly, with the fields of these queries, before writing.
                 vanished = not es.indices.exists(index=pindex)
                 if vanished:
-                    self.indices.create_now(es, target)
-                    fields = set().union(*(query_fields(doc[QUERY_FIELD]) for _sid, doc in docs))
-                    self.indices.add_missing(es, target, fields)
+                    self.indices.create_now(es, n, force=True)
+                    for _sid, doc in docs:
+                        target = parse_target(doc[TARGET_FIELD])
+                        self.indices.place_now(es, target, query_fields(doc[QUERY_FIELD]))
                 lines: list[dict[str, Any]] = []
                 for sid, doc in docs:
                     lines += [{"index": {"_index": pindex, "_id": sid}}, doc]
@@ -83,7 +86,8 @@ class QueryRegistry:
         """
         target = parse_target(index)
         prepared = prepare(query, self.limits)
-        pindex = await self.indices.ensure(target)
+        n = await self.indices.place(target, prepared.fields)
+        pindex = self.indices.name(n)
         try:
             await self._validate(pindex, prepared.dsl)
         except EngineRejected as exc:
@@ -91,13 +95,14 @@ class QueryRegistry:
                 raise
             # Deleted under us (an operator, a snapshot restore): create it again, properly.
             self.indices.forget(pindex)
-            pindex = await self.indices.ensure(target)
+            n = await self.indices.place(target, prepared.fields)
+            pindex = self.indices.name(n)
             await self._validate(pindex, prepared.dsl)
-        await self.indices.map_fields(target, prepared.fields)
         doc = query_document(target.canonical, prepared, now_ms())
         sid = prepared.sid(target.canonical)
-        await self._writer(pindex, target).submit((sid, doc))
-        self.targets.add(pindex, target)
+        await self._writer(pindex).submit((sid, doc))
+        await self.indices.ensure_alias(target, n)
+        self.targets.add(target, n)
         return sid
 
     async def describe(self, sid: str) -> dict[str, Any] | None:

@@ -1,6 +1,10 @@
-"""The percolator index's schema: its fields, settings and mapping, and a stored query document.
+"""The shared percolator index's schema: its fields, settings and mapping, and a stored query document.
 
-The percolator index parses both the stored queries and the percolated
+Every read target's queries live in one shared percolator index (more only
+when targets disagree on a field's type, ``beater/store/mappings.py``); each
+stored query carries its canonical target (``TARGET_FIELD``), and a batch is
+percolated with a ``terms`` filter on the targets covering its index. The
+percolator index parses both the stored queries and the percolated
 documents, so its mapping decides what matches. It is built so that:
 
 * every string field is text with a ``keyword`` sub-field (as dynamic mapping
@@ -23,6 +27,14 @@ QUERY_FIELD = "estrom_query"
 ALL_FIELD = "estrom_all"
 SID_FIELD = "estrom_sid"
 META_FIELD = "estrom_meta"
+#: The query's canonical read target: percolation filters on it.
+TARGET_FIELD = "estrom_target"
+#: When the query was (last) registered: a beater that has not read the
+#: targets since then still percolates it (``beater/percolate.py``).
+REGISTERED_FIELD = "estrom_registered"
+#: Suffix (after the prefix) of the shared percolator indices: ``<prefix>_shared-<n>``.
+#: No document index name starts with ``_``, so none is ever taken for one.
+SHARED_SUFFIX = "_shared-"
 # Lifecycle (beater/lifecycle.py): only active queries are percolated; an
 # inactive one is removed once idle for the grace period.
 ACTIVE_FIELD = "estrom_active"
@@ -32,6 +44,12 @@ LIFECYCLE_MAPPING = {
     ACTIVE_FIELD: {"type": "boolean"},
     LAST_ACTIVE_FIELD: {"type": "date", "format": "epoch_millis"},
     IDLE_SINCE_FIELD: {"type": "date", "format": "epoch_millis"},
+}
+#: What every shared percolator index maps besides the documents' fields.
+OWN_MAPPING = {
+    TARGET_FIELD: {"type": "keyword"},
+    REGISTERED_FIELD: {"type": "date", "format": "epoch_millis"},
+    **LIFECYCLE_MAPPING,
 }
 
 TEXT_WITH_KEYWORD: dict[str, Any] = {
@@ -89,7 +107,7 @@ def percolator_index_body(shards: int | None = None, replicas: int | None = None
                 ALL_FIELD: {"type": "text"},
                 SID_FIELD: {"type": "keyword"},
                 META_FIELD: {"type": "object", "enabled": False},
-                **LIFECYCLE_MAPPING,
+                **OWN_MAPPING,
             },
         },
     }
@@ -143,6 +161,27 @@ def query_document(index: str, query: PreparedQuery, now_ms: int) -> dict[str, A
     return {
         QUERY_FIELD: query.dsl,
         SID_FIELD: query.sid(index),
+        TARGET_FIELD: index,
+        REGISTERED_FIELD: now_ms,
         META_FIELD: {"index": index, "query": query.canonical, "registered_at": now_ms / 1000},
         **active_doc(now_ms),
     }
+
+
+def shared_index(prefix: str, n: int) -> str:
+    """The name of the ``n``-th shared percolator index (0: the one every target starts in)."""
+    return f"{prefix}{SHARED_SUFFIX}{n}"
+
+
+def shared_number(prefix: str, name: str) -> int | None:
+    """``n`` of a shared percolator index's name, None for any other index (an older per-target one)."""
+    head = prefix + SHARED_SUFFIX
+    rest = name[len(head) :] if name.startswith(head) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def field_type(mapping: dict[str, Any] | None) -> str:
+    """The type a field mapping gives (an object without a type: ``object``)."""
+    if not mapping:
+        return "object"
+    return str(mapping.get("type", "object"))

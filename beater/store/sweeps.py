@@ -14,7 +14,14 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from beater.coalesce import Coalescer
-from beater.store.schema import ACTIVE_FIELD, IDLE_SINCE_FIELD, LAST_ACTIVE_FIELD, SID_FIELD, active_doc
+from beater.store.schema import (
+    ACTIVE_FIELD,
+    IDLE_SINCE_FIELD,
+    LAST_ACTIVE_FIELD,
+    SID_FIELD,
+    TARGET_FIELD,
+    active_doc,
+)
 from common.engine import Engine
 
 #: Conditional writes per bulk request in a sweep: each request stays well
@@ -55,13 +62,17 @@ class QuerySweeps:
         if refresh:
             await self._refresh(pindex)
 
-    async def find(self, sid: str) -> tuple[str, bool] | None:
-        """(percolator index, active) of a stored query, or None."""
+    async def find(self, sid: str) -> tuple[str, bool, str | None] | None:
+        """(percolator index, active, canonical target) of a stored query, or None."""
 
         def find(es: Any) -> dict[str, Any]:
             return es.search(
                 index=self.prefix + "*",
-                body={"query": {"ids": {"values": [sid]}}, "_source": [ACTIVE_FIELD], "size": 1},
+                body={
+                    "query": {"ids": {"values": [sid]}},
+                    "_source": [ACTIVE_FIELD, TARGET_FIELD],
+                    "size": 1,
+                },
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
@@ -69,7 +80,13 @@ class QuerySweeps:
         hits = (await self.engine.run(find))["hits"]["hits"]
         if not hits:
             return None
-        return str(hits[0]["_index"]), bool(hits[0].get("_source", {}).get(ACTIVE_FIELD, False))
+        source = hits[0].get("_source", {})
+        target = source.get(TARGET_FIELD)
+        return (
+            str(hits[0]["_index"]),
+            bool(source.get(ACTIVE_FIELD, False)),
+            target if isinstance(target, str) else None,
+        )
 
     async def touch(self, sid: str, found: tuple[str, bool]) -> None:
         """Mark a query active now (a subscription appeared); ``found`` is what ``find`` said."""

@@ -1,38 +1,49 @@
-"""Which percolator indices serve a document ingested into index ``X``: the covering targets.
+"""Which stored queries serve a document ingested into index ``X``: the covering targets.
 
-Every registered read target has its percolator index. At ingest, the
-beater needs the percolator indices of every target that covers ``X``; that
-is computed once per new ``X`` and cached (``percolator_indices_for``), so a
-batch costs one dictionary lookup and still one percolate request across
-all of them. The cache is dropped when the set of targets or the engine's
-aliases and data streams change.
+Every query lives in a shared percolator index (``beater/store/mappings.py``)
+with its canonical target in ``estrom_target``. At ingest, the beater needs
+the targets covering ``X`` (by name, by the engine's aliases and data
+streams) and the shared percolator indices that hold their queries: that is
+computed once per new ``X`` and cached (``covering``), so a batch costs one
+dictionary lookup and one percolate request with a ``terms`` filter on those
+targets. The cache is dropped when the set of targets or the engine's aliases
+and data streams change.
 
-The set is shared by every beater through the engine: each percolator index
-keeps its canonical target in its mapping's ``_meta`` (``TARGET_META``), and
-a beater rebuilds the set from there at every lifecycle sweep, when it
-registers a target and when a subscription appears for a query it does not
-know the target of. A single-name target (an index, alias or data stream
-name) needs none of that: its percolator index is ``<prefix><name>``, which a
-beater derives from the names alone.
+The set is shared by every beater through the engine: a beater reads the
+distinct targets of the shared indices at every lifecycle sweep, on joining,
+learns a target when it registers it or a subscription appears for one of
+its queries, and, in the window before any of that, still percolates every
+query registered since shortly before its last read
+(``Covering.recent_since_ms``) and keeps the matches whose target covers
+``X`` (``admits``): a target registered through any beater is matched by
+every beater from the first batch percolated after the registration answered.
+A single-name target (an index, alias or data stream name) needs none of
+that: it covers ``X`` when it is one of ``X``'s names.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.logger import Logger
 
+from beater.store.schema import SHARED_SUFFIX, TARGET_FIELD, shared_index, shared_number
 from common.engine import TRANSPORT_ERRORS, Engine
 from common.query.targets import InvalidTarget, Target, parse_target
 
 log = Logger()
 
-#: Key of the canonical target in a percolator index's mapping ``_meta``.
-TARGET_META = "estrom_target"
 #: A cache entry per distinct ingest name; past this many, it starts over.
 _CACHE_MAX = 100_000
+#: Queries registered this long before a beater's last read of the targets are
+#: still percolated unfiltered by it (a write that was slow to become visible,
+#: clocks of beaters a little apart): wider costs nothing but a few candidates.
+RECENT_SLACK_MS = 60_000
+#: Distinct targets read per aggregation page.
+_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -52,13 +63,22 @@ class Topology:
             names |= {written} | self.names_of_index.get(written, frozenset())
         return frozenset(names)
 
+    def concrete(self, name: str) -> str:
+        """The concrete index a document ingested into ``name`` goes to (``_index`` of its hits)."""
+        return self.write_index.get(name, name)
 
-def topology_from(aliases: dict[str, Any], data_streams: dict[str, Any]) -> Topology:
-    """A Topology from ``GET _alias`` and ``GET _data_stream`` answers."""
+
+def topology_from(aliases: dict[str, Any], data_streams: dict[str, Any], skip: str = "") -> Topology:
+    """A Topology from ``GET _alias`` and ``GET _data_stream`` answers.
+
+    ``skip``: a prefix of indices left out (estrom's own percolator indices and their aliases).
+    """
     names: dict[str, set[str]] = {}
     members: dict[str, list[str]] = {}
     write: dict[str, str] = {}
     for index, body in aliases.items():
+        if skip and index.startswith(skip):
+            continue
         for alias, spec in (body.get("aliases") or {}).items():
             names.setdefault(index, set()).add(alias)
             members.setdefault(alias, []).append(index)
@@ -76,68 +96,165 @@ def topology_from(aliases: dict[str, Any], data_streams: dict[str, Any]) -> Topo
     return Topology({k: frozenset(v) for k, v in names.items()}, write)
 
 
+@dataclass(frozen=True)
+class Covering:
+    """What one percolate request for documents ingested into an index needs."""
+
+    #: the concrete index the documents go to: ``_index`` of their hits
+    concrete: str
+    #: canonical targets covering it, sorted: the ``terms`` filter
+    targets: tuple[str, ...]
+    #: the shared percolator indices to search, sorted
+    indices: tuple[str, ...]
+    #: every target this beater knows (the recent queries of these need no second look)
+    known: tuple[str, ...] = ()
+
+
 class TargetSet:
-    """The registered targets, their percolator indices and the covering cache."""
+    """The registered targets, the shared indices holding their queries, and the covering cache."""
 
     def __init__(self, engine: Engine, prefix: str) -> None:
         self.engine = engine
         self.prefix = prefix
-        #: percolator index -> its target, for targets that are not a single name
+        #: canonical target -> its Target, for targets that are not a single name
         self._targets: dict[str, Target] = {}
+        #: canonical target (single names too) -> numbers of the shared indices holding its queries
+        self._where: dict[str, frozenset[int]] = {}
         self._topology = Topology()
-        self._covering: dict[str, tuple[str, ...]] = {}
+        self._covering: dict[str, Covering] = {}
+        #: sorted keys of ``_where``, shared by the cache's entries (None: to compute)
+        self._known: tuple[str, ...] | None = None
+        #: canonical target -> when this beater learned it (registered, admitted), epoch ms
+        self._learned_at: dict[str, int] = {}
+        #: queries registered from this instant on are percolated whatever their target (see module doc)
+        self.recent_since_ms = 0
         #: False once the engine said it has no data streams (Elasticsearch OSS): not asked again
         self._data_streams = True
+
+    def _clear(self) -> None:
+        self._covering.clear()
+        self._known = None
 
     def __len__(self) -> int:
         return len(self._targets)
 
-    def knows(self, pindex: str) -> bool:
-        """Whether ``pindex`` serves a target this beater matches documents against."""
-        return pindex in self._targets or not pindex[len(self.prefix) :].startswith("_")
+    def knows(self, canonical: str) -> bool:
+        """Whether this beater matches documents against the queries of ``canonical``."""
+        return canonical in self._where
 
-    def percolator_indices_for(self, index: str) -> tuple[str, ...]:
-        """The percolator indices of every target covering a document ingested into ``index``."""
+    def covering(self, index: str) -> Covering:
+        """Targets covering a document ingested into ``index`` and the indices holding their queries."""
         found = self._covering.get(index)
         if found is None:
             names = self._topology.names_of(index)
-            pindices = {self.prefix + n for n in names}  # single-name targets: by name alone
-            pindices.update(p for p, t in self._targets.items() if t.covers(names))
-            found = tuple(sorted(pindices))
+            # single-name targets: by name alone, registered or not (the filter costs nothing)
+            targets = set(names) | {c for c, t in self._targets.items() if t.covers(names)}
+            groups = {0}.union(*(self._where.get(c, frozenset()) for c in targets))
+            if self._known is None:
+                self._known = tuple(sorted(self._where))
+            found = Covering(
+                self._topology.concrete(index),
+                tuple(sorted(targets)),
+                tuple(shared_index(self.prefix, n) for n in sorted(groups)),
+                self._known,
+            )
             if len(self._covering) >= _CACHE_MAX:
-                self._covering.clear()
+                self._clear()
             self._covering[index] = found
         return found
 
-    def add(self, pindex: str, target: Target) -> None:
-        """A target registered here: match it from now on."""
-        if target.single_name is None and self._targets.get(pindex) != target:
-            self._targets[pindex] = target
-            self._covering.clear()
+    def admits(self, canonical: str, index: str, pindex: str) -> bool:
+        """Whether a query on ``canonical`` (found in ``pindex``) this beater did not know of covers ``index``.
 
-    def forget(self, pindex: str) -> None:
-        if self._targets.pop(pindex, None) is not None:
-            self._covering.clear()
-
-    def replace(self, targets: dict[str, Target], topology: Topology) -> bool:
-        """Install what the engine holds; True if anything changed (the cache is then dropped)."""
-        if targets == self._targets and topology == self._topology:
+        It is learned: its queries are in the covering sets from the next batch on.
+        """
+        group = shared_number(self.prefix, pindex)
+        try:
+            target = parse_target(canonical)
+        except InvalidTarget:
             return False
+        if group is not None:
+            self.add(target, group)
+        return target.covers(self._topology.names_of(index))
+
+    def add(self, target: Target, group: int) -> None:
+        """A query of ``target`` is stored in shared index ``group``: match it from now on."""
+        where = self._where.get(target.canonical, frozenset())
+        if group in where:
+            return
+        self._where[target.canonical] = where | {group}
+        self._learned_at[target.canonical] = int(time.time() * 1000)
+        if target.single_name is None:
+            self._targets[target.canonical] = target
+        self._clear()
+
+    def replace(self, where: dict[str, frozenset[int]], topology: Topology) -> bool:
+        """Install what the engine holds; True if anything changed (the cache is then dropped)."""
+        if where == self._where and topology == self._topology:
+            return False
+        targets: dict[str, Target] = {}
+        for canonical in where:
+            try:
+                target = parse_target(canonical)
+            except InvalidTarget:
+                log.warn("targets.bad_target", target=canonical)
+                continue
+            if target.single_name is None:
+                targets[canonical] = target
+        self._where = dict(where)
         self._targets = targets
         self._topology = topology
-        self._covering.clear()
+        self._clear()
+        self._learned_at = {c: t for c, t in self._learned_at.items() if c in where}
         return True
 
-    async def refresh(self) -> bool:
-        """Re-read the targets (percolator indices' ``_meta``), aliases and data streams."""
+    def registered(self) -> Iterable[tuple[Target, frozenset[int]]]:
+        """Every known target and the shared indices holding its queries (the mapping sync's list)."""
+        found: list[tuple[Target, frozenset[int]]] = []
+        for canonical, groups in sorted(self._where.items()):
+            try:
+                found.append((parse_target(canonical), groups))
+            except InvalidTarget:
+                continue
+        return found
 
-        def read(es: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            mappings = es.indices.get_mapping(
-                index=self.prefix + "*",
-                ignore_unavailable=True,
-                allow_no_indices=True,
-                filter_path="*.mappings._meta",
-            )
+    def _read_where(self, es: Any) -> dict[str, frozenset[int]]:
+        """Distinct targets of every shared index, paged with a composite aggregation."""
+        rows = es.cat.indices(index=self.prefix + SHARED_SUFFIX + "*", format="json", h="index")
+        where: dict[str, set[int]] = {}
+        for name in sorted(r["index"] for r in rows):
+            n = shared_number(self.prefix, name)
+            if n is None:
+                continue
+            after: dict[str, Any] | None = None
+            while True:
+                composite: dict[str, Any] = {
+                    "size": _PAGE,
+                    "sources": [{"t": {"terms": {"field": TARGET_FIELD}}}],
+                }
+                if after is not None:
+                    composite["after"] = after
+                resp = es.search(
+                    index=name,
+                    body={"size": 0, "aggs": {"targets": {"composite": composite}}},
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                )
+                agg = (resp.get("aggregations") or {}).get("targets") or {}
+                buckets = agg.get("buckets") or []
+                for bucket in buckets:
+                    where.setdefault(str(bucket["key"]["t"]), set()).add(n)
+                if len(buckets) < _PAGE or not agg.get("after_key"):
+                    break
+                after = agg["after_key"]
+        return {c: frozenset(g) for c, g in where.items()}
+
+    async def refresh(self) -> bool:
+        """Re-read the targets (distinct ``estrom_target`` of the shared indices), aliases and data streams."""
+        started = int(time.time() * 1000)
+
+        def read(es: Any) -> tuple[dict[str, frozenset[int]], dict[str, Any], dict[str, Any]]:
+            where = self._read_where(es)
             aliases = es.indices.get_alias(ignore_unavailable=True, filter_path="*.aliases")
             streams: dict[str, Any] = {}
             if self._data_streams:
@@ -152,32 +269,28 @@ class TargetSet:
                     if exc.status_code not in (400, 404, 405):
                         raise
                     streams = {"unsupported": str(exc)}
-            return mappings or {}, aliases or {}, streams or {}
+            return where, aliases or {}, streams or {}
 
-        mappings, aliases, streams = await self.engine.run(read)
+        where, aliases, streams = await self.engine.run(read)
         if "unsupported" in streams:  # an engine without data streams (Elasticsearch 7 OSS)
             log.debug("targets.no_data_streams", error=streams["unsupported"])
             self._data_streams = False
             streams = {}
-        changed = self.replace(self._targets_from(mappings), topology_from(aliases, streams))
+        # Targets learned here since the read started (registered, admitted) stay.
+        for canonical, groups in self._where.items():
+            missing = canonical not in where or not groups <= where[canonical]
+            if missing and self._learned_after(canonical, started):
+                where[canonical] = where.get(canonical, frozenset()) | groups
+        changed = self.replace(where, topology_from(aliases, streams, skip=self.prefix))
+        self.recent_since_ms = started - RECENT_SLACK_MS
         log.debug("targets.refreshed", targets=len(self._targets), changed=changed)
         return changed
 
-    def _targets_from(self, mappings: dict[str, Any]) -> dict[str, Target]:
-        targets: dict[str, Target] = {}
-        for pindex, body in mappings.items():
-            meta = ((body or {}).get("mappings") or {}).get("_meta") or {}
-            text = meta.get(TARGET_META)
-            if not isinstance(text, str):
-                continue  # a single-name target (older beaters wrote no _meta): known by its name
-            try:
-                target = parse_target(text)
-            except InvalidTarget:
-                log.warn("targets.bad_meta", index=pindex, target=text)
-                continue
-            if target.single_name is None:
-                targets[pindex] = target
-        return targets
+    def _learned_after(self, canonical: str, started_ms: int) -> bool:
+        """Learned here since ``started_ms``: a read that started before may not see it yet.
 
-    def targets(self) -> Iterable[tuple[str, Target]]:
-        return list(self._targets.items())
+        A registration's write is visible before it answers, so a read started
+        later sees it; a target older than the read and missing from it has no
+        queries left (collected).
+        """
+        return self._learned_at.get(canonical, 0) >= started_ms

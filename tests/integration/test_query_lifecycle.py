@@ -44,6 +44,19 @@ def stored(engine: EngineHandle, index: str, sid: str) -> dict[str, Any] | None:
     return hits[0]["_source"] if hits else None
 
 
+def percolator_properties(engine: EngineHandle, index: str) -> dict[str, Any]:
+    """The field mappings the queries on ``index`` are parsed against.
+
+    ``estrom-queries-<index>`` is the target's filtered alias on the shared
+    percolator index holding its queries (``beater/store/mappings.py``).
+    """
+    body = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
+    merged: dict[str, Any] = {}
+    for mapping in body.values():
+        merged.update(mapping["mappings"]["properties"])
+    return merged
+
+
 def lookups(service: ServiceHandle, outcome: str) -> float:
     return metric(service.url, "estrom_beater_lifecycle_lookups_total", outcome=outcome)
 
@@ -183,10 +196,7 @@ def test_fields_added_to_the_document_index_reach_the_percolator_without_restart
     engine_request(engine.url, "PUT", f"/{index}/_mapping", {"properties": {"latency": {"type": "long"}}})
 
     def percolator_type() -> str | None:
-        props = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")[
-            f"estrom-queries-{index}"
-        ]
-        return props["mappings"]["properties"].get("latency", {}).get("type")
+        return percolator_properties(engine, index).get("latency", {}).get("type")
 
     assert wait_until(percolator_type, what="latency mapped in the percolator index") == "long"
     sid = wamp.call("com.estrom.register_query", index, "latency:[100 TO 200]")
@@ -309,11 +319,13 @@ def test_a_percolator_index_deleted_under_a_running_beater_is_recreated_with_its
     first = wamp.call("com.estrom.register_query", index, "kind:before")
     wamp.subscribe(f"docs-for-{first}")
     assert ingest(beater.url, index, {"kind": "before"}).json()["published"] == 1
-    engine_request(engine.url, "DELETE", f"/estrom-queries-{index}")  # an operator, a snapshot restore
+    # The shared percolator index holding its queries (the target's alias leads to it).
+    shared = list(engine_request(engine.url, "GET", f"/estrom-queries-{index}/_alias"))
+    assert shared == ["estrom-queries-_shared-0"]
+    engine_request(engine.url, "DELETE", f"/{shared[0]}")  # an operator, a snapshot restore
 
     sid = wamp.call("com.estrom.register_query", index, "kind:after AND level:error")
-    mapping = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
-    properties = mapping[f"estrom-queries-{index}"]["mappings"]["properties"]
+    properties = percolator_properties(engine, index)
     assert properties["estrom_query"] == {"type": "percolator"}
     assert properties["kind"]["type"] == "text"
     sink = wamp.subscribe(f"docs-for-{sid}")
@@ -343,7 +355,6 @@ def test_a_prefix_subscription_to_every_sid_stops_only_deactivation(
     )
 
     def percolator_type() -> str | None:
-        body = engine_request(engine.url, "GET", f"/estrom-queries-{index}/_mapping")
-        return body[f"estrom-queries-{index}"]["mappings"]["properties"].get("latency", {}).get("type")
+        return percolator_properties(engine, index).get("latency", {}).get("type")
 
     assert wait_until(percolator_type, what="latency mapped under a prefix subscription") == "long"

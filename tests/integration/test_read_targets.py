@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 FAST_SWEEPS = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
 
 
-def published(beater: ServiceHandle, index: str, doc: dict) -> int:
+def published(beater: ServiceHandle, index: str, doc: dict | list[dict]) -> int:
     resp = ingest(beater.url, index, doc)
     assert resp.status == 200, resp.body
     return int(resp.json()["published"])
@@ -181,6 +181,44 @@ def test_a_target_registered_through_one_beater_is_matched_by_all(
     assert [h["_index"] for h in sinks[1].wait_for_marker("b1")] == [f"{index}-b-0", f"{index}-b-1"]
 
 
+def test_a_target_registered_through_another_beater_is_matched_before_this_one_learns_of_it(
+    start_beater: StartService, wamp: WampClient, index: str
+) -> None:
+    # No sweep and no subscription tell a beater of a target registered
+    # through the other: it still matches it from its first batch (queries
+    # registered since shortly before its last read of the targets are
+    # percolated whatever their target, and kept if it covers the index).
+    beaters = [start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600") for _ in range(2)]
+    known = [metric(beater, "estrom_beater_read_targets") for beater in beaters]
+    # Round robin: of four registrations, each beater answers some, never all.
+    targets = [f"{index}-w{k}-*" for k in range(4)]
+    for target in targets:
+        wamp.call("com.estrom.register_query", target, "kind:x")
+    for beater in beaters:
+        for k in range(4):
+            assert published(beater, f"{index}-w{k}-1", {"kind": "x"}) == 1
+        assert published(beater, f"{index}-other", {"kind": "x"}) == 0
+    # Having matched them, each beater knows all four (they are in its covering filter from now on).
+    for beater, before in zip(beaters, known, strict=True):
+        assert metric(beater, "estrom_beater_read_targets") >= before + 4
+
+
+def test_hits_ingested_through_an_alias_carry_the_concrete_index(
+    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    beater = start_beater(**FAST_SWEEPS)
+    concrete, alias = f"{index}-000001", f"{index}-write"
+    engine_request(engine.url, "PUT", f"/{concrete}", {"aliases": {alias: {"is_write_index": True}}})
+    on_pattern = wamp.call("com.estrom.register_query", f"{index}-*", "kind:x")
+    on_concrete = wamp.call("com.estrom.register_query", concrete, "kind:x")
+    sinks = [wamp.subscribe(f"docs-for-{sid}") for sid in (on_pattern, on_concrete)]
+    wait_for_sweeps(beater)  # the alias is known within one sweep
+    # As a shipper writes it: through the alias, which the engine would resolve to its write index.
+    assert published(beater, alias, {"kind": "x", "marker": "w"}) == 2
+    for sink in sinks:
+        assert sink.wait_for_marker("w") == [{"_index": concrete, "_source": {"kind": "x", "marker": "w"}}]
+
+
 def test_a_restarted_beater_knows_the_targets_before_its_first_sweep(
     start_beater: StartService, wamp: WampClient, index: str
 ) -> None:
@@ -241,13 +279,41 @@ def test_covered_indices_that_disagree_on_a_type_the_last_name_wins(
     engine_request(engine.url, "PUT", f"/{newer}", {"mappings": {"properties": {"code": {"type": "long"}}}})
     sid = wamp.call("com.estrom.register_query", f"{index}-*", "code:[100 TO 200]")
     sink = wamp.subscribe(f"docs-for-{sid}")
+    # The target's own address: a filtered alias on the shared percolator index holding its queries.
     pindex = "estrom-queries-" + percolator_suffix(parse_target(f"{index}-*"))
     mapping = engine_request(engine.url, "GET", f"/{pindex}/_mapping/field/code")
-    assert mapping[pindex]["mappings"]["code"]["mapping"]["code"]["type"] == "long"
+    assert [m["mappings"]["code"]["mapping"]["code"]["type"] for m in mapping.values()] == ["long"]
     # Compared as numbers in both indices: 1000 is not between 100 and 200, whichever index it is in.
     assert published(beater, older, {"code": 1000}) == 0
     assert published(beater, older, {"code": 150, "marker": "end"}) == 1
     sink.wait_for_marker("end")
+
+
+def test_targets_that_disagree_on_a_type_each_match_with_their_own(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """One shared percolator index has one type per field: such targets' queries are kept apart."""
+    texts, numbers, more_texts = f"{index}-a-1", f"{index}-b-1", f"{index}-c-1"
+    for name, kind in ((texts, "keyword"), (numbers, "long"), (more_texts, "keyword")):
+        engine_request(engine.url, "PUT", f"/{name}", {"mappings": {"properties": {"code": {"type": kind}}}})
+    on_texts = wamp.call("com.estrom.register_query", f"{index}-a-*", "code:[100 TO 200]")
+    on_numbers = wamp.call("com.estrom.register_query", f"{index}-b-*", "code:[100 TO 200]")
+    on_more = wamp.call("com.estrom.register_query", f"{index}-c-*", "code:[100 TO 200]")
+    sinks = {sid: wamp.subscribe(f"docs-for-{sid}") for sid in (on_texts, on_numbers, on_more)}
+
+    def shared_of(target: str) -> set[str]:
+        alias = "estrom-queries-" + percolator_suffix(parse_target(target))
+        return set(engine_request(engine.url, "GET", f"/{alias}/_alias"))
+
+    assert shared_of(f"{index}-a-*").isdisjoint(shared_of(f"{index}-b-*"))
+    assert shared_of(f"{index}-a-*") == shared_of(f"{index}-c-*")  # same types: one index
+    # As keywords, "1000" sorts between "100" and "200"; as numbers, 1000 is not between them.
+    assert published(beater, texts, [{"code": "1000", "n": 1}, {"code": "150", "n": 2}]) == 2
+    assert published(beater, numbers, [{"code": 1000, "n": 3}, {"code": 150, "n": 4, "marker": "b"}]) == 1
+    assert published(beater, more_texts, {"code": "1000", "n": 5, "marker": "c"}) == 1
+    assert [h["_source"]["n"] for h in sinks[on_numbers].wait_for_marker("b")] == [4]
+    assert [h["_source"]["n"] for h in sinks[on_more].wait_for_marker("c")] == [5]
+    assert [h["_source"]["n"] for h in sinks[on_texts].wait_for_count(2)] == [1, 2]
 
 
 def test_backfill_reads_across_three_daily_indices_newest_first(
@@ -313,7 +379,26 @@ def test_a_data_stream_written_through_its_name(
         sink = wamp.subscribe(f"docs-for-{sid}")
         wait_for_sweeps(beater)
         assert published(beater, stream, {"kind": "x", "marker": "ds"}) == 1
-        assert sink.wait_for_marker("ds")[0]["_index"] == stream
+        # _index: the concrete index the document went to, the stream's write (backing) index.
+        backing = engine_request(engine.url, "GET", f"/_data_stream/{stream}")["data_streams"][0]["indices"]
+        assert sink.wait_for_marker("ds")[0]["_index"] == backing[-1]["index_name"]
     finally:
         http("DELETE", f"{engine.url}/_data_stream/{stream}")
         http("DELETE", f"{engine.url}/_index_template/{index}")
+
+
+def test_a_field_that_is_a_value_in_one_target_and_an_object_in_another(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """Logstash's ``host`` is a string in one pipeline and ECS's object in the next: documents of
+    either shape still match their own target's queries, whatever the other target mapped."""
+    flat, nested = f"{index}-flat", f"{index}-ecs"
+    engine_request(engine.url, "PUT", f"/{flat}", {"mappings": {"properties": {"host": {"type": "keyword"}}}})
+    on_flat = wamp.call("com.estrom.register_query", flat, "host:web-1")
+    on_nested = wamp.call("com.estrom.register_query", nested, "n:7")
+    flat_sink = wamp.subscribe(f"docs-for-{on_flat}")
+    nested_sink = wamp.subscribe(f"docs-for-{on_nested}")
+    assert published(beater, nested, {"n": 7, "host": {"name": "web-1"}, "marker": "ecs"}) == 1
+    assert published(beater, flat, {"host": "web-1", "marker": "flat"}) == 1
+    assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
+    assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]

@@ -1,37 +1,44 @@
-"""The covering cache: which percolator indices serve an ingested index, computed once per index."""
+"""The covering cache: which targets (and shared percolator indices) serve an ingested index, computed once per index."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from beater.percolate import scope_filter
+from beater.store.schema import shared_index, shared_number
 from beater.store.targets import TargetSet, Topology, topology_from
-from common.query.targets import parse_target, percolator_suffix
+from common.query.targets import parse_target
 
 P = "estrom-queries-"
 
 
-def pindex(target: str) -> str:
-    return P + percolator_suffix(parse_target(target))
+def where(*texts: str, group: int = 0) -> dict[str, frozenset[int]]:
+    return {parse_target(t).canonical: frozenset({group}) for t in texts}
 
 
-def targets(*texts: str) -> dict[str, Any]:
-    return {pindex(t): parse_target(t) for t in texts}
+def targets_for(ts: TargetSet, index: str) -> tuple[str, ...]:
+    return ts.covering(index).targets
 
 
 def test_a_new_daily_index_is_covered_by_name_and_cached_until_the_targets_change() -> None:
     ts = TargetSet(None, P)  # type: ignore[arg-type]  # the engine is only used by refresh()
-    ts.replace(targets("logstash-*", "logs-*,-logs-debug-*"), Topology())
-    assert set(ts.percolator_indices_for("logstash-2026.12.02")) == {
-        P + "logstash-2026.12.02",
-        pindex("logstash-*"),
-    }
-    assert ts.percolator_indices_for("logs-debug-1") == (P + "logs-debug-1",)
-    first = ts.percolator_indices_for("logs-app")
-    assert ts.percolator_indices_for("logs-app") is first  # cached: the same tuple
-    ts.add(pindex("logs-a*"), parse_target("logs-a*"))
-    assert pindex("logs-a*") in ts.percolator_indices_for("logs-app")
-    ts.forget(pindex("logs-a*"))
-    assert pindex("logs-a*") not in ts.percolator_indices_for("logs-app")
+    ts.replace(where("logstash-*", "logs-*,-logs-debug-*"), Topology())
+    assert set(targets_for(ts, "logstash-2026.12.02")) == {"logstash-2026.12.02", "logstash-*"}
+    assert targets_for(ts, "logs-debug-1") == ("logs-debug-1",)
+    first = ts.covering("logs-app")
+    assert ts.covering("logs-app") is first  # cached: the same object
+    ts.add(parse_target("logs-a*"), 0)
+    assert "logs-a*" in targets_for(ts, "logs-app")
+    ts.replace(where("logstash-*", "logs-*,-logs-debug-*"), Topology())
+    assert "logs-a*" not in targets_for(ts, "logs-app")
+
+
+def test_one_shared_index_serves_every_target_unless_their_types_conflict() -> None:
+    ts = TargetSet(None, P)  # type: ignore[arg-type]
+    ts.replace({**where("a-*", "a-1*"), **where("a-2*", group=1)}, Topology())
+    assert ts.covering("a-9").indices == (shared_index(P, 0),)
+    assert ts.covering("a-1x").indices == (shared_index(P, 0),)
+    assert ts.covering("a-2x").indices == (shared_index(P, 0), shared_index(P, 1))
+    assert shared_number(P, shared_index(P, 1)) == 1
+    assert shared_number(P, P + "logs") is None  # an older per-target index
 
 
 def test_aliases_and_data_streams_lead_to_their_indices() -> None:
@@ -39,41 +46,73 @@ def test_aliases_and_data_streams_lead_to_their_indices() -> None:
         "logs-000001": {"aliases": {"logs-current": {"is_write_index": False}, "logs": {}}},
         "logs-000002": {"aliases": {"logs-current": {"is_write_index": True}}},
         "solo": {"aliases": {}},
+        P + "_shared-0": {"aliases": {P + "logs": {}}},  # estrom's own: left out
     }
     streams = {
         "data_streams": [
             {"name": "logs-nginx-default", "indices": [{"index_name": ".ds-a-1"}, {"index_name": ".ds-a-2"}]}
         ]
     }
-    topology = topology_from(aliases, streams)
+    topology = topology_from(aliases, streams, skip=P)
     assert topology.names_of("logs-000002") == {"logs-000002", "logs-current"}
     # Ingested through an alias or a data stream: its write index and that index's names too.
     assert topology.names_of("logs-current") == {"logs-current", "logs-000002"}
     assert topology.names_of("logs") == {"logs", "logs-000001", "logs-current"}
     assert topology.names_of("logs-nginx-default") == {"logs-nginx-default", ".ds-a-2"}
     assert topology.names_of(".ds-a-1") == {".ds-a-1", "logs-nginx-default"}
+    assert topology.names_of(P + "_shared-0") == {P + "_shared-0"}
+    # _index of live hits: the concrete index a write through the name lands in.
+    assert topology.concrete("logs-current") == "logs-000002"
+    assert topology.concrete("logs-nginx-default") == ".ds-a-2"
+    assert topology.concrete("solo") == "solo"
 
     ts = TargetSet(None, P)  # type: ignore[arg-type]
-    ts.replace(targets("logs-cur*", "logs-nginx-*"), topology)
-    assert pindex("logs-cur*") in ts.percolator_indices_for("logs-000002")
-    assert P + "logs-current" in ts.percolator_indices_for("logs-000002")  # a query on the alias itself
-    assert pindex("logs-cur*") not in ts.percolator_indices_for("solo")
-    assert pindex("logs-nginx-*") in ts.percolator_indices_for(".ds-a-1")
+    ts.replace(where("logs-cur*", "logs-nginx-*"), topology)
+    assert "logs-cur*" in targets_for(ts, "logs-000002")
+    assert "logs-current" in targets_for(ts, "logs-000002")  # a query on the alias itself
+    assert "logs-cur*" not in targets_for(ts, "solo")
+    assert "logs-nginx-*" in targets_for(ts, ".ds-a-1")
+    assert ts.covering("logs-nginx-default").concrete == ".ds-a-2"
 
 
 def test_an_alias_change_drops_the_cache() -> None:
     ts = TargetSet(None, P)  # type: ignore[arg-type]
-    ts.replace(targets("a-*"), Topology())
-    assert pindex("a-*") not in ts.percolator_indices_for("x")
-    assert ts.replace(targets("a-*"), topology_from({"x": {"aliases": {"a-1": {}}}}, {}))
-    assert pindex("a-*") in ts.percolator_indices_for("x")
-    assert not ts.replace(targets("a-*"), topology_from({"x": {"aliases": {"a-1": {}}}}, {}))
+    ts.replace(where("a-*"), Topology())
+    assert "a-*" not in targets_for(ts, "x")
+    assert ts.replace(where("a-*"), topology_from({"x": {"aliases": {"a-1": {}}}}, {}))
+    assert "a-*" in targets_for(ts, "x")
+    assert not ts.replace(where("a-*"), topology_from({"x": {"aliases": {"a-1": {}}}}, {}))
 
 
 def test_single_names_need_no_registration_here() -> None:
     ts = TargetSet(None, P)  # type: ignore[arg-type]
-    assert ts.percolator_indices_for("events") == (P + "events",)
-    assert ts.knows(P + "events")
-    assert not ts.knows(pindex("a-*"))
-    ts.add(P + "events", parse_target("events"))
-    assert len(ts) == 0
+    assert targets_for(ts, "events") == ("events",)
+    ts.add(parse_target("events"), 0)
+    assert ts.knows("events")
+    assert not ts.knows("a-*")
+    assert len(ts) == 0  # the read_targets metric counts targets other than single names
+
+
+def test_a_target_another_beater_registered_is_admitted_when_it_covers_and_learned() -> None:
+    ts = TargetSet(None, P)  # type: ignore[arg-type]
+    ts.replace(where("a-*"), Topology())
+    assert "b-*" not in targets_for(ts, "b-1")
+    assert not ts.admits("b-*", "c-1", shared_index(P, 0))  # does not cover c-1 (learned all the same)
+    assert ts.admits("b-*", "b-1", shared_index(P, 0))
+    assert "b-*" in targets_for(ts, "b-1")  # from the next batch on, by the filter
+    assert not ts.admits("not a target", "b-1", shared_index(P, 0))
+
+
+def test_the_scope_filter_takes_the_covering_targets_and_the_recent_registrations() -> None:
+    assert scope_filter(("a", "b-*"), None) == {"terms": {"estrom_target": ["a", "b-*"]}}
+    recent = scope_filter(("a",), 1000)
+    assert recent["bool"]["minimum_should_match"] == 1
+    assert {"range": {"estrom_registered": {"gte": 1000}}} in recent["bool"]["should"]
+    # Recent queries of targets this beater knows need no second look: left out.
+    narrowed = scope_filter(("a",), 1000, ("a", "c-*"))["bool"]["should"][1]["bool"]
+    assert narrowed["must_not"] == [{"terms": {"estrom_target": ["a", "c-*"]}}]
+    ts = TargetSet(None, P)  # type: ignore[arg-type]
+    ts.replace(where("c-*", "a"), Topology())
+    assert ts.covering("x").known == ("a", "c-*")
+    ts.add(parse_target("d-*"), 0)
+    assert ts.covering("x").known == ("a", "c-*", "d-*")
