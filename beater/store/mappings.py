@@ -14,7 +14,9 @@ so a batch builds its in-memory index once, whatever the number of targets
 covering it. One index has one type per field name; targets whose covered
 indices disagree on a field's type are kept apart (``place``): a query goes
 to the first shared index where every field it names is unmapped or mapped
-with the type its own target gives it, ``_shared-1`` and on being created as
+with the type its own target gives it, and no field enclosing one is mapped
+as a value there (``host`` a keyword, ``host.name`` named: a shape conflict,
+``value_above``), ``_shared-1`` and on being created as
 conflicts need them. So a query matches as it would against its own target
 alone; each further index a batch's covering targets use costs that batch
 one more build. Past ``MAX_SHARED`` indices, the last one takes the query and
@@ -48,6 +50,7 @@ from beater.store.schema import (
     percolator_index_body,
     shared_index,
     shared_number,
+    value_above,
 )
 from common.engine import Engine
 from common.query.fields import query_fields
@@ -234,25 +237,43 @@ class PercolatorIndices:
         return name
 
     def _fit(
-        self, have: dict[str, Any], wanted: dict[str, dict[str, Any]], target: Target, name: str
+        self,
+        have: dict[str, Any],
+        wanted: dict[str, dict[str, Any]],
+        docs: dict[str, Any],
+        target: Target,
+        name: str,
     ) -> bool:
-        """Whether every wanted field is unmapped in ``have`` or mapped with the wanted type."""
+        """Whether every wanted field can be mapped in ``have`` as the target types and shapes it.
+
+        A field fits where it is unmapped or mapped with the wanted type, and
+        no field enclosing it is mapped as a value there unless the target's
+        own documents (``docs``) have that value too.
+        """
         fits = True
         for f, mapping in wanted.items():
             found = lookup(have, f)
             if found is not None and field_type(found) != field_type(mapping):
+                self._conflict(target, name, f, field_type(found), field_type(mapping))
                 fits = False
-                if (target.canonical, f) not in self._conflicts_logged:
-                    self._conflicts_logged.add((target.canonical, f))
-                    log.info(
-                        "mapping.type_conflict",
-                        index=name,
-                        target=target.canonical,
-                        field=f,
-                        mapped=field_type(found),
-                        wanted=field_type(mapping),
-                    )
+                continue
+            above = value_above(have, f) if found is None else None
+            if above is not None and value_above(docs, f) != above:
+                self._conflict(target, name, f, f"{above}: {field_type(lookup(have, above))}", "object")
+                fits = False
         return fits
+
+    def _conflict(self, target: Target, name: str, field: str, mapped: str, wanted: str) -> None:
+        if (target.canonical, field) not in self._conflicts_logged:
+            self._conflicts_logged.add((target.canonical, field))
+            log.info(
+                "mapping.type_conflict",
+                index=name,
+                target=target.canonical,
+                field=field,
+                mapped=mapped,
+                wanted=wanted,
+            )
 
     def _put(self, es: Any, name: str, props: dict[str, Any]) -> None:
         try:
@@ -276,12 +297,12 @@ class PercolatorIndices:
             name = self.create_now(es, n)
             have = _properties(es, name)
             last = n == MAX_SHARED - 1
-            if last or self._fit(have, wanted, target, name):
+            if last or self._fit(have, wanted, docs, target, name):
                 missing = {f: m for f, m in wanted.items() if lookup(have, f) is None}
                 if missing:
                     self._put(es, name, missing)
                     have = _properties(es, name)
-                if last or self._fit(have, wanted, target, name):  # a racing beater may have mapped one
+                if last or self._fit(have, wanted, docs, target, name):  # a racing beater may have mapped one
                     self._fits.setdefault((target.canonical, n), set()).update(fields)
                     return n
             n += 1

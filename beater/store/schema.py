@@ -123,6 +123,27 @@ def lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
+def value_above(properties: dict[str, Any], path: str) -> str | None:
+    """The enclosing field of ``path`` that ``properties`` maps as a value, if any.
+
+    ``host.name`` cannot be mapped where ``host`` is a ``keyword`` (Logstash's
+    string ``host`` beside ECS's object): the engine refuses both the mapping
+    and every document carrying the object. A multi-field (``message.keyword``
+    under a ``text`` ``message``) is not such a conflict.
+    """
+    node: dict[str, Any] = {"properties": properties}
+    parts = path.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = (node.get("properties") or {}).get(part)
+        if child is None:
+            return None
+        if "properties" not in child and field_type(child) not in ("object", "nested"):
+            rest = ".".join(parts[i + 1 :])
+            return None if rest in (child.get("fields") or {}) else ".".join(parts[: i + 1])
+        node = child
+    return None
+
+
 def leaf_fields(properties: dict[str, Any], prefix: str = "") -> set[str]:
     """Dotted paths of the concrete fields of a mapping (nested objects are left out)."""
     found: set[str] = set()

@@ -402,3 +402,34 @@ def test_a_field_that_is_a_value_in_one_target_and_an_object_in_another(
     assert published(beater, flat, {"host": "web-1", "marker": "flat"}) == 1
     assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
     assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]
+
+
+def test_a_query_naming_a_field_another_target_maps_as_a_value_matches_with_its_own(
+    beater: ServiceHandle, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """``host.name:web-1`` on an ECS target, after a Logstash target mapped ``host`` as a keyword:
+    the query goes where ``host`` is an object, and both targets' queries match."""
+    flat, nested = f"{index}-flat", f"{index}-ecs"
+    engine_request(engine.url, "PUT", f"/{flat}", {"mappings": {"properties": {"host": {"type": "keyword"}}}})
+    engine_request(
+        engine.url,
+        "PUT",
+        f"/{nested}",
+        {"mappings": {"properties": {"host": {"properties": {"name": {"type": "keyword"}}}}}},
+    )
+    on_flat = wamp.call("com.estrom.register_query", flat, "host:web-1")
+    on_nested = wamp.call("com.estrom.register_query", nested, "host.name:web-1")
+
+    def shared_of(target: str) -> set[str]:
+        return set(engine_request(engine.url, "GET", f"/estrom-queries-{target}/_alias"))
+
+    assert shared_of(flat).isdisjoint(shared_of(nested))
+    flat_sink = wamp.subscribe(f"docs-for-{on_flat}")
+    nested_sink = wamp.subscribe(f"docs-for-{on_nested}")
+    assert (
+        published(beater, nested, [{"host": {"name": "web-2"}}, {"host": {"name": "web-1"}, "marker": "ecs"}])
+        == 1
+    )
+    assert published(beater, flat, [{"host": "web-2"}, {"host": "web-1", "marker": "flat"}]) == 1
+    assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
+    assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from beater.document_shape import conform
+from beater.store.schema import value_above
 
 HOST_KEYWORD = {"host": {"type": "keyword"}, "n": {"type": "long"}}
 HOST_OBJECT = {"host": {"properties": {"name": {"type": "keyword"}}}}
@@ -34,3 +35,20 @@ def test_nested_objects_and_arrays_are_fitted_element_by_element() -> None:
 
 def test_nested_type_counts_as_an_object() -> None:
     assert conform({"tags": "x"}, {"tags": {"type": "nested"}}) == {}
+
+
+def test_value_above_finds_the_enclosing_field_mapped_as_a_value() -> None:
+    # Placement (beater/store/mappings.py) keeps a query naming host.name out of an index where
+    # host is a keyword: neither the mapping nor an ECS document could go there.
+    assert value_above(HOST_KEYWORD, "host.name") == "host"
+    assert value_above(HOST_KEYWORD, "host.os.name") == "host"
+    assert value_above(HOST_OBJECT, "host.name") is None
+    assert value_above(HOST_OBJECT, "host.os.name") is None
+    assert value_above(HOST_KEYWORD, "host") is None  # the field itself: a type question, not a shape one
+    assert value_above({}, "host.name") is None
+
+
+def test_a_multi_field_is_not_a_shape_conflict() -> None:
+    props = {"message": {"type": "text", "fields": {"keyword": {"type": "keyword"}}}}
+    assert value_above(props, "message.keyword") is None
+    assert value_above(props, "message.raw") == "message"
