@@ -41,7 +41,15 @@ from typing import Any, Protocol
 
 from beater.document_shape import conform
 from beater.percolate_shape import ShapeChooser
-from beater.store.schema import ACTIVE_FIELD, QUERY_FIELD, REGISTERED_FIELD, SID_FIELD, TARGET_FIELD
+from beater.store.schema import (
+    ACTIVE_FIELD,
+    QUERY_FIELD,
+    REGISTERED_FIELD,
+    SID_FIELD,
+    SIGNPOST_FIELD,
+    SIGNPOST_GROUP_FIELD,
+    TARGET_FIELD,
+)
 from beater.store.targets import Covering
 from common.engine import TRANSPORT_ERRORS, Engine, EngineRejected, EngineUnavailable
 
@@ -121,6 +129,8 @@ class CoveringTargets(Protocol):
 
     def admits(self, canonical: str, index: str, pindex: str) -> bool: ...
 
+    def signposted(self, canonical: str, group: int, index: str) -> str | None: ...
+
 
 def scope_filter(
     targets: tuple[str, ...], recent_since_ms: int | None, known: tuple[str, ...] = ()
@@ -164,15 +174,15 @@ def _search_body(
         "track_total_hits": False,
     }
     if scope is not None:
-        body["docvalue_fields"] = [TARGET_FIELD]
+        body["docvalue_fields"] = [TARGET_FIELD, SIGNPOST_FIELD, SIGNPOST_GROUP_FIELD]
     if after is not None:
         body["search_after"] = [after]
     return body
 
 
-def _hit_target(hit: dict[str, Any]) -> str | None:
-    found = (hit.get("fields") or {}).get(TARGET_FIELD)
-    return str(found[0]) if found else None
+def _hit_field(hit: dict[str, Any], name: str) -> Any:
+    found = (hit.get("fields") or {}).get(name)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -219,14 +229,47 @@ class Percolator:
         covering = self.targets.covering(index)
         if not docs:
             return PercolateResult(matches=[], index=covering.concrete)
-        pindex = ",".join(covering.indices)
+        detours: set[str] = set()
+        result = await self._percolate_in(covering.indices, covering, index, docs, detours)
+        # Signposts (beater/store/schema.py): queries of a covering target placed in shared
+        # indices this batch did not search, registered through another beater since this one
+        # last read the targets. Learned now; this batch is percolated there too.
+        detours -= set(covering.indices)
+        if detours:
+            again = await self._percolate_in(
+                tuple(sorted(detours)), self.targets.covering(index), index, docs, set()
+            )
+            for i, sids in enumerate(again.matches):
+                result.matches[i] += [sid for sid in sids if sid not in result.matches[i]]
+            for i, reason in again.errors.items():
+                result.errors.setdefault(i, reason)
+        result.index = covering.concrete
+        return result
+
+    async def _percolate_in(
+        self,
+        indices: tuple[str, ...],
+        covering: Covering,
+        index: str,
+        docs: list[dict[str, Any]],
+        detours: set[str],
+    ) -> PercolateResult:
+        """The batch against ``indices``; shared indices signposted there are added to ``detours``."""
+        pindex = ",".join(indices)
         scope = scope_filter(covering.targets, self.targets.recent_since_ms, covering.known)
         wanted = frozenset(covering.targets)
 
         def keep(hit: dict[str, Any]) -> bool:
-            target = _hit_target(hit)
+            target = _hit_field(hit, TARGET_FIELD)
             if target is None:
+                signposted = _hit_field(hit, SIGNPOST_FIELD)
+                group = _hit_field(hit, SIGNPOST_GROUP_FIELD)
+                if signposted is not None and group is not None:
+                    detour = self.targets.signposted(str(signposted), int(group), index)
+                    if detour is not None:
+                        detours.add(detour)
                 return False
+            target = str(target)
             return target in wanted or self.targets.admits(target, index, str(hit.get("_index", "")))
 
         run = _Run(pindex, scope, keep, index)
@@ -251,7 +294,6 @@ class Percolator:
             result = await self._percolate(run, docs)
         if result.errors:
             await self._retry_conformed(run, docs, result)
-        result.index = covering.concrete
         return result
 
     async def _retry_conformed(self, run: _Run, docs: list[dict[str, Any]], result: PercolateResult) -> None:

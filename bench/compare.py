@@ -60,7 +60,7 @@ from autobahn.wamp.types import PublishOptions
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
 from bench.harness import bench_stack, emit, log, process_trees, run_in_workdir
-from bench.measure import Probe, Usage, pct
+from bench.measure import Probe, Usage, pct, rss_kib
 from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
 from bench.workload import QuerySet, Stream, base_docs
@@ -228,8 +228,13 @@ def register(b: Bench, qs: QuerySet) -> None:
     check_document_shape(b.es, qs.index, qs.sids[0], qs.queries[0])
     seeded_s = seed(b, qs, done)
     rate = done / wamp_s
+    # Memory with all N stored and subscribed: the router holds N subscriptions, the beater N sids.
+    rss = {
+        name: rss_kib(tree) for name, tree in process_trees(b.stack).items() if name in ("router", "beater")
+    }
     b.registration.append(
         {"queries": len(qs.sids), "over_wamp": done, "wamp_per_s": rate, "seeded": len(qs.sids) - done}
+        | {f"{name}_rss_kib": kib for name, kib in rss.items()}
     )
     log(
         f"N={len(qs.sids)}: {done} registered over WAMP ({REGISTER_IN_FLIGHT} in flight) at {rate:.1f}/s"
@@ -238,6 +243,8 @@ def register(b: Bench, qs: QuerySet) -> None:
             if done < len(qs.sids)
             else ""
         )
+        + "; RSS "
+        + ", ".join(f"{name} {kib / 1024:.0f} MiB" for name, kib in rss.items())
     )
 
 
@@ -726,6 +733,7 @@ def report(b: Bench, fan: dict[str, Any] | None, goal_list: list[dict[str, Any]]
     reg = "; ".join(
         f"N={r['queries']}: {r['over_wamp']} over WAMP at {r['wamp_per_s']:.1f}/s"
         + (f" + {r['seeded']} seeded" if r["seeded"] else "")
+        + "".join(f", {k[:-8]} RSS {v / 1024:.0f} MiB" for k, v in r.items() if k.endswith("_rss_kib"))
         for r in b.registration
     )
     cfg = b.cfg
@@ -780,6 +788,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-fanout", action="store_true", help="skip section 4")
     p.add_argument(
+        "--register-budget",
+        type=float,
+        help="seconds of registration over WAMP per N before the rest is seeded (default 30, quick 10)",
+    )
+    p.add_argument(
         "--engine-nodes",
         type=int,
         default=1,
@@ -797,7 +810,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cfg.router_s = 5.0 if quick else 10.0
     cfg.warmup_s = 4.0 if quick else 15.0  # ingest through the beater, then raw percolate until it settles
     cfg.warmup_max_s = 30.0 if quick else 90.0
-    cfg.register_budget = 10.0 if quick else 30.0
+    if cfg.register_budget is None:
+        cfg.register_budget = 10.0 if quick else 30.0
     cfg.sweep_interval = 5.0 if quick else 10.0
     cfg.fanout_timeout = 240 if quick else 420
     cfg.queries = [int(n) for n in (cfg.queries or ("100,1000" if quick else "100,1000,10000")).split(",")]

@@ -27,6 +27,11 @@ def proc_status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def rss_kib(pids: list[int]) -> int:
+    """Resident memory of these processes together, KiB."""
+    return sum(proc_status_kib(pid, "VmRSS") for pid in pids)
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants (the crossbar controller forks its router worker)."""
     children: dict[int, list[int]] = {}

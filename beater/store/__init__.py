@@ -64,7 +64,7 @@ class QueryStore:
         if found is None:
             return False
         pindex, active, target = found
-        if target is not None and not self.targets.knows(target):
+        if target is not None:  # ``add`` is a no-op for what is known already
             n = shared_number(self.prefix, pindex)
             try:
                 if n is not None:

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 
 from beater.store.schema import (
     META_FIELD,
+    OWN_MAPPING,
     QUERY_FIELD,
     REGISTERED_FIELD,
     SHARED_SUFFIX,
@@ -233,6 +234,9 @@ class PercolatorIndices:
                 shards = max(1, int(es.cluster.health().get("number_of_data_nodes") or 1))
             body = percolator_index_body(shards, self.replicas)
             es.indices.create(index=name, body=body, ignore=400)  # 400: created meanwhile
+        else:
+            # Made by an older beater: the fields added to estrom's own since (signposts).
+            es.indices.put_mapping(index=name, body={"properties": OWN_MAPPING})
         self._known_indices.add(name)
         return name
 

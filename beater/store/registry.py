@@ -11,7 +11,15 @@ from typing import Any
 
 from beater.coalesce import Coalescer
 from beater.store.mappings import PercolatorIndices
-from beater.store.schema import META_FIELD, QUERY_FIELD, TARGET_FIELD, query_document, shared_number
+from beater.store.schema import (
+    META_FIELD,
+    QUERY_FIELD,
+    TARGET_FIELD,
+    query_document,
+    shared_number,
+    signpost_document,
+    signpost_id,
+)
 from beater.store.sweeps import now_ms
 from beater.store.targets import TargetSet
 from common.engine import Engine, EngineRejected, bulk_item_error
@@ -49,6 +57,8 @@ class QueryRegistry:
                 if vanished:
                     self.indices.create_now(es, n, force=True)
                     for _sid, doc in docs:
+                        if TARGET_FIELD not in doc:
+                            continue  # a signpost names no field
                         target = parse_target(doc[TARGET_FIELD])
                         self.indices.place_now(es, target, query_fields(doc[QUERY_FIELD]))
                 lines: list[dict[str, Any]] = []
@@ -98,9 +108,22 @@ class QueryRegistry:
             n = await self.indices.place(target, prepared.fields)
             pindex = self.indices.name(n)
             await self._validate(pindex, prepared.dsl)
-        doc = query_document(target.canonical, prepared, now_ms())
+        now = now_ms()
+        doc = query_document(target.canonical, prepared, now)
         sid = prepared.sid(target.canonical)
-        await self._writer(pindex).submit((sid, doc))
+        stored = self._writer(pindex).submit((sid, doc))
+        posted = None
+        if n > 0:  # placed apart: other beaters must find it before they learn of it (signpost_document)
+            signpost = signpost_document(target.canonical, n, sid, now)
+            posted = self._writer(self.indices.name(0)).submit((signpost_id(n, sid), signpost))
+        try:
+            await stored
+        except Exception:
+            if posted is not None:
+                posted.addErrback(lambda _failure: None)  # the query's own failure is the answer
+            raise
+        if posted is not None:
+            await posted
         await self.indices.ensure_alias(target, n)
         self.targets.add(target, n)
         return sid

@@ -32,6 +32,9 @@ TARGET_FIELD = "estrom_target"
 #: When the query was (last) registered: a beater that has not read the
 #: targets since then still percolates it (``beater/percolate.py``).
 REGISTERED_FIELD = "estrom_registered"
+#: A signpost (``signpost_document``) names the target whose query was placed apart, and where.
+SIGNPOST_FIELD = "estrom_signpost"
+SIGNPOST_GROUP_FIELD = "estrom_signpost_group"
 #: Suffix (after the prefix) of the shared percolator indices: ``<prefix>_shared-<n>``.
 #: No document index name starts with ``_``, so none is ever taken for one.
 SHARED_SUFFIX = "_shared-"
@@ -49,6 +52,8 @@ LIFECYCLE_MAPPING = {
 OWN_MAPPING = {
     TARGET_FIELD: {"type": "keyword"},
     REGISTERED_FIELD: {"type": "date", "format": "epoch_millis"},
+    SIGNPOST_FIELD: {"type": "keyword"},
+    SIGNPOST_GROUP_FIELD: {"type": "integer"},
     **LIFECYCLE_MAPPING,
 }
 
@@ -167,6 +172,33 @@ def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[st
             mapping["copy_to"] = ALL_FIELD
         return mapping
     return dict(TEXT_WITH_KEYWORD)
+
+
+def signpost_id(group: int, sid: str) -> str:
+    """A signpost's document id: never a sid (16 hex digits), so no lookup of a sid finds it."""
+    return f"signpost-{group}-{sid}"
+
+
+def signpost_document(canonical: str, group: int, sid: str, now_ms: int) -> dict[str, Any]:
+    """Written into ``_shared-0`` beside query ``sid``, placed in shared index ``group`` > 0.
+
+    A beater that does not know yet that ``canonical`` has queries there
+    searches only the indices it knows, ``_shared-0`` always among them; the
+    signpost matches every document (``match_all``) and, being recent, is in
+    every batch's scope (``beater/percolate.py``): the beater learns the
+    index and percolates the batch there too, so a query placed apart is
+    matched by every beater from the first batch after it was registered, as
+    any other. It has no target and no subscriber: the lifecycle sweeps
+    deactivate and remove it like an abandoned query.
+    """
+    return {
+        QUERY_FIELD: {"match_all": {}},
+        SID_FIELD: signpost_id(group, sid),  # unique: percolation pages on it
+        SIGNPOST_FIELD: canonical,
+        SIGNPOST_GROUP_FIELD: group,
+        REGISTERED_FIELD: now_ms,
+        **active_doc(now_ms),
+    }
 
 
 def active_doc(now_ms: int) -> dict[str, Any]:

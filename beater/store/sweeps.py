@@ -19,6 +19,7 @@ from beater.store.schema import (
     IDLE_SINCE_FIELD,
     LAST_ACTIVE_FIELD,
     SID_FIELD,
+    SIGNPOST_FIELD,
     TARGET_FIELD,
     active_doc,
 )
@@ -201,7 +202,10 @@ class QuerySweeps:
         if subscribed:
             listened.append({"ids": {"values": sorted(subscribed)}})
         if everything:
-            query: dict[str, Any] = {"bool": {"filter": [inactive]}}
+            # Not the signposts (schema.py): nobody subscribes to them, they are only to be collected.
+            query: dict[str, Any] = {
+                "bool": {"filter": [inactive], "must_not": [{"exists": {"field": SIGNPOST_FIELD}}]}
+            }
         elif not listened:
             return 0
         else:

@@ -177,6 +177,18 @@ class TargetSet:
             self.add(target, group)
         return target.covers(self._topology.names_of(index))
 
+    def signposted(self, canonical: str, group: int, index: str) -> str | None:
+        """A signpost says ``canonical`` has queries in shared index ``group``: its name, if that
+        target covers ``index`` (then it is learned, and in the covering sets from now on)."""
+        try:
+            target = parse_target(canonical)
+        except InvalidTarget:
+            return None
+        if not target.covers(self._topology.names_of(index)):
+            return None
+        self.add(target, group)
+        return shared_index(self.prefix, group)
+
     def add(self, target: Target, group: int) -> None:
         """A query of ``target`` is stored in shared index ``group``: match it from now on."""
         where = self._where.get(target.canonical, frozenset())

@@ -433,3 +433,28 @@ def test_a_query_naming_a_field_another_target_maps_as_a_value_matches_with_its_
     assert published(beater, flat, [{"host": "web-2"}, {"host": "web-1", "marker": "flat"}]) == 1
     assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
     assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]
+
+
+def test_a_query_placed_apart_through_another_beater_is_matched_from_the_first_batch(
+    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+) -> None:
+    """A query kept out of ``_shared-0`` by a type conflict, registered through one beater, is
+    matched by every other from its first batch, with no sweep or subscription to tell them
+    (its signpost in ``_shared-0`` does)."""
+    beaters = [start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600") for _ in range(2)]
+    field = f"code_{index.replace('-', '_')}"  # no other test's documents map it
+    texts, numbers = f"{index}-texts", f"{index}-numbers"
+    for name, kind in ((texts, "keyword"), (numbers, "long")):
+        engine_request(engine.url, "PUT", f"/{name}", {"mappings": {"properties": {field: {"type": kind}}}})
+    # Round robin over these beaters and the session's: every beater registers one of the three
+    # on ``texts`` (it knows that target in ``_shared-0``), one of them the one on ``numbers``.
+    for k in range(3):
+        wamp.call("com.estrom.register_query", texts, f"{field}:[100 TO 200] AND k:{k}")
+    wamp.call("com.estrom.register_query", numbers, f"{field}:[100 TO 200]")
+    holders = set(engine_request(engine.url, "GET", f"/estrom-queries-{numbers}/_alias"))
+    assert holders
+    assert "estrom-queries-_shared-0" not in holders
+    for beater in beaters:
+        # As numbers, 1000 is not between 100 and 200; as keywords "1000" would be.
+        assert published(beater, numbers, [{field: 1000, "k": 0}, {field: 150, "k": 1}]) == 1
+        assert published(beater, texts, [{field: "1000", "k": 2}]) == 1

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from beater.percolate import scope_filter
-from beater.store.schema import shared_index, shared_number
+from beater.store.schema import (
+    ACTIVE_FIELD,
+    QUERY_FIELD,
+    REGISTERED_FIELD,
+    SID_FIELD,
+    SIGNPOST_FIELD,
+    SIGNPOST_GROUP_FIELD,
+    TARGET_FIELD,
+    shared_index,
+    shared_number,
+    signpost_document,
+    signpost_id,
+)
 from beater.store.targets import TargetSet, Topology, topology_from
 from common.query.targets import parse_target
 
@@ -116,3 +128,26 @@ def test_the_scope_filter_takes_the_covering_targets_and_the_recent_registration
     assert ts.covering("x").known == ("a", "c-*")
     ts.add(parse_target("d-*"), 0)
     assert ts.covering("x").known == ("a", "c-*", "d-*")
+
+
+def test_a_signpost_of_a_covering_target_adds_its_shared_index_from_then_on() -> None:
+    ts = TargetSet(None, P)  # type: ignore[arg-type]
+    ts.replace(where("logs-*"), Topology())
+    assert ts.covering("logs-app").indices == (shared_index(P, 0),)
+    assert ts.signposted("other-*", 2, "logs-app") is None  # covers nothing here: not learned
+    assert not ts.knows("other-*")
+    assert ts.signposted("logs-*", 2, "logs-app") == shared_index(P, 2)
+    assert ts.covering("logs-app").indices == (shared_index(P, 0), shared_index(P, 2))
+    assert ts.signposted("logs-app", 1, "logs-app") == shared_index(P, 1)  # a single name: itself
+    assert ts.covering("logs-app").indices == tuple(shared_index(P, n) for n in (0, 1, 2))
+
+
+def test_a_signpost_is_recent_matches_everything_and_is_never_a_query_of_its_target() -> None:
+    doc = signpost_document("logs-*", 3, "0123456789abcdef", 1_000)
+    assert doc[QUERY_FIELD] == {"match_all": {}}
+    assert TARGET_FIELD not in doc  # no target alias counts it, no describe_query finds it
+    assert doc[SIGNPOST_FIELD] == "logs-*"
+    assert doc[SIGNPOST_GROUP_FIELD] == 3
+    assert doc[REGISTERED_FIELD] == 1_000
+    assert doc[ACTIVE_FIELD] is True
+    assert doc[SID_FIELD] == signpost_id(3, "0123456789abcdef") != "0123456789abcdef"
