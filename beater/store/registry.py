@@ -26,7 +26,7 @@ from common.engine import Engine, EngineRejected, bulk_item_error
 from common.query.fields import query_fields
 from common.query.limits import QueryLimits
 from common.query.prepared import prepare
-from common.query.targets import parse_target
+from common.query.targets import parse_target, percolator_suffix
 
 
 class QueryRegistry:
@@ -114,8 +114,9 @@ class QueryRegistry:
         stored = self._writer(pindex).submit((sid, doc))
         posted = None
         if n > 0:  # placed apart: other beaters must find it before they learn of it (signpost_document)
-            signpost = signpost_document(target.canonical, n, sid, now)
-            posted = self._writer(self.indices.name(0)).submit((signpost_id(n, sid), signpost))
+            key = percolator_suffix(target)
+            signpost = signpost_document(target.canonical, n, key, now)
+            posted = self._writer(self.indices.name(0)).submit((signpost_id(n, key), signpost))
         try:
             await stored
         except Exception:

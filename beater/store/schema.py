@@ -174,13 +174,17 @@ def field_mapping_for(name: str, document_properties: dict[str, Any]) -> dict[st
     return dict(TEXT_WITH_KEYWORD)
 
 
-def signpost_id(group: int, sid: str) -> str:
-    """A signpost's document id: never a sid (16 hex digits), so no lookup of a sid finds it."""
-    return f"signpost-{group}-{sid}"
+def signpost_id(group: int, target_key: str) -> str:
+    """A signpost's document id, one per target and shared index (a later registration
+    refreshes it): never a sid (16 hex digits), so no lookup of a sid finds it.
+
+    ``target_key``: ``common.query.targets.percolator_suffix`` of the target.
+    """
+    return f"signpost-{group}-{target_key}"
 
 
-def signpost_document(canonical: str, group: int, sid: str, now_ms: int) -> dict[str, Any]:
-    """Written into ``_shared-0`` beside query ``sid``, placed in shared index ``group`` > 0.
+def signpost_document(canonical: str, group: int, target_key: str, now_ms: int) -> dict[str, Any]:
+    """Written into ``_shared-0`` when a query of ``canonical`` is placed in shared index ``group`` > 0.
 
     A beater that does not know yet that ``canonical`` has queries there
     searches only the indices it knows, ``_shared-0`` always among them; the
@@ -193,7 +197,7 @@ def signpost_document(canonical: str, group: int, sid: str, now_ms: int) -> dict
     """
     return {
         QUERY_FIELD: {"match_all": {}},
-        SID_FIELD: signpost_id(group, sid),  # unique: percolation pages on it
+        SID_FIELD: signpost_id(group, target_key),  # unique: percolation pages on it
         SIGNPOST_FIELD: canonical,
         SIGNPOST_GROUP_FIELD: group,
         REGISTERED_FIELD: now_ms,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from beater.percolate import scope_filter
 from beater.store.schema import (
     ACTIVE_FIELD,
@@ -17,7 +19,7 @@ from beater.store.schema import (
     signpost_id,
 )
 from beater.store.targets import TargetSet, Topology, topology_from
-from common.query.targets import parse_target
+from common.query.targets import parse_target, percolator_suffix
 
 P = "estrom-queries-"
 
@@ -143,11 +145,13 @@ def test_a_signpost_of_a_covering_target_adds_its_shared_index_from_then_on() ->
 
 
 def test_a_signpost_is_recent_matches_everything_and_is_never_a_query_of_its_target() -> None:
-    doc = signpost_document("logs-*", 3, "0123456789abcdef", 1_000)
+    key = percolator_suffix(parse_target("logs-*"))
+    doc = signpost_document("logs-*", 3, key, 1_000)
     assert doc[QUERY_FIELD] == {"match_all": {}}
     assert TARGET_FIELD not in doc  # no target alias counts it, no describe_query finds it
     assert doc[SIGNPOST_FIELD] == "logs-*"
     assert doc[SIGNPOST_GROUP_FIELD] == 3
     assert doc[REGISTERED_FIELD] == 1_000
     assert doc[ACTIVE_FIELD] is True
-    assert doc[SID_FIELD] == signpost_id(3, "0123456789abcdef") != "0123456789abcdef"
+    assert doc[SID_FIELD] == signpost_id(3, key)
+    assert re.fullmatch("[0-9a-f]{16}", signpost_id(3, "abcde")) is None  # never taken for a sid
