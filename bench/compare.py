@@ -59,6 +59,9 @@ from typing import Any
 from autobahn.wamp.types import PublishOptions
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
+from beater.percolate import scope_filter
+from beater.store.schema import SHARED_SUFFIX
+from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, log, process_trees, run_in_workdir
 from bench.measure import Probe, Usage, pct, rss_kib
 from bench.query_gc import check_document_shape, query_document
@@ -163,6 +166,8 @@ class Bench:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     runs: list[Run] = field(default_factory=list)
     registration: list[dict[str, Any]] = field(default_factory=list)
+    #: every target registered so far: the ones the beater knows (its percolate scope's ``known``)
+    targets: set[str] = field(default_factory=set)
     next_batch: int = 0  # batch numbers are never reused: every POST is new documents
 
     def batches(self, count: int) -> int:
@@ -208,6 +213,7 @@ def unsubscribe(subscriptions: list[Any]) -> None:
 def register(b: Bench, qs: QuerySet) -> None:
     """``com.estrom.register_query`` with many calls in flight for at most the registration budget;
     the rest written into the percolator index as registration writes them (``bench/query_gc.py``)."""
+    b.targets.add(qs.index)
     t0 = time.perf_counter()
     done = 0
     while done < len(qs.queries) and (done == 0 or time.perf_counter() - t0 < b.cfg.register_budget):
@@ -285,15 +291,19 @@ def wait_until(what: str, done: Callable[[], bool], timeout: float) -> bool:
 
 
 def engine_ceiling(b: Bench, qs: QuerySet, stream: Stream, budget: float) -> Run:
-    """The beater's percolate request, straight to the engine, C in flight, for ``budget`` seconds."""
-    pindex = PERC_PREFIX + qs.index
+    """The beater's percolate request, straight to the engine, C in flight, for ``budget`` seconds.
+
+    On the shared percolator index, scoped as the beater scopes it (``beater.percolate.scope_filter``):
+    the covering target's queries, and the recent ones of targets it does not know."""
+    pindex = PERC_PREFIX + SHARED_SUFFIX + "0"
+    scope = scope_filter((qs.index,), int(time.time() * 1000) - RECENT_SLACK_MS, tuple(sorted(b.targets)))
     deadline = time.perf_counter() + budget
     first = b.batches(0)
 
     def work(k: int) -> tuple[int, int, float] | None:
         if time.perf_counter() > deadline:
             return None
-        body = stream.percolate_body(k)
+        body = stream.percolate_body(k, scope)
         t0 = time.perf_counter()
         hits = b.es.search(index=pindex, body=body)["hits"]["hits"]
         return k, sum(len(h["fields"]["_percolator_document_slot"]) for h in hits), time.perf_counter() - t0

@@ -34,7 +34,8 @@ from typing import Any
 
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from beater.percolate import DOCUMENT_PAGE_SIZE, _search_body
+from beater.percolate import DOCUMENT_PAGE_SIZE, _search_body, scope_filter
+from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, load_note, log, pids, run_in_workdir
 from bench.measure import Probe, pct, process_tree
 from bench.query_gc import check_document_shape, query_document
@@ -46,6 +47,8 @@ from devstack.sender import Retry, Sender
 from devstack.wamp_client import WampClient, on_reactor
 
 PERC_PREFIX = "estrom-queries-"
+#: The shared percolator index every target's queries are in (beater/store/mappings.py).
+SHARED_0 = PERC_PREFIX + "_shared-0"
 PROCESSES = ("beater", "tailor", "router", "engine")
 
 
@@ -153,7 +156,6 @@ def direct_round(
     cfg: argparse.Namespace, es: Any, qs: QuerySet, stream: Stream, probe: Probe
 ) -> dict[str, Any]:
     """The beater's one-document request straight to the engine, paced as the POSTs are."""
-    pindex = PERC_PREFIX + qs.index
     first = cfg.next_doc
     cfg.next_doc += int(cfg.seconds * cfg.rate) + 10
     wall: list[float] = []
@@ -161,11 +163,15 @@ def direct_round(
     hits = [0]
     lock = threading.Lock()
 
+    # As the beater scopes it (beater/percolate.py): the covering target's queries, and those
+    # registered since a minute before its last read of the targets on targets it does not know.
+    scope = scope_filter((qs.index,), int(time.time() * 1000) - RECENT_SLACK_MS, (qs.index,))
+
     def one(k: int) -> None:
         doc = json.loads(stream.docs(first + k, time.time())[0])
         lines = [
-            {"index": pindex, "ignore_unavailable": True, "allow_no_indices": True},
-            _search_body({"document": doc}, None, DOCUMENT_PAGE_SIZE),
+            {"index": SHARED_0, "ignore_unavailable": True, "allow_no_indices": True},
+            _search_body({"document": doc}, None, DOCUMENT_PAGE_SIZE, scope),
         ]
         t0 = time.perf_counter()
         resp = es.msearch(body=lines)

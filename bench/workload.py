@@ -119,8 +119,11 @@ class Stream:
                     got[self.token(j)] += 1
         return got
 
-    def percolate_body(self, k: int) -> str:
-        """The beater's percolate request for batch ``k`` as one ``documents`` array."""
+    def percolate_body(self, k: int, scope: dict[str, Any] | None = None) -> str:
+        """The beater's percolate request for batch ``k`` as one ``documents`` array.
+
+        ``scope``: the beater's filter on the covering targets (``beater.percolate.scope_filter``).
+        """
         marker = "__DOCS__"
-        body = json.dumps(_search_body({"documents": marker}))
+        body = json.dumps(_search_body({"documents": marker}, scope=scope))
         return body.replace(f'"{marker}"', "[" + ",".join(self.docs(k, 0.0)) + "]")

@@ -22,7 +22,7 @@ from beater.store.schema import (
 )
 from beater.store.sweeps import now_ms
 from beater.store.targets import TargetSet
-from common.engine import Engine, EngineRejected, bulk_item_error
+from common.engine import Engine, bulk_item_error
 from common.query.fields import query_fields
 from common.query.limits import QueryLimits
 from common.query.prepared import prepare
@@ -76,18 +76,6 @@ class QueryRegistry:
             writer = self._writers[pindex] = Coalescer(store)
         return writer
 
-    async def _validate(self, pindex: str, dsl: dict[str, Any]) -> None:
-        """Refuse a query the engine cannot parse before anything is stored or mapped."""
-
-        def validate(es: Any) -> dict[str, Any]:
-            return es.indices.validate_query(index=pindex, body={"query": dsl}, explain=True)
-
-        resp = await self.engine.run(validate)
-        if not resp.get("valid", False):
-            reasons = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
-            reason = reasons[0] if reasons else str(resp.get("error") or "invalid query")
-            raise EngineRejected(400, reason, "validation")
-
     async def register(self, index: str, query: object) -> str:
         """Store the query (idempotent) and return its sid; visible to the next percolation.
 
@@ -97,34 +85,18 @@ class QueryRegistry:
         target = parse_target(index)
         prepared = prepare(query, self.limits)
         n = await self.indices.place(target, prepared.fields)
-        pindex = self.indices.name(n)
-        try:
-            await self._validate(pindex, prepared.dsl)
-        except EngineRejected as exc:
-            if exc.status != 404:
-                raise
-            # Deleted under us (an operator, a snapshot restore): create it again, properly.
-            self.indices.forget(pindex)
-            n = await self.indices.place(target, prepared.fields)
-            pindex = self.indices.name(n)
-            await self._validate(pindex, prepared.dsl)
         now = now_ms()
-        doc = query_document(target.canonical, prepared, now)
         sid = prepared.sid(target.canonical)
-        stored = self._writer(pindex).submit((sid, doc))
-        posted = None
+        # Storing the query is its validation: the engine parses a percolator query as it
+        # indexes it, and a query it cannot parse fails its bulk item alone, with the
+        # parser's reason (EngineRejected 400: invalid_query), leaving nothing stored.
+        await self._writer(self.indices.name(n)).submit(
+            (sid, query_document(target.canonical, prepared, now))
+        )
         if n > 0:  # placed apart: other beaters must find it before they learn of it (signpost_document)
             key = percolator_suffix(target)
             signpost = signpost_document(target.canonical, n, key, now)
-            posted = self._writer(self.indices.name(0)).submit((signpost_id(n, key), signpost))
-        try:
-            await stored
-        except Exception:
-            if posted is not None:
-                posted.addErrback(lambda _failure: None)  # the query's own failure is the answer
-            raise
-        if posted is not None:
-            await posted
+            await self._writer(self.indices.name(0)).submit((signpost_id(n, key), signpost))
         await self.indices.ensure_alias(target, n)
         self.targets.add(target, n)
         return sid
