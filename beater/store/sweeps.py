@@ -28,6 +28,8 @@ from common.engine import Engine
 #: Conditional writes per bulk request in a sweep: each request stays well
 #: inside the engine timeout even with 10,000 queries to change.
 _BULK_CHUNK = 500
+#: Sids per ``ids`` search of a grouped lookup (well inside index.max_result_window).
+_FIND_CHUNK = 2000
 
 
 def now_ms() -> int:
@@ -41,6 +43,7 @@ class QuerySweeps:
         self.engine = engine
         self.prefix = prefix
         self._refreshers: dict[str, Coalescer[None, None]] = {}
+        self._finder: Coalescer[str, tuple[str, bool, str | None] | None] = Coalescer(self._find_all)
 
     def _refresh(self, pindex: str) -> Deferred[None]:
         """Wait for a refresh of ``pindex`` that covers the writes done so far (shared by all callers)."""
@@ -64,30 +67,47 @@ class QuerySweeps:
             await self._refresh(pindex)
 
     async def find(self, sid: str) -> tuple[str, bool, str | None] | None:
-        """(percolator index, active, canonical target) of a stored query, or None."""
+        """(percolator index, active, canonical target) of a stored query, or None.
 
-        def find(es: Any) -> dict[str, Any]:
-            return es.search(
-                index=self.prefix + "*",
-                body={
-                    "query": {"ids": {"values": [sid]}},
-                    "_source": [ACTIVE_FIELD, TARGET_FIELD],
-                    "size": 1,
-                },
-                ignore_unavailable=True,
-                allow_no_indices=True,
+        Looked up together with every other sid asked for meanwhile (one ``ids``
+        search per group): each new subscription asks, and 100,000 of them (a
+        tailor fleet reconnecting) were 100,000 searches queued before anything
+        else the beater asks of the engine (docs/performance.md, session 5).
+        """
+        return await self._finder.submit(sid)
+
+    async def _find_all(self, sids: list[str]) -> list[tuple[str, bool, str | None] | None]:
+        wanted = sorted(set(sids))
+
+        def search(es: Any) -> list[dict[str, Any]]:
+            hits: list[dict[str, Any]] = []
+            for start in range(0, len(wanted), _FIND_CHUNK):
+                chunk = wanted[start : start + _FIND_CHUNK]
+                hits += es.search(
+                    index=self.prefix + "*",
+                    body={
+                        "query": {"ids": {"values": chunk}},
+                        "_source": [ACTIVE_FIELD, TARGET_FIELD],
+                        "size": len(chunk) * 2,  # a sid may be in two indices (placed again)
+                    },
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                )["hits"]["hits"]
+            return hits
+
+        found: dict[str, tuple[str, bool, str | None]] = {}
+        for hit in await self.engine.run(search):
+            source = hit.get("_source", {})
+            target = source.get(TARGET_FIELD)
+            found.setdefault(
+                str(hit["_id"]),
+                (
+                    str(hit["_index"]),
+                    bool(source.get(ACTIVE_FIELD, False)),
+                    target if isinstance(target, str) else None,
+                ),
             )
-
-        hits = (await self.engine.run(find))["hits"]["hits"]
-        if not hits:
-            return None
-        source = hits[0].get("_source", {})
-        target = source.get(TARGET_FIELD)
-        return (
-            str(hits[0]["_index"]),
-            bool(source.get(ACTIVE_FIELD, False)),
-            target if isinstance(target, str) else None,
-        )
+        return [found.get(sid) for sid in sids]
 
     async def touch(self, sid: str, found: tuple[str, bool]) -> None:
         """Mark a query active now (a subscription appeared); ``found`` is what ``find`` said."""
