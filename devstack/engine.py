@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.processes import die_with_parent
+from devstack.processes import die_with_parent, listens_in_group
 
 #: The engine the tests run against by default. See README "Supported engines".
 DEFAULT_DIST = "elasticsearch-7.17.29"
@@ -447,6 +447,8 @@ class EngineNode:
                 health
                 and health.get("status") in ("green", "yellow")
                 and int(health.get("number_of_nodes", 0)) >= nodes  # type: ignore[call-overload]
+                # another run's engine may hold our free port: its answer is not ours (ours then dies)
+                and (self.process is None or listens_in_group(self.http_port, self.process.pid))
             ):
                 return
             time.sleep(0.25)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devstack.engine import EngineNode
-from devstack.processes import ManagedProcess, wait_for_page, wait_for_port
+from devstack.processes import ManagedProcess, listens_in_group, wait_for_page, wait_for_port
 
 
 @dataclass
@@ -58,6 +58,7 @@ class RouterHandle(ProcessHandle):
     """A crossbar router on the loopback interface; ``stop`` and ``start`` again keep its port."""
 
     port: int
+    port_taken: bool = False
 
     @property
     def url(self) -> str:
@@ -70,9 +71,15 @@ class RouterHandle(ProcessHandle):
         self.process.start()
         wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
         wait_for_page(f"http://127.0.0.1:{self.port}/", b"<title>estrom", 60, self.process.alive)
+        if not listens_in_group(self.port, self.pid):
+            # Another run's router took the port first and serves the same page; ours is dying.
+            self.port_taken = True
+            raise RuntimeError(f"port {self.port} is another process's, not this router's")
 
     def lost_its_port(self) -> bool:
-        """Whether it died because something else listened on its port first."""
+        """Whether something else listened on its port first (it then dies)."""
+        if self.port_taken:
+            return True
         if self.process.alive() or not self.process.log_path.exists():
             return False
         log = self.process.log_path.read_text(errors="replace")

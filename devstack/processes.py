@@ -44,6 +44,50 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening_pids(port: int) -> set[int]:
+    """The processes that hold a TCP socket listening on ``port`` (any local address).
+
+    Read from ``/proc``: only processes we may inspect show up, which always
+    includes our own children, the ones this question is about.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as rows:
+            next(rows)  # the header
+            for row in rows:
+                fields = row.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{inode}]")
+    pids: set[int] = set()
+    if not inodes:
+        return pids
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in inodes:
+                        pids.add(int(entry.name))
+                        break
+    return pids
+
+
+def listens_in_group(port: int, pgid: int) -> bool:
+    """Whether a process of group ``pgid`` (a child started in its own session) listens on ``port``.
+
+    A port that answers may be another process's that bound it first: two
+    parallel test runs can be handed the same free port, and both routers
+    serve the same page.
+    """
+    for pid in listening_pids(port):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pgid:
+                return True
+    return False
+
+
 def wait_for_port(host: str, port: int, timeout: float, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -99,6 +99,10 @@ class JoinRefused(Exception):
         self.reason = reason
 
 
+class ConnectFailed(RuntimeError):
+    """No session: the transport never connected or was lost before the join."""
+
+
 class WampClient:
     """One joined session: ``call``, ``subscribe``, ``publish``, ``close``.
 
@@ -151,11 +155,23 @@ class WampClient:
             if not joined.called:
                 joined.errback(JoinRefused(details.reason, details.message))
 
+        failures: list[BaseException] = []
+
+        def on_connect_failure(_component: Any, error: BaseException) -> None:
+            failures.append(error)
+
+        def on_done_failed(failure: Any) -> None:
+            # autobahn says only "Exhausted all transport connect attempts": name the cause too
+            if not joined.called:
+                cause = failures[-1] if failures else failure.value
+                joined.errback(ConnectFailed(f"{url}: {type(cause).__name__}: {cause}"))
+
         def on_start() -> Deferred[Any]:
             self._component.on("join", on_join)
             self._component.on("leave", on_leave)
+            self._component.on("connectfailure", on_connect_failure)
             done = self._component.start(reactor)
-            done.addErrback(lambda f: joined.errback(f) if not joined.called else None)
+            done.addErrback(on_done_failed)
             return joined
 
         on_reactor(on_start, timeout=timeout)

@@ -7,9 +7,12 @@ import os
 import pytest
 from twisted.internet import reactor
 
+import devstack.stack
 from common.engine import Engine
 from devstack.engine import DEFAULT_DIST, parse_dist
-from devstack.wamp_client import on_reactor
+from devstack.processes import free_port, listens_in_group
+from devstack.stack import Stack
+from devstack.wamp_client import ConnectFailed, WampClient, on_reactor
 from tests.http_client import engine_request, http
 from tests.real_stack import EngineHandle, RouterHandle
 
@@ -81,3 +84,28 @@ def test_router_serves_page_and_starts_without_tracebacks(router: RouterHandle) 
     log = router.process.log_path.read_text(errors="replace")
     assert "Traceback" not in log
     assert "NumPy" not in log
+
+
+def test_a_router_handed_a_port_another_router_holds_starts_again_on_a_free_one(
+    stack: Stack, router: RouterHandle, index: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel test runs can be handed the same free port: the later router dies, while the
+    earlier one answers on that port with the same page. Taking that for "started" sent a CI
+    run's test to a router that was gone a moment later."""
+    ports = iter([router.port])
+    monkeypatch.setattr(devstack.stack, "free_port", lambda: next(ports, None) or free_port())
+    twin = stack.start_router(f"twin-{index}")
+    try:
+        assert twin.port != router.port
+        assert listens_in_group(twin.port, twin.pid)
+        assert not listens_in_group(router.port, twin.pid)
+        assert listens_in_group(router.port, router.pid)
+        assert http("GET", f"http://127.0.0.1:{twin.port}/").status == 200
+    finally:
+        twin.stop()
+
+
+def test_a_client_that_never_joins_names_the_cause() -> None:
+    url = f"ws://127.0.0.1:{free_port()}/ws"  # nobody listens there
+    with pytest.raises(ConnectFailed, match="ConnectionRefusedError"):
+        WampClient(url, timeout=5)
