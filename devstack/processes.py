@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,10 +39,24 @@ def die_with_parent() -> None:
 
 
 def free_port() -> int:
-    """An unused loopback port, for processes that cannot listen on port 0."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """An unused loopback port, for processes that cannot listen on port 0.
+
+    Free only until someone binds it. Test runs side by side (``scripts/test``'s
+    engine matrix) each get their own ``ESTROM_TEST_PORTS`` range (``low-high``,
+    below the kernel's ephemeral ports), so they are never handed the same one.
+    """
+    span = os.environ.get("ESTROM_TEST_PORTS", "")
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    low, high = (int(part) for part in span.split("-"))
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError(f"no free port in ESTROM_TEST_PORTS={span}")
 
 
 def listening_pids(port: int) -> set[int]:
