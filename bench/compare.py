@@ -566,7 +566,9 @@ def warm_up(b: Bench) -> None:
     steady = False
     while not steady and time.perf_counter() < deadline:
         rates.append(engine_ceiling(b, qs, stream, WARMUP_WINDOW_S).docs_per_s)
-        steady = len(rates) >= 3 and abs(rates[-1] - rates[-2]) < 0.15 * rates[-2]
+        # Three windows in a row within 8 % of each other: a fresh engine's JIT keeps it speeding
+        # up for 3-4 minutes (1.2k to 5k+ docs/s, session 6), in steps a 15 % test took for settled.
+        steady = len(rates) >= 3 and max(rates[-3:]) < 1.08 * min(rates[-3:])
     unsubscribe(subs)
     settled = "settled" if steady else "NOT settled: the first N may run slow"
     log(
@@ -828,7 +830,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cfg.ceiling_s = 5.0 if quick else 15.0
     cfg.router_s = 5.0 if quick else 10.0
     cfg.warmup_s = 4.0 if quick else 15.0  # ingest through the beater, then raw percolate until it settles
-    cfg.warmup_max_s = 30.0 if quick else 90.0
+    cfg.warmup_max_s = 30.0 if quick else 300.0
     if cfg.register_budget is None:
         cfg.register_budget = 10.0 if quick else 30.0
     if cfg.sweep_interval is None:
