@@ -6,7 +6,4 @@ from beater.app import Beater
 from common.service import run_service
 
 if __name__ == "__main__":
-    import os, sys
-    if os.environ.get("ESTROM_X_SWITCH"):
-        sys.setswitchinterval(float(os.environ["ESTROM_X_SWITCH"]))
     run_service("beater", Beater)
