@@ -35,7 +35,7 @@ from typing import Any
 
 from beater.percolate import scope_filter
 from beater.store.targets import RECENT_SLACK_MS
-from bench.harness import bench_stack, emit, load_note, log, run_in_workdir
+from bench.harness import bench_main, bench_stack, emit, load_note, log
 from bench.receivers import HitLog
 from bench.single_doc import SHARED_0, subscribe_and_register
 from bench.workload import QuerySet, Stream, base_docs
@@ -87,7 +87,7 @@ def percolate_for(
     }
 
 
-def run(cfg: argparse.Namespace, workdir: Path) -> None:
+def run(cfg: argparse.Namespace, workdir: Path, _started: float) -> None:
     with bench_stack(workdir) as (stack, _anonymous):
         wamp = stack.client("tailor")
         es = sync_client(stack.engine.url, timeout=120, maxsize=16)
@@ -156,8 +156,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    return run_in_workdir("shared-index", lambda workdir: run(cfg, workdir), cfg.keep)
+    return bench_main("shared-index", argv, parse_args, run)
 
 
 if __name__ == "__main__":
