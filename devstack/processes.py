@@ -38,6 +38,10 @@ def die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+#: Every port ``free_port`` handed out in this process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """An unused loopback port, for processes that cannot listen on port 0.
 
@@ -46,17 +50,17 @@ def free_port() -> int:
     below the kernel's ephemeral ports), so they are never handed the same one.
     """
     span = os.environ.get("ESTROM_TEST_PORTS", "")
-    if not span:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-    low, high = (int(part) for part in span.split("-"))
+    low, high = (int(part) for part in span.split("-")) if span else (0, 0)
     for _ in range(200):
-        port = random.randint(low, high)
         with socket.socket() as s, contextlib.suppress(OSError):
-            s.bind(("127.0.0.1", port))
-            return port
-    raise RuntimeError(f"no free port in ESTROM_TEST_PORTS={span}")
+            s.bind(("127.0.0.1", random.randint(low, high) if span else 0))
+            port = int(s.getsockname()[1])
+            # Never the same port twice in one process: an engine binds its ports seconds after
+            # they were chosen, and a router chosen meanwhile must not be handed one of them.
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise RuntimeError(f"no free port in ESTROM_TEST_PORTS={span}" if span else "no free port")
 
 
 def listening_pids(port: int) -> set[int]:
