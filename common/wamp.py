@@ -16,7 +16,11 @@ from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from common.lazy_log_args import AUTOBAHN, install
+
 log = Logger()
+# autobahn formats its debug and trace arguments on every message, logged or not.
+install(AUTOBAHN)
 
 OnJoin = Callable[[ISession], Awaitable[None]]
 

@@ -20,7 +20,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import blockingCallFromThread
 
+from common.lazy_log_args import AUTOBAHN, install
+
 txaio.use_twisted()
+install(AUTOBAHN)  # the load generator's share of the CPU: no colouring of unlogged debug lines
 _started = threading.Lock()
 _thread: threading.Thread | None = None
 

@@ -46,6 +46,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from common.lazy_log_args import AUTOBAHN, CROSSBAR, install
 from common.quotas import (
     NOT_AUTHORIZED,
     QUOTA_EXCEEDED,
@@ -89,6 +90,8 @@ class ReadersGate(ApplicationSession):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        # This component runs in the router worker: its debug arguments stop costing CPU at warn.
+        log.debug("router.lazy_log_args", rebound=install({**AUTOBAHN, **CROSSBAR}))
         env = os.environ
         self.readers, self.readers_path = _readers_from_env(env)
         self.limits = QuotaLimits.from_env(env)

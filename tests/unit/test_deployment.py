@@ -7,6 +7,7 @@ the code reads and runs: commands that exist, ports and variable names that
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -138,6 +139,37 @@ def test_the_images_have_what_the_commands_need() -> None:
         assert "USER 10001" in stage
         assert "npm" not in stage
         assert "pip install" not in stage
+
+
+def _project_imports(path: Path) -> set[str]:
+    """The ``common...`` modules ``path`` imports (absolute imports only)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        found |= {name for name in names if name.split(".")[0] == "common"}
+    return found
+
+
+def test_the_router_image_copies_every_project_module_its_code_imports() -> None:
+    # The router image holds only the few common modules the router worker imports
+    # (router/estrom_router: standard library and crossbar's tree): follow its imports.
+    copied = set()
+    for line in _stage("router").splitlines():
+        if line.startswith("COPY common"):
+            copied |= set(line.split()[1:-1])
+    todo = list((ROUTER_DIR / "estrom_router").glob("*.py"))
+    seen: set[str] = set()
+    while todo:
+        for module in _project_imports(todo.pop()) - seen:
+            seen.add(module)
+            path = REPO / (module.replace(".", "/") + ".py")
+            if not path.exists():  # a package
+                path = REPO / module.replace(".", "/") / "__init__.py"
+            assert str(path.relative_to(REPO)) in copied, f"the router image lacks {module}"
+            todo.append(path)
+    assert "common.lazy_log_args" in seen
 
 
 def test_ports_match_the_code() -> None:
