@@ -7,6 +7,7 @@ when the run fails or ``--keep`` asks.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -125,6 +126,14 @@ def run_in_workdir(name: str, run: Callable[[Path], None], keep: bool) -> int:
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's options: described by its docstring's first paragraph, with ``--out`` and ``--keep``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--out", type=Path, help="also write the report here")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    return p
 
 
 def bench_main(name: str, argv: list[str] | None, parse: Any, run: Any) -> int:

@@ -35,7 +35,7 @@ from typing import Any
 
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from bench.harness import bench_main, bench_stack, emit, load_note, log, process_trees
+from bench.harness import bench_main, bench_parser, bench_stack, emit, load_note, log, process_trees
 from bench.measure import Probe
 from bench.receivers import HitLog
 from bench.single_doc import SHARED_0
@@ -207,14 +207,12 @@ def report(cfg: argparse.Namespace, rows: list[dict[str, Any]], started: float) 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = bench_parser(__doc__)
     p.add_argument("--queries", type=int, default=5000, help="registrations per round (N)")
     p.add_argument("--warmup", type=int, default=2000, help="registrations before the first round")
     p.add_argument("--in-flight", type=int, default=64, help="calls kept in flight (compare uses 64)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of estrom then the engine alone")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each engine-alone run")
-    p.add_argument("--out", type=Path, help="also write the report here")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     return p.parse_args(argv)
 
 

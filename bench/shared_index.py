@@ -35,7 +35,7 @@ from typing import Any
 
 from beater.percolate import scope_filter
 from beater.store.targets import RECENT_SLACK_MS
-from bench.harness import bench_main, bench_stack, emit, load_note, log
+from bench.harness import bench_main, bench_parser, bench_stack, emit, load_note, log
 from bench.receivers import HitLog
 from bench.single_doc import SHARED_0, subscribe_and_register
 from bench.workload import QuerySet, Stream, base_docs
@@ -146,12 +146,10 @@ def report(cfg: argparse.Namespace, rows: list[dict[str, dict[str, float]]], nam
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = bench_parser(__doc__)
     p.add_argument("--queries", type=int, default=1000, help="stored queries of the one target (N)")
     p.add_argument("--rounds", type=int, default=8, help="rounds of the four variants")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each variant's run")
-    p.add_argument("--out", type=Path, help="also write the table here")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     return p.parse_args(argv)
 
 
