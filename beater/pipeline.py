@@ -1,16 +1,18 @@
 """ingest → percolate → publish, batched per index.
 
-Documents that arrive close together are percolated together: a batch closes
-when it holds ``batch_size`` documents or ``linger`` seconds after its first
-document, whichever comes first, so throughput does not collapse into one
-engine round trip per document. An index with no batch at the engine (or
-waiting to publish) does not linger: its partial batch goes at the end of
-the reactor turn, so a lone document costs no wait (issue 18) while a
-stream of them still batches behind the one in flight. Several batches may be at the engine at
-once, but each index sends its batches' events strictly in arrival order, so
-subscribers see hits in ingest order. A batch is sent as soon as the one
-before it was *sent*, not acknowledged (one router session delivers in
-order): router round trips overlap with engine work.
+Documents that arrive close together are percolated together, and how many
+travel together follows the load, not a timer ("natural batching"): a
+partial batch takes an engine slot at the end of the reactor turn if one of
+the ``concurrency`` slots is free (requests that arrived in the same turn
+share it), so a lone document waits for nothing (issue 18); while every slot
+is busy, documents gather in their index's lane and go as one batch (up to
+``batch_size``) when a slot frees. A full batch goes at once. ``linger`` > 0
+makes a partial batch wait that long for company even with a slot free:
+fewer, larger engine requests for a little latency. Several batches may be
+at the engine at once, but each index sends its batches' events strictly in
+arrival order, so subscribers see hits in ingest order. A batch is sent as
+soon as the one before it was *sent*, not acknowledged (one router session
+delivers in order): router round trips overlap with engine work.
 
 An ingest request is a ticket: it is answered once each of its documents was
 percolated and its matches acknowledged by the router, or failed as soon as
@@ -121,6 +123,8 @@ class _Lane:
     index: str
     pending: list[_Item] = field(default_factory=list)
     timer: IDelayedCall | None = None
+    #: Its partial batch is ready to go and waits for a free engine slot.
+    waiting: bool = False
     unsent: deque[_Batch] = field(default_factory=deque)
 
 
@@ -144,7 +148,12 @@ class IngestPipeline:
         self.batch_size = batch_size
         self.linger = linger
         self.max_queued = max_queued
+        self.concurrency = concurrency
         self._sem = DeferredSemaphore(concurrency)
+        #: Batches dispatched and not yet percolated, those queued for a slot included.
+        self._busy = 0
+        #: Lanes whose partial batch waits for a free slot, in the order they began waiting.
+        self._waiting: deque[_Lane] = deque()
         self._lanes: dict[str, _Lane] = {}
         self.queued = 0
         self.stats = {"batches": 0, "documents": 0, "published": 0, "engine_rejected": 0}
@@ -178,19 +187,28 @@ class IngestPipeline:
         self.queued += len(docs)
         while len(lane.pending) >= self.batch_size:
             self._dispatch(lane)
-        if lane.pending and lane.timer is None:
-            # An index with nothing at the engine sends at the end of this reactor turn
-            # (requests that arrived together still share the batch): a lone document
-            # does not wait for more that may never come. One with batches in flight
-            # lingers, so that documents arriving meanwhile travel together.
-            wait = self.linger if lane.unsent else 0.0
-            lane.timer = self._clock.callLater(wait, self._linger_expired, lane)
+        if lane.pending and lane.timer is None and not lane.waiting:
+            # Not inside submit: requests arriving in this reactor turn still share the batch.
+            lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
         return ticket.done
 
     def _linger_expired(self, lane: _Lane) -> None:
         lane.timer = None
-        while lane.pending:
+        if not lane.pending:
+            return
+        if self._busy < self.concurrency:
             self._dispatch(lane)
+        else:  # every slot is busy: gather until one frees (_slot_freed)
+            lane.waiting = True
+            self._waiting.append(lane)
+
+    def _slot_freed(self) -> None:
+        """A batch left the engine: the longest-waiting partial batches take the free slots."""
+        while self._waiting and self._busy < self.concurrency:
+            lane = self._waiting.popleft()
+            lane.waiting = False
+            if lane.pending:
+                self._dispatch(lane)
 
     def _dispatch(self, lane: _Lane) -> None:
         batch = _Batch(lane.pending[: self.batch_size])
@@ -199,6 +217,7 @@ class IngestPipeline:
             lane.timer.cancel()
             lane.timer = None
         lane.unsent.append(batch)
+        self._busy += 1
         ensureDeferred(self._run_percolate(lane, batch))
 
     async def _run_percolate(self, lane: _Lane, batch: _Batch) -> None:
@@ -210,8 +229,10 @@ class IngestPipeline:
             batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:
             batch.error = exc
+        self._busy -= 1
         batch.ready = True
         self._send_ready(lane)
+        self._slot_freed()
 
     def _group(
         self, index: str, items: list[_Item], result: PercolateResult

@@ -69,7 +69,7 @@ class Router:
 
 
 def make(engine: Engine, router: Router, clock: Clock, **kw: Any) -> IngestPipeline:
-    opts: dict[str, Any] = {"batch_size": 3, "linger": 0.005, "max_queued": 100, "concurrency": 2}
+    opts: dict[str, Any] = {"batch_size": 3, "linger": 0.0, "max_queued": 100, "concurrency": 2}
     opts.update(kw)
     return IngestPipeline(engine.percolate, router.publish, clock=clock, **opts)
 
@@ -87,13 +87,14 @@ def docs(*items: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return list(enumerate(items))
 
 
-def test_partial_batch_waits_for_linger() -> None:
+def test_partial_batch_waits_for_linger_when_one_is_set() -> None:
     clock, engine, router = Clock(), Engine(), Router()
-    p = make(engine, router, clock)
+    p = make(engine, router, clock, linger=0.005)
     d = p.submit("i", docs({"hit": 1, "n": 1}), [])
-    assert engine.calls == []
+    clock.advance(0.004)
+    assert engine.calls == []  # a slot is free, but the partial batch waits for company
     assert not d.called
-    clock.advance(0.005)
+    clock.advance(0.001)
     assert len(engine.calls) == 1
     assert result(d).as_json() == {"accepted": 1, "published": 1, "rejected": []}
 
@@ -103,7 +104,7 @@ def test_requests_arriving_together_share_a_batch() -> None:
     p = make(engine, router, clock)
     d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
     d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
-    clock.advance(0.005)
+    clock.advance(0)
     assert [len(c) for c in engine.calls] == [2]
     assert router.events == [
         (
@@ -125,29 +126,69 @@ def test_a_lone_document_on_an_idle_index_goes_at_the_end_of_the_turn() -> None:
     assert result(d).published == 1
 
 
-def test_documents_arriving_while_a_batch_is_in_flight_linger() -> None:
+def test_a_document_arriving_while_a_slot_is_free_goes_at_once_beside_the_batch_in_flight() -> None:
     clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock)
+    p = make(engine, router, clock)  # two engine slots
     p.submit("i", docs({"hit": 1, "n": 1}), [])
     clock.advance(0)
-    assert len(engine.calls) == 1
     p.submit("i", docs({"hit": 1, "n": 2}), [])
-    p.submit("i", docs({"hit": 1, "n": 3}), [])
-    clock.advance(0.004)
-    assert len(engine.calls) == 1  # the index is busy: the next batch waits for company
-    clock.advance(0.001)
-    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2, 3]]
+    clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]
 
 
-def test_full_batches_go_at_once_and_remainder_lingers() -> None:
-    clock, engine, router = Clock(), Engine(), Router()
+def test_documents_gather_while_every_slot_is_busy_and_go_together_when_one_frees() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
     p = make(engine, router, clock)
-    d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(7))), [])
+    for n in (1, 2):
+        p.submit("i", docs({"hit": 1, "n": n}), [])
+        clock.advance(0)
+    d3 = p.submit("i", docs({"hit": 1, "n": 3}), [])
+    clock.advance(0)
+    d4 = p.submit("i", docs({"hit": 1, "n": 4}), [])
+    clock.advance(60)
+    assert len(engine.calls) == 2  # no timer sends them: they wait for a slot
+    engine.pending[0][0].callback(None)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2], [3, 4]]
+    engine.pending[1][0].callback(None)
+    engine.pending[2][0].callback(None)
+    assert router.sent() == [1, 2, 3, 4]
+    assert result(d3).published == 1
+    assert result(d4).published == 1
+    assert p.queued == 0
+
+
+def test_a_full_batch_queued_for_a_slot_goes_before_a_partial_one_that_waits() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)
+    p.submit("i", docs(*({"hit": 1, "n": n} for n in range(9))), [])  # three full batches, two slots
+    p.submit("j", docs({"hit": 1, "n": 9}), [])
+    clock.advance(0)
     assert [len(c) for c in engine.calls] == [3, 3]
-    clock.advance(0.005)
-    assert [len(c) for c in engine.calls] == [3, 3, 1]
-    assert result(d).published == 7
-    assert [h["_source"]["n"] for _, hits in router.events for h in hits] == list(range(7))
+    engine.pending[0][0].callback(None)
+    assert [len(c) for c in engine.calls] == [3, 3, 3]  # the queued full batch took the slot
+    engine.pending[1][0].callback(None)
+    assert [[d["n"] for d in c] for c in engine.calls][3] == [9]
+    for gate, _ in engine.pending[2:]:
+        gate.callback(None)
+    assert sorted(router.sent()) == list(range(10))
+    assert p.queued == 0
+
+
+def test_a_failed_percolation_frees_its_slot_for_a_waiting_batch() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock, concurrency=1)
+    d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
+    clock.advance(0)
+    d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
+    clock.advance(0)
+    assert len(engine.calls) == 1
+    engine.fail_next = EngineUnavailable("down")
+    engine.pending[0][0].callback(None)
+    with pytest.raises(EngineUnavailable):
+        result(d1)
+    assert len(engine.calls) == 2
+    engine.pending[1][0].callback(None)
+    assert result(d2).published == 1
 
 
 def test_batches_publish_in_arrival_order_even_if_percolated_out_of_order() -> None:
