@@ -33,8 +33,7 @@ from typing import Any, TypeVar
 import elasticsearch
 import opensearchpy
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import TimeoutError as DeferredTimeout
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IDelayedCall, IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -217,6 +216,37 @@ def make_client(family: str, urls: list[str], timeout: float) -> Any:
     return elasticsearch.Elasticsearch(**options)
 
 
+def watch_deadline(clock: IReactorTime, d: Deferred[Any], started: list[float], budget: float) -> None:
+    """Cancel ``d`` once ``budget`` seconds have passed since ``started[0]``, if it has not fired.
+
+    A worker thread appends the clock's time to ``started`` when it takes the
+    call. One timer is armed here, on the reactor, for the whole budget, and
+    re-armed only when it fires early (the call was still queued, or was taken
+    late): the worker need not wake the reactor to arm it, which cost every
+    engine request a reactor turn of its own (issue 18).
+    """
+    pending: list[IDelayedCall] = []
+
+    def check() -> None:
+        pending.clear()
+        if d.called:
+            return
+        remaining = budget if not started else started[0] + budget - clock.seconds()
+        if remaining > 0:
+            pending.append(clock.callLater(remaining, check))
+        else:
+            d.cancel()
+
+    def disarm(result: Any) -> Any:
+        for call in pending:
+            if call.active():
+                call.cancel()
+        return result
+
+    pending.append(clock.callLater(budget, check))
+    d.addBoth(disarm)
+
+
 class Engine:
     """The engine's client; its calls return Deferreds from a bounded thread pool."""
 
@@ -271,28 +301,26 @@ class Engine:
                 self.server = server
             return self._client
 
-    def _call(self, d: Deferred[Any], fn: Callable[[Any], T]) -> T:
+    def _call(self, started: list[float], fn: Callable[[Any], T]) -> T:
         # The budget starts when a worker takes the call, not while it queues
-        # behind others (ESTROM_ENGINE_CONCURRENCY bounds those).
-        self._reactor.callFromThread(self._arm, d)  # type: ignore[attr-defined]
+        # behind others (ESTROM_ENGINE_CONCURRENCY bounds those): watch_deadline reads this.
+        started.append(self._reactor.seconds())  # type: ignore[attr-defined]
         return fn(self._identify())
-
-    def _arm(self, d: Deferred[Any]) -> None:
-        if not d.called:
-            # A little slack over the client's own timeout: its error names the cause.
-            d.addTimeout(self.timeout + 0.25, self._reactor)  # type: ignore[arg-type]
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(client)`` off the reactor thread, translating engine errors.
 
-        The whole call, node retries included, is bounded by the engine timeout.
+        The whole call, node retries included, is bounded by the engine timeout
+        (a little slack over the client's own, so that its error names the cause).
         """
         outer: Deferred[T] = Deferred()
-        inner: Deferred[T] = deferToThreadPool(self._reactor, self._pool, self._call, outer, fn)
+        started: list[float] = []
+        inner: Deferred[T] = deferToThreadPool(self._reactor, self._pool, self._call, started, fn)
         inner.chainDeferred(outer)
+        watch_deadline(self._reactor, outer, started, self.timeout + 0.25)  # type: ignore[arg-type]
         try:
             return await outer
-        except (DeferredTimeout, CancelledError) as exc:
+        except CancelledError as exc:
             raise EngineUnavailable(f"engine did not answer within {self.timeout:g}s") from exc
         except UnsupportedEngine:
             raise
