@@ -1,15 +1,18 @@
 """ingest → percolate → publish, batched per index.
 
 Documents that arrive close together are percolated together, and how many
-travel together follows the load, not a timer ("natural batching"): a
-partial batch takes an engine slot at the end of the reactor turn if one of
-the ``concurrency`` slots is free (requests that arrived in the same turn
-share it), so a lone document waits for nothing (issue 18); while every slot
-is busy, documents gather in their index's lane and go as one batch (up to
-``batch_size``) when a slot frees. A full batch goes at once. ``linger`` > 0
-makes a partial batch wait that long for company even with a slot free:
-fewer, larger engine requests for a little latency. Several batches may be
-at the engine at once, but each index sends its batches' events strictly in
+travel together follows the load, not a timer: each index keeps at most one
+*partial* batch at the engine, as TCP's Nagle algorithm keeps one small
+segment in flight. A partial batch goes at the end of the reactor turn
+(requests that arrived in the same turn share it) unless its index already
+has one at the engine; then the documents gather until that one comes back
+and go together, up to ``batch_size``. So a lone document waits for nothing
+(issue 18), a stream of them batches exactly as much as the engine's own
+latency makes it, and the remainder of a large request goes beside its full
+batches. A full batch goes at once. ``linger`` > 0 makes every partial batch
+wait that long for company first: fewer, larger engine requests for a
+little latency. Several batches may be at the engine at once (up to
+``concurrency``), but each index sends its batches' events strictly in
 arrival order, so subscribers see hits in ingest order. A batch is sent as
 soon as the one before it was *sent*, not acknowledged (one router session
 delivers in order): router round trips overlap with engine work.
@@ -109,6 +112,7 @@ class _Batch:
     """Documents percolated together; published once every earlier batch of its index was sent."""
 
     items: list[_Item]
+    partial: bool = False
     grouped: dict[str, list[Hit]] = field(default_factory=dict)
     #: Matches per item (0 for an item the engine refused).
     matched: list[int] = field(default_factory=list)
@@ -123,8 +127,8 @@ class _Lane:
     index: str
     pending: list[_Item] = field(default_factory=list)
     timer: IDelayedCall | None = None
-    #: Its partial batch is ready to go and waits for a free engine slot.
-    waiting: bool = False
+    #: A partial batch of this index is at the engine: the next one gathers until it is back.
+    partial_out: bool = False
     unsent: deque[_Batch] = field(default_factory=deque)
 
 
@@ -148,12 +152,7 @@ class IngestPipeline:
         self.batch_size = batch_size
         self.linger = linger
         self.max_queued = max_queued
-        self.concurrency = concurrency
         self._sem = DeferredSemaphore(concurrency)
-        #: Batches dispatched and not yet percolated, those queued for a slot included.
-        self._busy = 0
-        #: Lanes whose partial batch waits for a free slot, in the order they began waiting.
-        self._waiting: deque[_Lane] = deque()
         self._lanes: dict[str, _Lane] = {}
         self.queued = 0
         self.stats = {"batches": 0, "documents": 0, "published": 0, "engine_rejected": 0}
@@ -187,37 +186,25 @@ class IngestPipeline:
         self.queued += len(docs)
         while len(lane.pending) >= self.batch_size:
             self._dispatch(lane)
-        if lane.pending and lane.timer is None and not lane.waiting:
+        if lane.pending and lane.timer is None and not lane.partial_out:
             # Not inside submit: requests arriving in this reactor turn still share the batch.
             lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
         return ticket.done
 
     def _linger_expired(self, lane: _Lane) -> None:
         lane.timer = None
-        if not lane.pending:
-            return
-        if self._busy < self.concurrency:
+        if lane.pending and not lane.partial_out:
             self._dispatch(lane)
-        else:  # every slot is busy: gather until one frees (_slot_freed)
-            lane.waiting = True
-            self._waiting.append(lane)
-
-    def _slot_freed(self) -> None:
-        """A batch left the engine: the longest-waiting partial batches take the free slots."""
-        while self._waiting and self._busy < self.concurrency:
-            lane = self._waiting.popleft()
-            lane.waiting = False
-            if lane.pending:
-                self._dispatch(lane)
 
     def _dispatch(self, lane: _Lane) -> None:
-        batch = _Batch(lane.pending[: self.batch_size])
+        batch = _Batch(lane.pending[: self.batch_size], partial=len(lane.pending) < self.batch_size)
         del lane.pending[: self.batch_size]
         if not lane.pending and lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
+        if batch.partial:
+            lane.partial_out = True
         lane.unsent.append(batch)
-        self._busy += 1
         ensureDeferred(self._run_percolate(lane, batch))
 
     async def _run_percolate(self, lane: _Lane, batch: _Batch) -> None:
@@ -229,10 +216,13 @@ class IngestPipeline:
             batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:
             batch.error = exc
-        self._busy -= 1
         batch.ready = True
         self._send_ready(lane)
-        self._slot_freed()
+        if batch.partial:
+            # What gathered meanwhile goes now (after `linger`, if one is set).
+            lane.partial_out = False
+            if lane.pending and lane.timer is None:
+                lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
 
     def _group(
         self, index: str, items: list[_Item], result: PercolateResult

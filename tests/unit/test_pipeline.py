@@ -126,57 +126,75 @@ def test_a_lone_document_on_an_idle_index_goes_at_the_end_of_the_turn() -> None:
     assert result(d).published == 1
 
 
-def test_a_document_arriving_while_a_slot_is_free_goes_at_once_beside_the_batch_in_flight() -> None:
+def test_documents_gather_while_their_index_has_a_partial_batch_at_the_engine() -> None:
     clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock)  # two engine slots
+    p = make(engine, router, clock)
+    d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
+    clock.advance(0)
+    d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
+    clock.advance(0)
+    d3 = p.submit("i", docs({"hit": 1, "n": 3}), [])
+    clock.advance(60)
+    assert len(engine.calls) == 1  # no timer sends them: they wait for the batch at the engine
+    engine.pending[0][0].callback(None)
+    assert result(d1).published == 1
+    clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2, 3]]
+    engine.pending[1][0].callback(None)
+    assert router.sent() == [1, 2, 3]
+    assert result(d2).published == 1
+    assert result(d3).published == 1
+    assert p.queued == 0
+
+
+def test_gathered_documents_fill_full_batches_at_once_and_the_rest_waits() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)  # batches of 3
+    p.submit("i", docs({"hit": 1, "n": 0}), [])
+    clock.advance(0)
+    for n in range(1, 5):
+        p.submit("i", docs({"hit": 1, "n": n}), [])
+    clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[0], [1, 2, 3]]  # a full batch never waits
+    engine.pending[0][0].callback(None)
+    clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls][2] == [4]
+
+
+def test_the_remainder_of_a_large_request_goes_beside_its_full_batches() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock, concurrency=4)
+    p.submit("i", docs(*({"hit": 1, "n": n} for n in range(7))), [])
+    clock.advance(0)
+    assert [len(c) for c in engine.calls] == [3, 3, 1]  # only a partial batch holds the next back
+
+
+def test_another_index_does_not_wait_for_this_ones_partial_batch() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock)
     p.submit("i", docs({"hit": 1, "n": 1}), [])
     clock.advance(0)
-    p.submit("i", docs({"hit": 1, "n": 2}), [])
+    p.submit("j", docs({"hit": 1, "n": 2}), [])
     clock.advance(0)
     assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]
 
 
-def test_documents_gather_while_every_slot_is_busy_and_go_together_when_one_frees() -> None:
+def test_with_a_linger_the_gathered_documents_also_wait_for_it() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock, linger=0.005)
+    p.submit("i", docs({"hit": 1, "n": 1}), [])
+    clock.advance(0.005)
+    p.submit("i", docs({"hit": 1, "n": 2}), [])
+    engine.pending[0][0].callback(None)
+    clock.advance(0.004)
+    assert len(engine.calls) == 1
+    clock.advance(0.001)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]
+
+
+def test_a_failed_partial_batch_lets_the_documents_gathered_behind_it_go() -> None:
     clock, engine, router = Clock(), Engine(hold=True), Router()
     p = make(engine, router, clock)
-    for n in (1, 2):
-        p.submit("i", docs({"hit": 1, "n": n}), [])
-        clock.advance(0)
-    d3 = p.submit("i", docs({"hit": 1, "n": 3}), [])
-    clock.advance(0)
-    d4 = p.submit("i", docs({"hit": 1, "n": 4}), [])
-    clock.advance(60)
-    assert len(engine.calls) == 2  # no timer sends them: they wait for a slot
-    engine.pending[0][0].callback(None)
-    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2], [3, 4]]
-    engine.pending[1][0].callback(None)
-    engine.pending[2][0].callback(None)
-    assert router.sent() == [1, 2, 3, 4]
-    assert result(d3).published == 1
-    assert result(d4).published == 1
-    assert p.queued == 0
-
-
-def test_a_full_batch_queued_for_a_slot_goes_before_a_partial_one_that_waits() -> None:
-    clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock)
-    p.submit("i", docs(*({"hit": 1, "n": n} for n in range(9))), [])  # three full batches, two slots
-    p.submit("j", docs({"hit": 1, "n": 9}), [])
-    clock.advance(0)
-    assert [len(c) for c in engine.calls] == [3, 3]
-    engine.pending[0][0].callback(None)
-    assert [len(c) for c in engine.calls] == [3, 3, 3]  # the queued full batch took the slot
-    engine.pending[1][0].callback(None)
-    assert [[d["n"] for d in c] for c in engine.calls][3] == [9]
-    for gate, _ in engine.pending[2:]:
-        gate.callback(None)
-    assert sorted(router.sent()) == list(range(10))
-    assert p.queued == 0
-
-
-def test_a_failed_percolation_frees_its_slot_for_a_waiting_batch() -> None:
-    clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock, concurrency=1)
     d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
     clock.advance(0)
     d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
@@ -186,6 +204,7 @@ def test_a_failed_percolation_frees_its_slot_for_a_waiting_batch() -> None:
     engine.pending[0][0].callback(None)
     with pytest.raises(EngineUnavailable):
         result(d1)
+    clock.advance(0)
     assert len(engine.calls) == 2
     engine.pending[1][0].callback(None)
     assert result(d2).published == 1
