@@ -126,13 +126,19 @@ def test_a_lone_document_on_an_idle_index_goes_at_the_end_of_the_turn() -> None:
     assert result(d).published == 1
 
 
-def test_documents_gather_while_their_index_has_a_partial_batch_at_the_engine() -> None:
+def one_out_one_gathering() -> tuple[Clock, Engine, Router, IngestPipeline, Deferred[Any], Deferred[Any]]:
+    """Document 1 at the (held) engine as a partial batch, document 2 submitted behind it."""
     clock, engine, router = Clock(), Engine(hold=True), Router()
     p = make(engine, router, clock)
     d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
     clock.advance(0)
     d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
     clock.advance(0)
+    return clock, engine, router, p, d1, d2
+
+
+def test_documents_gather_while_their_index_has_a_partial_batch_at_the_engine() -> None:
+    clock, engine, router, p, d1, d2 = one_out_one_gathering()
     d3 = p.submit("i", docs({"hit": 1, "n": 3}), [])
     clock.advance(60)
     assert len(engine.calls) == 1  # no timer sends them: they wait for the batch at the engine
@@ -193,12 +199,7 @@ def test_with_a_linger_the_gathered_documents_also_wait_for_it() -> None:
 
 
 def test_a_failed_partial_batch_lets_the_documents_gathered_behind_it_go() -> None:
-    clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock)
-    d1 = p.submit("i", docs({"hit": 1, "n": 1}), [])
-    clock.advance(0)
-    d2 = p.submit("i", docs({"hit": 1, "n": 2}), [])
-    clock.advance(0)
+    clock, engine, _router, _p, d1, d2 = one_out_one_gathering()
     assert len(engine.calls) == 1
     engine.fail_next = EngineUnavailable("down")
     engine.pending[0][0].callback(None)
