@@ -217,12 +217,13 @@ class IngestPipeline:
         except Exception as exc:
             batch.error = exc
         batch.ready = True
-        self._send_ready(lane)
         if batch.partial:
-            # What gathered meanwhile goes now (after `linger`, if one is set).
+            # What gathered meanwhile goes next (after `linger`, if one is set). Before the
+            # publish, so that nothing it raises could leave the lane closed for good.
             lane.partial_out = False
             if lane.pending and lane.timer is None:
                 lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
+        self._send_ready(lane)
 
     def _group(
         self, index: str, items: list[_Item], result: PercolateResult
