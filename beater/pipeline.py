@@ -1,21 +1,20 @@
 """ingest → percolate → publish, batched per index.
 
 Documents that arrive close together are percolated together, and how many
-travel together follows the load, not a timer: each index keeps at most one
-*partial* batch at the engine, as TCP's Nagle algorithm keeps one small
-segment in flight. A partial batch goes at the end of the reactor turn
-(requests that arrived in the same turn share it) unless its index already
-has one at the engine; then the documents gather until that one comes back
-and go together, up to ``batch_size``. So a lone document waits for nothing
-(issue 18), a stream of them batches exactly as much as the engine's own
-latency makes it, and the remainder of a large request goes beside its full
-batches. A full batch goes at once. ``linger`` > 0 makes every partial batch
-wait that long for company first: fewer, larger engine requests for a
-little latency. Several batches may be at the engine at once (up to
-``concurrency``), but each index sends its batches' events strictly in
-arrival order, so subscribers see hits in ingest order. A batch is sent as
-soon as the one before it was *sent*, not acknowledged (one router session
-delivers in order): router round trips overlap with engine work.
+travel together follows the load. A partial batch goes at the end of the
+reactor turn (requests that arrived in the same turn share it) unless its
+index already has a partial batch at the engine. Then the documents gather
+until one of those comes back or ``linger`` seconds pass, whichever comes
+first, and go together, up to ``batch_size``. This is TCP's Nagle rule with
+a bound on the wait: a lone document waits for nothing (issue 18); a stream
+of them waits at most as long as the request in flight needs, and never more
+than ``linger``, so a slow engine still sees a second request side by side.
+A full batch goes at once, and so does the remainder of a large request.
+Several batches may be at the engine at once (up to ``concurrency``), but
+each index sends its batches' events strictly in arrival order, so
+subscribers see hits in ingest order. A batch is sent as soon as the one
+before it was *sent*, not acknowledged (one router session delivers in
+order): router round trips overlap with engine work.
 
 An ingest request is a ticket: it is answered once each of its documents was
 percolated and its matches acknowledged by the router, or failed as soon as
@@ -127,8 +126,8 @@ class _Lane:
     index: str
     pending: list[_Item] = field(default_factory=list)
     timer: IDelayedCall | None = None
-    #: A partial batch of this index is at the engine: the next one gathers until it is back.
-    partial_out: bool = False
+    #: Partial batches of this index at the engine: while there are any, the next one gathers.
+    partials_out: int = 0
     unsent: deque[_Batch] = field(default_factory=deque)
 
 
@@ -186,14 +185,15 @@ class IngestPipeline:
         self.queued += len(docs)
         while len(lane.pending) >= self.batch_size:
             self._dispatch(lane)
-        if lane.pending and lane.timer is None and not lane.partial_out:
+        if lane.pending and lane.timer is None:
             # Not inside submit: requests arriving in this reactor turn still share the batch.
-            lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
+            wait = self.linger if lane.partials_out else 0.0
+            lane.timer = self._clock.callLater(wait, self._linger_expired, lane)
         return ticket.done
 
     def _linger_expired(self, lane: _Lane) -> None:
         lane.timer = None
-        if lane.pending and not lane.partial_out:
+        if lane.pending:
             self._dispatch(lane)
 
     def _dispatch(self, lane: _Lane) -> None:
@@ -203,7 +203,7 @@ class IngestPipeline:
             lane.timer.cancel()
             lane.timer = None
         if batch.partial:
-            lane.partial_out = True
+            lane.partials_out += 1
         lane.unsent.append(batch)
         ensureDeferred(self._run_percolate(lane, batch))
 
@@ -218,11 +218,12 @@ class IngestPipeline:
             batch.error = exc
         batch.ready = True
         if batch.partial:
-            # What gathered meanwhile goes next (after `linger`, if one is set). Before the
-            # publish, so that nothing it raises could leave the lane closed for good.
-            lane.partial_out = False
-            if lane.pending and lane.timer is None:
-                lane.timer = self._clock.callLater(self.linger, self._linger_expired, lane)
+            # What gathered behind it goes at the end of this turn, without waiting out the linger.
+            lane.partials_out -= 1
+            if lane.pending:
+                if lane.timer is not None:
+                    lane.timer.cancel()
+                lane.timer = self._clock.callLater(0.0, self._linger_expired, lane)
         self._send_ready(lane)
 
     def _group(

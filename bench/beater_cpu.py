@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             publish,
             clock=Clock(),
             batch_size=ENGINE_BATCH,
-            linger=0.0,
+            linger=0.005,
             max_queued=10**7,
             concurrency=4,
         )

@@ -124,7 +124,7 @@ class Settings:
     query_max_depth: int = QueryLimits.max_depth
     query_max_clauses: int = QueryLimits.max_clauses
     batch_size: int = 250
-    batch_linger_ms: float = 0.0
+    batch_linger_ms: float = 5.0
     queue_max_docs: int = 50_000
     publish_timeout: float = 5.0
     retry_after: int = 2

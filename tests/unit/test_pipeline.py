@@ -69,7 +69,7 @@ class Router:
 
 
 def make(engine: Engine, router: Router, clock: Clock, **kw: Any) -> IngestPipeline:
-    opts: dict[str, Any] = {"batch_size": 3, "linger": 0.0, "max_queued": 100, "concurrency": 2}
+    opts: dict[str, Any] = {"batch_size": 3, "linger": 0.005, "max_queued": 100, "concurrency": 2}
     opts.update(kw)
     return IngestPipeline(engine.percolate, router.publish, clock=clock, **opts)
 
@@ -87,14 +87,11 @@ def docs(*items: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return list(enumerate(items))
 
 
-def test_partial_batch_waits_for_linger_when_one_is_set() -> None:
+def test_a_lone_document_never_waits_for_the_linger() -> None:
     clock, engine, router = Clock(), Engine(), Router()
-    p = make(engine, router, clock, linger=0.005)
+    p = make(engine, router, clock, linger=60.0)
     d = p.submit("i", docs({"hit": 1, "n": 1}), [])
-    clock.advance(0.004)
-    assert engine.calls == []  # a slot is free, but the partial batch waits for company
-    assert not d.called
-    clock.advance(0.001)
+    clock.advance(0)
     assert len(engine.calls) == 1
     assert result(d).as_json() == {"accepted": 1, "published": 1, "rejected": []}
 
@@ -140,17 +137,45 @@ def one_out_one_gathering() -> tuple[Clock, Engine, Router, IngestPipeline, Defe
 def test_documents_gather_while_their_index_has_a_partial_batch_at_the_engine() -> None:
     clock, engine, router, p, d1, d2 = one_out_one_gathering()
     d3 = p.submit("i", docs({"hit": 1, "n": 3}), [])
-    clock.advance(60)
-    assert len(engine.calls) == 1  # no timer sends them: they wait for the batch at the engine
+    clock.advance(0.004)
+    assert len(engine.calls) == 1  # they wait for the batch at the engine...
     engine.pending[0][0].callback(None)
     assert result(d1).published == 1
-    clock.advance(0)
+    clock.advance(0)  # ...and go together as soon as it is back, not when the linger ends
     assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2, 3]]
     engine.pending[1][0].callback(None)
     assert router.sent() == [1, 2, 3]
     assert result(d2).published == 1
     assert result(d3).published == 1
     assert p.queued == 0
+
+
+def test_gathered_documents_go_after_the_linger_beside_a_slow_batch() -> None:
+    clock, engine, router, p, _d1, _d2 = one_out_one_gathering()
+    p.submit("i", docs({"hit": 1, "n": 3}), [])
+    clock.advance(0.005)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2, 3]]  # the first is still out
+    p.submit("i", docs({"hit": 1, "n": 4}), [])
+    clock.advance(0.004)
+    assert len(engine.calls) == 2  # two partial batches out: the next gathers again
+    engine.pending[1][0].callback(None)  # either one coming back lets it go
+    clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls][2] == [4]
+    engine.pending[0][0].callback(None)
+    engine.pending[2][0].callback(None)
+    assert router.sent() == [1, 2, 3, 4]  # published in arrival order all the same
+    assert p.queued == 0
+
+
+def test_with_no_linger_documents_never_gather() -> None:
+    clock, engine, router = Clock(), Engine(hold=True), Router()
+    p = make(engine, router, clock, linger=0.0)
+    for n in (1, 2, 3):
+        p.submit("i", docs({"hit": 1, "n": n}), [])
+        clock.advance(0)
+    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]  # the third queues for a slot
+    engine.pending[0][0].callback(None)
+    assert [[d["n"] for d in c] for c in engine.calls][2] == [3]
 
 
 def test_gathered_documents_fill_full_batches_at_once_and_the_rest_waits() -> None:
@@ -182,19 +207,6 @@ def test_another_index_does_not_wait_for_this_ones_partial_batch() -> None:
     clock.advance(0)
     p.submit("j", docs({"hit": 1, "n": 2}), [])
     clock.advance(0)
-    assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]
-
-
-def test_with_a_linger_the_gathered_documents_also_wait_for_it() -> None:
-    clock, engine, router = Clock(), Engine(hold=True), Router()
-    p = make(engine, router, clock, linger=0.005)
-    p.submit("i", docs({"hit": 1, "n": 1}), [])
-    clock.advance(0.005)
-    p.submit("i", docs({"hit": 1, "n": 2}), [])
-    engine.pending[0][0].callback(None)
-    clock.advance(0.004)
-    assert len(engine.calls) == 1
-    clock.advance(0.001)
     assert [[d["n"] for d in c] for c in engine.calls] == [[1], [2]]
 
 
