@@ -225,25 +225,24 @@ def watch_deadline(clock: IReactorTime, d: Deferred[Any], started: list[float], 
     late): the worker need not wake the reactor to arm it, which cost every
     engine request a reactor turn of its own (issue 18).
     """
-    pending: list[IDelayedCall] = []
 
     def check() -> None:
-        pending.clear()
+        nonlocal timer
+        timer = None
         if d.called:
             return
         remaining = budget if not started else started[0] + budget - clock.seconds()
         if remaining > 0:
-            pending.append(clock.callLater(remaining, check))
+            timer = clock.callLater(remaining, check)
         else:
             d.cancel()
 
     def disarm(result: Any) -> Any:
-        for call in pending:
-            if call.active():
-                call.cancel()
+        if timer is not None and timer.active():
+            timer.cancel()
         return result
 
-    pending.append(clock.callLater(budget, check))
+    timer: IDelayedCall | None = clock.callLater(budget, check)
     d.addBoth(disarm)
 
 
