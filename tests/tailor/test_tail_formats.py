@@ -150,15 +150,25 @@ def test_a_stock_eventsource_reconnects_and_misses_nothing(tailor, beater, index
             if not cond.wait_for(lambda: predicate(events), timeout):
                 raise AssertionError(f"{what} not seen in {timeout}s: {events[-10:]!r}")
 
+    def count(kind: str) -> int:
+        return sum(e["type"] == kind for e in events)
+
     try:
-        wait(lambda ev: any(e["type"] == "open" for e in ev), "first open")
+        wait(lambda ev: count("open") >= 1, "first open")
         sent = 0
-        # Keep ingesting until the client has been through three reconnects.
-        while sum(e["type"] == "open" for e in events) < 4 and sent < 400:
+        # Three reconnects, each waited for: a few hits while connected, one
+        # more sent while the client is away (after its error, before it opens
+        # again), which it must get through Last-Event-ID on reconnecting.
+        for reconnect in range(1, 4):
+            for _ in range(3):
+                send(beater.url, index, [{"fmt": "es", "k": sent}])
+                sent += 1
+                wait(lambda ev, n=sent: count("hit") >= n, f"hit {sent}")
+            wait(lambda ev, r=reconnect: count("error") >= r, f"disconnect {reconnect}")
             send(beater.url, index, [{"fmt": "es", "k": sent}])
             sent += 1
-            wait(lambda ev, n=sent: sum(e["type"] == "hit" for e in ev) >= n, f"hit {sent}")
-        wait(lambda ev: sum(e["type"] == "hit" for e in ev) >= sent, "all hits")
+            wait(lambda ev, r=reconnect: count("open") >= r + 1, f"reconnect {reconnect}")
+        wait(lambda ev: count("hit") >= sent, "all hits")
     finally:
         proc.terminate()
         proc.wait(10)
