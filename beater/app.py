@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from twisted.internet.endpoints import serverFromString
@@ -18,9 +20,11 @@ from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
 from beater.rpc import QueryProcedures
 from beater.store import QueryStore
+from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
 from common.metrics import Metrics
+from common.readers import ReadersError
 from common.service import listen_and_join
 from common.wamp import SessionHolder
 
@@ -69,6 +73,11 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     )
     m.counter(
         "passthrough_requests_total", "Shipper start-up requests passed to the engine.", labels=("status",)
+    )
+    m.counter(
+        "write_refusals_total",
+        "Writes refused: unauthorized (401), bulk_item (one item's target, 403), passthrough, ingest.",
+        labels=("reason",),
     )
     m.histogram("bulk_request_seconds", "Bulk requests, from the whole body received to the answer.")
     m.histogram("percolate_request_seconds", "Percolation of one batch by the engine (all its requests).")
@@ -127,7 +136,12 @@ class Beater:
             concurrency=settings.engine_concurrency,
         )
         pipeline_ref.append(self.pipeline)
-        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
+        try:
+            self.gate = WriterGate.build(settings, self.metrics, os.environ)
+        except ReadersError as exc:
+            print(f"beater: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
         self.bulk = BulkAPI(
             settings,
@@ -136,6 +150,7 @@ class Beater:
             self.wamp,
             self.metrics,
             reactor,
+            self.gate,
             track=self.api.track,
             refresh_targets=self.store.refresh_targets,
             draining=lambda: self.api.draining,

@@ -11,7 +11,7 @@ usual). ``update`` and ``delete`` pass through and publish nothing.
 
 The requests a shipper makes at start-up (``GET /``, index and component
 templates, ILM policies, ``_license``, ``_cluster/health``, ``_nodes``) are
-passed through unchanged; nothing else of the engine's API is served here
+passed through, their writes checked as below; nothing else of the engine's API is served here
 (404).
 
 The engine stores first; estrom publishes after. When the router is down
@@ -32,15 +32,22 @@ seen (``_learn_names``). On SIGTERM, bulk requests already read are
 finished and their documents published before the beater leaves the router
 (``_track_request``); new ones get 503.
 
-Authentication passes through: the shipper's ``Authorization`` goes to the
-engine, which judges it. Where ``ESTROM_INGEST_TOKEN`` is set, a request
-must carry credentials: either the engine's (passed through) or
-``Bearer <token>`` (not forwarded; the engine is then asked with the
-credentials of ``ESTROM_ENGINE_URL``, if it has any).
+Writers are checked on every path (``beater/writer_gate.py``): a credential
+that is no writer's is 401 and never forwarded; each item's target (its
+``_index``, else the path's) must be inside the writer's targets, else the
+item gets the engine's own 403 item shape while the rest goes through
+(``beater/bulk_screen.py``); an update's answer never carries the stored
+document; the pass-through's writes (templates, ILM policies) stay inside
+the writer's targets (``beater/passthrough_rules.py``). The engine is asked
+with the credentials of ``ESTROM_ENGINE_URL``, if it has any. Only
+``ESTROM_BULK_AUTH=engine`` forwards the shipper's own credentials, for an
+engine whose security is on; estrom's own and hidden indices stay out of
+reach in that mode too.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
@@ -55,16 +62,26 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.http_headers import Headers
 
-from beater.auth import bearer_matches
 from beater.bulk_items import Unpaired, actions, response_items, stored_documents
 from beater.bulk_proxy import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
+from beater.bulk_screen import (
+    Screened,
+    UnreadableBulk,
+    merged_answer,
+    refused_only_answer,
+    screen,
+    without_source_params,
+)
+from beater.passthrough_rules import passthrough_refusal
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from beater.request_body import LimitedRequest
+from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import EngineRejected, EngineUnavailable
 from common.http import HTTPError, answered_or_gone
 from common.metrics import Metrics
 from common.wamp import SessionHolder
+from common.writers import WriterIdentity
 
 log = Logger()
 
@@ -116,11 +133,14 @@ class BulkAPI:
         wamp: SessionHolder,
         metrics: Metrics,
         clock: IReactorTime,
+        gate: WriterGate,
         track: Callable[[Deferred[IngestOutcome]], Deferred[IngestOutcome]] = lambda d: d,
         refresh_targets: Callable[[], Awaitable[bool]] | None = None,
         draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        #: Who writes, and where they may (every item, every pass-through write).
+        self.gate = gate
         #: True once SIGTERM's drain began (``BeaterAPI.draining``): new bulk requests get 503.
         self.is_draining = draining
         #: Set when the drain's grace ran out: what still waits is given up (see ``_give_up``).
@@ -152,6 +172,7 @@ class BulkAPI:
             raise HTTPError(404, "not_found", "no such endpoint (the engine's API is not served here)")
         if kind.endswith("_method"):
             raise HTTPError(405, "method_not_allowed", f"{method} not allowed here")
+        identity = self.gate.identify(request, engine_api=True)
         headers = self._credentials(request)
         if self.is_draining():
             _close_after(request)
@@ -162,10 +183,11 @@ class BulkAPI:
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
         if kind == "bulk":
-            work = ensureDeferred(self._bulk(request, headers, segments[0] if len(segments) == 2 else None))
+            target = segments[0] if len(segments) == 2 else None
+            work = ensureDeferred(self._bulk(request, headers, identity, target))
             self._track_request(work)
         else:
-            work = ensureDeferred(self._passthrough(request, headers))
+            work = ensureDeferred(self._passthrough(request, headers, identity, segments))
         await _shielded(work)
 
     def _track_request(self, work: Deferred[None]) -> None:
@@ -189,29 +211,26 @@ class BulkAPI:
             d.cancel()
 
     def _credentials(self, request: Request) -> Headers:
-        """Headers for the engine; raises 401 where estrom's token is required and nothing is presented."""
-        given = request.getHeader(b"authorization")
-        token = self.settings.ingest_token
+        """Headers for the engine: the shipper's credentials only where the engine judges them.
+
+        Otherwise they were estrom's (checked by the gate) and are never
+        forwarded; the engine is asked with the credentials of
+        ``ESTROM_ENGINE_URL``, if it has any.
+        """
         # The body is forwarded decoded; the answer is read here, so it comes uncompressed
         # (Go shippers ask for gzip by default; every client takes identity).
         drop = frozenset({b"content-encoding", b"accept-encoding"})
-        if token and given is not None and bearer_matches(given, token):
-            headers = forwarded_headers(request.requestHeaders, drop | {b"authorization"})
-            if self.forwarder.authorization is not None:
-                headers.setRawHeaders(b"authorization", [self.forwarder.authorization])
-            return headers
-        if token and not given:
-            self.metrics.inc("bulk_requests_total", status="401")
-            raise HTTPError(
-                401,
-                "unauthorized",
-                "missing credentials: the engine's, or estrom's bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return forwarded_headers(request.requestHeaders, drop)
+        if self.gate.engine_judges:
+            return forwarded_headers(request.requestHeaders, drop)
+        headers = forwarded_headers(request.requestHeaders, drop | {b"authorization"})
+        if self.forwarder.authorization is not None:
+            headers.setRawHeaders(b"authorization", [self.forwarder.authorization])
+        return headers
 
-    async def _forward(self, request: Request, headers: Headers, body: IO[bytes] | None) -> EngineAnswer:
-        forwarding = ensureDeferred(self.forwarder.forward(request.method, request.uri, headers, body))
+    async def _forward(
+        self, request: Request, headers: Headers, body: IO[bytes] | None, uri: bytes | None = None
+    ) -> EngineAnswer:
+        forwarding = ensureDeferred(self.forwarder.forward(request.method, uri or request.uri, headers, body))
         self._forwarding.add(forwarding)
         try:
             return await forwarding
@@ -229,13 +248,46 @@ class BulkAPI:
         finally:
             self._forwarding.discard(forwarding)
 
-    async def _passthrough(self, request: Request, headers: Headers) -> None:
+    async def _passthrough(
+        self, request: Request, headers: Headers, identity: WriterIdentity, segments: list[str]
+    ) -> None:
         body = request.content if request.method in (b"PUT", b"POST") else None
+        if body is not None:
+            reason = await passthrough_refusal(
+                segments,
+                body,
+                lambda name: self.gate.refusal(identity, name),
+                self._existing(headers),
+                self.gate.engine_judges,
+            )
+            if reason is not None:
+                self.metrics.inc("passthrough_requests_total", status="403")
+                self.metrics.inc("write_refusals_total", reason="passthrough")
+                raise HTTPError(403, "security_exception", reason)
+            body.seek(0)
         answer = await self._forward(request, headers, body)
         self.metrics.inc("passthrough_requests_total", status=str(answer.status))
         await self._answer(request, answer)
 
-    async def _bulk(self, request: Request, headers: Headers, target: str | None) -> None:
+    def _existing(self, headers: Headers) -> Callable[[str], Awaitable[Any]]:
+        """``get(path)``: the engine's JSON at ``path`` (None for 404), to check what a write replaces."""
+
+        async def get(path: str) -> Any:
+            answer = await self.forwarder.forward(b"GET", path.encode(), headers, None)
+            try:
+                if answer.status == 404:
+                    return None
+                if answer.status != 200:
+                    raise HTTPError(502, "engine_error", f"the engine answered {answer.status} to GET {path}")
+                return json.load(answer.body)
+            finally:
+                answer.body.close()
+
+        return get
+
+    async def _bulk(
+        self, request: Request, headers: Headers, identity: WriterIdentity, target: str | None
+    ) -> None:
         started = time.perf_counter()
         status = "error"
         self.in_flight += 1
@@ -251,12 +303,25 @@ class BulkAPI:
                         "body_too_large",
                         f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
                     )
-            answer = await self._forward(request, headers, request.content)
+            screened = self._screen(request, identity, target)
+            if screened is not None and screened.all_refused:
+                status = "403"
+                await self._answer_refused(request, screened)
+                return
+            body = screened.body if screened is not None else request.content
+            answer = await self._forward(request, headers, body, without_source_params(request.uri))
             status = str(answer.status)
             unpublished = 0
-            if answer.status == 200 and request.content is not None:
-                unpublished = await self._publish_stored(request.content, answer.body, target)
+            if answer.status == 200 and body is not None:
+                unpublished = await self._publish_stored(body, answer.body, target)
                 answer.body.seek(0)
+                if screened is not None and screened.refused:
+                    merged = merged_answer(answer.body, screened.refused, screened.actions)
+                    answer.body.close()
+                    answer.body = merged
+                    merged.seek(0, 2)
+                    answer.length = merged.tell()
+                    merged.seek(0)
             if unpublished:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
             await self._answer(request, answer)
@@ -264,6 +329,33 @@ class BulkAPI:
             self.in_flight -= 1
             self.metrics.inc("bulk_requests_total", status=status)
             self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
+
+    def _screen(self, request: Request, identity: WriterIdentity, target: str | None) -> Screened | None:
+        """Every item checked against the writer (None: no body); 400 for an unreadable one."""
+        if request.content is None:
+            return None
+        try:
+            screened = screen(request.content, target, lambda name: self.gate.refusal(identity, name))
+        except UnreadableBulk as exc:
+            raise HTTPError(400, "illegal_argument_exception", str(exc)) from None
+        if screened.refused:
+            self.metrics.inc("write_refusals_total", len(screened.refused), reason="bulk_item")
+            log.info(
+                "bulk.items_refused",
+                writer=identity.name,
+                refused=len(screened.refused),
+                first=screened.refused[0].reason,
+            )
+        return screened
+
+    async def _answer_refused(self, request: Request, screened: Screened) -> None:
+        """Every item refused: answered as the engine would, without asking it."""
+        body = refused_only_answer(screened.refused)
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"application/json; charset=UTF-8")
+        request.setHeader(b"content-length", str(len(body)).encode())
+        request.write(body)
+        request.finish()
 
     async def _publish_stored(self, body: IO[bytes], answer: IO[bytes], target: str | None) -> int:
         """Queue what the engine stored for percolation and publishing; how many could not be queued.

@@ -10,11 +10,11 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from beater.auth import bearer_matches
 from beater.ingest_body import IngestBody, TooManyDocuments, UnreadableBody, parse_ingest_body
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
 from beater.request_body import LimitedRequest, request_factory
+from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import (
@@ -46,8 +46,11 @@ class BeaterAPI:
         engine: Engine,
         wamp: SessionHolder,
         metrics: Metrics,
+        gate: WriterGate,
     ) -> None:
         self.settings = settings
+        #: Who writes, and which indices they may (the access file's writers).
+        self.gate = gate
         self.pipeline = pipeline
         self.engine = engine
         self.wamp = wamp
@@ -75,15 +78,18 @@ class BeaterAPI:
         self.metrics.inc("ingest_requests_total", outcome="unavailable")
         return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
 
-    def _check_token(self, request: Request) -> None:
-        token = self.settings.ingest_token
-        if not token:
-            return
-        if not bearer_matches(request.getHeader(b"authorization"), token):
+    def _check_writer(self, request: Request, index: str) -> None:
+        """401 for a credential that is nobody's; 403 for an index outside the writer's targets."""
+        try:
+            identity = self.gate.identify(request)
+        except HTTPError:
             self.metrics.inc("ingest_requests_total", outcome="unauthorized")
-            raise HTTPError(
-                401, "unauthorized", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise
+        reason = self.gate.refusal(identity, index)
+        if reason is not None:
+            self.metrics.inc("ingest_requests_total", outcome="forbidden")
+            self.metrics.inc("write_refusals_total", reason="ingest")
+            raise HTTPError(403, "forbidden", reason)
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
         started = time.perf_counter()
@@ -115,14 +121,16 @@ class BeaterAPI:
                 channel.persistent = False
 
     async def _ingest(self, request: Request, rest: list[str]) -> None:
-        self._check_token(request)
         if len(rest) != 1:
+            self.gate.identify(request)
             raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
         index = rest[0]
         problem = index_name_problem(index)
         if problem:
+            self.gate.identify(request)
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "invalid_index", problem)
+        self._check_writer(request, index)
         if isinstance(request, LimitedRequest) and request.body_error is not None:
             outcome = "unsupported_encoding" if request.body_error.status == 415 else "bad_request"
             self.metrics.inc("ingest_requests_total", outcome=outcome)

@@ -110,6 +110,8 @@ class Settings:
     ingest_token: str = ""
     #: where the engine's bulk API is served: "" for the beater's own port, else its own listen address
     bulk_listen: str = ""
+    #: who judges credentials on the bulk API and pass-through: "estrom" (writers) or "engine"
+    bulk_auth: str = "estrom"
     #: largest bulk body (decoded), the engine's own default http.max_content_length
     bulk_max_body: int = 100 * 1024 * 1024
     #: seconds the engine may take to answer one forwarded request (a large bulk takes a while)
@@ -177,6 +179,7 @@ class Settings:
             tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
             ingest_token=_token(env, "ESTROM_INGEST_TOKEN"),
             bulk_listen=_str(env, "ESTROM_BULK_LISTEN", d.bulk_listen),
+            bulk_auth=_str(env, "ESTROM_BULK_AUTH", d.bulk_auth).lower(),
             bulk_max_body=_int(env, "ESTROM_BULK_MAX_BODY", d.bulk_max_body, 1),
             bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
@@ -219,6 +222,8 @@ class Settings:
             raise ConfigError(
                 f"ESTROM_PERCOLATE_MODE must be auto|documents|msearch, not {settings.percolate_mode!r}"
             )
+        if settings.bulk_auth not in ("estrom", "engine"):
+            raise ConfigError(f"ESTROM_BULK_AUTH must be estrom|engine, not {settings.bulk_auth!r}")
         if settings.log_format not in ("text", "json"):
             raise ConfigError(f"ESTROM_LOG_FORMAT must be text|json, not {settings.log_format!r}")
         if not settings.router_url.startswith(("ws://", "wss://")):

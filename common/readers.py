@@ -305,7 +305,7 @@ def may_read(identity: Identity, raw_target: str) -> bool:
     return target_within(scope, identity.targets)
 
 
-def _targets(value: Any, where: str) -> tuple[tuple[Scope, ...], tuple[str, ...]]:
+def configured_targets(value: Any, where: str) -> tuple[tuple[Scope, ...], tuple[str, ...]]:
     if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
         raise ReadersError(f"{where}: 'targets' must be a list of non-empty strings")
     scopes = []
@@ -317,7 +317,7 @@ def _targets(value: Any, where: str) -> tuple[tuple[Scope, ...], tuple[str, ...]
     return tuple(scopes), tuple(value)
 
 
-def _digest(token: Any, where: str) -> bytes:
+def token_digest(token: Any, where: str) -> bytes:
     if not isinstance(token, str) or not token:
         raise ReadersError(f"{where}: 'token' must be a non-empty string (the token, or sha256:<hex>)")
     if token.startswith(HASH_PREFIX):
@@ -339,7 +339,8 @@ def parse_readers(document: Any, source: str = "") -> Readers:
     where = source or "readers file"
     if not isinstance(document, dict):
         raise ReadersError(f"{where}: must be a JSON object with 'readers' and/or 'anonymous'")
-    unknown = set(document) - {"readers", "anonymous"}
+    # The writers' keys are read by common/writers.py: one access file for both.
+    unknown = set(document) - {"readers", "anonymous", "writers", "anonymous_writer"}
     if unknown:
         raise ReadersError(f"{where}: unknown keys {sorted(unknown)}")
     entries = document.get("readers", [])
@@ -357,10 +358,10 @@ def parse_readers(document: Any, source: str = "") -> Readers:
             raise ReadersError(f"{at}: 'name' must be a non-empty string other than {ANONYMOUS!r}")
         if name in names:
             raise ReadersError(f"{at}: name {name!r} appears twice")
-        digest = _digest(entry.get("token"), f"{at} ({name})")
+        digest = token_digest(entry.get("token"), f"{at} ({name})")
         if digest in digests:
             raise ReadersError(f"{at} ({name}): the same token as another reader")
-        targets, raw = _targets(entry.get("targets"), f"{at} ({name})")
+        targets, raw = configured_targets(entry.get("targets"), f"{at} ({name})")
         names.add(name)
         digests.add(digest)
         readers.append(Reader(name, digest, targets, raw))
@@ -369,7 +370,7 @@ def parse_readers(document: Any, source: str = "") -> Readers:
         anon = document["anonymous"]
         if not isinstance(anon, dict):
             raise ReadersError(f"{where}: 'anonymous' must be an object with 'targets'")
-        targets, _ = _targets(anon.get("targets"), f"{where}: anonymous")
+        targets, _ = configured_targets(anon.get("targets"), f"{where}: anonymous")
         anonymous = Identity(ANONYMOUS, targets)
     return Readers(tuple(readers), anonymous, source, {r.name: r for r in readers})
 
@@ -411,6 +412,11 @@ def listen_interface(endpoint: str) -> str:
     return ""
 
 
+def access_file(env: Mapping[str, str]) -> str:
+    """The access file's path: ``ESTROM_ACCESS``, else ``ESTROM_READERS`` (one file, either name)."""
+    return (env.get("ESTROM_ACCESS", "") or env.get("ESTROM_READERS", "")).strip()
+
+
 def readers_for(env: Mapping[str, str], interfaces: Iterable[str], service: str) -> Readers:
     """The readers a service starts with, failing closed (ReadersError says why it refuses).
 
@@ -418,7 +424,7 @@ def readers_for(env: Mapping[str, str], interfaces: Iterable[str], service: str)
     every interface is loopback or ``ESTROM_ANONYMOUS_READS=all`` says an
     open read side is intended.
     """
-    path = env.get("ESTROM_READERS", "").strip()
+    path = access_file(env)
     if path:
         return load_readers(path)
     opt_in = env.get("ESTROM_ANONYMOUS_READS", "").strip().lower()

@@ -95,7 +95,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="estrom",
         description="Live, filtered tail for JSON document streams: tail, count, post, list queries.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{tail,counts,post,queries,readers}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{tail,counts,post,queries,readers,writers}"
+    )
     raw = argparse.RawDescriptionHelpFormatter
 
     tail = sub.add_parser(
@@ -178,21 +180,28 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("ESTROM_ADMIN_SECRET", ""),
         help="WAMP-CRA secret of --authid (env ESTROM_ADMIN_SECRET); without it no subscriber counts",
     )
-    readers = sub.add_parser("readers", help="manage the readers file (ESTROM_READERS)")
-    readers_sub = readers.add_subparsers(dest="readers_command", required=True, metavar="{add}")
-    add = readers_sub.add_parser(
-        "add",
-        help="add a reader: prints its new token once, stores only its SHA-256",
-        epilog="example:\n  TOKEN=$(estrom readers add ops --targets 'logs-*' 'metrics-*')",
-        formatter_class=raw,
-    )
-    add.add_argument("name", help="the reader's name (its WAMP authid)")
-    add.add_argument(
-        "--targets", nargs="+", required=True, help="read targets it may use: patterns, lists, -exclusions"
-    )
-    add.add_argument(
-        "--file", default=env.get("ESTROM_READERS", ""), help="the readers file (env ESTROM_READERS)"
-    )
+    access_file = env.get("ESTROM_ACCESS", "") or env.get("ESTROM_READERS", "")
+    for kind, role, example in (
+        ("readers", "reader's name (its WAMP authid)", "ops --targets 'logs-*' 'metrics-*'"),
+        ("writers", "writer's name (Basic/ApiKey user name)", "shipper --targets 'logs-*'"),
+    ):
+        group = sub.add_parser(kind, help=f"manage the {kind} of the access file (ESTROM_ACCESS)")
+        group_sub = group.add_subparsers(dest=f"{kind}_command", required=True, metavar="{add}")
+        add = group_sub.add_parser(
+            "add",
+            help=f"add a {kind[:-1]}: prints its new token once, stores only its SHA-256",
+            epilog=f"example:\n  TOKEN=$(estrom {kind} add {example})",
+            formatter_class=raw,
+        )
+        add.add_argument("name", help=f"the {role}")
+        add.add_argument(
+            "--targets", nargs="+", required=True, help="targets it may use: patterns, lists, -exclusions"
+        )
+        add.add_argument(
+            "--file",
+            default=access_file,
+            help="the access file (env ESTROM_ACCESS, or ESTROM_READERS)",
+        )
     return parser
 
 
@@ -242,8 +251,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 out=sys.stdout,
                 token=args.token,
             )
-        if args.command == "readers":
-            return run_readers_add(args.file, args.name, args.targets, out=sys.stdout)
+        if args.command in ("readers", "writers"):
+            return run_readers_add(args.file, args.name, args.targets, out=sys.stdout, kind=args.command)
         if args.command == "post":
             if args.batch < 1:
                 parser.error("post: --batch must be at least 1")

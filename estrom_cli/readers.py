@@ -1,6 +1,6 @@
-"""``estrom readers add NAME --targets ...``: a new reader, its token printed once, its hash stored.
+"""``estrom readers add`` / ``estrom writers add NAME --targets ...``: a new principal, its token printed once.
 
-The file is the one ``ESTROM_READERS`` names (or ``--file``); it is created
+The file is the access file ``ESTROM_ACCESS`` (or ``ESTROM_READERS``) names (or ``--file``); it is created
 (mode 0600) when missing, checked as a whole before it replaces the old one
 (atomically: a tailor reloading at that moment reads the old or the new
 file, never half of one). Only ``sha256:<hex>`` of the token is written: the
@@ -17,26 +17,33 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from common.readers import ReadersError, new_token, parse_readers, token_hash
+from common.writers import parse_writers
 from estrom_cli._http import CliError, say
 
 
-def add_reader(path: Path, name: str, targets: list[str]) -> str:
-    """Add reader ``name`` allowed ``targets`` to the file at ``path``; returns its new token."""
+def add_reader(path: Path, name: str, targets: list[str], kind: str = "readers") -> str:
+    """Add reader (or, ``kind="writers"``, writer) ``name`` of ``targets`` to the file at ``path``.
+
+    Returns its new token. Readers and writers are named apart: the same
+    name may be both, each with its own token.
+    """
     if path.exists():
         try:
             document: Any = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise CliError(f"{path}: cannot read it as JSON: {exc}") from None
     else:
-        document = {"readers": []}
-    if not isinstance(document, dict) or not isinstance(document.setdefault("readers", []), list):
-        raise CliError(f"{path}: not a readers file (an object with a 'readers' list)")
-    if any(isinstance(r, dict) and r.get("name") == name for r in document["readers"]):
-        raise CliError(f"{path}: a reader named {name!r} exists already; remove it first to give a new token")
+        document = {kind: []}
+    if not isinstance(document, dict) or not isinstance(document.setdefault(kind, []), list):
+        raise CliError(f"{path}: not an access file (an object with a {kind!r} list)")
+    what = kind[:-1]
+    if any(isinstance(r, dict) and r.get("name") == name for r in document[kind]):
+        raise CliError(f"{path}: a {what} named {name!r} exists already; remove it first to give a new token")
     token = new_token()
-    document["readers"].append({"name": name, "token": token_hash(token), "targets": targets})
+    document[kind].append({"name": name, "token": token_hash(token), "targets": targets})
     try:
         parse_readers(document, str(path))
+        parse_writers(document, str(path))
     except ReadersError as exc:
         raise CliError(str(exc)) from None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,13 +60,16 @@ def add_reader(path: Path, name: str, targets: list[str]) -> str:
     return token
 
 
-def run_readers_add(file: str, name: str, targets: list[str], out: TextIO) -> int:
+def run_readers_add(file: str, name: str, targets: list[str], out: TextIO, kind: str = "readers") -> int:
     if not file:
-        raise CliError("readers add: give --file, or set ESTROM_READERS to the readers file")
-    token = add_reader(Path(file), name, targets)
+        raise CliError(f"{kind} add: give --file, or set ESTROM_ACCESS to the access file")
+    token = add_reader(Path(file), name, targets, kind)
     print(token, file=out, flush=True)
-    say(
-        f"added reader {name!r} to {file}: the token above is shown once; "
-        "tailors re-read the file on SIGHUP, the router when it changes"
-    )
+    if kind == "writers":
+        say(f"added writer {name!r} to {file}: the token above is shown once; beaters read the file at start")
+    else:
+        say(
+            f"added reader {name!r} to {file}: the token above is shown once; "
+            "tailors re-read the file on SIGHUP, the router when it changes"
+        )
     return 0

@@ -97,7 +97,7 @@ def _bulk_body(index: str, docs: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_credentials_pass_through_and_the_ingest_token_is_accepted(
+def test_the_ingest_token_is_accepted_and_other_credentials_are_not_forwarded(
     start_beater: StartService, engine: EngineHandle, wamp: WampClient, index: str
 ) -> None:
     guarded = start_beater(ESTROM_INGEST_TOKEN="s3cret")
@@ -110,10 +110,25 @@ def test_credentials_pass_through_and_the_ingest_token_is_accepted(
     assert refused.headers["www-authenticate"] == "Bearer"
     with_token = http("POST", guarded.url + "/_bulk", body, {**ndjson, "authorization": "Bearer s3cret"})
     assert with_token.status == 200, with_token.body
-    # The engine's own credentials go to the engine (this test engine has no security: it takes them).
+    # Credentials that are no writer's are refused, not handed to the engine (which, without
+    # security of its own, would take anything); only ESTROM_BULK_AUTH=engine forwards them.
     basic = http("POST", guarded.url + "/_bulk", body, {**ndjson, "authorization": "Basic ZWxhc3RpYzpwdw=="})
-    assert basic.status == 200, basic.body
-    assert len(sink.wait_for_count(2)) == 2
+    assert basic.status == 401, basic.body
+    assert len(sink.wait_for_count(1)) == 1
+
+
+def test_in_the_engine_credentials_mode_credentials_pass_through(
+    start_beater: StartService, wamp: WampClient, index: str
+) -> None:
+    judged = start_beater(ESTROM_BULK_AUTH="engine", ESTROM_INGEST_TOKEN="s3cret")
+    sink = watch(wamp, index)
+    body = _bulk_body(index, [{"kind": "auth", "m": 1}])
+    headers = {"content-type": "application/x-ndjson", "authorization": "Basic ZWxhc3RpYzpwdw=="}
+    # This test engine has no security: it takes any credentials; estrom's own indices stay out.
+    assert http("POST", judged.url + "/_bulk", body, headers).status == 200
+    assert len(sink.wait_for_count(1)) == 1
+    own = _bulk_body("estrom-queries-_shared-0", [{"estrom_target": "x"}])
+    assert http("POST", judged.url + "/_bulk", own, headers).json()["items"][0]["index"]["status"] == 403
 
 
 def test_router_down_stores_answers_unchanged_and_counts(

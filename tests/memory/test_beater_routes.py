@@ -25,6 +25,7 @@ from beater.bulk_proxy import EngineForwarder
 from beater.http_api import BeaterAPI
 from beater.percolate import PercolateResult
 from beater.pipeline import IngestPipeline
+from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
 from common.wamp import SessionHolder
@@ -68,9 +69,12 @@ class Parts:
         if joined:
             self.wamp.session = object()  # a placeholder: only "is there a session" is asked here
         self.metrics = build_metrics([self.pipeline])
-        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics)
+        self.gate = WriterGate.build(settings, self.metrics, {})
+        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
         forwarder = EngineForwarder(agent_reactor, "http://127.0.0.1:9", 1.0)
-        self.bulk = BulkAPI(settings, forwarder, self.pipeline, self.wamp, self.metrics, agent_reactor)
+        self.bulk = BulkAPI(
+            settings, forwarder, self.pipeline, self.wamp, self.metrics, agent_reactor, self.gate
+        )
 
 
 @pytest.fixture

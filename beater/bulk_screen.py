@@ -1,0 +1,209 @@
+"""A bulk request's items screened against its writer before the engine sees them.
+
+Each action's target (its ``_index``, else the path's ``/<target>/_bulk``)
+is checked with the writer's gate. Items the writer may not write are taken
+out of the body the engine gets, and put back into the answer at their
+place as the engine's own per-item refusal (``403``,
+``security_exception``); the rest of the request goes through. A request
+whose every item is refused never reaches the engine.
+
+The bulk API is no read path either: an ``update`` may ask the engine to
+return the stored document (``_source`` on its action or source line, or on
+the URL); those requests are taken out, so no answer carries ``get._source``.
+
+The common case, every item allowed and nothing to take out, forwards the
+spooled body untouched: one pass over the action lines, no copy.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import parse_qsl, urlencode
+
+import ijson
+
+#: Rewritten bodies stay in memory up to this size, then go to a temporary file.
+SPOOL_IN_MEMORY = 1024 * 1024
+#: Actions followed by a source line.
+WITH_SOURCE = frozenset({"index", "create", "update"})
+#: URL parameters that make an update's answer carry the stored document.
+SOURCE_PARAMS = frozenset(
+    {"_source", "_source_includes", "_source_excludes", "_source_include", "_source_exclude"}
+)
+
+
+class UnreadableBulk(ValueError):
+    """An action line that is not one JSON action: the request is refused whole (400)."""
+
+
+@dataclass
+class Refused:
+    """One item taken out of the request, answered with the engine's refusal shape."""
+
+    position: int
+    action: str
+    index: str | None
+    doc_id: Any
+    reason: str
+
+    def item(self) -> dict[str, Any]:
+        """The answer's item for it, as the engine answers an item its security refuses."""
+        return {
+            self.action: {
+                "_index": self.index,
+                "_id": self.doc_id,
+                "status": 403,
+                "error": {"type": "security_exception", "reason": self.reason},
+            }
+        }
+
+
+@dataclass
+class Screened:
+    """What the engine gets, and what was taken out."""
+
+    #: the body to forward (the original, rewound, when nothing was taken out)
+    body: IO[bytes]
+    refused: list[Refused] = field(default_factory=list)
+    #: actions in the request as sent
+    actions: int = 0
+    #: whether ``body`` is a rewritten copy
+    rewritten: bool = False
+
+    @property
+    def all_refused(self) -> bool:
+        return self.actions > 0 and len(self.refused) == self.actions
+
+
+def _lines(body: IO[bytes]) -> Iterator[bytes]:
+    for line in body:
+        if line.strip():
+            yield line
+
+
+def _action(line: bytes, position: int) -> tuple[str, dict[str, Any]]:
+    try:
+        meta = json.loads(line)
+    except ValueError as exc:
+        raise UnreadableBulk(f"bulk action line {position} is not JSON: {exc}") from None
+    if not isinstance(meta, dict) or len(meta) != 1:
+        raise UnreadableBulk(f"bulk line {position} is not one action")
+    action, spec = next(iter(meta.items()))
+    if not isinstance(spec, dict):
+        raise UnreadableBulk(f"bulk action {position} ({action}) has no metadata object")
+    return str(action), spec
+
+
+def _asks_for_source(action: str, spec: dict[str, Any], source: bytes | None) -> bool:
+    if action != "update":
+        return False
+    return "_source" in spec or (source is not None and b'"_source"' in source)
+
+
+def _without_source(line: bytes) -> bytes:
+    value = json.loads(line)
+    if isinstance(value, dict):
+        for key in ("update",):
+            if isinstance(value.get(key), dict):
+                value[key].pop("_source", None)
+        value.pop("_source", None)
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def screen(body: IO[bytes], default_index: str | None, refusal: Callable[[str], str | None]) -> Screened:
+    """Check every action of ``body`` with ``refusal(name)`` (the reason, or None when allowed).
+
+    Raises UnreadableBulk for a body whose action lines cannot be read.
+    """
+    body.seek(0)
+    refused: list[Refused] = []
+    rewrite = False
+    count = 0
+    lines = _lines(body)
+    for position, line in enumerate(lines):
+        action, spec = _action(line, position)
+        source = next(lines, None) if action in WITH_SOURCE else None
+        count += 1
+        name = spec.get("_index", default_index)
+        reason = refusal(str(name)) if name is not None else None
+        if reason is not None:
+            refused.append(Refused(position, action, str(name), spec.get("_id"), reason))
+        elif _asks_for_source(action, spec, source):
+            rewrite = True
+    body.seek(0)
+    if not refused and not rewrite:
+        return Screened(body, [], count)
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    taken = {r.position for r in refused}
+    lines = _lines(body)
+    for position, line in enumerate(lines):
+        action, spec = _action(line, position)
+        source = next(lines, None) if action in WITH_SOURCE else None
+        if position in taken:
+            continue
+        if _asks_for_source(action, spec, source):
+            line = _without_source(line)
+            if source is not None and b'"_source"' in source:
+                source = _without_source(source)
+        out.write(line if line.endswith(b"\n") else line + b"\n")
+        if source is not None:
+            out.write(source if source.endswith(b"\n") else source + b"\n")
+    out.seek(0)
+    body.seek(0)
+    return Screened(out, refused, count, rewritten=True)
+
+
+def without_source_params(uri: bytes) -> bytes:
+    """The request URI without the parameters that make update answers carry documents."""
+    path, sep, query = uri.partition(b"?")
+    if not sep:
+        return uri
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if k not in SOURCE_PARAMS
+    ]
+    return path + (b"?" + urlencode(kept).encode("latin-1") if kept else b"")
+
+
+def refused_only_answer(refused: list[Refused]) -> bytes:
+    """The answer to a bulk request whose every item was refused: the engine never saw it."""
+    return json.dumps({"took": 0, "errors": True, "items": [r.item() for r in refused]}).encode()
+
+
+def merged_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[bytes]:
+    """The engine's answer with the refused items put back at their places (``errors`` then true).
+
+    Read and written item by item (ijson), so a large answer is never held whole.
+    """
+    top: dict[str, Any] = {}
+    answer.seek(0)
+    for prefix, event, value in ijson.parse(answer, use_float=True):
+        if prefix == "items" and event == "start_array":
+            break
+        if "." not in prefix and prefix and event not in ("start_map", "start_array", "map_key"):
+            top[prefix] = value
+    answer.seek(0)
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    head = {k: v for k, v in top.items() if k != "errors"}
+    out.write(json.dumps(head)[:-1].encode())
+    out.write((", " if head else "").encode() + b'"errors": true, "items": [')
+    pending = iter(sorted(refused, key=lambda r: r.position))
+    nxt = next(pending, None)
+    items = ijson.items(answer, "items.item", use_float=True)
+    for position in range(total):
+        if position:
+            out.write(b",")
+        if nxt is not None and nxt.position == position:
+            out.write(json.dumps(nxt.item()).encode())
+            nxt = next(pending, None)
+            continue
+        item = next(items, None)
+        out.write(json.dumps(item).encode())
+    out.write(b"]}")
+    out.seek(0)
+    return out

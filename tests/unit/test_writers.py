@@ -1,0 +1,179 @@
+"""Writers: credentials, the start-up policy, and what a writer may write (common/writers.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from beater.bulk_screen import merged_answer, screen, without_source_params
+from common.readers import ReadersError, scope_of, token_hash
+from common.writers import (
+    INGEST_TOKEN_WRITER,
+    Credential,
+    WriterIdentity,
+    date_math_pattern,
+    parse_writers,
+    presented,
+    write_refusal,
+    writers_for,
+)
+
+TOKEN = "a-writer-token-0123456789"
+SHIPPER = WriterIdentity("shipper", (scope_of("logs-*"),))
+OWN = "estrom-queries-"
+
+
+def b64(text: str) -> bytes:
+    return base64.b64encode(text.encode())
+
+
+def test_credentials_of_each_scheme() -> None:
+    assert presented(None) is None
+    assert presented(b"  ") is None
+    assert presented(b"Bearer " + TOKEN.encode()) == Credential(TOKEN)
+    assert presented(b"Basic " + b64(f"shipper:{TOKEN}")) == Credential(TOKEN, "shipper")
+    assert presented(b"ApiKey " + b64(f"shipper:{TOKEN}")) == Credential(TOKEN, "shipper")
+    # Present but not understood: a credential that matches nobody, never anonymous.
+    for header in (b"Basic !!", b"Basic " + b64("no-colon"), b"Digest x", b"Bearer"):
+        cred = presented(header)
+        assert cred is not None
+        assert cred.token.startswith("\0")
+
+
+def test_authenticate_checks_the_name_given_with_the_token() -> None:
+    writers = parse_writers(
+        {"writers": [{"name": "shipper", "token": token_hash(TOKEN), "targets": ["logs-*"]}]}
+    )
+    assert writers.authenticate(Credential(TOKEN)) == WriterIdentity("shipper", (scope_of("logs-*"),))
+    assert writers.authenticate(Credential(TOKEN, "shipper")) is not None
+    assert writers.authenticate(Credential(TOKEN, "someone-else")) is None
+    assert writers.authenticate(Credential("wrong-token-0123456789")) is None
+    assert writers.authenticate(None) is None  # no anonymous writer in the file
+
+
+def test_the_ingest_token_is_a_writer_of_everything_but_own_and_hidden() -> None:
+    writers = parse_writers(None, ingest_token="s3cret")
+    identity = writers.authenticate(Credential("s3cret"))
+    assert identity is not None
+    assert identity.name == INGEST_TOKEN_WRITER
+    assert write_refusal(identity, "anything-at-all", OWN) is None
+    assert write_refusal(identity, "estrom-queries-_shared-0", OWN) is not None
+    assert write_refusal(identity, ".security", OWN) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("logs-app", True),
+        ("logs-*", True),
+        ("logs-app-*", True),
+        ("<logs-{now/d}-000001>", True),
+        ("<logs-{now/d{yyyy.MM.dd|+12:00}}>", True),
+        ("payroll", False),
+        ("*", False),
+        ("log*", False),
+        ("logs-a,payroll", False),
+        (".logs-x", False),
+        ("<payroll-{now/d}>", False),
+    ],
+)
+def test_what_a_writer_of_logs_star_may_write(name: str, allowed: bool) -> None:
+    assert (write_refusal(SHIPPER, name, OWN) is None) is allowed
+
+
+def test_estroms_own_indices_are_nobodys_even_for_a_writer_of_star() -> None:
+    everything = WriterIdentity("all", (scope_of("*"),))
+    for name in ("estrom-queries-_shared-0", "estrom-*", "estrom-queries-*", "<estrom-queries-{now/d}>"):
+        assert write_refusal(everything, name, OWN) is not None, name
+    assert write_refusal(everything, "estrom-other", OWN) is None
+
+
+def test_date_math_pattern() -> None:
+    assert date_math_pattern("<filebeat-7.17.28-{now/d}-000001>") == "filebeat-7.17.28-*-000001"
+    assert date_math_pattern("plain") == "plain"
+
+
+def test_writers_for_fails_closed_beyond_loopback(tmp_path: Path) -> None:
+    assert writers_for({}, ["127.0.0.1"]).anonymous is not None
+    with pytest.raises(ReadersError, match="no writer"):
+        writers_for({}, [""])
+    assert writers_for({"ESTROM_ANONYMOUS_WRITES": "all"}, ["0.0.0.0"]).anonymous is not None
+    token_only = writers_for({}, ["0.0.0.0"], ingest_token="s3cret")
+    assert token_only.anonymous is None
+    # A readers-only access file names no writer: the same policy as no file.
+    readers_only = tmp_path / "access.json"
+    readers_only.write_text(json.dumps({"anonymous": {"targets": ["public-*"]}}))
+    with pytest.raises(ReadersError):
+        writers_for({"ESTROM_READERS": str(readers_only)}, ["0.0.0.0"])
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"writers": {}},
+        {"writers": [{"name": "anonymous", "token": TOKEN, "targets": ["a"]}]},
+        {"writers": [{"name": "a:b", "token": TOKEN, "targets": ["a"]}]},
+        {"writers": [{"name": "w", "token": "short", "targets": ["a"]}]},
+        {"writers": [{"name": "w", "token": TOKEN, "targets": []}]},
+        {"anonymous_writer": {"targets": "logs-*"}},
+    ],
+)
+def test_bad_writer_entries_say_what_is_wrong(document: dict) -> None:
+    with pytest.raises(ReadersError):
+        parse_writers(document, "access.json")
+
+
+# --- the bulk screen ---------------------------------------------------------------------------
+
+
+def spool(lines: list[dict]) -> object:
+    import io
+
+    return io.BytesIO("".join(json.dumps(line) + "\n" for line in lines).encode())
+
+
+def test_screen_leaves_an_allowed_body_untouched() -> None:
+    body = spool([{"index": {"_index": "logs-a"}}, {"k": 1}, {"delete": {"_index": "logs-a", "_id": "1"}}])
+    screened = screen(body, None, lambda name: None)  # type: ignore[arg-type]
+    assert screened.body is body
+    assert not screened.rewritten
+    assert screened.actions == 2
+
+
+def test_screen_takes_refused_items_out_and_merges_them_back() -> None:
+    body = spool(
+        [
+            {"index": {"_index": "logs-a", "_id": "1"}},
+            {"k": 1},
+            {"delete": {"_index": "payroll", "_id": "2"}},
+            {"update": {"_id": "3"}},
+            {"doc": {"k": 3}, "_source": True},
+        ]
+    )
+    screened = screen(body, "logs-b", lambda name: None if name.startswith("logs-") else "no")  # type: ignore[arg-type]
+    forwarded = screened.body.read().decode().splitlines()
+    assert [json.loads(line) for line in forwarded] == [
+        {"index": {"_index": "logs-a", "_id": "1"}},
+        {"k": 1},
+        {"update": {"_id": "3"}},
+        {"doc": {"k": 3}},
+    ]
+    engine = (
+        b'{"took": 3, "errors": false, "items": [{"index": {"status": 201}}, {"update": {"status": 200}}]}'
+    )
+    import io
+
+    merged = json.load(merged_answer(io.BytesIO(engine), screened.refused, screened.actions))
+    assert merged["took"] == 3
+    assert merged["errors"] is True
+    assert [next(iter(i)) for i in merged["items"]] == ["index", "delete", "update"]
+    assert merged["items"][1]["delete"]["status"] == 403
+
+
+def test_update_source_parameters_are_dropped_from_the_url() -> None:
+    assert without_source_params(b"/_bulk?_source=true&refresh=wait_for") == b"/_bulk?refresh=wait_for"
+    assert without_source_params(b"/x/_bulk?_source_includes=a") == b"/x/_bulk"
+    assert without_source_params(b"/_bulk") == b"/_bulk"
