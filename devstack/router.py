@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from common.readers import readers_for
+from common.readers import access_file, readers_for
 from devstack.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,8 +107,8 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
         auth["wampcra"] = {"type": "static", "users": users}
     else:
         auth.pop("wampcra", None)
-    if not env.get("ESTROM_READERS", "").strip():
-        auth.pop("ticket", None)  # readers log in by ticket (issue 15); without a readers file there are none
+    if not access_file(env):
+        auth.pop("ticket", None)  # readers log in by ticket; without an access file there are none
     if not _flag(env, "ESTROM_ROUTER_ANONYMOUS", True):
         auth.pop("anonymous", None)
     if not auth:
@@ -118,7 +118,7 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
 def render_config(cbdir: Path, *, host: str, port: int, env: Mapping[str, str] | None = None) -> Path:
     """Write ``cbdir/config.json``: the repo config with this listen address and ``env``'s security."""
     env = os.environ if env is None else env
-    # Readers (issue 15): refuse a non-loopback router without ESTROM_READERS or the opt-in.
+    # Readers: refuse a non-loopback router without an access file or the opt-in.
     readers_for(env, [host], "router")
     config: dict[str, Any] = json.loads((ROUTER_DIR / "config.json").read_text())
     for worker in config["workers"]:
