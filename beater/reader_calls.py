@@ -10,6 +10,13 @@ raises ``com.estrom.error.not_authorized`` / ``quota_exceeded``.
 Principals (the tailor checks its own HTTP callers; the admin; the router's
 own gate) are not asked. A caller the router did not disclose is refused:
 fail closed, never open.
+
+A target is judged by what it reaches, not only by its name: an alias (or
+a pattern matching alias names) may lead to indices outside the reader's
+targets. After the router admits the target by name, the concrete indices
+behind every alias it covers (``GET /_alias/<target>``) are asked about too,
+as one list target: a reader of ``public-*`` cannot register on an alias
+``public-leak`` of ``payroll-2026``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 
 from common import names
+from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.quotas import NOT_AUTHORIZED
 
 ADMIT = "estrom.router.admit"
@@ -27,8 +35,29 @@ ADMIT = "estrom.router.admit"
 PRINCIPAL_ROLES = frozenset({"tailor", "admin", "authorizer", "beater", "trusted"})
 
 
-async def check_caller(session: ISession | None, details: Any, action: str, index: str) -> None:
-    """Refuse (ApplicationError) a reader's ``action`` on ``index`` the router does not admit."""
+async def alias_members(engine: Engine, target: str) -> list[str]:
+    """The concrete indices behind the aliases ``target`` covers (none for an index or data stream)."""
+
+    def read(es: Any) -> Any:
+        return es.indices.get_alias(name=target, ignore_unavailable=True, allow_no_indices=True, ignore=404)
+
+    found = await engine.run(read)
+    if not isinstance(found, dict):
+        return []
+    return sorted(index for index, body in found.items() if isinstance(body, dict) and body.get("aliases"))
+
+
+async def check_caller(
+    session: ISession | None,
+    details: Any,
+    action: str,
+    index: str,
+    engine: Engine | None = None,
+) -> None:
+    """Refuse (ApplicationError) a reader's ``action`` on ``index`` the router does not admit.
+
+    With ``engine``, the indices behind the aliases ``index`` covers must be admitted too.
+    """
     role = getattr(details, "caller_authrole", None)
     if role in PRINCIPAL_ROLES:
         return
@@ -39,6 +68,15 @@ async def check_caller(session: ISession | None, details: Any, action: str, inde
         raise ApplicationError(names.UNAVAILABLE, "no router session to check the caller with")
     try:
         await session.call(ADMIT, caller, action, index)
+        if engine is not None:
+            try:
+                behind = await alias_members(engine, index)
+            except (EngineUnavailable, EngineRejected) as exc:
+                raise ApplicationError(
+                    names.UNAVAILABLE, f"could not resolve the target's aliases: {exc}"
+                ) from None
+            if behind:
+                await session.call(ADMIT, caller, action, ",".join(behind))
     except ApplicationError as exc:
         if exc.error.startswith("com.estrom.error."):
             raise
