@@ -20,6 +20,7 @@ from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
 from beater.rpc import QueryProcedures
 from beater.store import QueryStore
+from beater.write_aliases import WriteAliases
 from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
@@ -136,13 +137,14 @@ class Beater:
             concurrency=settings.engine_concurrency,
         )
         pipeline_ref.append(self.pipeline)
+        forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
         try:
-            self.gate = WriterGate.build(settings, self.metrics, os.environ)
+            aliases = WriteAliases(forwarder.get, reactor)
+            self.gate = WriterGate.build(settings, self.metrics, os.environ, aliases)
         except ReadersError as exc:
             print(f"beater: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
-        forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
         self.bulk = BulkAPI(
             settings,
             forwarder,

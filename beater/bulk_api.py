@@ -69,6 +69,7 @@ from beater.bulk_screen import (
     UnreadableBulk,
     merged_answer,
     refused_only_answer,
+    scan,
     screen,
     without_source_params,
 )
@@ -303,7 +304,7 @@ class BulkAPI:
                         "body_too_large",
                         f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
                     )
-            screened = self._screen(request, identity, target)
+            screened = await self._screen(request, identity, target)
             if screened is not None and screened.all_refused:
                 status = "403"
                 await self._answer_refused(request, screened)
@@ -330,14 +331,18 @@ class BulkAPI:
             self.metrics.inc("bulk_requests_total", status=status)
             self.metrics.observe("bulk_request_seconds", time.perf_counter() - started)
 
-    def _screen(self, request: Request, identity: WriterIdentity, target: str | None) -> Screened | None:
+    async def _screen(
+        self, request: Request, identity: WriterIdentity, target: str | None
+    ) -> Screened | None:
         """Every item checked against the writer (None: no body); 400 for an unreadable one."""
         if request.content is None:
             return None
         try:
-            screened = screen(request.content, target, lambda name: self.gate.refusal(identity, name))
+            scanned = scan(request.content, target)
         except UnreadableBulk as exc:
             raise HTTPError(400, "illegal_argument_exception", str(exc)) from None
+        refusals = await self.gate.refusals(identity, scanned.names)
+        screened = screen(request.content, scanned, refusals)
         if screened.refused:
             self.metrics.inc("write_refusals_total", len(screened.refused), reason="bulk_item")
             log.info(

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode
@@ -114,36 +115,58 @@ def _without_source(line: bytes) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
-def screen(body: IO[bytes], default_index: str | None, refusal: Callable[[str], str | None]) -> Screened:
-    """Check every action of ``body`` with ``refusal(name)`` (the reason, or None when allowed).
+@dataclass
+class Scan:
+    """One pass over a bulk body: the distinct names its items write, and which item writes which."""
 
-    Raises UnreadableBulk for a body whose action lines cannot be read.
-    """
+    names: list[str]
+    #: per item, the index in ``names`` of what it writes (``NO_NAME``: none given, the engine decides)
+    item_names: array
+    asks_for_source: bool
+
+
+NO_NAME = 0xFFFFFFFF
+
+
+def scan(body: IO[bytes], default_index: str | None) -> Scan:
+    """Read every action line of ``body`` once; UnreadableBulk for one that cannot be read."""
     body.seek(0)
-    refused: list[Refused] = []
-    rewrite = False
-    count = 0
+    names: dict[str, int] = {}
+    item_names = array("I")
+    asks = False
     lines = _lines(body)
     for position, line in enumerate(lines):
         action, spec = _action(line, position)
         source = next(lines, None) if action in WITH_SOURCE else None
-        count += 1
         name = spec.get("_index", default_index)
-        reason = refusal(str(name)) if name is not None else None
-        if reason is not None:
-            refused.append(Refused(position, action, str(name), spec.get("_id"), reason))
-        elif _asks_for_source(action, spec, source):
-            rewrite = True
+        item_names.append(NO_NAME if name is None else names.setdefault(str(name), len(names)))
+        asks = asks or _asks_for_source(action, spec, source)
     body.seek(0)
-    if not refused and not rewrite:
+    return Scan(list(names), item_names, asks)
+
+
+def screen(body: IO[bytes], scanned: Scan, refusals: dict[str, str]) -> Screened:
+    """The body without the items whose name ``refusals`` refuses (name -> reason), nor update sources.
+
+    The body itself, untouched, when nothing is refused and no update asks for its document.
+    """
+    refused_names = {i: refusals[n] for i, n in enumerate(scanned.names) if n in refusals}
+    count = len(scanned.item_names)
+    taken = [p for p, i in enumerate(scanned.item_names) if i in refused_names]
+    if not taken and not scanned.asks_for_source:
+        body.seek(0)
         return Screened(body, [], count)
+    refused: list[Refused] = []
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    taken = {r.position for r in refused}
+    body.seek(0)
     lines = _lines(body)
     for position, line in enumerate(lines):
         action, spec = _action(line, position)
         source = next(lines, None) if action in WITH_SOURCE else None
-        if position in taken:
+        name_at = scanned.item_names[position]
+        if name_at in refused_names:
+            name = scanned.names[name_at]
+            refused.append(Refused(position, action, name, spec.get("_id"), refused_names[name_at]))
             continue
         if _asks_for_source(action, spec, source):
             line = _without_source(line)

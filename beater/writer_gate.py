@@ -10,10 +10,12 @@ hidden indices, in that mode too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from twisted.web.http import Request
 
+from beater.bulk_proxy import EngineUnreachable
+from beater.write_aliases import WriteAliases
 from common.config import Settings
 from common.http import HTTPError
 from common.metrics import Metrics
@@ -29,22 +31,41 @@ ENGINE_JUDGES = WriterIdentity("engine-credentials", OPEN_TARGETS)
 class WriterGate:
     """Authenticates a request's writer and says what it may write."""
 
-    def __init__(self, writers: Writers, own_prefix: str, metrics: Metrics, mode: str = "estrom") -> None:
+    def __init__(
+        self,
+        writers: Writers,
+        own_prefix: str,
+        metrics: Metrics,
+        mode: str = "estrom",
+        aliases: WriteAliases | None = None,
+        retry_after: int = 2,
+    ) -> None:
         if mode not in AUTH_MODES:
             raise ValueError(f"ESTROM_BULK_AUTH must be one of {AUTH_MODES}, not {mode!r}")
         self.writers = writers
         self.own_prefix = own_prefix
         self.mode = mode
         self.metrics = metrics
+        #: Where writes through an alias land (None: names are taken as they are; unit tests).
+        self.aliases = aliases
+        self.retry_after = retry_after
 
     @classmethod
-    def build(cls, settings: Settings, metrics: Metrics, env: Mapping[str, str]) -> WriterGate:
+    def build(
+        cls,
+        settings: Settings,
+        metrics: Metrics,
+        env: Mapping[str, str],
+        aliases: WriteAliases | None = None,
+    ) -> WriterGate:
         """The gate of a beater's settings and environment; ReadersError where it must not start."""
         interfaces = [listen_interface(settings.beater_listen)]
         if settings.bulk_listen:
             interfaces.append(listen_interface(settings.bulk_listen))
         writers = writers_for(env, interfaces, settings.ingest_token)
-        return cls(writers, settings.query_index_prefix, metrics, settings.bulk_auth)
+        return cls(
+            writers, settings.query_index_prefix, metrics, settings.bulk_auth, aliases, settings.retry_after
+        )
 
     @property
     def engine_judges(self) -> bool:
@@ -74,3 +95,36 @@ class WriterGate:
     def refusal(self, identity: WriterIdentity, name: str) -> str | None:
         """Why ``identity`` may not write ``name`` (an index, alias, data stream or pattern); None if it may."""
         return write_refusal(identity, name, self.own_prefix)
+
+    async def refusals(self, identity: WriterIdentity, names: Iterable[str]) -> dict[str, str]:
+        """``name -> why`` for each of ``names`` that ``identity`` may not write, through aliases too.
+
+        A name inside the writer's targets that is an alias must also write
+        into an index inside them: the engine is asked where it writes
+        (``beater/write_aliases.py``). An engine that cannot say is 503.
+        """
+        refused: dict[str, str] = {}
+        allowed: list[str] = []
+        for name in names:
+            reason = self.refusal(identity, name)
+            if reason is None:
+                allowed.append(name)
+            else:
+                refused[name] = reason
+        if allowed and self.aliases is not None:
+            try:
+                behind = await self.aliases.resolve(allowed)
+            except (LookupError, ValueError, EngineUnreachable) as exc:
+                raise HTTPError(
+                    503,
+                    "unavailable",
+                    f"could not ask the engine where the writes' aliases lead: {exc}",
+                    headers={"Retry-After": str(self.retry_after)},
+                ) from None
+            for name, indices in behind.items():
+                for index in indices.split(","):
+                    reason = self.refusal(identity, index)
+                    if reason is not None:
+                        refused[name] = f"[{name}] is an alias that writes into {reason}"
+                        break
+        return refused

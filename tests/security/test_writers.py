@@ -219,3 +219,25 @@ def test_templates_stay_inside_the_writers_targets(
     assert (
         http("PUT", f"{url}/_component_template/c-{RUN}", json.dumps({"template": {}}), headers).status == 403
     )
+
+
+def test_an_alias_inside_the_targets_that_writes_outside_them_is_refused(
+    writers_beater: ServiceHandle, engine: EngineHandle
+) -> None:
+    redirect = f"wlogs-redirect-{RUN}"
+    engine_request(engine.url, "PUT", f"/{OTHER}-behind", {"aliases": {redirect: {"is_write_index": True}}})
+    doc_id = uuid.uuid4().hex
+    resp = bulk(writers_beater.url, [{"index": {"_index": redirect, "_id": doc_id}}, {"k": 1}], bearer(TOKEN))
+    assert resp.status == 200
+    item = resp.json()["items"][0]["index"]
+    assert item["status"] == 403
+    assert "alias" in item["error"]["reason"]
+    ingest = http(
+        "POST",
+        f"{writers_beater.url}/api/v0.1/ingest/{redirect}",
+        "{}",
+        {"content-type": "application/json", **bearer(TOKEN)},
+    )
+    assert ingest.status == 403
+    engine_request(engine.url, "POST", "/_refresh")
+    assert engine_request(engine.url, "GET", f"/{OTHER}-behind/_count")["count"] == 0

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from beater.bulk_screen import merged_answer, screen, without_source_params
+from beater.bulk_screen import merged_answer, scan, screen, without_source_params
+from beater.write_aliases import write_indices
 from common.readers import ReadersError, scope_of, token_hash
 from common.writers import (
     INGEST_TOKEN_WRITER,
@@ -137,7 +138,9 @@ def spool(lines: list[dict]) -> object:
 
 def test_screen_leaves_an_allowed_body_untouched() -> None:
     body = spool([{"index": {"_index": "logs-a"}}, {"k": 1}, {"delete": {"_index": "logs-a", "_id": "1"}}])
-    screened = screen(body, None, lambda name: None)  # type: ignore[arg-type]
+    scanned = scan(body, None)  # type: ignore[arg-type]
+    assert scanned.names == ["logs-a"]
+    screened = screen(body, scanned, {})  # type: ignore[arg-type]
     assert screened.body is body
     assert not screened.rewritten
     assert screened.actions == 2
@@ -153,7 +156,9 @@ def test_screen_takes_refused_items_out_and_merges_them_back() -> None:
             {"doc": {"k": 3}, "_source": True},
         ]
     )
-    screened = screen(body, "logs-b", lambda name: None if name.startswith("logs-") else "no")  # type: ignore[arg-type]
+    scanned = scan(body, "logs-b")  # type: ignore[arg-type]
+    assert scanned.names == ["logs-a", "payroll", "logs-b"]
+    screened = screen(body, scanned, {"payroll": "no"})  # type: ignore[arg-type]
     forwarded = screened.body.read().decode().splitlines()
     assert [json.loads(line) for line in forwarded] == [
         {"index": {"_index": "logs-a", "_id": "1"}},
@@ -177,3 +182,17 @@ def test_update_source_parameters_are_dropped_from_the_url() -> None:
     assert without_source_params(b"/_bulk?_source=true&refresh=wait_for") == b"/_bulk?refresh=wait_for"
     assert without_source_params(b"/x/_bulk?_source_includes=a") == b"/x/_bulk"
     assert without_source_params(b"/_bulk") == b"/_bulk"
+
+
+def test_where_writes_through_an_alias_land() -> None:
+    answer = {
+        "payroll-1": {"aliases": {"logs-current": {"is_write_index": True}, "everything": {}}},
+        "logs-a": {"aliases": {"logs-current": {}, "everything": {}}},
+        "solo": {"aliases": {"one": {}}},
+    }
+    assert write_indices(answer) == {
+        "logs-current": "payroll-1",
+        "everything": "logs-a,payroll-1",
+        "one": "solo",
+    }
+    assert write_indices({"error": "alias [x] missing", "status": 404}) == {}
