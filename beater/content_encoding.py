@@ -1,19 +1,30 @@
-"""Decoding compressed request bodies as they arrive, within a size budget.
+"""Decoding compressed request bodies chunk by chunk, within a size budget and a ratio.
 
 Logstash's ``http`` output (``http_compression => true``) and most bulk
 shippers send ``Content-Encoding: gzip``; some send ``deflate``. The body
 limit applies to the decoded size as well: a few kilobytes of gzip may
 expand to gigabytes, so the decoder never produces more than a bounded step
 at a time and stops as soon as the decoded total passes the budget.
+
+A ratio limit bounds the expansion too: past ``RATIO_FLOOR`` decoded bytes,
+a body that decodes to more than ``max_ratio`` times the encoded bytes read
+so far is refused at once. Log batches compress 5 to 20 times; a bomb
+(``[{},{},...]``, runs of one byte) a thousand times, so it is stopped
+after a few megabytes instead of at the size limit, whatever that is set to.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from typing import IO
 
 #: Largest piece of decoded output produced at once, whatever one network chunk expands to.
 STEP = 256 * 1024
+#: Decoded bytes before the ratio is judged: a small, very repetitive batch is no threat.
+RATIO_FLOOR = 1024 * 1024
+#: Encoded bytes read from a spooled body per step.
+READ_SIZE = 64 * 1024
 
 #: Encodings estrom decodes, as they appear in ``Content-Encoding``.
 KNOWN = ("gzip", "x-gzip", "deflate", "identity")
@@ -24,7 +35,19 @@ class UnsupportedEncoding(ValueError):
 
 
 class DecodedTooLarge(ValueError):
-    """The decoded body passes the budget (HTTP 413)."""
+    """The decoded body passes the budget (HTTP 413); ``limit`` names the bound, ``value`` its size."""
+
+    limit = "max_body"
+
+    def __init__(self, reason: str, value: float) -> None:
+        super().__init__(reason)
+        self.value = value
+
+
+class RatioTooHigh(DecodedTooLarge):
+    """The body expands more than the ratio allows (HTTP 413)."""
+
+    limit = "max_ratio"
 
 
 class CorruptBody(ValueError):
@@ -50,12 +73,19 @@ def _zlib_header(data: bytes) -> bool:
 
 
 class BodyDecoder:
-    """Feeds encoded chunks, yields decoded pieces; ``budget`` bounds the decoded total."""
+    """Feeds encoded chunks, yields decoded pieces; ``budget`` bounds the decoded total.
 
-    def __init__(self, encoding: str, budget: int) -> None:
+    ``max_ratio`` (None: no limit) bounds decoded bytes per encoded byte
+    consumed, once ``RATIO_FLOOR`` bytes are decoded.
+    """
+
+    def __init__(self, encoding: str, budget: int, max_ratio: float | None = None) -> None:
         self.encoding = encoding
         self.budget = budget
+        self.max_ratio = max_ratio
         self.decoded = 0
+        #: encoded bytes the decoder has consumed
+        self.consumed = 0
         self._head = b""  # deflate: the first bytes, until we know zlib from raw
         self._inflater: zlib._Decompress | None = None
         if encoding in ("gzip", "x-gzip"):
@@ -69,6 +99,7 @@ class BodyDecoder:
             return
         self._fed = True
         if self.encoding == "identity":
+            self.consumed += len(data)
             yield from self._count(data)
             return
         if self._inflater is None:  # deflate, wrapper not known yet
@@ -84,6 +115,8 @@ class BodyDecoder:
                 out = inflater.decompress(data, STEP)
             except zlib.error as exc:
                 raise CorruptBody(f"body is not valid {self.encoding}: {exc}") from None
+            left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            self.consumed += len(data) - len(left)
             yield from self._count(out)
             if inflater.eof:
                 self._ended = True
@@ -112,5 +145,25 @@ class BodyDecoder:
             return
         self.decoded += len(out)
         if self.decoded > self.budget:
-            raise DecodedTooLarge(f"decoded request body is over the limit of {self.budget} bytes")
+            raise DecodedTooLarge(
+                f"decoded request body is over the limit of {self.budget} bytes", self.budget
+            )
+        ratio = self.max_ratio
+        if ratio is not None and self.decoded > RATIO_FLOOR and self.decoded > ratio * self.consumed:
+            raise RatioTooHigh(
+                f"request body expands more than {ratio} times when decoded: "
+                f"{self.decoded} bytes from {self.consumed} bytes of {self.encoding}",
+                ratio,
+            )
         yield out
+
+
+def decode_file(source: IO[bytes], decoder: BodyDecoder, read_size: int = READ_SIZE) -> Iterator[bytes]:
+    """The decoded pieces of a spooled encoded body, read ``read_size`` bytes at a time.
+
+    Raises as ``BodyDecoder.feed`` and ``finish`` do, at the first excess:
+    neither the encoded nor the decoded body is ever held whole.
+    """
+    while chunk := source.read(read_size):
+        yield from decoder.feed(chunk)
+    decoder.finish()

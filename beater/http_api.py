@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote_to_bytes
 
-from twisted.internet.defer import CancelledError, Deferred, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from beater.ingest_body import IngestBody, TooManyDocuments, UnreadableBody, parse_ingest_body
+from beater.ingest_body import (
+    IngestBody,
+    TooManyDocuments,
+    UnreadableBody,
+    media_type_problem,
+    parse_ingest_body,
+)
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
 from beater.publish import PublishFailed
-from beater.request_body import LimitedRequest, request_factory
+from beater.request_body import Admission, Bound, LimitedRequest, request_factory
 from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
@@ -34,6 +42,25 @@ from common.wamp import RouterUnavailable, SessionHolder
 log = Logger()
 
 API = ("api", "v0.1")
+#: Seconds the first write into a name waits for the engine's aliases at most.
+LEARN_WAIT = 2.0
+INGEST = (*API, "ingest")
+
+
+def ingest_rest(method: bytes, path: bytes) -> list[str] | None:
+    """The segments after ``/api/v0.1/ingest`` of a request ``Routes`` hands to ``ingest``, else None.
+
+    Twisted's ``postpath`` (segments percent-decoded) as ``Routes`` reads it:
+    known from the request line, before the handler runs.
+    """
+    if method != b"POST":
+        return None
+    segments = [unquote_to_bytes(s).decode("utf-8", "replace") for s in path[1:].split(b"/")]
+    if segments and segments[-1] == "":
+        segments = segments[:-1]
+    if tuple(segments[: len(INGEST)]) != INGEST:
+        return None
+    return segments[len(INGEST) :]
 
 
 class BeaterAPI:
@@ -47,10 +74,15 @@ class BeaterAPI:
         wamp: SessionHolder,
         metrics: Metrics,
         gate: WriterGate,
+        clock: IReactorTime | None = None,
+        learn_index: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.settings = settings
         #: Who writes, and which indices they may (the access file's writers).
         self.gate = gate
+        #: the first write into a name: re-read the engine's aliases (``TargetSet.first_write``)
+        self.learn_index = learn_index
+        self.clock = clock
         self.pipeline = pipeline
         self.engine = engine
         self.wamp = wamp
@@ -58,12 +90,18 @@ class BeaterAPI:
         #: Set on SIGTERM: new requests get 503, those in flight may finish.
         self.draining = False
         self._in_flight: set[Deferred[IngestOutcome]] = set()
+        metrics.counter(
+            "body_refusals_total",
+            "Request bodies refused (413) by the bound they passed: max_body (raw or decoded size), "
+            "max_ratio (compression ratio), max_docs (items).",
+            labels=("limit",),
+        )
 
     def site(self, fallback: Handler | None = None, max_body: int | None = None) -> Site:
         """estrom's routes; ``fallback`` serves every other path (the engine's bulk API, if here)."""
         routes = Routes(
             {
-                ("POST", (*API, "ingest")): self.ingest,
+                ("POST", INGEST): self.ingest,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
             },
@@ -72,7 +110,32 @@ class BeaterAPI:
         )
         site = QuietSite(routes)
         site.requestFactory = request_factory(max_body or self.settings.ingest_max_body)
+        site.body_gate = self  # type: ignore[attr-defined]  # read by LimitedRequest
         return site
+
+    def admit_body(self, request: LimitedRequest) -> Admission:
+        """An ingest body is read only for a request it can serve: refused otherwise, unread.
+
+        Called by ``LimitedRequest`` once the request is in, before its body
+        is decoded or parsed: a request refused anyway (401, 403, 404, 400,
+        415) costs no decoding. An admitted body is decoded within the ingest
+        bounds. Other routes (the bulk API included) read their bodies as before.
+        """
+        rest = ingest_rest(request.method, request.path)
+        if rest is None:
+            return Admission()
+        try:
+            self._before_body(request, rest)
+        except HTTPError as refusal:
+            return Admission(refusal=refusal)
+        return Admission(
+            max_body=Bound(self.settings.ingest_max_body, "ESTROM_INGEST_MAX_BODY"),
+            max_ratio=Bound(self.settings.ingest_max_ratio, "ESTROM_INGEST_MAX_RATIO"),
+        )
+
+    def body_refused(self, limit: str) -> None:
+        """A body refused for passing a bound: counted by bound (``estrom_beater_body_refusals_total``)."""
+        self.metrics.inc("body_refusals_total", limit=limit)
 
     def _unavailable(self, reason: str) -> HTTPError:
         self.metrics.inc("ingest_requests_total", outcome="unavailable")
@@ -85,7 +148,7 @@ class BeaterAPI:
         except HTTPError:
             self.metrics.inc("ingest_requests_total", outcome="unauthorized")
             raise
-        reason = self.gate.refusal(identity, index)
+        reason = self.gate.ingest_refusal(identity, index)
         if reason is not None:
             self.metrics.inc("ingest_requests_total", outcome="forbidden")
             self.metrics.inc("write_refusals_total", reason="ingest")
@@ -120,7 +183,33 @@ class BeaterAPI:
             if channel is not None:
                 channel.persistent = False
 
-    async def _ingest(self, request: Request, rest: list[str]) -> None:
+    async def _matched_as(self, request: Request, index: str) -> str:
+        """The index the documents are matched as, checked against the writer once more.
+
+        The first write into a name re-reads the engine's aliases (briefly: a
+        slow engine only means the name is taken as it is), so that an alias
+        made a moment ago is known; the documents then go to the pipeline
+        under the index that this check saw, so access and matching agree.
+        """
+        if self.learn_index is not None and self.clock is not None:
+            learning = ensureDeferred(self.learn_index(index))
+            learning.addTimeout(min(self.settings.engine_timeout, LEARN_WAIT), self.clock)
+            try:
+                await learning
+            except Exception as exc:  # the engine's trouble is the pipeline's to report
+                log.debug("ingest.aliases_unread", index=index, error=str(exc))
+        concrete = self.gate.percolated_as(index)
+        if concrete != index:
+            self._check_writer(request, index)
+        return concrete
+
+    def _before_body(self, request: Request, rest: list[str]) -> str:
+        """Every refusal made before the body is read (401, 404, 400, 403, 415); the index otherwise.
+
+        Runs twice on the beater's own site, in ``admit_body`` and in the
+        handler: refusals are counted once (the handler re-raises the first),
+        a check that passes counts nothing.
+        """
         if len(rest) != 1:
             self.gate.identify(request)
             raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
@@ -131,8 +220,24 @@ class BeaterAPI:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "invalid_index", problem)
         self._check_writer(request, index)
+        self._check_media_type(request)
+        return index
+
+    def _check_media_type(self, request: Request) -> None:
+        """415 for a body that is not JSON, or has no type: what cross-site forms send is never read."""
+        problem = media_type_problem((request.getHeader(b"content-type") or b"").decode("latin-1"))
+        if problem is not None:
+            self.metrics.inc("ingest_requests_total", outcome="unsupported_media_type")
+            raise HTTPError(415, "unsupported_media_type", problem)
+
+    async def _ingest(self, request: Request, rest: list[str]) -> None:
+        if isinstance(request, LimitedRequest) and request.refusal is not None:
+            raise request.refusal  # decided and counted by admit_body, before the body was read
+        index = self._before_body(request, rest)
+        index = await self._matched_as(request, index)
         if isinstance(request, LimitedRequest) and request.body_error is not None:
-            outcome = "unsupported_encoding" if request.body_error.status == 415 else "bad_request"
+            status = request.body_error.status
+            outcome = {413: "too_large", 415: "unsupported_encoding"}.get(status, "bad_request")
             self.metrics.inc("ingest_requests_total", outcome=outcome)
             raise request.body_error
         if isinstance(request, LimitedRequest) and request.body_size() > self.settings.ingest_max_body:
@@ -149,7 +254,14 @@ class BeaterAPI:
             )
         except TooManyDocuments as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
-            raise HTTPError(413, "too_many_documents", str(exc)) from None
+            self.body_refused("max_docs")
+            raise HTTPError(
+                413,
+                "too_many_documents",
+                str(exc),
+                limit=self.settings.ingest_max_docs,
+                setting="ESTROM_INGEST_MAX_DOCS",
+            ) from None
         except UnreadableBody as exc:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError(400, "unreadable_body", exc.reason, rejected=exc.rejected) from None

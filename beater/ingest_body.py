@@ -5,7 +5,10 @@ never cost the good ones: items that are not JSON objects are listed in
 ``rejected`` (0-based position of the item, or of the line for NDJSON) and the
 rest goes on, as the Elasticsearch bulk API does. Only a body from which no
 document at all can be read is an error, and so is one with more items than
-``max_docs`` (413: the sender should split it). A document nested deeper than
+``max_docs`` (413: the sender should split it). Items are counted while they
+are read, so such a body is refused after ``max_docs`` of them, not once
+millions are built: NDJSON lines are found one at a time, and an array over
+``FAST_MAX`` bytes is read item by item. A document nested deeper than
 ``max_depth`` (Elasticsearch's own mapping depth limit is 20 objects), or one
 holding what the engine cannot read back as JSON (an unpaired surrogate, a
 number out of double range), is rejected alone.
@@ -19,12 +22,17 @@ the nesting limit only for a document with more brackets than the limit.
 Anything orjson refuses, and any body it would read differently (an integer
 past 64 bits, which it reads as a float), takes the standard library's path,
 with the same outcome for every item (tests/unit/test_ingest_body.py compares
-the two paths).
+the two paths). orjson is kept to texts up to ``FAST_MAX``: on a text it
+refuses, it allocates some twelve times the text before raising (63 MB of
+NDJSON sent as ``application/json`` would cost 750 MB), and a whole array is
+built before its items can be counted.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +43,12 @@ NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
 )
 JSON_TYPES = frozenset({"application/json", "text/json"})
+
+#: JSON's own whitespace (what ``json.loads`` skips between values).
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+#: A non-blank line of text, from its first non-space character to its end.
+_CONTENT_LINE = re.compile(r"\S[^\n]*")
+_NON_SPACE = re.compile(r"\S")
 
 #: Top-level keys Elasticsearch reserves for metadata; a document carrying one
 #: cannot be percolated, so it is rejected alone instead of failing its batch.
@@ -62,6 +76,10 @@ _METADATA_FIELDS = frozenset(
 MAX_DEPTH = 20
 #: Default number of items one request may hold.
 MAX_DOCS = 10_000
+#: Largest text orjson reads (a body, or an NDJSON line): what it may cost is then bounded,
+#: at some 350,000 empty objects (25 MB) of an array counted after reading, or 12 MB for an
+#: error. Larger ones take the standard library's path, arrays item by item.
+FAST_MAX = 1024 * 1024
 
 
 class TooManyDocuments(ValueError):
@@ -88,6 +106,25 @@ class IngestBody:
 def media_type(content_type: str | None) -> str:
     """``"application/json; charset=utf-8"`` to ``"application/json"``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def media_type_problem(content_type: str | None) -> str | None:
+    """Why an ingest request's ``Content-Type`` is refused (HTTP 415), or None.
+
+    Only JSON types are read. A missing type is refused with the rest: an
+    HTML form on any web site may POST ``text/plain``, form-encoded or
+    multipart bodies cross-origin without a CORS preflight, and a browser
+    sends them with its user's network position; a JSON type needs the
+    preflight, which the beater never grants.
+    """
+    kind = media_type(content_type)
+    if kind in NDJSON_TYPES or kind in JSON_TYPES or kind.endswith("+json"):
+        return None
+    given = f"Content-Type {kind!r} is not accepted" if kind else "Content-Type is missing"
+    return (
+        f"{given}: send application/json (an object or an array of objects) or "
+        "application/x-ndjson (one object per line)"
+    )
 
 
 def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
@@ -160,15 +197,27 @@ def _too_many(count: int, max_docs: int) -> None:
         )
 
 
+def _content_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of ``text`` with their 0-based line number, one at a time.
+
+    What ``enumerate(text.split("\n"))`` gives less its blank lines, without
+    the list of every line: runs of blank lines are skipped in C.
+    """
+    number, searched = 0, 0
+    for match in _CONTENT_LINE.finditer(text):
+        start = match.start()
+        number += text.count("\n", searched, start)
+        yield number, text[text.rfind("\n", searched, start) + 1 : match.end()]
+        searched = match.end()
+
+
 def _parse_ndjson(text: str, max_depth: int, max_docs: int, fast: bool = False) -> IngestBody:
     body = IngestBody()
     count = 0
-    for position, line in enumerate(text.split("\n")):
-        if not line.strip():
-            continue
+    for position, line in _content_lines(text):
         count += 1
         _too_many(count, max_docs)
-        if fast:
+        if fast and len(line) <= FAST_MAX:
             try:
                 _add(body, position, fast_loads(line), max_depth, fast=True)
                 continue
@@ -181,6 +230,48 @@ def _parse_ndjson(text: str, max_depth: int, max_docs: int, fast: bool = False) 
             continue
         _add(body, position, item, max_depth)
     return body
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """The first position at or after ``pos`` that is not JSON whitespace."""
+    return _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]  # "*" always matches
+
+
+def _array_items(text: str, max_docs: int) -> list[Any]:
+    """The items of the JSON array ``text``, read one at a time; TooManyDocuments past ``max_docs``.
+
+    ``json.loads`` of the whole text would build every item first. Each item
+    is read by the standard library's scanner; the separators between them
+    are checked as ``json.loads`` checks them, with its error messages.
+    """
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    pos = _skip_space(text, _skip_space(text, 0) + 1)  # past "["
+    if not text.startswith("]", pos):
+        while True:
+            try:
+                item, pos = decoder.raw_decode(text, pos)
+            except RecursionError:
+                raise ValueError("nested too deeply for the JSON parser") from None
+            _too_many(len(items) + 1, max_docs)
+            items.append(item)
+            pos = _skip_space(text, pos)
+            if text.startswith("]", pos):
+                break
+            if not text.startswith(",", pos):
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            pos = _skip_space(text, pos + 1)
+    end = _skip_space(text, pos + 1)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return items
+
+
+def _several_lines(text: str) -> bool:
+    """``"\n" in text.strip()``, without copying the text."""
+    first = _NON_SPACE.search(text)
+    newline = text.find("\n", first.start()) if first else -1
+    return newline >= 0 and _NON_SPACE.search(text, newline) is not None
 
 
 def parse_ingest_body(
@@ -219,16 +310,19 @@ def _parse_body(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableBody(f"body is not UTF-8: {exc}") from None
-    if not text.strip():
+    if _NON_SPACE.search(text) is None:
         raise UnreadableBody("body is empty")
 
     fast = fast and exact_for_orjson(raw)
     if is_ndjson:
         body = _parse_ndjson(text, max_depth, max_docs, fast)
     else:
+        large = len(raw) > FAST_MAX
         read_fast = False
         try:
-            if fast:
+            if large and text.startswith("[", _skip_space(text, 0)):
+                value = _array_items(text, max_docs)
+            elif fast and not large:
                 try:
                     value = fast_loads(text)
                     read_fast = True
@@ -236,12 +330,12 @@ def _parse_body(
                     value = _loads(text)  # why it fails, or what orjson refuses to read
             else:
                 value = _loads(text)
+        except TooManyDocuments:
+            raise
         except ValueError as exc:
             # A JSON body that fails as a whole may still be NDJSON sent with
             # the generic type (curl --data-binary @file.ndjson -H ...json).
-            body = (
-                _parse_ndjson(text, max_depth, max_docs, fast) if text.strip().count("\n") else IngestBody()
-            )
+            body = _parse_ndjson(text, max_depth, max_docs, fast) if _several_lines(text) else IngestBody()
             if not body.docs:
                 raise UnreadableBody(f"body is not JSON: {exc}") from None
         else:

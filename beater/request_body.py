@@ -1,15 +1,25 @@
-"""The beater's request: bodies bounded while they arrive, decoded as they arrive.
+"""The beater's request: bodies bounded while they arrive, decoded once a route has admitted them.
 
 Twisted spools a body to a temporary file once it is over 100 kB, so memory
 stays bounded; what this adds is the limit (refused at the first byte over
-it, not after spooling everything) and ``Content-Encoding``: gzip and
-deflate bodies are decoded chunk by chunk into the spool, the limit applying
-to the decoded size too, so handlers only ever see the decoded body.
+it, not after spooling everything) and ``Content-Encoding``.
+
+An encoded body is spooled as it arrives, still encoded, and decoded only
+when the whole request is in and its route is known: the site's
+``body_gate`` (``BodyGate``) first says whether the route takes this body at
+all. A refused request (no credentials, a content type the route does not
+read) is answered without its body ever being decoded or parsed; an admitted
+one is decoded chunk by chunk into a new spool, within the route's size and
+compression-ratio bounds, stopping at the first byte past either. Handlers
+only ever see the decoded body.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from dataclasses import dataclass
+from io import BytesIO
+from typing import IO, Any, Protocol
 
 from twisted.web.server import Request
 
@@ -17,23 +27,73 @@ from beater.content_encoding import (
     BodyDecoder,
     CorruptBody,
     DecodedTooLarge,
+    RatioTooHigh,
     UnsupportedEncoding,
+    decode_file,
     parse_encoding,
 )
 from common.http import HTTPError, raw_json_response
 
+#: Decoded bodies up to this size stay in memory, larger ones go to a temporary file (as Twisted does).
+SPOOL_IN_MEMORY = 100_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A limit and the setting that sets it (named in a refusal)."""
+
+    value: int
+    setting: str = ""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a route lets happen to a request's body, decided from its request line and headers.
+
+    ``refusal``: the answer; the body is dropped unread. Otherwise the body
+    is decoded within ``max_body`` (decoded bytes; None: the listener's own
+    limit) and ``max_ratio`` (decoded per encoded byte; None: no limit).
+    """
+
+    refusal: HTTPError | None = None
+    max_body: Bound | None = None
+    max_ratio: Bound | None = None
+
+
+class BodyGate(Protocol):
+    """A site's ``body_gate``: admits bodies by route, hears of refusals (for metrics)."""
+
+    def admit_body(self, request: LimitedRequest) -> Admission: ...
+
+    def body_refused(self, limit: str) -> None: ...
+
+
+class BodyTooLarge(HTTPError):
+    """413: the body passed a bound; ``limit`` says which ("max_body", "max_ratio")."""
+
+    def __init__(self, limit: str, bound: Bound, reason: str) -> None:
+        named = f"{reason} ({bound.setting})" if bound.setting else reason
+        extra: dict[str, Any] = {"limit": bound.value}
+        if bound.setting:
+            extra["setting"] = bound.setting
+        super().__init__(413, "body_too_large", named, **extra)
+        self.limit = limit
+
 
 class LimitedRequest(Request):
-    """Refuses bodies over the limit while they arrive; decodes gzip/deflate into the spool.
+    """Refuses bodies over the limit while they arrive; decodes admitted gzip/deflate bodies.
 
-    ``body_error`` is set when the body cannot be used (unknown encoding:
-    415, corrupt: 400); the handlers that read a body raise it.
+    ``refusal`` is set when the route refused the request before reading its
+    body (the handler answers it); ``body_error`` when the body cannot be
+    used (unknown encoding: 415, corrupt: 400, over a bound: 413). The
+    handlers that read a body raise them.
     """
 
     max_body: int = 64 * 1024 * 1024
     _received = 0
+    _decoded: int | None = None
     _refused = False
-    _decoder: BodyDecoder | None = None
+    refusal: HTTPError | None = None
     body_error: HTTPError | None = None
     #: ``Content-Encoding`` of the body as sent ("identity" when not encoded).
     encoding: str = "identity"
@@ -52,10 +112,7 @@ class LimitedRequest(Request):
             self.encoding = parse_encoding(self._header("content-encoding"))
         except UnsupportedEncoding as exc:
             self.body_error = HTTPError(415, "unsupported_encoding", str(exc))
-        else:
-            self._decoder = BodyDecoder(self.encoding, self.max_body)
-        # An encoded body's decoded size is unknown: let Twisted spool it to a file.
-        super().gotLength(length if self.encoding == "identity" else None)
+        super().gotLength(length)
 
     def _header(self, name: str) -> str | None:
         value = self.requestHeaders.getRawHeaders(name.encode())
@@ -68,22 +125,13 @@ class LimitedRequest(Request):
         if self._received > self.max_body:
             self._refuse(f"request body is over the limit of {self.max_body} bytes")
             return
-        if self._decoder is None:
-            return  # the body is refused anyway (body_error); count it, keep none of it
-        try:
-            for piece in self._decoder.feed(data):
-                super().handleContentChunk(piece)
-        except DecodedTooLarge as exc:
-            self._refuse(str(exc))
-        except CorruptBody as exc:
-            self._fail(exc)
-
-    def _fail(self, exc: CorruptBody) -> None:
-        self._decoder = None
-        self.body_error = HTTPError(400, "unreadable_body", str(exc))
+        if self.body_error is not None:
+            return  # the body is refused anyway; count it, keep none of it
+        super().handleContentChunk(data)
 
     def _refuse(self, reason: str) -> None:
         self._refused = True
+        self._gate().body_refused("max_body")
         transport = self.channel.transport
         transport.write(raw_json_response(413, "Payload Too Large", "body_too_large", reason))
         transport.loseConnection()
@@ -91,16 +139,83 @@ class LimitedRequest(Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
             return
-        if self._decoder is not None:
-            try:
-                self._decoder.finish()
-            except CorruptBody as exc:
-                self._fail(exc)
         super().requestReceived(command, path, version)
 
+    def process(self) -> None:
+        """The request line and headers are in: admit the body (or not), decode it, then route."""
+        admission = self._gate().admit_body(self)
+        if admission.refusal is not None:
+            self.refusal = admission.refusal
+            self._replace_content(BytesIO())
+        elif self.body_error is None:
+            self._read_body(admission)
+        super().process()
+
+    def _gate(self) -> BodyGate:
+        gate = getattr(getattr(self.channel, "site", None), "body_gate", None)
+        return gate if gate is not None else _OPEN
+
+    def _read_body(self, admission: Admission) -> None:
+        """Apply the route's bounds; an encoded body is decoded, a refused one dropped."""
+        size = Bound(self.max_body)
+        if admission.max_body is not None and admission.max_body.value < size.value:
+            size = admission.max_body
+        if self.encoding == "identity":
+            if self._received > size.value:
+                reason = f"request body is over the limit of {size.value} bytes"
+                self._over(BodyTooLarge("max_body", size, reason))
+            return
+        try:
+            self._decode(size, admission.max_ratio)
+        except RatioTooHigh as exc:
+            self._over(BodyTooLarge("max_ratio", admission.max_ratio or Bound(int(exc.value)), str(exc)))
+        except DecodedTooLarge as exc:
+            self._over(BodyTooLarge("max_body", size, str(exc)))
+        except CorruptBody as exc:
+            self.body_error = HTTPError(400, "unreadable_body", str(exc))
+            self._replace_content(BytesIO())
+
+    def _decode(self, size: Bound, ratio: Bound | None) -> None:
+        """Decode the spooled body, chunk by chunk, into a new spool: the request's content from now on."""
+        decoder = BodyDecoder(self.encoding, size.value, ratio.value if ratio is not None else None)
+        # The spool outlives this call: it becomes the request's content.
+        decoded: IO[bytes] = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            for piece in decode_file(self.content, decoder):
+                decoded.write(piece)
+        except BaseException:
+            decoded.close()
+            raise
+        self._decoded = decoder.decoded
+        self._replace_content(decoded)
+
+    def _over(self, error: BodyTooLarge) -> None:
+        self._gate().body_refused(error.limit)
+        self.body_error = error
+        self._replace_content(BytesIO())
+
+    def _replace_content(self, content: IO[bytes]) -> None:
+        if self.content is not None:
+            self.content.close()
+        content.seek(0)
+        self.content = content
+
     def body_size(self) -> int:
-        """Bytes of the (decoded) body spooled so far."""
-        return self._decoder.decoded if self._decoder is not None else 0
+        """Bytes of the (decoded) body."""
+        return self._received if self._decoded is None else self._decoded
+
+
+class _OpenGate:
+    """A site without a gate: every body is admitted, within the listener's limit, no ratio."""
+
+    def admit_body(self, request: LimitedRequest) -> Admission:
+        return Admission()
+
+    def body_refused(self, limit: str) -> None:
+        pass
+
+
+_OPEN = _OpenGate()
 
 
 def request_factory(max_body: int) -> type[LimitedRequest]:

@@ -113,8 +113,8 @@ def test_bodies_twisted_would_refuse_get_json_errors(beater: Any, tailor: Any, i
         b"{}",
         {"content-type": "multipart/form-data; boundary=x"},
     )
-    assert resp.status == 400
-    assert resp.json()["error"] == "unreadable_body"
+    assert resp.status == 415
+    assert resp.json()["error"] == "unsupported_media_type"
     for service in (beater, tailor):
         with socket.create_connection((service.host, service.port), timeout=10) as s:
             s.sendall(b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")

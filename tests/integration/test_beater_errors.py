@@ -54,8 +54,6 @@ def delivered_again(beater_url: str, index: str, sink: EventSink) -> None:
     ("body", "content_type", "reason_part"),
     [
         ('{"kind": "x", "marker": "broken"', "application/json", "not JSON"),
-        ("kind=x&marker=form", "application/x-www-form-urlencoded", "unsupported content type"),
-        ('{"kind": "x", "marker": "text"}', "text/plain", "unsupported content type"),
         ("", "application/json", "empty"),
         ("   \n  ", "application/x-ndjson", "empty"),
         ("42", "application/json", "JSON object or an array"),
@@ -77,6 +75,29 @@ def test_unreadable_body_is_400_and_publishes_nothing(
     payload = resp.json()
     assert payload["error"] == "unreadable_body"
     assert reason_part in payload["reason"]
+    assert markers(fence(beater.url, index, sink)) == ["fence"]
+
+
+# --- 415: a body that is not typed as JSON is not read ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("kind=x&marker=form", "application/x-www-form-urlencoded"),
+        ('{"kind": "x", "marker": "text"}', "text/plain"),
+        ('{"kind": "x", "marker": "multipart"}', "multipart/form-data; boundary=x"),
+    ],
+)
+def test_body_not_typed_as_json_is_415_and_publishes_nothing(
+    beater: ServiceHandle, wamp: WampClient, index: str, body: str, content_type: str
+) -> None:
+    sink = watch_all(wamp, index)
+    resp = ingest(beater.url, index, body, content_type=content_type)
+    assert resp.status == 415
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["error"] == "unsupported_media_type"
+    assert "application/json" in resp.json()["reason"]
     assert markers(fence(beater.url, index, sink)) == ["fence"]
 
 
@@ -183,7 +204,7 @@ def test_bad_index_name_is_refused_by_http_and_rpc(beater: ServiceHandle, wamp: 
     assert resp.status == 400
     assert resp.json()["error"] == "invalid_index"
     if bad in ("a*b", "a,b"):
-        # Ingest names one concrete target; a read target may be a pattern or a list (issue 13).
+        # Ingest names one concrete target; a read target may be a pattern or a list.
         assert len(wamp.call("com.estrom.register_query", bad, "kind:x")) == 16
         return
     with pytest.raises(ApplicationError) as err:
