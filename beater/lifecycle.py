@@ -15,7 +15,9 @@ listens (crossbar's subscription meta API), so every beater:
   subscriber becomes active; one idle for longer than ``grace`` is deleted (``describe_query`` then says
   ``no_such_query``; registering it again brings it back, same sid);
   fields that appeared in a document index meanwhile are added to its
-  percolator index's mapping.
+  percolator index's mapping, and a shared percolator index near its field
+  limit is rebuilt with only the fields its queries name
+  (``beater/store/repair.py``; also once on joining, without holding the join).
 
 All writes are conditional on the document's seq_no as scanned, so any
 number of beaters may sweep at once: the first write wins, the others
@@ -96,6 +98,17 @@ class QueryLifecycle:
             await self.store.refresh_targets()
         except (EngineUnavailable, EngineRejected) as exc:
             log.warn("lifecycle.targets_refresh_failed", error=str(exc))
+        # A shared index left at its field limit (by an older beater) is rebuilt now, not at
+        # the first sweep; in the background: registrations and ingest go on meanwhile.
+        ensureDeferred(self._repair())
+
+    async def _repair(self) -> None:
+        try:
+            await self.store.repair_full_indices()
+        except (EngineUnavailable, EngineRejected) as exc:
+            log.warn("lifecycle.repair_failed", error=str(exc))
+        except Exception:  # fire and forget: nobody else would see it
+            log.failure("lifecycle.repair_failed", level=LogLevel.warn)
 
     def _on_create(self, _session_id: Any, details: Any = None, *_rest: Any) -> None:
         subscription = self.topics.learn(details)
@@ -227,6 +240,7 @@ class QueryLifecycle:
         activated = await self.store.activate_subscribed(subscribed, now_ms, prefixes, everything=everything)
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
         await self.store.sync_mappings()
+        await self.store.repair_full_indices()
         await self.store.refresh_targets()
         self.metrics.inc("queries_collected_total", collected)
         return SweepResult(-1 if everything else len(subscribed), deactivated, activated, collected)

@@ -27,7 +27,10 @@ batch on.
 
 Whichever is used, a batch the engine refuses as a whole (one document that
 cannot be parsed against the mapping) is retried item by item through
-``_msearch`` so only the offending documents are rejected. All matches are
+``_msearch`` so only the offending documents are rejected; a document the
+shared index refuses because mapping its new fields on the fly would pass
+the index's field limit is percolated again without them
+(``beater/store/folding.py``): ingest never depends on the mapping's room. All matches are
 read, however many: pages (10,000 a batch, 64 a single document) with
 ``search_after`` on the sid.
 """
@@ -41,6 +44,7 @@ from typing import Any, Protocol
 
 from beater.document_shape import conform
 from beater.percolate_shape import ShapeChooser
+from beater.store.folding import fold_unmapped
 from beater.store.schema import (
     ACTIVE_FIELD,
     QUERY_FIELD,
@@ -131,6 +135,13 @@ class CoveringTargets(Protocol):
 
     def signposted(self, canonical: str, group: int, index: str) -> str | None: ...
 
+    def unseen_aliases(self, canonical: str) -> bool: ...
+
+    @property
+    def aliases_stale(self) -> bool: ...
+
+    async def refresh_topology(self) -> bool: ...
+
 
 def scope_filter(
     targets: tuple[str, ...], recent_since_ms: int | None, known: tuple[str, ...] = ()
@@ -185,7 +196,7 @@ def _hit_field(hit: dict[str, Any], name: str) -> Any:
     return found[0] if found else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
     """One batch's percolation: where, which queries, which matches to keep."""
 
@@ -194,6 +205,23 @@ class _Run:
     keep: Callable[[dict[str, Any]], bool]
     #: what the request shape is learned per (the ingest index)
     key: str
+    #: whether the aliases were re-read for a target met here first (once a batch)
+    looked: bool = False
+
+
+def _refused_by_a_shard(resp: dict[str, Any]) -> str | None:
+    """Why a shard could not parse the percolated document(s), if one could not.
+
+    A search over several shared indices where one of them cannot parse a
+    document (a shape it maps otherwise, or past its field limit) answers
+    with the other indices' matches and a shard failure: that document is
+    refused all the same, so that it is retried as a refused one is.
+    """
+    for failure in (resp.get("_shards") or {}).get("failures") or []:
+        reason = failure.get("reason") if isinstance(failure, dict) else None
+        if isinstance(reason, dict) and reason.get("type") == "query_shard_exception":
+            return _item_reason({"error": reason})
+    return None
 
 
 def _item_reason(item: dict[str, Any]) -> str:
@@ -226,6 +254,9 @@ class Percolator:
         self.shapes = ShapeChooser()
 
     async def percolate(self, index: str, docs: list[dict[str, Any]]) -> PercolateResult:
+        if self.targets.aliases_stale:
+            # A target learned since the aliases were read may be an alias made a moment ago.
+            await self.targets.refresh_topology()
         covering = self.targets.covering(index)
         if not docs:
             return PercolateResult(matches=[], index=covering.concrete)
@@ -297,9 +328,17 @@ class Percolator:
         return result
 
     async def _retry_conformed(self, run: _Run, docs: list[dict[str, Any]], result: PercolateResult) -> None:
-        """Documents the engine refused, again without the values whose shape another target's
-        documents mapped otherwise in the shared index (``beater/document_shape.py``): rare, so the
-        mappings are read only here, not for every batch. A document whose shape its own index
+        """Documents the engine refused, again, each shared index with what it can parse.
+
+        Without the values whose shape another target's documents mapped
+        otherwise there (``beater/document_shape.py``), and without the fields
+        it does not map, their values folded into the default field
+        (``beater/store/folding.py``): an index at its field limit refuses a
+        document that would map one more field on the fly, though no stored
+        query can name it. Each shared index is asked separately, with its
+        own fitting: a document is matched wherever it parses, and refused
+        only where it parses nowhere. Rare, so the mappings are read only
+        here, not for every batch. A document whose shape its own index
         refuses stays refused, as the engine will refuse to store it."""
 
         def mappings(es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -315,24 +354,42 @@ class Percolator:
         except (EngineUnavailable, EngineRejected):
             return  # the refusals stand as the engine gave them
         own_properties = [body.get("mappings", {}).get("properties", {}) for body in own.values()]
-        properties = [body.get("mappings", {}).get("properties", {}) for body in shared.values()]
-        retry: dict[int, dict[str, Any]] = {}
+        by_index = {name: body.get("mappings", {}).get("properties", {}) for name, body in shared.items()}
+        retry: dict[int, dict[str, dict[str, Any]]] = {}
+        folded: set[int] = set()
         for i in result.errors:
             if any(conform(docs[i], props) is not docs[i] for props in own_properties):
                 continue  # its own index would refuse it too: the engine's refusal is the answer
-            fitted = docs[i]
-            for props in properties:
-                fitted = conform(fitted, props)
-            if fitted is not docs[i]:
-                retry[i] = fitted
+            per_index: dict[str, dict[str, Any]] = {}
+            for name, props in by_index.items():
+                fitted = conform(docs[i], props)
+                per_index[name] = fold_unmapped(fitted, props)
+                if per_index[name] is not fitted:
+                    folded.add(i)
+            # One index and nothing to take out: the same request would fail the same way.
+            if len(per_index) > 1 or any(doc is not docs[i] for doc in per_index.values()):
+                retry[i] = per_index
         if not retry:
             return
         order = sorted(retry)
-        again = await self._msearch(run, [retry[i] for i in order])
-        for slot, i in enumerate(order):
-            if slot not in again.errors:
-                del result.errors[i]
-                result.matches[i] = again.matches[slot]
+        matches: dict[int, list[str]] = {i: [] for i in order}
+        parsed: set[int] = set()
+        for name in sorted(by_index):
+            slots = [i for i in order if name in retry[i]]
+            again = await self._msearch(
+                _Run(name, run.scope, run.keep, run.key), [retry[i][name] for i in slots]
+            )
+            for slot, i in enumerate(slots):
+                if slot not in again.errors:
+                    parsed.add(i)
+                    matches[i] += [sid for sid in again.matches[slot] if sid not in matches[i]]
+        for i in sorted(parsed):
+            del result.errors[i]
+            result.matches[i] = matches[i]
+        done = len(parsed & folded)
+        events = getattr(self.targets, "events", None)
+        if done and events is not None:
+            events.inc("percolate_documents_folded_total", done)
 
     async def _percolate(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         size = len(docs)
@@ -353,6 +410,22 @@ class Percolator:
             self.shapes.record(run.key, size, shape, time.perf_counter() - started)
         return result
 
+    async def _look_at_new_targets(self, run: _Run, hits: list[dict[str, Any]]) -> None:
+        """A query on a target learned since the aliases were read: re-read them before judging it.
+
+        The target may be an alias made a moment ago (registered through
+        another beater): judged with aliases read at the last sweep, its
+        first documents would be missed.
+        """
+        if run.looked:
+            return
+        for hit in hits:
+            target = _hit_field(hit, TARGET_FIELD)
+            if target is not None and self.targets.unseen_aliases(str(target)):
+                run.looked = True
+                await self.targets.refresh_topology()
+                return
+
     async def _documents(self, run: _Run, docs: list[dict[str, Any]]) -> PercolateResult:
         matches: list[list[str]] = [[] for _ in docs]
         after: str | None = None
@@ -363,7 +436,11 @@ class Percolator:
                 return es.search(index=run.pindex, body=body, ignore_unavailable=True, allow_no_indices=True)
 
             resp = await self.engine.run(search)
+            refused = _refused_by_a_shard(resp)
+            if refused is not None:  # some document: find which, one by one (``_percolate``)
+                raise EngineRejected(400, refused, "query_shard_exception")
             hits = resp["hits"]["hits"]
+            await self._look_at_new_targets(run, hits)
             for hit in hits:
                 if not run.keep(hit):
                     continue
@@ -400,7 +477,13 @@ class Percolator:
                         raise failed(f"engine answered {status}: {_item_reason(item)}")
                     result.errors[i] = _item_reason(item)
                     continue
+                refused = _refused_by_a_shard(item)
+                if refused is not None:
+                    result.errors[i] = refused
+                    result.matches[i] = []
+                    continue
                 hits = item["hits"]["hits"]
+                await self._look_at_new_targets(run, hits)
                 result.matches[i].extend(h["_id"] for h in hits if run.keep(h))
                 if len(hits) == DOCUMENT_PAGE_SIZE:
                     todo[i] = hits[-1]["sort"][0]

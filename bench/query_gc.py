@@ -79,6 +79,8 @@ from beater.store.schema import (
     IDLE_SINCE_FIELD,
     LAST_ACTIVE_FIELD,
     META_FIELD,
+    NEW_FIELDS_FIELD,
+    PRINCIPAL_FIELD,
     REGISTERED_FIELD,
 )
 from beater.store.schema import query_document as stored_query_document
@@ -277,7 +279,8 @@ def check_document_shape(es: Any, index: str, sid: str, query: Query) -> None:
     stored = es.get(index=PERC_PREFIX + index, id=sid)["_source"]
     mine = query_document(index, query, 0)
     volatile = {LAST_ACTIVE_FIELD, IDLE_SINCE_FIELD, REGISTERED_FIELD}  # times
-    same = set(stored) == set(mine) and all(
+    optional = {NEW_FIELDS_FIELD, PRINCIPAL_FIELD}  # the field budgets' bookkeeping, where it applies
+    same = set(stored) - optional == set(mine) - optional and all(
         stored[k] == mine[k] for k in mine if k not in volatile | {META_FIELD}
     )
     same = same and stored[META_FIELD]["query"] == mine[META_FIELD]["query"]

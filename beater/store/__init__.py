@@ -10,12 +10,15 @@ index). ``QueryStore`` is the one object the beater holds.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from twisted.logger import Logger
 
+from beater.store.events import StoreEvents
 from beater.store.mappings import PercolatorIndices
 from beater.store.registry import QueryRegistry
+from beater.store.repair import IndexRepair
 from beater.store.schema import shared_number
 from beater.store.sweeps import QuerySweeps
 from beater.store.targets import TargetSet
@@ -41,14 +44,23 @@ class QueryStore:
     ) -> None:
         self.engine = engine
         self.prefix = prefix
-        self.indices = PercolatorIndices(engine, prefix, shards, replicas)
+        #: what the store and the percolator count for /metrics (``beater/rpc.py`` attaches it)
+        self.events = StoreEvents()
+        self.indices = PercolatorIndices(engine, prefix, shards, replicas, self.events)
         self.targets = TargetSet(engine, prefix)
+        self.targets.events = self.events  # the percolator reaches the store's events through it
         self.registry = QueryRegistry(engine, self.indices, self.targets, limits or QueryLimits())
         self.sweeps = QuerySweeps(engine, prefix)
+        self.repair = IndexRepair(engine, self.indices, self.events)
 
-    async def register(self, index: str, query: object) -> str:
-        """Store the query (idempotent) and return its sid; visible to the next percolation."""
-        return await self.registry.register(index, query)
+    async def register(self, index: str, query: object, principal: str | None = None) -> str:
+        """Store the query (idempotent) and return its sid; visible to the next percolation.
+
+        ``principal``: the reader registering it, where known (its field budget).
+        """
+        sid = await self.registry.register(index, query, principal)
+        await self.targets.look_at(parse_target(index).canonical, time.monotonic())
+        return sid
 
     async def describe(self, sid: str) -> dict[str, Any] | None:
         """``{"sid", "index", "query"}`` of a registered query, or None."""
@@ -105,3 +117,8 @@ class QueryStore:
 
     async def sync_mappings(self) -> int:
         return await self.indices.sync_mappings(list(self.targets.registered()))
+
+    async def repair_full_indices(self) -> int:
+        """Rebuild shared indices near their field limit with only the fields their queries name
+        (``beater/store/repair.py``); the number rebuilt."""
+        return await self.repair.run()

@@ -27,15 +27,29 @@ For operators and older tools, every target keeps its old address:
 ``<prefix><name>`` (``<prefix>_t<hash>`` for a pattern or list) is a filtered
 alias on the shared indices holding its queries. Percolator indices of the
 older one-index-per-target layout are migrated on start (``migrate``).
+
+**Room.** A shared index has one field limit
+(``index.mapping.total_fields.limit``) for every target, so what may take it
+is bounded: the fields of the covered documents that no query names are
+mapped by the sweep only while the index is below ``DOCUMENT_SHARE`` of its
+limit; fields a query names that no covered index maps (new fields, counted
+per target and reader by ``beater/store/budget.py``) only below
+``NEW_FIELD_SHARE``; fields the covered indices map, up to the limit, and a
+query whose fields do not fit goes to the next shared index. A shared index
+past its limit anyway (left so by an older beater) is rebuilt with the
+fields its queries name (``beater/store/repair.py``): ``<prefix>_shared-<n>``
+is then an alias of ``<prefix>_shared-<n>_g<k>``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.logger import Logger
 
+from beater.store.events import StoreEvents
 from beater.store.schema import (
     META_FIELD,
     OWN_MAPPING,
@@ -44,10 +58,12 @@ from beater.store.schema import (
     SHARED_SUFFIX,
     SID_FIELD,
     TARGET_FIELD,
+    count_fields,
     field_mapping_for,
     field_type,
     leaf_fields,
     lookup,
+    nest,
     percolator_index_body,
     shared_index,
     shared_number,
@@ -55,14 +71,82 @@ from beater.store.schema import (
 )
 from common.engine import Engine
 from common.query.fields import query_fields
+from common.query.identity import LimitExceeded
 from common.query.targets import InvalidTarget, Target, globs_overlap, parse_target, percolator_suffix
 
 #: Key of the canonical target in an older per-target percolator index's mapping ``_meta``.
 TARGET_META = "estrom_target"
 #: Shared percolator indices at most (see the module doc).
 MAX_SHARED = 8
+#: The sweep maps fields of the covered documents that no query names while a shared index
+#: uses less than this share of its field limit (the rest is the queries').
+DOCUMENT_SHARE = 0.5
+#: Fields a query names that no covered index maps are mapped while a shared index uses less
+#: than this share of its field limit (the rest is for fields documents have).
+NEW_FIELD_SHARE = 0.75
+#: The engine setting every shared index's fields count against.
+FIELD_LIMIT_SETTING = "index.mapping.total_fields.limit"
+#: Its default where an index does not set it.
+ENGINE_FIELD_LIMIT = 1000
 
 log = Logger()
+
+
+def field_limit_error(exc: BaseException) -> bool:
+    """Whether an engine error is the total-fields limit of a mapping."""
+    info = getattr(exc, "info", None)
+    return "Limit of total fields" in f"{exc} {info}"
+
+
+def limit_of(body: dict[str, Any]) -> int:
+    """The total-fields limit in one index's ``get_settings(flat_settings, include_defaults)`` answer."""
+    for part in ("settings", "defaults"):
+        value = (body.get(part) or {}).get(FIELD_LIMIT_SETTING)
+        if value is not None:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                continue
+    return ENGINE_FIELD_LIMIT
+
+
+def read_limits(es: Any, index: str) -> dict[str, int]:
+    """Concrete index -> its total-fields limit, for the indices ``index`` names (a pattern too)."""
+    resp = es.indices.get_settings(
+        index=index,
+        name=FIELD_LIMIT_SETTING,
+        flat_settings=True,
+        include_defaults=True,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    return {name: limit_of(body) for name, body in (resp or {}).items()}
+
+
+def current_indices(prefix: str, *answers: dict[str, Any]) -> dict[int, str]:
+    """Shared index number -> the concrete index that serves it, from ``get_alias`` (and other) answers.
+
+    ``<prefix>_shared-<n>`` itself, or the generation the alias of that name
+    points at; a generation being built (no alias yet) serves nothing.
+    """
+    aliases = answers[0] if answers else {}
+    found: dict[int, str] = {}
+    for concrete in sorted(set().union(*(set(a) for a in answers))):
+        n = shared_number(prefix, concrete)
+        if n is None:
+            continue
+        base = shared_index(prefix, n)
+        if concrete == base or base in ((aliases.get(concrete) or {}).get("aliases") or {}):
+            found[n] = concrete
+    return found
+
+
+def mapping_cost(have: dict[str, Any], missing: dict[str, dict[str, Any]]) -> int:
+    """How many fields (as the engine counts them) mapping ``missing`` (dotted names) adds to ``have``."""
+    if not missing:
+        return 0
+    merged = merge_properties(dict(have), nest(missing))
+    return count_fields(merged) - count_fields(have)
 
 
 def _properties(es: Any, index: str) -> dict[str, Any]:
@@ -180,19 +264,31 @@ class PercolatorIndices:
     """Creation, placement and mapping of the shared percolator indices; migration from the old layout."""
 
     def __init__(
-        self, engine: Engine, prefix: str, shards: int | None = None, replicas: int | None = None
+        self,
+        engine: Engine,
+        prefix: str,
+        shards: int | None = None,
+        replicas: int | None = None,
+        events: StoreEvents | None = None,
     ) -> None:
         self.engine = engine
         self.prefix = prefix
         #: primary shards and replicas of new percolator indices (shards None: one per data node)
         self.shards = shards
         self.replicas = replicas
+        self.events = events or StoreEvents()
         self._known_indices: set[str] = set()
         #: (canonical target, shared index number) -> fields known to be mapped there as the target types them
         self._fits: dict[tuple[str, int], set[str]] = {}
+        #: canonical target -> fields its covered indices (or templates) were seen to map
+        self._documented: dict[str, set[str]] = {}
+        #: shared index number -> its total-fields limit, and the concrete index last seen serving it
+        self._limits: dict[int, int] = {}
+        self._concrete: dict[int, str] = {}
         #: (canonical target, shared index number) whose filtered alias exists
         self._aliased: set[tuple[str, int]] = set()
         self._conflicts_logged: set[tuple[str, str]] = set()
+        self._capped_logged: set[str] = set()
 
     def name(self, n: int) -> str:
         return shared_index(self.prefix, n)
@@ -219,6 +315,30 @@ class PercolatorIndices:
         n = shared_number(self.prefix, pindex)
         self._fits = {k: v for k, v in self._fits.items() if k[1] != n}
         self._aliased = {k for k in self._aliased if k[1] != n}
+        if n is not None:
+            self._limits.pop(n, None)
+            self._concrete.pop(n, None)
+
+    def rebuilt(self, n: int) -> None:
+        """Shared index ``n`` now has another generation (``beater/store/repair.py``): what this
+        beater knew of its fields and aliases is stale; the index itself is there."""
+        self._fits = {k: v for k, v in self._fits.items() if k[1] != n}
+        self._aliased = {k for k in self._aliased if k[1] != n}
+        self._limits.pop(n, None)
+        self._concrete.pop(n, None)
+
+    def drop_fits(self, target: Target, n: int) -> None:
+        """Forget which fields of ``target`` are mapped in shared index ``n`` (the engine said otherwise)."""
+        self._fits.pop((target.canonical, n), None)
+
+    def limit_now(self, es: Any, n: int, fresh: bool = False) -> int:
+        """The total-fields limit of shared index ``n`` (read when ``fresh``, else as last read)."""
+        limit = None if fresh else self._limits.get(n)
+        if limit is None:
+            found = read_limits(es, self.name(n))
+            limit = next(iter(found.values()), ENGINE_FIELD_LIMIT)
+            self._limits[n] = limit
+        return limit
 
     def create_now(self, es: Any, n: int, force: bool = False) -> str:
         """Create shared index ``n`` with its schema if it does not exist (on an engine thread).
@@ -235,8 +355,14 @@ class PercolatorIndices:
             body = percolator_index_body(shards, self.replicas)
             es.indices.create(index=name, body=body, ignore=400)  # 400: created meanwhile
         else:
-            # Made by an older beater: the fields added to estrom's own since (signposts).
-            es.indices.put_mapping(index=name, body={"properties": OWN_MAPPING})
+            # Made by an older beater: the fields added to estrom's own since (signposts, budgets).
+            try:
+                es.indices.put_mapping(index=name, body={"properties": OWN_MAPPING})
+            except Exception as exc:
+                if not field_limit_error(exc):
+                    raise
+                # At its field limit: placement maps them where there is room (``place_now``).
+                log.warn("percolator_index.full", index=name, error=str(exc))
         self._known_indices.add(name)
         return name
 
@@ -282,19 +408,79 @@ class PercolatorIndices:
     def _put(self, es: Any, name: str, props: dict[str, Any]) -> None:
         try:
             es.indices.put_mapping(index=name, body={"properties": props})
-        except Exception:
+        except Exception as exc:
+            if field_limit_error(exc):  # one by one would fail the same, one request each
+                log.warn("mapping.field_limit", index=name, fields=len(props), error=str(exc))
+                return
             # A field mapped meanwhile (by another beater) with another type: the rest one by one.
             for field_name, mapping in props.items():
                 try:
                     es.indices.put_mapping(index=name, body={"properties": {field_name: mapping}})
-                except Exception as exc:
-                    log.debug("mapping.skipped", field=field_name, error=str(exc))
+                except Exception as one:
+                    log.debug("mapping.skipped", field=field_name, error=str(one))
+                    if field_limit_error(one):
+                        return
+
+    def _room(
+        self, es: Any, n: int, have: dict[str, Any], missing: dict[str, dict[str, Any]], new: frozenset[str]
+    ) -> str | None:
+        """None if ``missing`` may be mapped in shared index ``n``; else ``"full"`` (past its limit)
+        or ``"new"`` (new fields past ``NEW_FIELD_SHARE`` of it)."""
+        if not missing:
+            return None
+        limit = self.limit_now(es, n)
+        after = count_fields(have) + mapping_cost(have, missing)
+        if new & set(missing) and after > NEW_FIELD_SHARE * limit:
+            return "new"  # refused, not sent on: new fields take the room of one index at most
+        if after > limit:
+            return "full"
+        return None
+
+    def _refusal(
+        self, es: Any, n: int, have: dict[str, Any], why: str, missing: dict[str, Any], new: frozenset[str]
+    ) -> LimitExceeded:
+        limit = self.limit_now(es, n)
+        used = count_fields(have)
+        adding = sorted(set(missing) & new) if why == "new" else sorted(missing)
+        shown = ", ".join(adding[:5]) + (", ..." if len(adding) > 5 else "")
+        if why == "new":
+            reason = (
+                f"shared percolator index {self.name(n)} maps {used} of its {limit} fields "
+                f"({FIELD_LIMIT_SETTING}); fields no index of the target maps ({shown}) are added only "
+                f"below {int(NEW_FIELD_SHARE * 100)}% of it, to keep room for the fields documents "
+                "have. Queries on mapped fields still register; a query nobody listens to frees its "
+                "fields once it is removed (ESTROM_QUERY_GRACE), and the beater rebuilds an index "
+                "near its limit without them"
+            )
+        else:
+            reason = (
+                f"every shared percolator index is at its field limit ({limit}, {FIELD_LIMIT_SETTING}): "
+                f"no room for {shown}; a query nobody listens to frees its fields once it is removed "
+                "(ESTROM_QUERY_GRACE), and the beater rebuilds an index near its limit without them"
+            )
+        return LimitExceeded(reason, FIELD_LIMIT_SETTING)
 
     def place_now(
-        self, es: Any, target: Target, fields: set[str] | frozenset[str], templates: Templates | None = None
+        self,
+        es: Any,
+        target: Target,
+        fields: set[str] | frozenset[str],
+        templates: Templates | None = None,
+        admit: Callable[[Any, frozenset[str]], None] | None = None,
     ) -> int:
-        """The shared index a query of ``target`` naming ``fields`` goes to, its fields mapped there."""
+        """The shared index a query of ``target`` naming ``fields`` goes to, its fields mapped there.
+
+        ``admit(es, new)`` is asked first with the fields no covered index maps
+        (the budgets, ``beater/store/budget.py``); it raises to refuse. A query
+        whose fields have no room in an index goes to the next one; new fields
+        past ``NEW_FIELD_SHARE`` of the index they would go to are refused
+        (LimitExceeded), as is a query no index has room for.
+        """
         docs = self.document_properties(es, target, templates)
+        new = frozenset(f for f in fields if lookup(docs, f) is None)
+        self._documented.setdefault(target.canonical, set()).update(set(fields) - new)
+        if admit is not None:
+            admit(es, new)
         wanted = {f: field_mapping_for(f, docs) for f in fields}
         n = 0
         while True:
@@ -303,20 +489,53 @@ class PercolatorIndices:
             last = n == MAX_SHARED - 1
             if last or self._fit(have, wanted, docs, target, name):
                 missing = {f: m for f, m in wanted.items() if lookup(have, f) is None}
+                # estrom's own fields of a query document, where an older index lacks them
+                missing.update({k: m for k, m in OWN_MAPPING.items() if k not in have})
                 if missing:
-                    self._put(es, name, missing)
-                    have = _properties(es, name)
-                if last or self._fit(have, wanted, docs, target, name):  # a racing beater may have mapped one
-                    self._fits.setdefault((target.canonical, n), set()).update(fields)
-                    return n
+                    self.limit_now(es, n, fresh=True)  # an operator may have changed it
+                why = self._room(es, n, have, missing, new)
+                if why == "new" or (why == "full" and last):
+                    raise self._refusal(es, n, have, why, missing, new)
+                if why is None:
+                    if missing:
+                        self._put(es, name, missing)
+                        have = _properties(es, name)
+                    unmapped = [f for f in wanted if lookup(have, f) is None]
+                    if unmapped and last:  # a racing beater took the room
+                        raise self._refusal(es, n, have, "full", {f: wanted[f] for f in unmapped}, new)
+                    # a racing beater may have mapped one with another type
+                    if not unmapped and (last or self._fit(have, wanted, docs, target, name)):
+                        self._fits.setdefault((target.canonical, n), set()).update(fields)
+                        return n
             n += 1
 
-    async def place(self, target: Target, fields: set[str] | frozenset[str]) -> int:
-        """``place_now`` from the beater's thread; fields known to fit somewhere cost no engine call."""
+    async def place(
+        self,
+        target: Target,
+        fields: set[str] | frozenset[str],
+        counted: Callable[[frozenset[str]], bool] | None = None,
+        admit: Callable[[Any, frozenset[str]], None] | None = None,
+    ) -> tuple[int, frozenset[str]]:
+        """``place_now`` from the beater's thread: (shared index number, the fields no covered index maps).
+
+        Fields known to fit somewhere, and new ones ``counted`` says are
+        counted in the budgets already, cost no engine call.
+        """
         for (canonical, n), fitting in sorted(self._fits.items(), key=lambda kv: kv[0][1]):
             if canonical == target.canonical and fields <= fitting and self.name(n) in self._known_indices:
-                return n
-        return await self.engine.run(lambda es: self.place_now(es, target, fields))
+                new = frozenset(set(fields) - self._documented.get(canonical, set()))
+                if counted is None or counted(new):
+                    return n, new
+                break
+        seen: list[frozenset[str]] = []
+
+        def checked(es: Any, new: frozenset[str]) -> None:
+            seen.append(new)
+            if admit is not None:
+                admit(es, new)
+
+        n = await self.engine.run(lambda es: self.place_now(es, target, fields, admit=checked))
+        return n, seen[-1] if seen else frozenset()
 
     async def ensure_alias(self, target: Target, n: int) -> None:
         """The target's filtered alias covers shared index ``n`` (once per beater and pair)."""
@@ -384,11 +603,29 @@ class PercolatorIndices:
         missing = sorted(f for f in leaf_fields(docs) if lookup(have, f) is None)
         if not missing:
             return 0
-        props = {f: field_mapping_for(f, docs) for f in missing}
+        room = int(DOCUMENT_SHARE * self.limit_now(es, n)) - count_fields(have)
+        props: dict[str, dict[str, Any]] = {}
+        for f in missing:
+            mapping = field_mapping_for(f, docs)
+            cost = mapping_cost(have, {**props, f: mapping}) - mapping_cost(have, props)
+            if cost > room:
+                if name not in self._capped_logged:
+                    self._capped_logged.add(name)
+                    log.info(
+                        "mapping.documents_capped",
+                        index=name,
+                        share=DOCUMENT_SHARE,
+                        reason="the rest of the field limit is kept for the fields queries name",
+                    )
+                break
+            room -= cost
+            props[f] = mapping
+        if not props:
+            return 0
         self._put(es, name, props)
         have.clear()
         have.update(_properties(es, name))
-        return sum(1 for f in missing if lookup(have, f) is not None)
+        return sum(1 for f in props if lookup(have, f) is not None)
 
     async def sync_mappings(self, registered: list[tuple[Target, frozenset[int]]]) -> int:
         """Bring fields that appeared in covered indices (or their templates) into the shared indices.
@@ -400,35 +637,54 @@ class PercolatorIndices:
         next registration creates it again, properly.
         """
 
-        def sync(es: Any) -> tuple[int, set[str]]:
-            present = es.indices.get_mapping(
-                index=self.prefix + SHARED_SUFFIX + "*", ignore_unavailable=True, allow_no_indices=True
-            )
+        pattern = self.prefix + SHARED_SUFFIX + "*"
+
+        def sync(es: Any) -> tuple[int, dict[int, str], dict[int, int], dict[int, int]]:
+            present = es.indices.get_mapping(index=pattern, ignore_unavailable=True, allow_no_indices=True)
+            aliases = es.indices.get_alias(index=pattern, ignore_unavailable=True) or {}
+            current = current_indices(self.prefix, aliases, present)
+            limits = {
+                n: limit
+                for name, limit in read_limits(es, pattern).items()
+                for n in current
+                if current[n] == name
+            }
+            for n, concrete in current.items():
+                if self._concrete.get(n) not in (None, concrete):  # rebuilt by another beater
+                    self.rebuilt(n)
+                self._concrete[n] = concrete
+            self._limits.update(limits)
             have = {
-                name: dict(body.get("mappings", {}).get("properties", {})) for name, body in present.items()
+                n: dict(present[concrete].get("mappings", {}).get("properties", {}))
+                for n, concrete in current.items()
+                if concrete in present
             }
             templates = _read_templates(es)
             added = 0
             for target, groups in registered:
                 for n in sorted(groups):
-                    if self.name(n) in have:
-                        added += self.add_missing(es, target, n, have[self.name(n)], templates)
-            aliases = es.indices.get_alias(index=self.prefix + SHARED_SUFFIX + "*", ignore_unavailable=True)
+                    if n in have:
+                        added += self.add_missing(es, target, n, have[n], templates)
             lacking = [
                 (target, n)
                 for target, groups in registered
                 for n in groups
-                if self.name(n) in have
-                and self.alias_of(target) not in ((aliases.get(self.name(n)) or {}).get("aliases") or {})
+                if n in have
+                and self.alias_of(target) not in ((aliases.get(current[n]) or {}).get("aliases") or {})
             ]
             if lacking:
                 self._add_aliases(es, lacking)
-            return added, set(present)
+            return added, current, {n: count_fields(props) for n, props in have.items()}, limits
 
         known = set(self._known_indices)
-        added, present = await self.engine.run(sync)
+        added, current, counts, limits = await self.engine.run(sync)
+        present = {self.name(n) for n in current}
         for gone in known - present:
             self.forget(gone)
+        for n, count in counts.items():
+            self.events.set("percolator_fields", count, index=self.name(n))
+            if n in limits:
+                self.events.set("percolator_field_limit", limits[n], index=self.name(n))
         return added
 
     async def migrate(self) -> int:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.logger import Logger
+
 from beater.coalesce import Coalescer
+from beater.store.budget import FieldBudget
 from beater.store.mappings import PercolatorIndices
 from beater.store.schema import (
     META_FIELD,
@@ -22,11 +25,23 @@ from beater.store.schema import (
 )
 from beater.store.sweeps import now_ms
 from beater.store.targets import TargetSet
-from common.engine import Engine, bulk_item_error
+from common.engine import Engine, EngineRejected, bulk_item_error
 from common.query.fields import query_fields
+from common.query.identity import canonical_form, sid_of_form
 from common.query.limits import QueryLimits
 from common.query.prepared import prepare
 from common.query.targets import parse_target, percolator_suffix
+
+log = Logger()
+
+
+def consistent(sid: str, meta: dict[str, Any], target: Any) -> bool:
+    """Whether a query document's description, its matching target and its sid agree."""
+    try:
+        canonical = parse_target(str(meta["index"])).canonical
+        return canonical == target and sid_of_form(canonical, canonical_form(meta["query"])) == sid
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
 class QueryRegistry:
@@ -39,6 +54,7 @@ class QueryRegistry:
         self.indices = indices
         self.targets = targets
         self.limits = limits
+        self.budget = FieldBudget(indices.prefix, limits.fields_per_target, limits.fields_per_principal)
         self._writers: dict[str, Coalescer[tuple[str, dict[str, Any]], None]] = {}
 
     def _writer(self, pindex: str) -> Coalescer[tuple[str, dict[str, Any]], None]:
@@ -76,23 +92,40 @@ class QueryRegistry:
             writer = self._writers[pindex] = Coalescer(store)
         return writer
 
-    async def register(self, index: str, query: object) -> str:
+    async def register(self, index: str, query: object, principal: str | None = None) -> str:
         """Store the query (idempotent) and return its sid; visible to the next percolation.
 
         ``index`` is a read target (raises InvalidTarget); the canonical
-        target is part of the sid and what ``describe`` returns.
+        target is part of the sid and what ``describe`` returns. ``principal``:
+        the reader registering it, where known (its field budget). Over a
+        limit: LimitExceeded (an InvalidQuery) naming it.
         """
         target = parse_target(index)
         prepared = prepare(query, self.limits)
-        n = await self.indices.place(target, prepared.fields)
-        now = now_ms()
+        budget = self.budget
         sid = prepared.sid(target.canonical)
-        # Storing the query is its validation: the engine parses a percolator query as it
-        # indexes it, and a query it cannot parse fails its bulk item alone, with the
-        # parser's reason (EngineRejected 400: invalid_query), leaving nothing stored.
-        await self._writer(self.indices.name(n)).submit(
-            (sid, query_document(target.canonical, prepared, now))
-        )
+        for attempt in (1, 2):
+            n, new = await self.indices.place(
+                target,
+                prepared.fields,
+                counted=lambda new: budget.counted(target.canonical, principal, new),
+                admit=lambda es, new: budget.check_now(es, target.canonical, principal, new),
+            )
+            now = now_ms()
+            # Storing the query is its validation: the engine parses a percolator query as it
+            # indexes it, and a query it cannot parse fails its bulk item alone, with the
+            # parser's reason (EngineRejected 400: invalid_query), leaving nothing stored.
+            try:
+                await self._writer(self.indices.name(n)).submit(
+                    (sid, query_document(target.canonical, prepared, now, new, principal))
+                )
+                break
+            except EngineRejected as exc:
+                # What this beater knew of the index's fields is stale (it was rebuilt, or
+                # deleted and made again): map them again, once.
+                if attempt == 2 or "No field mapping can be found" not in exc.reason:
+                    raise
+                self.indices.drop_fits(target, n)
         if n > 0:  # placed apart: other beaters must find it before they learn of it (signpost_document)
             key = percolator_suffix(target)
             signpost = signpost_document(target.canonical, n, key, now)
@@ -108,7 +141,7 @@ class QueryRegistry:
         def find(es: Any) -> dict[str, Any]:
             return es.search(
                 index=pattern,
-                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD], "size": 1},
+                body={"query": {"ids": {"values": [sid]}}, "_source": [META_FIELD, TARGET_FIELD], "size": 1},
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
@@ -118,5 +151,11 @@ class QueryRegistry:
         if not hits:
             return None
         # A read: it does not keep a query alive (registering or subscribing does).
-        meta = hits[0]["_source"][META_FIELD]
+        source = hits[0]["_source"]
+        meta = source.get(META_FIELD) or {}
+        if not consistent(sid, meta, source.get(TARGET_FIELD)):
+            # What decides matching (estrom_target) and what decides access (this answer) must
+            # be one: a document that disagrees with its own sid was not written by a beater.
+            log.warn("query.inconsistent_document", sid=sid)
+            return None
         return {"sid": sid, "index": meta["index"], "query": meta["query"]}

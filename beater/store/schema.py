@@ -35,9 +35,22 @@ REGISTERED_FIELD = "estrom_registered"
 #: A signpost (``signpost_document``) names the target whose query was placed apart, and where.
 SIGNPOST_FIELD = "estrom_signpost"
 SIGNPOST_GROUP_FIELD = "estrom_signpost_group"
+#: The fields a query names that no index of its target mapped when it was registered: what the
+#: field budgets count (``beater/store/budget.py``).
+NEW_FIELDS_FIELD = "estrom_new_fields"
+#: The reader that registered the query, where the beater knows it (the per-reader field budget).
+PRINCIPAL_FIELD = "estrom_principal"
 #: Suffix (after the prefix) of the shared percolator indices: ``<prefix>_shared-<n>``.
 #: No document index name starts with ``_``, so none is ever taken for one.
 SHARED_SUFFIX = "_shared-"
+#: A rebuilt shared index (``beater/store/repair.py``) is ``<prefix>_shared-<n>_g<k>``, its
+#: generation ``k``, reached through the alias ``<prefix>_shared-<n>``.
+GENERATION_MARK = "_g"
+#: The total-fields limit of a new shared index (``index.mapping.total_fields.limit``).
+INDEX_FIELD_LIMIT = 10_000
+#: What the engine counts for a ``percolator`` field beyond itself (its hidden sub-fields),
+#: measured on Elasticsearch 7.17: ``count_fields`` follows the engine's count.
+PERCOLATOR_SUBFIELDS = 5
 # Lifecycle (beater/lifecycle.py): only active queries are percolated; an
 # inactive one is removed once idle for the grace period.
 ACTIVE_FIELD = "estrom_active"
@@ -54,6 +67,8 @@ OWN_MAPPING = {
     REGISTERED_FIELD: {"type": "date", "format": "epoch_millis"},
     SIGNPOST_FIELD: {"type": "keyword"},
     SIGNPOST_GROUP_FIELD: {"type": "integer"},
+    NEW_FIELDS_FIELD: {"type": "keyword"},
+    PRINCIPAL_FIELD: {"type": "keyword"},
     **LIFECYCLE_MAPPING,
 }
 
@@ -85,7 +100,9 @@ _COPYABLE = frozenset(
 )
 
 
-def percolator_index_body(shards: int | None = None, replicas: int | None = None) -> dict[str, Any]:
+def percolator_index_body(
+    shards: int | None = None, replicas: int | None = None, field_limit: int = INDEX_FIELD_LIMIT
+) -> dict[str, Any]:
     """Settings and mapping of a new percolator index."""
     dynamic_templates = [
         {"strings": {"match_mapping_type": "string", "mapping": TEXT_WITH_KEYWORD}},
@@ -103,7 +120,7 @@ def percolator_index_body(shards: int | None = None, replicas: int | None = None
             # A document whose number or date does not parse loses that field
             # for matching instead of failing the whole batch.
             "index.mapping.ignore_malformed": True,
-            "index.mapping.total_fields.limit": 10000,
+            "index.mapping.total_fields.limit": field_limit,
         },
         "mappings": {
             "dynamic_templates": dynamic_templates,
@@ -210,19 +227,33 @@ def active_doc(now_ms: int) -> dict[str, Any]:
     return {ACTIVE_FIELD: True, LAST_ACTIVE_FIELD: now_ms, IDLE_SINCE_FIELD: None}
 
 
-def query_document(index: str, query: PreparedQuery, now_ms: int) -> dict[str, Any]:
+def query_document(
+    index: str,
+    query: PreparedQuery,
+    now_ms: int,
+    new_fields: frozenset[str] = frozenset(),
+    principal: str | None = None,
+) -> dict[str, Any]:
     """The stored document of ``query`` on ``index`` (its id is the sid), as registration writes it.
 
     Active from registration on: its subscriber is about to come.
+    ``new_fields``: the fields it names that no index of ``index`` maps;
+    ``principal``: the reader registering it, where known (both for the
+    field budgets, ``beater/store/budget.py``).
     """
-    return {
-        QUERY_FIELD: query.dsl,
+    doc = {
+        QUERY_FIELD: query.stored or query.dsl,
         SID_FIELD: query.sid(index),
         TARGET_FIELD: index,
         REGISTERED_FIELD: now_ms,
         META_FIELD: {"index": index, "query": query.canonical, "registered_at": now_ms / 1000},
         **active_doc(now_ms),
     }
+    if new_fields:
+        doc[NEW_FIELDS_FIELD] = sorted(new_fields)
+    if principal:
+        doc[PRINCIPAL_FIELD] = principal
+    return doc
 
 
 def shared_index(prefix: str, n: int) -> str:
@@ -231,10 +262,100 @@ def shared_index(prefix: str, n: int) -> str:
 
 
 def shared_number(prefix: str, name: str) -> int | None:
-    """``n`` of a shared percolator index's name, None for any other index (an older per-target one)."""
+    """``n`` of a shared percolator index's name, None for any other index (an older per-target one).
+
+    A rebuilt generation (``<prefix>_shared-<n>_g<k>``) is shared index ``n`` too.
+    """
+    found = _shared_parts(prefix, name)
+    return None if found is None else found[0]
+
+
+def generation(prefix: str, name: str) -> int:
+    """``k`` of a rebuilt shared index ``<prefix>_shared-<n>_g<k>``; 0 for ``<prefix>_shared-<n>`` itself."""
+    found = _shared_parts(prefix, name)
+    return 0 if found is None else found[1]
+
+
+def generation_index(prefix: str, n: int, k: int) -> str:
+    """The name of generation ``k`` of shared index ``n`` (0: the original name)."""
+    base = shared_index(prefix, n)
+    return base if k == 0 else f"{base}{GENERATION_MARK}{k}"
+
+
+def _shared_parts(prefix: str, name: str) -> tuple[int, int] | None:
     head = prefix + SHARED_SUFFIX
-    rest = name[len(head) :] if name.startswith(head) else ""
-    return int(rest) if rest.isdigit() else None
+    if not name.startswith(head):
+        return None
+    rest = name[len(head) :]
+    number, mark, gen = rest.partition(GENERATION_MARK)
+    if not number.isdigit() or (mark and not gen.isdigit()):
+        return None
+    return int(number), int(gen) if mark else 0
+
+
+def count_fields(properties: dict[str, Any]) -> int:
+    """The fields of a mapping as the engine counts them against ``index.mapping.total_fields.limit``.
+
+    Every field and object, every multi-field (``message.keyword``), and a
+    percolator field's hidden sub-fields.
+    """
+    total = 0
+    stack = [properties]
+    while stack:
+        props = stack.pop()
+        for mapping in props.values():
+            if not isinstance(mapping, dict):
+                continue
+            total += 1 + len(mapping.get("fields") or {})
+            if mapping.get("type") == "percolator":
+                total += PERCOLATOR_SUBFIELDS
+            sub = mapping.get("properties")
+            if isinstance(sub, dict):
+                stack.append(sub)
+    return total
+
+
+def nest(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Dotted field names and their mappings as a ``properties`` tree (objects for the dots)."""
+    tree: dict[str, Any] = {}
+    for path, mapping in fields.items():
+        node = tree
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}).setdefault("properties", {})
+        node[parts[-1]] = mapping
+    return tree
+
+
+def prune(properties: dict[str, Any], paths: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The part of a mapping that maps ``paths`` (dotted), enclosing objects as they are mapped.
+
+    A path that is a multi-field (``message.raw``) keeps its parent field; a
+    path the mapping does not have is left out.
+    """
+    out: dict[str, Any] = {}
+    for path in sorted(paths):
+        parts = path.split(".")
+        src: dict[str, Any] = properties
+        dst: dict[str, Any] = out
+        for i, part in enumerate(parts):
+            mapping = src.get(part)
+            if not isinstance(mapping, dict):
+                break
+            last = i == len(parts) - 1
+            sub = mapping.get("properties")
+            if last or not isinstance(sub, dict):
+                # the field itself, or a value whose multi-fields hold the rest of the path
+                dst[part] = mapping
+                break
+            kept = dst.get(part)
+            if kept is None:
+                kept = dst[part] = {
+                    **{k: v for k, v in mapping.items() if k != "properties"},
+                    "properties": {},
+                }
+            src, dst = sub, kept["properties"]
+    return out
 
 
 def field_type(mapping: dict[str, Any] | None) -> str:

@@ -72,7 +72,7 @@ class QuerySweeps:
         Looked up together with every other sid asked for meanwhile (one ``ids``
         search per group): each new subscription asks, and 100,000 of them (a
         tailor fleet reconnecting) were 100,000 searches queued before anything
-        else the beater asks of the engine (docs/performance.md, session 5).
+        else the beater asks of the engine (docs/performance.md).
         """
         return await self._finder.submit(sid)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from beater.store.events import StoreEvents
 from beater.store.schema import SHARED_SUFFIX, TARGET_FIELD, shared_index, shared_number
 from common.engine import TRANSPORT_ERRORS, Engine
 from common.query.targets import InvalidTarget, Target, parse_target
@@ -42,6 +43,8 @@ _CACHE_MAX = 100_000
 #: still percolated unfiltered by it (a write that was slow to become visible,
 #: clocks of beaters a little apart): wider costs nothing but a few candidates.
 RECENT_SLACK_MS = 60_000
+#: Seconds a registration's read of the aliases serves further registrations on the same target.
+LOOK_TTL = 5.0
 #: Distinct targets read per aggregation page.
 _PAGE = 1000
 
@@ -130,6 +133,16 @@ class TargetSet:
         self.recent_since_ms = 0
         #: False once the engine said it has no data streams (Elasticsearch OSS): not asked again
         self._data_streams = True
+        #: the store's counters (``beater/store/events.py``), which the percolator reaches through this set
+        self.events = StoreEvents()
+        #: when the aliases and data streams were last read, epoch ms (``unseen_aliases``)
+        self._topology_read_ms = 0
+        #: when this beater last learned a target, epoch ms (``aliases_stale``)
+        self._last_learned_ms = 0
+        #: names ingested into since this beater started (``first_write``)
+        self._written: set[str] = set()
+        #: canonical target -> when its aliases were last read for a registration (``look_at``)
+        self._looked: dict[str, float] = {}
 
     def _clear(self) -> None:
         self._covering.clear()
@@ -137,6 +150,27 @@ class TargetSet:
 
     def __len__(self) -> int:
         return len(self._targets)
+
+    def concrete(self, name: str) -> str:
+        """The index a document ingested into ``name`` is percolated as (an alias's write index)."""
+        return self._topology.concrete(name)
+
+    @property
+    def aliases_stale(self) -> bool:
+        """Whether a target was learned (from a subscription, a registration, a percolation) since
+        the aliases were last read: the next percolation re-reads them first."""
+        return self._last_learned_ms >= self._topology_read_ms > 0 or (
+            self._last_learned_ms > 0 and self._topology_read_ms == 0
+        )
+
+    def unseen_aliases(self, canonical: str) -> bool:
+        """Whether ``canonical`` is new to this beater, or was learned after its aliases were read.
+
+        A target learned from a subscription or a percolation may be an alias
+        made a moment ago: percolation re-reads the aliases before judging it.
+        """
+        learned = self._learned_at.get(canonical)
+        return canonical not in self._where or (learned is not None and learned >= self._topology_read_ms)
 
     def knows(self, canonical: str) -> bool:
         """Whether this beater matches documents against the queries of ``canonical``."""
@@ -195,7 +229,7 @@ class TargetSet:
         if group in where:
             return
         self._where[target.canonical] = where | {group}
-        self._learned_at[target.canonical] = int(time.time() * 1000)
+        self._learned_at[target.canonical] = self._last_learned_ms = int(time.time() * 1000)
         if target.single_name is None:
             self._targets[target.canonical] = target
         self._clear()
@@ -261,33 +295,81 @@ class TargetSet:
                 after = agg["after_key"]
         return {c: frozenset(g) for c, g in where.items()}
 
+    def _read_topology(self, es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``GET _alias`` and ``GET _data_stream`` (``{"unsupported": ...}`` where the engine has none)."""
+        aliases = es.indices.get_alias(ignore_unavailable=True, filter_path="*.aliases")
+        streams: dict[str, Any] = {}
+        if self._data_streams:
+            try:
+                if self.engine.family == "opensearch":
+                    # opensearch-py's get_data_stream takes no expand_wildcards (OpenSearch
+                    # has no hidden data streams to expand to); passing it is a TypeError.
+                    streams = es.indices.get_data_stream(name="*")
+                else:
+                    streams = es.indices.get_data_stream(name="*", expand_wildcards="all")
+            except TRANSPORT_ERRORS as exc:
+                if exc.status_code not in (400, 404, 405):
+                    raise
+                streams = {"unsupported": str(exc)}
+        return aliases or {}, streams or {}
+
+    def _streams_seen(self, streams: dict[str, Any]) -> dict[str, Any]:
+        if "unsupported" in streams:  # an engine without data streams (Elasticsearch 7 OSS)
+            log.debug("targets.no_data_streams", error=streams["unsupported"])
+            self._data_streams = False
+            return {}
+        return streams
+
+    async def refresh_topology(self) -> bool:
+        """Re-read the engine's aliases and data streams only (the targets as they are); True if changed.
+
+        The moments an alias may have changed under a target (a registration
+        on a name, a target this beater learns from a percolation): cheaper
+        than :meth:`refresh`, and not left to the next sweep.
+        """
+        started = int(time.time() * 1000)
+        aliases, streams = await self.engine.run(self._read_topology)
+        self._topology_read_ms = max(self._topology_read_ms, started)
+        topology = topology_from(aliases, self._streams_seen(streams), skip=self.prefix)
+        return self.replace(dict(self._where), topology)
+
+    async def first_write(self, index: str) -> None:
+        """The first document ingested into ``index`` here: re-read the aliases (once per name).
+
+        An alias made on ``index`` a moment ago decides whose tails its
+        documents reach (and whether the writer may write them).
+        """
+        if index in self._written:
+            return
+        if len(self._written) >= _CACHE_MAX:
+            self._written.clear()
+        await self.refresh_topology()
+        self._written.add(index)
+
+    async def look_at(self, canonical: str, now: float) -> None:
+        """A registration on ``canonical``: re-read the aliases unless they were read for it lately.
+
+        A query registered on an alias made a moment ago must match the next
+        document ingested into the aliased index, not one after the next sweep.
+        """
+        seen = self._looked.get(canonical)
+        if seen is not None and now - seen < LOOK_TTL:
+            return
+        if len(self._looked) >= _CACHE_MAX:
+            self._looked.clear()
+        self._looked[canonical] = now
+        await self.refresh_topology()
+
     async def refresh(self) -> bool:
         """Re-read the targets (distinct ``estrom_target`` of the shared indices), aliases and data streams."""
         started = int(time.time() * 1000)
 
         def read(es: Any) -> tuple[dict[str, frozenset[int]], dict[str, Any], dict[str, Any]]:
-            where = self._read_where(es)
-            aliases = es.indices.get_alias(ignore_unavailable=True, filter_path="*.aliases")
-            streams: dict[str, Any] = {}
-            if self._data_streams:
-                try:
-                    if self.engine.family == "opensearch":
-                        # opensearch-py's get_data_stream takes no expand_wildcards (OpenSearch
-                        # has no hidden data streams to expand to); passing it is a TypeError.
-                        streams = es.indices.get_data_stream(name="*")
-                    else:
-                        streams = es.indices.get_data_stream(name="*", expand_wildcards="all")
-                except TRANSPORT_ERRORS as exc:
-                    if exc.status_code not in (400, 404, 405):
-                        raise
-                    streams = {"unsupported": str(exc)}
-            return where, aliases or {}, streams or {}
+            return self._read_where(es), *self._read_topology(es)
 
         where, aliases, streams = await self.engine.run(read)
-        if "unsupported" in streams:  # an engine without data streams (Elasticsearch 7 OSS)
-            log.debug("targets.no_data_streams", error=streams["unsupported"])
-            self._data_streams = False
-            streams = {}
+        streams = self._streams_seen(streams)
+        self._topology_read_ms = max(self._topology_read_ms, started)
         # Targets learned here since the read started (registered, admitted) stay.
         for canonical, groups in self._where.items():
             missing = canonical not in where or not groups <= where[canonical]

@@ -27,6 +27,14 @@ class InvalidQuery(ValueError):
     """The query is not a query estrom can register; the message says why."""
 
 
+class LimitExceeded(InvalidQuery):
+    """A query over one of the limits; ``limit`` names its setting (``ESTROM_QUERY_MAX_FIELDS``)."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 def parse_query_param(raw: str) -> str | dict[str, Any]:
     """A query from a URL parameter: a JSON object is DSL, anything else a query string."""
     text = raw.strip()

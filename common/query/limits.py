@@ -17,10 +17,19 @@ later is not let through by default. Refused on purpose:
 * scoring-only queries (``distance_feature``, ``rank_feature``, ``pinned``,
   ``script_score``): percolation only asks *whether* a document matches.
 
-Query strings keep the engine's full syntax: regexes and leading wildcards
-are allowed, since a percolated query runs against one document at a time
-(the engine's own ``index.max_regex_length`` and determinization limits still
-apply); their cost is bounded by the size and clause limits here.
+Query strings keep the engine's full syntax, within bounds
+(``common/query/expensive.py``): a regular expression is at most
+``max_regex_length`` characters and its automaton at most
+``max_determinized_states`` states, fuzzy and prefix queries expand to at
+most ``max_expansions`` terms, and leading wildcards (``*rror``) are allowed
+unless ``leading_wildcards`` is off. A percolated query runs against one
+document at a time, but it is parsed again for every batch it is a
+candidate for, so what its parse costs is bounded here.
+
+A query may name at most ``max_fields`` fields: every field it names is
+mapped in the shared percolator index before it is stored, and that index
+has one field limit for every target (``beater/store/budget.py`` bounds the
+fields a target's and a reader's queries may add together).
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ from typing import Any
 from luqum import tree
 
 from common.json_shape import inspect
-from common.query.identity import InvalidQuery, normalize_query
+from common.query.expensive import cap_node, check_lucene_cost, check_node_cost
+from common.query.fields import query_fields
+from common.query.identity import InvalidQuery, LimitExceeded, normalize_query, to_dsl
 from common.query.lucene import LuceneSyntaxError, parse
 
 #: Leaf query types: their body holds field names and values, no queries.
@@ -94,7 +105,7 @@ _FORBIDDEN_COMPOUND_KEYS = frozenset({"inner_hits", "script"})
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """Bounds on one registered query (``ESTROM_QUERY_MAX_*``)."""
+    """Bounds on one registered query (``ESTROM_QUERY_MAX_*``), and on the fields queries add together."""
 
     #: UTF-8 bytes of the query string, or of the DSL as compact JSON
     max_bytes: int = 32 * 1024
@@ -102,17 +113,45 @@ class QueryLimits:
     max_depth: int = 32
     #: query clauses: DSL query objects plus terms of query strings
     max_clauses: int = 1024
+    #: distinct fields one query names (each is mapped in the shared percolator index)
+    max_fields: int = 100
+    #: characters of one regular expression (the engine's own ``index.max_regex_length`` default)
+    max_regex_length: int = 1000
+    #: states a regular expression's automaton may have (the engine's own default)
+    max_determinized_states: int = 10_000
+    #: terms one fuzzy or prefix query expands to (the engine's own default)
+    max_expansions: int = 50
+    #: whether a wildcard may start a term (``*rror``); off: refused
+    leading_wildcards: bool = True
+    #: fields no covered index maps that the queries of one read target may name together; 0: no limit
+    fields_per_target: int = 500
+    #: the same for the queries one reader registered (where the beater knows the reader); 0: no limit
+    fields_per_principal: int = 1000
 
 
-def _too(what: str, value: int, limit: int, variable: str) -> InvalidQuery:
-    return InvalidQuery(f"query {what} is {value}, over the limit of {limit} ({variable})")
+def _too(what: str, value: int, limit: int, variable: str) -> LimitExceeded:
+    return LimitExceeded(f"query {what} is {value}, over the limit of {limit} ({variable})", variable)
 
 
 def validate_query(query: object, limits: QueryLimits) -> str | dict[str, Any]:
     """The normalized query (``normalize_query``), checked against ``limits``: what registration uses."""
     normalized = normalize_query(query)
-    check_query(normalized, limits)
+    parsed: ParsedStrings = {}
+    check_query(normalized, limits, parsed)
+    check_fields(query_fields(to_dsl(normalized), parsed), limits)
     return normalized
+
+
+def check_fields(fields: set[str] | frozenset[str], limits: QueryLimits) -> None:
+    """Raise LimitExceeded when a query names more than ``max_fields`` fields."""
+    if len(fields) > limits.max_fields:
+        shown = ", ".join(sorted(fields)[:5])
+        raise LimitExceeded(
+            f"query names {len(fields)} fields ({shown}, ...), over the limit of {limits.max_fields} "
+            "(ESTROM_QUERY_MAX_FIELDS): every field a query names is mapped in the shared "
+            "percolator index, whose field limit every target shares",
+            "ESTROM_QUERY_MAX_FIELDS",
+        )
 
 
 #: Query strings parsed while checking, by their text (None: luqum cannot parse it),
@@ -131,11 +170,13 @@ def check_query(
     if isinstance(query, str):
         _check_size(query, limits)
         _lucene_clauses(query, limits, trees)
+        check_lucene_cost(query, trees.get(query), limits)
         return
     depth, problem = inspect(query, limits.max_depth)
     if depth > limits.max_depth:
-        raise InvalidQuery(
-            f"query nesting depth is over the limit of {limits.max_depth} (ESTROM_QUERY_MAX_DEPTH)"
+        raise LimitExceeded(
+            f"query nesting depth is over the limit of {limits.max_depth} (ESTROM_QUERY_MAX_DEPTH)",
+            "ESTROM_QUERY_MAX_DEPTH",
         )
     if problem:
         raise InvalidQuery(problem)
@@ -144,10 +185,37 @@ def check_query(
     for kind, body in _query_nodes(query):
         clauses += 1
         _check_node(kind, body)
+        check_node_cost(kind, body, limits)
         if kind == "query_string" and isinstance(body.get("query"), str):
             clauses += _lucene_clauses(body["query"], limits, trees)
+            check_lucene_cost(body["query"], trees.get(body["query"]), limits)
         if clauses > limits.max_clauses:
             raise _too("clause count", clauses, limits.max_clauses, "ESTROM_QUERY_MAX_CLAUSES")
+
+
+def capped_dsl(dsl: dict[str, Any], limits: QueryLimits) -> dict[str, Any]:
+    """What the percolator stores for ``dsl`` (checked already): the cost caps written into its nodes.
+
+    Regexes get ``max_determinized_states``, fuzzy and prefix queries
+    ``max_expansions``, query strings both (and ``allow_leading_wildcard:
+    false`` where leading wildcards are refused): so the engine itself holds
+    every stored query to the limits, for query strings too that luqum could
+    not parse (``common/query/expensive.py``).
+    """
+    if not isinstance(dsl, dict) or len(dsl) != 1:
+        return dsl
+    kind, body = next(iter(dsl.items()))
+    if not isinstance(body, dict):
+        return dsl
+    out = cap_node(kind, body, limits)
+    for key in COMPOUND_TYPES.get(kind, ()):
+        sub = out.get(key)
+        if sub is None:
+            continue
+        if out is body:
+            out = dict(body)
+        out[key] = [capped_dsl(s, limits) for s in sub] if isinstance(sub, list) else capped_dsl(sub, limits)
+    return {kind: out}
 
 
 def _check_size(text: str, limits: QueryLimits) -> None:
@@ -247,8 +315,9 @@ def _lucene_clauses(query: str, limits: QueryLimits, parsed: ParsedStrings) -> i
     while stack:
         node, depth = stack.pop()
         if depth > limits.max_depth:
-            raise InvalidQuery(
-                f"query string nesting depth is over the limit of {limits.max_depth} (ESTROM_QUERY_MAX_DEPTH)"
+            raise LimitExceeded(
+                f"query string nesting depth is over the limit of {limits.max_depth} (ESTROM_QUERY_MAX_DEPTH)",
+                "ESTROM_QUERY_MAX_DEPTH",
             )
         children = node.children
         if not children:

@@ -1,4 +1,4 @@
-"""A query as registration needs it: checked, canonical, its fields, parsed once.
+"""A query as registration needs it: checked, canonical, its fields, what is stored, parsed once.
 
 Registering a query used to parse its Lucene string four times (limits,
 canonical form, the sid's canonical form again, field names) and to
@@ -19,7 +19,14 @@ from common.query.identity import (
     sid_of_form,
     to_dsl,
 )
-from common.query.limits import ParsedStrings, QueryLimits, check_query, parse_or_none
+from common.query.limits import (
+    ParsedStrings,
+    QueryLimits,
+    capped_dsl,
+    check_fields,
+    check_query,
+    parse_or_none,
+)
 from common.query.lucene import canonical_of_tree, squeeze
 
 
@@ -33,10 +40,12 @@ class PreparedQuery:
     form: str
     #: the fields to map in the percolator index before storing it
     fields: frozenset[str]
+    #: what the percolator stores: ``dsl`` with the cost caps written in (``capped_dsl``)
+    stored: dict[str, Any] | None = None
 
     @property
     def dsl(self) -> dict[str, Any]:
-        """What the percolator stores."""
+        """The canonical query as DSL (query strings become ``query_string``)."""
         return to_dsl(self.canonical)
 
     def sid(self, target: str) -> str:
@@ -57,6 +66,7 @@ def prepare(query: object, limits: QueryLimits) -> PreparedQuery:
         parsed = {canonical: root}
     else:
         canonical = canonical_dsl(normalized)  # nested query strings are kept as written
-    return PreparedQuery(
-        canonical, form_of_canonical(canonical), frozenset(query_fields(to_dsl(canonical), parsed))
-    )
+    dsl = to_dsl(canonical)
+    fields = frozenset(query_fields(dsl, parsed))
+    check_fields(fields, limits)
+    return PreparedQuery(canonical, form_of_canonical(canonical), fields, capped_dsl(dsl, limits))

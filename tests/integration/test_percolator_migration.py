@@ -9,6 +9,7 @@ percolator index and turns each old name into the target's filtered alias.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -59,6 +60,10 @@ def legacy_index(engine: EngineHandle, target: str, queries: dict[str, bool]) ->
     return name, sids
 
 
+#: A shared percolator index (a rebuilt one has a generation suffix).
+SHARED = re.compile(r"^estrom-queries-_shared-\d+(_g\d+)?$")
+
+
 def test_queries_of_the_older_layout_move_to_the_shared_index_on_start(
     start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
 ) -> None:
@@ -68,8 +73,10 @@ def test_queries_of_the_older_layout_move_to_the_shared_index_on_start(
     beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600")
 
     def migrated() -> bool:
+        # The shared index with room for their fields: _shared-0 unless the session filled it.
         return all(
-            list(engine_request(engine.url, "GET", f"/{name}/_alias")) == ["estrom-queries-_shared-0"]
+            [SHARED.match(n) is not None for n in engine_request(engine.url, "GET", f"/{name}/_alias")]
+            == [True]
             for name in (single, pattern)
         )
 

@@ -321,7 +321,8 @@ def test_a_percolator_index_deleted_under_a_running_beater_is_recreated_with_its
     assert ingest(beater.url, index, {"kind": "before"}).json()["published"] == 1
     # The shared percolator index holding its queries (the target's alias leads to it).
     shared = list(engine_request(engine.url, "GET", f"/estrom-queries-{index}/_alias"))
-    assert shared == ["estrom-queries-_shared-0"]
+    assert len(shared) == 1
+    assert shared[0].startswith("estrom-queries-_shared-")  # _shared-0 unless the session filled it
     engine_request(engine.url, "DELETE", f"/{shared[0]}")  # an operator, a snapshot restore
 
     sid = wamp.call("com.estrom.register_query", index, "kind:after AND level:error")
