@@ -1,6 +1,15 @@
 """The beater's WAMP procedures: ``register_query`` and ``describe_query``.
 
 Registered shared (round-robin), so any number of beaters serve them.
+
+``register_query`` counts the fields a query adds against the budget of the
+reader registering it (``beater/store/budget.py``) where the beater knows
+the reader: a reader logged in to the router itself (its authid), or, from
+a principal that registers on others' behalf (the tailor), the
+``principal`` keyword it passes (a reader's name, or
+``anonymous@<address>``). An anonymous browser's authid is new with every
+connection, so it has no such budget; the target's budget and the
+per-query limits hold for everyone.
 """
 
 from __future__ import annotations
@@ -12,34 +21,62 @@ from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
-from beater.reader_calls import check_caller
+from beater.reader_calls import PRINCIPAL_ROLES, check_caller
+from beater.sid_cache import SidCache
 from beater.store import QueryStore
 from common import names
+from common.config import Settings
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
-from common.query.identity import InvalidQuery
+from common.query.identity import InvalidQuery, LimitExceeded
 from common.query.targets import InvalidTarget, target_problem
 
 log = Logger()
 
+#: The role of a reader logged in to the router itself (authid: its name; router/estrom_router/readers_gate.py).
+READER_ROLE = "reader"
+#: Longest ``principal`` a trusted caller may name.
+_PRINCIPAL_MAX = 256
+
+
+def principal_of(details: Any, principal: Any) -> str | None:
+    """Whose field budget a registration counts against: see the module doc; None for none."""
+    role = getattr(details, "caller_authrole", None)
+    if role == READER_ROLE:
+        authid = getattr(details, "caller_authid", None)
+        return authid if isinstance(authid, str) and authid else None
+    if role in PRINCIPAL_ROLES and isinstance(principal, str) and 0 < len(principal) <= _PRINCIPAL_MAX:
+        return principal
+    return None
+
 
 class QueryProcedures:
-    def __init__(self, store: QueryStore, metrics: Metrics) -> None:
+    def __init__(self, store: QueryStore, metrics: Metrics, settings: Settings) -> None:
         self.store = store
         self.metrics = metrics
+        #: describes through the memory of unknown sids, lookups rationed per caller
+        self.sids = SidCache(store, metrics, settings)
         self.session: ISession | None = None
+        store.events.attach(metrics)
 
-    async def register_query(self, index: Any = None, query: Any = None, details: Any = None) -> str:
+    async def register_query(
+        self, index: Any = None, query: Any = None, principal: Any = None, details: Any = None
+    ) -> str:
         if not isinstance(index, str):
             raise ApplicationError(names.INVALID_INDEX, "index must be a string")
         problem = target_problem(index)
         if problem:
             raise ApplicationError(names.INVALID_INDEX, problem)
-        await check_caller(self.session, details, "register", index)  # readers (issue 15)
+        await check_caller(self.session, details, "register", index, self.store.engine)
         try:
-            sid = await self.store.register(index, query)
+            sid = await self.store.register(index, query, principal_of(details, principal))
         except InvalidTarget as exc:
             raise ApplicationError(names.INVALID_INDEX, str(exc)) from None
+        except LimitExceeded as exc:
+            # A 400 at the tailor, never a 503: the same query will be refused again.
+            self.store.events.inc("queries_refused_total", limit=exc.limit)
+            log.info("query.refused", index=index, limit=exc.limit)
+            raise ApplicationError(names.INVALID_QUERY, str(exc), limit=exc.limit) from None
         except InvalidQuery as exc:
             raise ApplicationError(names.INVALID_QUERY, str(exc)) from None
         except EngineRejected as exc:
@@ -48,6 +85,7 @@ class QueryProcedures:
             raise ApplicationError(names.UNAVAILABLE, f"engine refused: {exc.reason}") from None
         except EngineUnavailable as exc:
             raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
+        self.sids.registered(sid)
         self.metrics.inc("queries_registered_total")
         log.debug("query.registered", index=index, sid=sid)
         return sid
@@ -56,13 +94,13 @@ class QueryProcedures:
         if not isinstance(sid, str) or len(sid) != 16 or any(c not in "0123456789abcdef" for c in sid):
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         try:
-            found = await self.store.describe(sid)
+            found = await self.sids.describe(sid, lambda: check_caller(self.session, details, "lookup", sid))
         except (EngineUnavailable, EngineRejected) as exc:
             raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
         if found is None:
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
-        try:  # readers (issue 15): a sid whose target the caller may not read does not exist for it
-            await check_caller(self.session, details, "describe", str(found.get("index")))
+        try:  # readers: a sid whose target the caller may not read does not exist for it
+            await check_caller(self.session, details, "describe", str(found.get("index")), self.store.engine)
         except ApplicationError as exc:
             if exc.error != names.UNAVAILABLE:
                 raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}") from None

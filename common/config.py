@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from common.engine_urls import parse_urls
 from common.query.limits import QueryLimits
+from common.quotas import QuotaLimits
+from common.readers import OWN_PREFIX
 
 
 class ConfigError(ValueError):
@@ -51,6 +54,18 @@ def _optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None
     if raw is None or raw == "":
         return None
     return _int(env, name, 0, minimum)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``; unset or empty: ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -96,6 +111,43 @@ def _token(env: Mapping[str, str], name: str) -> str:
     return token
 
 
+def router_page_origins(router_url: str) -> str:
+    """The origins of the router's page, from its WebSocket URL (``ws://127.0.0.1:8080/ws``).
+
+    ``http://<host>:<port>`` (``https`` for ``wss``) under both loopback
+    names, and under the URL's host when it is another name (``router`` in
+    a compose network), as the router allows them on its WebSocket; a
+    default port is left out, as browsers send the origin.
+    """
+    parts = urlsplit(router_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    host = parts.hostname or "127.0.0.1"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    hosts = ["127.0.0.1", "localhost"]
+    if host not in (*hosts, "0.0.0.0", "::"):
+        hosts.append(host)
+    shown = "" if port is None or port == {"http": 80, "https": 443}[scheme] else f":{port}"
+    return ",".join(f"{scheme}://{h}{shown}" for h in hosts)
+
+
+def _cors_origins(env: Mapping[str, str]) -> str:
+    """``ESTROM_TAILOR_CORS_ORIGIN`` as set (empty: none), else the router page's origins."""
+    raw = env.get("ESTROM_TAILOR_CORS_ORIGIN")
+    if raw is None:
+        return router_page_origins(_str(env, "ESTROM_ROUTER_URL", Settings.router_url))
+    return ",".join(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+def _quotas(env: Mapping[str, str]) -> QuotaLimits:
+    try:
+        return QuotaLimits.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a beater or tailor process reads from its environment."""
@@ -119,12 +171,23 @@ class Settings:
     ingest_max_body: int = 64 * 1024 * 1024
     #: documents (items) one ingest request may hold; more is 413
     ingest_max_docs: int = 10_000
+    #: how many times its encoded size a compressed ingest body may expand to (past 1 MiB decoded); more is 413
+    ingest_max_ratio: int = 100
     #: nesting of objects and arrays in one document (the document itself is 1); deeper is rejected
     ingest_max_depth: int = 20
     # Registered queries (common/query/limits.py):
     query_max_bytes: int = QueryLimits.max_bytes
     query_max_depth: int = QueryLimits.max_depth
     query_max_clauses: int = QueryLimits.max_clauses
+    # What a query may cost to build, and the fields queries add to the shared percolator index
+    # (common/query/expensive.py, beater/store/budget.py):
+    query_max_fields: int = QueryLimits.max_fields
+    query_max_regex_length: int = QueryLimits.max_regex_length
+    query_max_determinized_states: int = QueryLimits.max_determinized_states
+    query_max_expansions: int = QueryLimits.max_expansions
+    query_leading_wildcards: bool = QueryLimits.leading_wildcards
+    fields_per_target: int = QueryLimits.fields_per_target
+    fields_per_principal: int = QueryLimits.fields_per_principal
     batch_size: int = 250
     batch_linger_ms: float = 5.0
     queue_max_docs: int = 50_000
@@ -132,7 +195,7 @@ class Settings:
     retry_after: int = 2
     #: seconds a SIGTERMed beater waits for requests in flight before answering them 503
     shutdown_grace: float = 10.0
-    query_index_prefix: str = "estrom-queries-"
+    query_index_prefix: str = OWN_PREFIX
     percolate_mode: str = "auto"
     query_grace: float = 600.0
     query_sweep_interval: float = 30.0
@@ -153,8 +216,23 @@ class Settings:
     tailor_max_backfill: int = 10_000
     #: seconds NDJSON/SSE streams wait for a lost router (then a gap notice) before ending with an error
     tailor_router_wait: float = 60.0
-    #: Access-Control-Allow-Origin of tails, so browser pages on other origins can read them; "" for none
-    tailor_cors_origin: str = "*"
+    #: origins whose pages may read tails (Access-Control-Allow-Origin), comma-separated; "*" for any
+    #: page, "" for none; unset: the router page's origins (router_page_origins)
+    tailor_cors_origin: str = "http://127.0.0.1:8080,http://localhost:8080"
+    #: bytes of stored documents one tail's ``n=`` backfill holds at a time (one page)
+    tailor_backfill_buffer: int = 1024 * 1024
+    #: bytes all backfills of a tailor hold at a time; tails past it wait for their page
+    tailor_backfill_total: int = 32 * 1024 * 1024
+    #: seconds a client may take to read one backfill page before it is dropped
+    tailor_backfill_stall: float = 60.0
+    #: seconds a connection may take to send a request's headers, or stay idle between requests
+    tailor_idle_timeout: float = 30.0
+    #: seconds an unknown sid is remembered as unknown (beater and tailor), and how many are
+    unknown_sid_ttl: float = 5.0
+    unknown_sid_cache: int = 10_000
+    #: readers' quotas and trusted proxies (``ESTROM_QUOTA_*``, ``ESTROM_TRUSTED_PROXIES``): their
+    #: defaults live in QuotaLimits, which the router reads without the rest of the settings
+    quotas: QuotaLimits = field(default_factory=QuotaLimits)
     #: primary shards and replicas of each new percolator index (None: the engine's default)
     query_index_shards: int | None = None
     query_index_replicas: int | None = None
@@ -184,10 +262,20 @@ class Settings:
             bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
             ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
+            ingest_max_ratio=_int(env, "ESTROM_INGEST_MAX_RATIO", d.ingest_max_ratio, 1),
             ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
             query_max_bytes=_int(env, "ESTROM_QUERY_MAX_BYTES", d.query_max_bytes, 1),
             query_max_depth=_int(env, "ESTROM_QUERY_MAX_DEPTH", d.query_max_depth, 1),
             query_max_clauses=_int(env, "ESTROM_QUERY_MAX_CLAUSES", d.query_max_clauses, 1),
+            query_max_fields=_int(env, "ESTROM_QUERY_MAX_FIELDS", d.query_max_fields, 1),
+            query_max_regex_length=_int(env, "ESTROM_QUERY_MAX_REGEX_LENGTH", d.query_max_regex_length, 1),
+            query_max_determinized_states=_int(
+                env, "ESTROM_QUERY_MAX_DETERMINIZED_STATES", d.query_max_determinized_states, 1
+            ),
+            query_max_expansions=_int(env, "ESTROM_QUERY_MAX_EXPANSIONS", d.query_max_expansions, 1),
+            query_leading_wildcards=_flag(env, "ESTROM_QUERY_LEADING_WILDCARDS", d.query_leading_wildcards),
+            fields_per_target=_int(env, "ESTROM_FIELDS_PER_TARGET", d.fields_per_target, 0),
+            fields_per_principal=_int(env, "ESTROM_FIELDS_PER_PRINCIPAL", d.fields_per_principal, 0),
             batch_size=_int(env, "ESTROM_BATCH_SIZE", d.batch_size, 1),
             batch_linger_ms=_float(env, "ESTROM_BATCH_LINGER_MS", d.batch_linger_ms),
             queue_max_docs=_int(env, "ESTROM_QUEUE_MAX_DOCS", d.queue_max_docs, 1),
@@ -210,7 +298,14 @@ class Settings:
             tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
             tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
             tailor_router_wait=_float(env, "ESTROM_TAILOR_ROUTER_WAIT", d.tailor_router_wait, 0.0),
-            tailor_cors_origin=env.get("ESTROM_TAILOR_CORS_ORIGIN", d.tailor_cors_origin),
+            tailor_cors_origin=_cors_origins(env),
+            tailor_backfill_buffer=_int(env, "ESTROM_TAILOR_BACKFILL_BUFFER", d.tailor_backfill_buffer, 4096),
+            tailor_backfill_total=_int(env, "ESTROM_TAILOR_BACKFILL_TOTAL", d.tailor_backfill_total, 4096),
+            tailor_backfill_stall=_float(env, "ESTROM_TAILOR_BACKFILL_STALL", d.tailor_backfill_stall, 0.1),
+            tailor_idle_timeout=_float(env, "ESTROM_TAILOR_IDLE_TIMEOUT", d.tailor_idle_timeout, 0.1),
+            unknown_sid_ttl=_float(env, "ESTROM_UNKNOWN_SID_TTL", d.unknown_sid_ttl, 0.0),
+            unknown_sid_cache=_int(env, "ESTROM_UNKNOWN_SID_CACHE", d.unknown_sid_cache, 0),
+            quotas=_quotas(env),
             beater_authid=_str(env, "ESTROM_BEATER_AUTHID", d.beater_authid),
             beater_secret=_secret(env, "ESTROM_BEATER_SECRET"),
             tailor_authid=_str(env, "ESTROM_TAILOR_AUTHID", d.tailor_authid),
@@ -240,7 +335,22 @@ class Settings:
 
     def query_limits(self) -> QueryLimits:
         """The bounds every registered query is checked against."""
-        return QueryLimits(self.query_max_bytes, self.query_max_depth, self.query_max_clauses)
+        return QueryLimits(
+            max_bytes=self.query_max_bytes,
+            max_depth=self.query_max_depth,
+            max_clauses=self.query_max_clauses,
+            max_fields=self.query_max_fields,
+            max_regex_length=self.query_max_regex_length,
+            max_determinized_states=self.query_max_determinized_states,
+            max_expansions=self.query_max_expansions,
+            leading_wildcards=self.query_leading_wildcards,
+            fields_per_target=self.fields_per_target,
+            fields_per_principal=self.fields_per_principal,
+        )
+
+    def cors_origins(self) -> tuple[str, ...]:
+        """The origins ``ESTROM_TAILOR_CORS_ORIGIN`` allows (``("*",)`` for any page)."""
+        return tuple(o.strip() for o in self.tailor_cors_origin.split(",") if o.strip())
 
     def as_dict(self) -> dict[str, object]:
         """For the start-up log line; the ingest token and secrets are never printed."""

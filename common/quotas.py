@@ -1,9 +1,13 @@
-"""Quotas per reader identity: registrations per second, subscriptions, concurrent tails.
+"""Quotas per reader identity: registrations and sid lookups per second, subscriptions, concurrent tails.
 
 Standard library only (the router imports it too). The key of a quota is a
 reader's name, or ``anonymous@<address>`` for anonymous callers: an
 anonymous authid is per session, so a flood of sessions from one address
 would otherwise each get a fresh allowance. ``0`` means unlimited.
+
+Also here, because beater and tailor both need it and it is what keeps a
+caller's lookups cheap: ``ExpiringSet``, the bounded memory of sids found
+unknown a moment ago.
 
 Over a limit the caller gets :class:`QuotaExceeded`, naming the limit and its
 value (WAMP ``com.estrom.error.quota_exceeded``, HTTP 429 with Retry-After);
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -74,6 +78,11 @@ class QuotaLimits:
     registrations_per_second: float = 20.0
     #: ... and in a burst
     registrations_burst: int = 100
+    #: sid lookups (``describe_query``, tails' ``s=``) per second per identity that reach the
+    #: query store, sustained ...
+    describes_per_second: float = 20.0
+    #: ... and in a burst
+    describes_burst: int = 100
     #: concurrent tails (and counts) per identity, per tailor process
     tails: int = 20
     #: concurrent tails (and counts) over all identities, per tailor process
@@ -97,6 +106,8 @@ class QuotaLimits:
                 env, "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND", d.registrations_per_second
             ),
             registrations_burst=_int(env, "ESTROM_QUOTA_REGISTRATIONS_BURST", d.registrations_burst),
+            describes_per_second=_float(env, "ESTROM_QUOTA_DESCRIBES_PER_SECOND", d.describes_per_second),
+            describes_burst=_int(env, "ESTROM_QUOTA_DESCRIBES_BURST", d.describes_burst),
             tails=_int(env, "ESTROM_QUOTA_TAILS", d.tails),
             tails_total=_int(env, "ESTROM_QUOTA_TAILS_TOTAL", d.tails_total),
             trusted_proxies=proxies,
@@ -178,20 +189,22 @@ class Refusals:
         self.by_limit[reason] += 1
 
 
-class RegistrationRate:
+class RateLimit:
     """A token bucket per quota key; idle full buckets are forgotten so keys cannot pile up."""
 
-    LIMIT = "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND"
-
-    def __init__(self, limits: QuotaLimits, clock: Callable[[], float], refusals: Refusals) -> None:
-        self.limits = limits
+    def __init__(
+        self, limit: str, rate: float, burst: int, clock: Callable[[], float], refusals: Refusals
+    ) -> None:
+        self.limit = limit
+        self.rate = rate
+        self.burst = burst
         self.clock = clock
         self.refusals = refusals
         self._buckets: dict[str, TokenBucket] = {}
 
     def take(self, key: str) -> None:
-        """One registration by ``key``, or QuotaExceeded."""
-        rate = self.limits.registrations_per_second
+        """One action by ``key``, or QuotaExceeded naming the limit (counted in ``refusals``)."""
+        rate = self.rate
         if rate <= 0:
             return
         now = self.clock()
@@ -199,12 +212,76 @@ class RegistrationRate:
         if bucket is None:
             if len(self._buckets) > 10_000:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
-            bucket = self._buckets[key] = TokenBucket(rate, self.limits.registrations_burst, now)
+            bucket = self._buckets[key] = TokenBucket(rate, self.burst, now)
         wait = bucket.take(now)
         if wait:
-            exc = QuotaExceeded(self.LIMIT, rate, key, math.ceil(wait) if wait != math.inf else 60)
+            exc = QuotaExceeded(self.limit, rate, key, math.ceil(wait) if wait != math.inf else 60)
             self.refusals.count(exc)
             raise exc
+
+
+class RegistrationRate(RateLimit):
+    """Query registrations per identity (``ESTROM_QUOTA_REGISTRATIONS_*``)."""
+
+    LIMIT = "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND"
+
+    def __init__(self, limits: QuotaLimits, clock: Callable[[], float], refusals: Refusals) -> None:
+        super().__init__(
+            self.LIMIT, limits.registrations_per_second, limits.registrations_burst, clock, refusals
+        )
+
+
+class DescribeRate(RateLimit):
+    """Sid lookups per identity that reach the query store (``ESTROM_QUOTA_DESCRIBES_*``)."""
+
+    LIMIT = "ESTROM_QUOTA_DESCRIBES_PER_SECOND"
+
+    def __init__(self, limits: QuotaLimits, clock: Callable[[], float], refusals: Refusals) -> None:
+        super().__init__(self.LIMIT, limits.describes_per_second, limits.describes_burst, clock, refusals)
+
+
+class ExpiringSet:
+    """Keys remembered for ``ttl`` seconds, at most ``size`` of them (the oldest go first).
+
+    What beater and tailor know about unknown sids: a lookup found none a
+    moment ago, so asking the engine again now would cost the same search
+    for the same answer. ``discard`` forgets one at once (the sid was just
+    registered). ``ttl`` or ``size`` 0 remembers nothing.
+    """
+
+    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def __contains__(self, key: object) -> bool:
+        until = self._until.get(key)  # type: ignore[call-overload]
+        if until is None:
+            return False
+        if until <= self.clock():
+            del self._until[key]  # type: ignore[arg-type]
+            return False
+        return True
+
+    def add(self, key: str) -> None:
+        if self.ttl <= 0 or self.size <= 0:
+            return
+        now = self.clock()
+        self._until.pop(key, None)
+        self._until[key] = now + self.ttl
+        # Insertion order is expiry order (one ttl for all): drop the expired, then the oldest.
+        while self._until:
+            oldest, until = next(iter(self._until.items()))
+            if until > now and len(self._until) <= self.size:
+                break
+            del self._until[oldest]
+
+    def discard(self, key: str) -> None:
+        self._until.pop(key, None)
 
 
 class ConcurrentCounter:

@@ -1,4 +1,4 @@
-"""Readers: who may read which read targets (issue 15).
+"""Readers: who may read which read targets.
 
 The one place that knows the readers file (``ESTROM_READERS``), how tokens
 are checked, and whether an identity may use a read target. Standard library
@@ -31,6 +31,9 @@ from typing import Any
 
 from common.query.target_syntax import InvalidTarget, parse_target
 
+#: estrom's own indices (the stored queries) start with this, unless ESTROM_QUERY_INDEX_PREFIX says
+#: otherwise: nobody's to read or write, whatever the access file says.
+OWN_PREFIX = "estrom-queries-"
 #: The identity of callers without a token (browsers, scripts) when an anonymous reader exists.
 ANONYMOUS = "anonymous"
 HASH_PREFIX = "sha256:"
@@ -292,17 +295,41 @@ class Readers:
         return Identity(reader.name, reader.targets) if reader else None
 
 
-def may_read(identity: Identity, raw_target: str) -> bool:
+def names_own(pattern: str, own_prefix: str = OWN_PREFIX) -> bool:
+    """Whether ``pattern`` names estrom's own indices by their prefix (``estrom-queries-*``, a name)."""
+    return bool(own_prefix) and _literal_prefix(pattern).startswith(own_prefix)
+
+
+def may_read(identity: Identity, raw_target: str, own_prefix: str = OWN_PREFIX) -> bool:
     """Whether ``identity`` may use the read target ``raw_target`` (conservatively).
 
     A target the store's parser refuses is refused here too (the services
-    answer ``invalid_index`` for it before they ask).
+    answer ``invalid_index`` for it before they ask); so is one naming
+    estrom's own indices. A wider pattern (``*``) is read without them
+    (:func:`searchable`).
     """
     try:
         scope = scope_of(raw_target)
     except InvalidTarget:
         return False
+    if any(names_own(p, own_prefix) for p in scope.include):
+        return False
     return target_within(scope, identity.targets)
+
+
+def searchable(raw_target: str, own_prefix: str = OWN_PREFIX) -> str:
+    """``raw_target`` as the engine is searched for it: without estrom's own indices.
+
+    A target whose patterns could cover them (``*``, ``e*``) gets the
+    exclusion ``-<prefix>*`` last, so a backfill never returns stored queries.
+    """
+    try:
+        scope = scope_of(raw_target)
+    except InvalidTarget:
+        return raw_target
+    if own_prefix and any(not patterns_disjoint(p, own_prefix + "*") for p in scope.include):
+        return f"{raw_target},-{own_prefix}*"
+    return raw_target
 
 
 def configured_targets(value: Any, where: str) -> tuple[tuple[Scope, ...], tuple[str, ...]]:

@@ -1,1 +1,1 @@
-"""The tailor: endless HTTP tail of a subscription (issue 3)."""
+"""The tailor: endless HTTP tail of a subscription."""

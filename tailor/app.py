@@ -39,13 +39,15 @@ class Tailor:
             router_wait=settings.tailor_router_wait,
             prepare=EncodedHit,
         )
-        self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor)
-        try:  # readers (issue 15): fail closed on a non-loopback listen address without a readers file
-            self.api.gate = ReaderGate.from_env(os.environ, settings.tailor_listen, settings.retry_after)
+        try:  # readers: fail closed on a non-loopback listen address without a readers file
+            gate = ReaderGate.from_env(
+                os.environ, settings.tailor_listen, settings.retry_after, settings.query_index_prefix
+            )
         except ValueError as exc:  # ReadersError, or a quota setting that is not a number
             print(f"tailor: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        self.api.gate.reload_on_sighup(reactor)
+        gate.reload_on_sighup(reactor)
+        self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor, gate)
         # A lost session takes every subscription with it: JSON streams end now,
         # as valid documents with an "error"; NDJSON/SSE ones wait for the
         # rejoin and get a gap notice (see SubscriptionHub.router_lost).

@@ -10,6 +10,13 @@ Before the stream starts (while its subscription is confirmed and a backfill
 runs) live hits are *held*, so that none is lost or repeated at the
 hand-over; the response status and headers are only written at ``start``,
 so errors up to then are still plain HTTP errors.
+
+A backfill (``n=``) is written a page at a time (tailor/backfill.py): the
+next page is fetched only once the client has taken the last one, and live
+hits are held behind it meanwhile (at most ``max_pending`` bytes of them).
+A client that leaves a page unread for ``backfill_stall`` seconds, or lets
+more live hits than that pile up behind its backfill, is dropped as a slow
+reader, its document closed with an ``"error"`` saying why.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import Request
 
+from common.engine import EngineRejected
 from common.hits import Hit
-from tailor.backfill import Deduper
+from tailor.backfill import BackfillPages, Deduper
 from tailor.paced_response import CLOSE_GRACE, PacedResponse, State
 from tailor.request_watch import RequestWatch
 from tailor.stream_format import Framing, hit_json
@@ -61,8 +71,10 @@ class ClientStream(PacedResponse):
         stats: StreamStats,
         on_gone: Callable[[ClientStream], None],
         watch: RequestWatch,
+        backfill_stall: float = 60.0,
     ) -> None:
         super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
+        self.backfill_stall = backfill_stall
         self.framing: Framing = framing
         self.limit = limit
         self.timeout = timeout
@@ -78,6 +90,13 @@ class ClientStream(PacedResponse):
         self._allowance = 0
         self._deduper: Deduper | None = None
         self._end_reason = "fell more than the bound behind while the stream was being set up"
+        # A backfill read page by page (None: none, or written whole).
+        self._pages: BackfillPages | None = None
+        self._backfilling = False  # live hits wait behind the backfill
+        self._fetching = False  # a page is on its way from the engine
+        self._backfill_event_id = ""
+        self._held_gaps: list[tuple[int, dict[str, Any]]] = []  # (position in _held, gap)
+        self._stall_call: IDelayedCall | None = None
         # The watch was made when the request arrived: it knows if the
         # client left while its query was resolved.
         watch.on_gone(self._connection_done)
@@ -85,6 +104,16 @@ class ClientStream(PacedResponse):
     # -- listener side -------------------------------------------------
 
     def deliver(self, entries: Sequence[SequencedHit]) -> None:
+        if self.state is State.STREAMING and self._backfilling:
+            self._held.extend(entries)
+            self._held_bytes += sum(len(hit_json(hit)) for _, hit in entries)
+            if self._held_bytes > self.max_pending:
+                self._drop_slow_reader(
+                    f"more than {self.max_pending} bytes of live hits waited behind the backfill "
+                    "the client was reading; dropped (read faster, or ask for a smaller n=)",
+                    "slow_reader",
+                )
+            return
         if self.state is State.HOLDING:
             if self.end is not None:
                 return  # already failed; start() reports it
@@ -129,6 +158,9 @@ class ClientStream(PacedResponse):
 
     def gap(self, info: dict[str, Any]) -> None:
         if self.state is State.STREAMING:
+            if self._backfilling:  # in its place among the held hits
+                self._held_gaps.append((len(self._held), info))
+                return
             self._emit(self.framing.gap(info))
 
     def fail(self, error: str, reason: str) -> None:
@@ -143,14 +175,18 @@ class ClientStream(PacedResponse):
         self,
         sid: str,
         event_id: Callable[[int], str],
-        backfill: Sequence[Hit] = (),
+        backfill: Sequence[Hit] | BackfillPages = (),
         backfill_event_id: str = "",
         resume: Resume | None = None,
     ) -> None:
         """Write the status, headers and opening, then backfill, replay and held hits."""
+        pages = backfill if isinstance(backfill, BackfillPages) else None
         if self._gone or self.state is not State.HOLDING:
+            if pages is not None:
+                pages.close()
             return
         self.event_id = event_id
+        self._pages = pages
         self._open()
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
@@ -159,59 +195,170 @@ class ClientStream(PacedResponse):
                 self.stats.dropped("slow_reader")
             self.close("error", failed_while_holding, self._end_reason)
             return
-        held, self._held = self._held, []
         if resume is not None:
             if resume.gap is not None:
                 self._emit(self.framing.gap(resume.gap))
-            held = [*resume.replay, *held]
-        if backfill:
-            self._deduper = Deduper(backfill)
-            self._timers.append(self.clock.callLater(HANDOVER_WINDOW, self._end_handover))
-            for hit in backfill:
-                if self.state is not State.STREAMING:
-                    return
-                self._send_hit(hit, backfill_event_id)
-        self._allowance = self.pending_bytes
-        self.deliver(held)
-        if self.state is not State.STREAMING:
-            return
-        if self.limit is not None and self.sent >= self.limit:
-            self.close("limit")
-            return
+            self._held = [*resume.replay, *self._held]
+        first = pages.first if pages is not None else list(backfill)
+        if pages is not None:
+            pages.first = []  # the stream holds the page now, and lets go of it once written
         self._start_timers(self.timeout)
-
-    # -- writing -------------------------------------------------------
-
-    def _send_hit(self, hit: Hit, event_id: str) -> None:
-        if self.limit is not None and self.sent >= self.limit:
+        if not first and (pages is None or pages.done):
+            self._end_backfill()
             return
-        self._emit(self.framing.hit(hit, event_id, first=self.sent == 0))
-        self.sent += 1
-        self.stats.hits_sent(1)
+        # Live hits held so far, and those arriving while the backfill is read,
+        # wait behind it, up to the bound.
+        self._backfilling = True
+        self._held_bytes = sum(len(hit_json(hit)) for _, hit in self._held)
+        self._deduper = Deduper()
+        self._backfill_event_id = backfill_event_id
+        self._send_page(first)
+        del first
+        if self.state is State.STREAMING:
+            self._pump()
+
+    # -- the backfill, page by page ------------------------------------
+
+    def _send_page(self, hits: list[Hit]) -> None:
+        frames: list[bytes] = []
+        deduper = self._deduper
+        for hit in hits:
+            if self.limit is not None and self.sent + len(frames) >= self.limit:
+                break
+            if deduper is not None:
+                deduper.add(hit)
+            frames.append(self.framing.hit(hit, self._backfill_event_id, first=self.sent + len(frames) == 0))
+        hits.clear()  # the encoded frames are all that is held from here on
+        size = sum(len(f) for f in frames)
+        if self._pages is not None:
+            self._pages.framed(size, len(frames))
+        if frames:
+            self.sent += len(frames)
+            self._emit(b"".join(frames))
+            self.stats.hits_sent(len(frames))
         if self.limit is not None and self.sent >= self.limit:
             self.close("limit")
+
+    def _pump(self) -> None:
+        """Ask for the next page once the client has taken this one; end the backfill after the last."""
+        if not self._backfilling or self._fetching or self.state is not State.STREAMING:
+            return
+        pages = self._pages
+        if pages is None or pages.done:
+            self._end_backfill()
+            if self.state is State.STREAMING:
+                self._await_page_read()
+            return
+        if self._paused or self._pending:
+            self._await_page_read()
+            return
+        self._cancel_stall()
+        pages.page_read()
+        self._fetching = True
+        d = Deferred.fromCoroutine(pages.next())
+        d.addCallbacks(self._page_in, self._page_failed)
+
+    def _await_page_read(self) -> None:
+        """The page is not all taken yet: the client has ``backfill_stall`` seconds to take it."""
+        if not (self._paused or self._pending):
+            if self._pages is not None:
+                self._pages.page_read()
+            return
+        if self._stall_call is None or not self._stall_call.active():
+            self._stall_call = self.clock.callLater(self.backfill_stall, self._stalled)
+
+    def _page_in(self, hits: list[Hit]) -> None:
+        self._fetching = False
+        if self.state is not State.STREAMING or not self._backfilling:
+            return
+        self._send_page(hits)
+        self._pump()
+
+    def _page_failed(self, failure: Failure) -> None:
+        self._fetching = False
+        if self.state is not State.STREAMING or (self._pages is not None and self._pages.closed):
+            return  # ended meanwhile: whatever the fetch says no longer matters
+        if failure.check(CancelledError):
+            return
+        exc = failure.value
+        if isinstance(exc, EngineRejected):
+            self.close("error", "invalid_query", f"backfill search refused: {exc.reason}")
+        else:
+            log.warn("backfill.failed", error=repr(exc))
+            self.close("error", "unavailable", f"the backfill could not be read on: {exc}")
+
+    def _end_backfill(self) -> None:
+        """The backfill is written: the live hits held behind it follow, checked against it."""
+        self._backfilling = False
+        held, self._held = self._held, []
+        gaps, self._held_gaps = self._held_gaps, []
+        self._held_bytes = 0
+        if self._deduper is not None:
+            self._timers.append(self.clock.callLater(HANDOVER_WINDOW, self._end_handover))
+        self._allowance = self.pending_bytes
+        done = 0
+        for position, info in gaps:
+            self.deliver(held[done:position])
+            done = position
+            if self.state is not State.STREAMING:
+                return
+            self._emit(self.framing.gap(info))
+        self.deliver(held[done:])
+        if self.state is State.STREAMING and self.limit is not None and self.sent >= self.limit:
+            self.close("limit")
+
+    def _stalled(self) -> None:
+        self._stall_call = None
+        if self.state is not State.STREAMING or not (self._paused or self._pending):
+            return
+        self._drop_slow_reader(
+            f"client did not read a page of the backfill within {self.backfill_stall:g}s; dropped "
+            "(read faster, or ask for a smaller n=)",
+            "slow_backfill_reader",
+        )
+
+    def _cancel_stall(self) -> None:
+        call, self._stall_call = self._stall_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _close_pages(self) -> None:
+        self._backfilling = False
+        self._cancel_stall()
+        pages, self._pages = self._pages, None
+        if pages is not None:
+            pages.close()
 
     def _end_handover(self) -> None:
         self._deduper = None
+        if self._pages is not None:
+            self._pages.handover_over()
 
     def _drained(self) -> None:
         self._allowance = 0
+        self._cancel_stall()
+        if self._backfilling:
+            self._pump()
+        elif self._pages is not None:
+            self._pages.page_read()
 
     # -- ending --------------------------------------------------------
 
     def _ended(self, end: str, error: str | None) -> None:
         self.end = end if error is None else error
         self.stats.ended(self.end)
+        self._close_pages()
 
-    def _drop_slow_reader(self) -> None:
+    def _drop_slow_reader(self, reason: str | None = None, why: str = "slow_reader") -> None:
         """Discard what the client has not taken and end its document with an error."""
         dropped_bytes = self.pending_bytes
-        self.stats.dropped("slow_reader")
-        log.info("client.dropped", reason="slow_reader", pending_bytes=dropped_bytes, hits_sent=self.sent)
-        reason = (
+        self.stats.dropped(why)
+        log.info("client.dropped", reason=why, pending_bytes=dropped_bytes, hits_sent=self.sent)
+        reason = reason or (
             f"client fell more than {self.max_pending} bytes behind the stream; dropped "
             "(read faster, or narrow the query)"
         )
+        self._close_pages()
         self.end = "slow_reader"
         self.stats.ended("slow_reader")
         transport = self.request.transport
@@ -234,6 +381,9 @@ class ClientStream(PacedResponse):
 
     def _released(self) -> None:
         self._held.clear()
+        self._held_gaps.clear()
+        self._deduper = None
+        self._close_pages()
         on_gone, self.on_gone = self.on_gone, _noop
         on_gone(self)
 

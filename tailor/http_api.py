@@ -5,6 +5,15 @@ describe, tailor/resolve.py), joined to the sid's shared subscription,
 backfilled, and only then answered 200: every failure up to that point is a
 plain JSON error (400/404/503); after it, failures end the document with an
 ``"error"``. A client that leaves before that cancels the work in flight.
+
+Connections: a client has ``ESTROM_TAILOR_IDLE_TIMEOUT`` seconds to send a
+request's headers (from connecting, or from the end of its previous
+response), trickling bytes or not; then it is cut. Streams, once their
+headers are in, have no such limit.
+
+Browsers: a page whose origin ``ESTROM_TAILOR_CORS_ORIGIN`` lists (by
+default the router's page) may read tails and counts (EventSource); the
+answer names that origin (``Vary: Origin``), or ``*`` when so configured.
 """
 
 from __future__ import annotations
@@ -17,16 +26,18 @@ from typing import Any
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.web.http import Request
 from twisted.web.server import Site
 
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.hits import Hit
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
+from common.quotas import ExpiringSet
+from common.readers import searchable
 from common.wamp import RouterUnavailable, SessionHolder
-from tailor.backfill import Backfill
+from tailor.backfill import Backfill, BackfillBudget, BackfillPages
 from tailor.client_stream import ClientStream, StreamStats
 from tailor.count_history import CountHistory, History
 from tailor.count_metrics import CountSeries
@@ -68,7 +79,7 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
     m.counter(
         "reader_refusals_total",
-        "Tail and count requests refused for readers (issue 15), by limit or error.",
+        "Tail and count requests refused for readers, by limit or error.",
         labels=("reason",),
     )
     m.counter(
@@ -80,20 +91,48 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
         "delivery_seconds",
         "Per tail and event: from the event's arrival from the router to its hits handed to the tail's connection.",
     )
-    m.registry.register(TopTails(lambda: api_ref[0].gate))  # readers (issue 15): the largest users
+    m.gauge(
+        "backfill_bytes",
+        "Bytes held for n= backfills (pages in clients' hands, ids and hand-over checks), over all tails.",
+        lambda: api_ref[0].backfill.budget.held,
+    )
+    m.gauge(
+        "backfill_waiting",
+        "Backfills waiting for room under ESTROM_TAILOR_BACKFILL_TOTAL.",
+        lambda: api_ref[0].backfill.budget.waiting,
+    )
+    m.gauge("backfills", "Backfills in progress.", lambda: len(api_ref[0].backfill.open_pages))
+    m.counter(
+        "sid_lookups_total",
+        "s= lookups: found, unknown (each a describe_query), remembered (answered 404 from memory).",
+        labels=("outcome",),
+    )
+    m.gauge("unknown_sids", "Sids remembered as unknown.", lambda: len(api_ref[0].resolver.unknown))
+    m.counter(
+        "connections_timed_out_total",
+        "Connections cut for not sending a request's headers within ESTROM_TAILOR_IDLE_TIMEOUT.",
+    )
+    m.registry.register(TopTails(lambda: api_ref[0].gate))  # readers: the largest users
     return m
 
 
 class BoundedSendChannel(JsonErrorChannel):
-    """A connection whose kernel send buffer is capped.
+    """A connection whose kernel send buffer is capped, and whose client must send headers in time.
 
     Left to autotuning, a stalled reader's socket soaks up megabytes before
     Twisted even tells the stream to hold back: the backlog then escapes the
     counted ``max_pending`` budget, and the closing ``"error"`` queues behind
     it. Capped, the backlog builds where it is counted and dropped.
+
+    Twisted's idle timeout (the site's ``timeout``) runs from the connection
+    (or the end of the last response) until a request's headers are in, and
+    is off while a response streams. Twisted restarts it at every byte
+    received; here it is not restarted: a client trickling a byte now and
+    then must still finish its headers within the timeout.
     """
 
     send_buffer = 0
+    on_timeout: Callable[[], None] | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -101,17 +140,34 @@ class BoundedSendChannel(JsonErrorChannel):
             with contextlib.suppress(OSError, AttributeError):
                 self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
 
+    def dataReceived(self, data: bytes) -> None:
+        # HTTPChannel.dataReceived less its resetTimeout (see the class).
+        LineReceiver.dataReceived(self, data)
+
+    def timeoutConnection(self) -> None:
+        if self.on_timeout is not None:
+            self.on_timeout()
+        super().timeoutConnection()
+
 
 class TailSite(QuietSite):
     protocol = BoundedSendChannel
 
-    def __init__(self, resource: Any, send_buffer: int) -> None:
-        super().__init__(resource)
+    def __init__(
+        self,
+        resource: Any,
+        send_buffer: int,
+        timeout: float = Settings.tailor_idle_timeout,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(resource, timeout=timeout)
         self.send_buffer = send_buffer
+        self.on_timeout = on_timeout
 
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
         channel.send_buffer = self.send_buffer
+        channel.on_timeout = self.on_timeout
         return channel
 
 
@@ -132,7 +188,7 @@ class _Stats(StreamStats):
 class TailorAPI:
     """Owns the HTTP handlers, the live streams and what they need.
 
-    A streaming request goes: parse → (the caller's check, issue 15, slots
+    A streaming request goes: parse → (the caller's check, slots
     in here) → resolve → join → backfill → start. Until start, every failure
     is a plain HTTP error; if the client goes away meanwhile, the work in
     flight (registration, subscription, backfill) is cancelled.
@@ -145,16 +201,28 @@ class TailorAPI:
         wamp: SessionHolder,
         hub: SubscriptionHub,
         clock: IReactorTime,
+        gate: ReaderGate,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.wamp = wamp
         self.hub = hub
         self.clock = clock
-        #: readers (issue 15): set by the app; None lets everyone read (in-memory tests)
-        self.gate: ReaderGate | None = None
-        self.resolver = Resolver(wamp, hub, clock, settings.engine_timeout + 5.0, settings.retry_after)
-        self.backfill = Backfill(engine)
+        #: readers: who may read what, and how much; required, so a tailor never runs open
+        self.gate = gate
+        self.resolver = Resolver(
+            wamp,
+            hub,
+            clock,
+            settings.engine_timeout + 5.0,
+            settings.retry_after,
+            ExpiringSet(settings.unknown_sid_ttl, settings.unknown_sid_cache, clock.seconds),
+            lambda outcome: self.metrics.inc("sid_lookups_total", outcome=outcome),
+        )
+        self.backfill = Backfill(
+            engine, BackfillBudget(settings.tailor_backfill_total), settings.tailor_backfill_buffer
+        )
+        self._cors = settings.cors_origins()
         self.count_history = CountHistory(engine)
         self.counters = Counters(hub, clock)
         self.streams: set[ClientStream] = set()
@@ -165,7 +233,12 @@ class TailorAPI:
         hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
 
     def site(self) -> Site:
-        return TailSite(self.routes(), self.settings.tailor_send_buffer)
+        return TailSite(
+            self.routes(),
+            self.settings.tailor_send_buffer,
+            timeout=self.settings.tailor_idle_timeout,
+            on_timeout=lambda: self.metrics.inc("connections_timed_out_total"),
+        )
 
     def routes(self) -> Routes:
         """The tailor's resource: what ``site`` serves, and what in-memory tests request."""
@@ -188,9 +261,7 @@ class TailorAPI:
     ) -> None:
         """Run a streaming handler; cancel its work should the client go away before it starts."""
         watch = RequestWatch(request)  # now, before anything can be awaited
-        if self.settings.tailor_cors_origin:
-            # Pages served elsewhere (the router's, on another port) tail with EventSource.
-            request.setHeader(b"access-control-allow-origin", self.settings.tailor_cors_origin.encode())
+        self._allow_origin(request)
         work = ensureDeferred(handler(request, watch))
         watch.on_gone(work.cancel)  # a no-op once the stream started
         try:
@@ -206,15 +277,27 @@ class TailorAPI:
                 self.metrics.inc("reader_refusals_total", reason=str(err.extra.get("limit", err.code)))
             raise
 
-    # -- readers (issue 15): who asks, may they read it, how much ----------
+    def _allow_origin(self, request: Request) -> None:
+        """Pages served elsewhere (the router's, on another port) tail with EventSource: the
+        origins allowed, by name (the asking page's if listed, else the first), or ``*``."""
+        if not self._cors:
+            return
+        if "*" in self._cors:
+            request.setHeader(b"access-control-allow-origin", b"*")
+            return
+        asked = (request.getHeader(b"origin") or b"").decode("latin-1").strip().rstrip("/")
+        allowed = asked if asked in self._cors else self._cors[0]
+        request.setHeader(b"access-control-allow-origin", allowed.encode("latin-1", "replace"))
+        request.setHeader(b"vary", b"Origin")
+
+    # -- readers: who asks, may they read it, how much ----------
 
     async def _resolve_for_reader(
         self, request: Request, sid: str | None, index: str | None, query: Any
     ) -> Resolved:
         """401/403/429 before anything is resolved (``i=``), 404 after (``s=`` of an unreadable
-        sid); the caller's slot is held until the request finishes."""
-        if self.gate is None:
-            return await self.resolver.resolve(sid, index, query)
+        sid); the caller's slot is held until the request finishes, and what resolving sends
+        on (registrations, lookups) is charged to it."""
         gate = self.gate
         identity = gate.identify(request, (_args(request).get("token") or [None])[-1])
         if index is not None:
@@ -230,7 +313,7 @@ class TailorAPI:
                 gate.release_tail(key)
 
         try:
-            target = await self.resolver.resolve(sid, index, query)
+            target = await self.resolver.resolve(sid, index, query, gate.charges(key))
             if sid is not None:
                 gate.check(identity, target.index, as_missing_sid=sid)
         except BaseException:
@@ -249,13 +332,13 @@ class TailorAPI:
             sub = await self._join(stream, target, history=tail.format == "sse")
             joined_at = sub.last_seq
             resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
-            backfill = await self._backfill(target, tail.backfill) if resume is None else []
+            backfill = await self._backfill(target, tail.backfill) if resume is None else None
         except BaseException:
             self._abandon(target.sid, stream)
             raise
         self.metrics.inc("streams_total", format=tail.format)
-        log.debug("stream.start", sid=target.sid, stream_format=tail.format, backfill=len(backfill))
-        stream.start(target.sid, sub.event_id, backfill, sub.event_id(joined_at), resume)
+        log.debug("stream.start", sid=target.sid, stream_format=tail.format, backfill=tail.backfill)
+        stream.start(target.sid, sub.event_id, backfill or (), sub.event_id(joined_at), resume)
 
     def _parse_tail(self, request: Request) -> TailRequest:
         last_event_id = request.getHeader(b"last-event-id")
@@ -281,6 +364,7 @@ class TailorAPI:
             stats=self._stats,
             on_gone=self._stream_gone(sid, linger=tail.format == "sse"),
             watch=watch,
+            backfill_stall=self.settings.tailor_backfill_stall,
         )
         self.streams.add(stream)
         return stream
@@ -294,9 +378,13 @@ class TailorAPI:
         sub.described = (target.index, target.query)
         return sub
 
-    async def _backfill(self, target: Resolved, size: int) -> list[Hit]:
+    async def _backfill(self, target: Resolved, size: int) -> BackfillPages | None:
+        """The backfill's first page, the rest to come as the client reads; None without ``n=``."""
+        if size <= 0:
+            return None
         try:
-            return await self.backfill.fetch(target.index, target.query, size)
+            own = self.settings.query_index_prefix  # stored queries are never a backfill's
+            return await self.backfill.open(searchable(target.index, own), target.query, size)
         except EngineUnavailable as exc:
             raise self.resolver.unavailable(str(exc)) from None
         except EngineRejected as exc:
@@ -385,7 +473,7 @@ class TailorAPI:
         now = self.clock.seconds()
         try:
             return await self.count_history.fetch(
-                target.index,
+                searchable(target.index, self.settings.query_index_prefix),
                 target.query,
                 ask.by,
                 ask.every,

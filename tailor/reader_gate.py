@@ -6,11 +6,21 @@ registration, ``s=`` sids after their description (refused as 404, the
 contract's "a sid you may not read does not exist"). The token comes from
 ``Authorization: Bearer`` or ``?token=`` (for EventSource) and is never
 logged. The readers file is re-read on SIGHUP.
+
+The tailor registers and describes queries as its own principal, so the
+router's per-identity buckets never see its callers: the tailor keeps them
+itself, per process, for the same limits (``ESTROM_QUOTA_REGISTRATIONS_*``
+for each registration a tail or count makes, ``ESTROM_QUOTA_DESCRIBES_*``
+for each ``s=`` lookup it sends on), beside the concurrent tails.
+
+There is always a gate: the tailor's API takes one at construction, so no
+tailor serves a read without one deciding.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -19,8 +29,26 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 
 from common.http import HTTPError
-from common.quotas import ConcurrentCounter, QuotaExceeded, QuotaLimits, Refusals, client_address, quota_key
-from common.readers import Identity, ReadersHolder, bearer_token, listen_interface, may_read, readers_for
+from common.quotas import (
+    ConcurrentCounter,
+    DescribeRate,
+    QuotaExceeded,
+    QuotaLimits,
+    Refusals,
+    RegistrationRate,
+    client_address,
+    quota_key,
+)
+from common.readers import (
+    OWN_PREFIX,
+    Identity,
+    ReadersHolder,
+    access_file,
+    bearer_token,
+    listen_interface,
+    may_read,
+    readers_for,
+)
 
 log = Logger()
 
@@ -31,23 +59,37 @@ TOP = 10
 class ReaderGate:
     """The tailor's readers, its concurrent-tail counter and its refusal counts."""
 
-    def __init__(self, holder: ReadersHolder, limits: QuotaLimits, retry_after: int) -> None:
+    def __init__(
+        self,
+        holder: ReadersHolder,
+        limits: QuotaLimits,
+        retry_after: int,
+        clock: Callable[[], float] = time.monotonic,
+        own_prefix: str = OWN_PREFIX,
+    ) -> None:
         self.holder = holder
+        #: estrom's own indices: no reader's target may name them
+        self.own_prefix = own_prefix
         self.limits = limits
         self.retry_after = retry_after
         self.refusals = Refusals()
         self.tails = ConcurrentCounter(
             limits.tails, limits.tails_total, "ESTROM_QUOTA_TAILS", "ESTROM_QUOTA_TAILS_TOTAL", self.refusals
         )
+        self.registrations = RegistrationRate(limits, clock, self.refusals)
+        self.describes = DescribeRate(limits, clock, self.refusals)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], listen: str, retry_after: int) -> ReaderGate:
+    def from_env(
+        cls, env: Mapping[str, str], listen: str, retry_after: int, own_prefix: str = OWN_PREFIX
+    ) -> ReaderGate:
         """ReadersError / ValueError when the tailor must not start (they say why)."""
         readers = readers_for(env, [listen_interface(listen)], "tailor")
         return cls(
-            ReadersHolder(readers, env.get("ESTROM_READERS", "").strip()),
+            ReadersHolder(readers, access_file(env)),
             QuotaLimits.from_env(env),
             retry_after,
+            own_prefix=own_prefix,
         )
 
     def reload_on_sighup(self, reactor: Any) -> None:
@@ -77,7 +119,7 @@ class ReaderGate:
 
     def check(self, identity: Identity, target: str, *, as_missing_sid: str | None = None) -> None:
         """403 (or 404 for a sid) unless ``identity`` may read everything ``target`` could cover."""
-        if may_read(identity, target):
+        if may_read(identity, target, self.own_prefix):
             return
         if as_missing_sid is not None:
             raise HTTPError(404, "no_such_query", f"no query with sid {as_missing_sid!r}")
@@ -92,22 +134,50 @@ class ReaderGate:
         )
         return quota_key(identity.name, address)
 
+    def too_many(self, exc: QuotaExceeded) -> HTTPError:
+        """A limit reached, as the 429 that names it (with Retry-After)."""
+        return HTTPError(
+            429,
+            "quota_exceeded",
+            str(exc),
+            headers={"Retry-After": str(max(exc.retry_after, self.retry_after))},
+            limit=exc.limit,
+            value=exc.value,
+        )
+
     def hold_tail(self, key: str) -> None:
         """One concurrent tail for ``key``, or 429 naming the limit."""
         try:
             self.tails.acquire(key)
         except QuotaExceeded as exc:
-            raise HTTPError(
-                429,
-                "quota_exceeded",
-                str(exc),
-                headers={"Retry-After": str(max(exc.retry_after, self.retry_after))},
-                limit=exc.limit,
-                value=exc.value,
-            ) from None
+            raise self.too_many(exc) from None
 
     def release_tail(self, key: str) -> None:
         self.tails.release(key)
+
+    def charges(self, key: str) -> Charges:
+        """What ``key``'s registrations and lookups cost it, for the resolver."""
+        return Charges(self, key)
+
+
+class Charges:
+    """One caller's registration and lookup buckets: each call takes a token, or raises 429."""
+
+    def __init__(self, gate: ReaderGate, key: str) -> None:
+        self.gate = gate
+        self.key = key
+
+    def registration(self) -> None:
+        try:
+            self.gate.registrations.take(self.key)
+        except QuotaExceeded as exc:
+            raise self.gate.too_many(exc) from None
+
+    def describe(self) -> None:
+        try:
+            self.gate.describes.take(self.key)
+        except QuotaExceeded as exc:
+            raise self.gate.too_many(exc) from None
 
 
 class TopTails:
@@ -115,10 +185,10 @@ class TopTails:
 
     A collector for the tailor's registry, read at each scrape; only the
     ``TOP`` largest keys (a reader, or ``anonymous@<address>``), so the page
-    stays small however many addresses come. Nothing while no gate is set.
+    stays small however many addresses come.
     """
 
-    def __init__(self, gate: Callable[[], ReaderGate | None]) -> None:
+    def __init__(self, gate: Callable[[], ReaderGate]) -> None:
         self.gate = gate
 
     def collect(self) -> Iterator[Metric]:
@@ -127,7 +197,6 @@ class TopTails:
             f"Concurrent tails and counts held by the {TOP} largest users (reader, or anonymous@address).",
             labels=["key"],
         )
-        gate = self.gate()
-        for key, n in gate.tails.top(TOP) if gate is not None else ():
+        for key, n in self.gate().tails.top(TOP):
             top.add_metric([key], n)
         yield top

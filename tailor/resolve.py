@@ -3,20 +3,33 @@
 Over WAMP, through whichever beater the router picks; every failure is the
 HTTP error the contract names (400 invalid query or index, 404 unknown sid,
 503 engine or router away, with Retry-After).
+
+What the caller pays: each registration sent on takes a token of its
+registration bucket, each ``s=`` lookup sent on one of its lookup bucket
+(``Charges``; over either, 429). Requests for a query whose registration
+(or a sid whose lookup) is already on its way wait for that one: a hundred
+tails of one query opened at once send one registration, charged to the
+first. A sid the beater just said it does not
+know is answered 404 from memory for ``ESTROM_UNKNOWN_SID_TTL`` seconds
+(``ExpiringSet``), at no cost to anybody; registering it through this
+tailor forgets that at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from common import names
 from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
+from common.quotas import ExpiringSet
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.subscriptions import SubscriptionHub
 
@@ -59,17 +72,76 @@ def sid_changed(asked: str, registered: str, index: str) -> HTTPError:
     )
 
 
+class Charges(Protocol):
+    """What one caller's calls cost it: each raises (an HTTPError 429) when it may not make one."""
+
+    def registration(self) -> None: ...
+
+    def describe(self) -> None: ...
+
+
+class _Shared:
+    """One call several requests wait for; it is cancelled only when all of them left."""
+
+    def __init__(self, done: Callable[[], None]) -> None:
+        self.work: Deferred[Any] = Deferred()
+        self.waiters: list[Deferred[Any]] = []
+        self._done = done
+
+    def start(self, work: Deferred[Any]) -> None:
+        """Wait for ``work`` (once the first waiter joined: it may have landed already)."""
+        self.work = work
+        work.addBoth(self._landed)
+
+    def join(self) -> Deferred[Any]:
+        waiter: Deferred[Any] = Deferred(self._leave)
+        self.waiters.append(waiter)
+        return waiter
+
+    def _leave(self, waiter: Deferred[Any]) -> None:
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+        if not self.waiters and not self.work.called:
+            self.work.cancel()
+
+    def _landed(self, result: Any) -> None:
+        self._done()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+
+def no_such_query(sid: str) -> HTTPError:
+    return HTTPError(404, "no_such_query", f"no query with sid {sid!r}")
+
+
 class Resolver:
     """Turns a request's ``s=`` or ``i=``/``q=`` into a live sid."""
 
     def __init__(
-        self, wamp: SessionHolder, hub: SubscriptionHub, clock: IReactorTime, timeout: float, retry_after: int
+        self,
+        wamp: SessionHolder,
+        hub: SubscriptionHub,
+        clock: IReactorTime,
+        timeout: float,
+        retry_after: int,
+        unknown: ExpiringSet | None = None,
+        on_lookup: Callable[[str], None] | None = None,
     ) -> None:
         self.wamp = wamp
         self.hub = hub
         self.clock = clock
         self.timeout = timeout
         self.retry_after = retry_after
+        #: sids the beater said it does not know, a moment ago
+        self.unknown = unknown if unknown is not None else ExpiringSet(0, 0, clock.seconds)
+        #: told each ``s=`` lookup's outcome: found, unknown, remembered (answered from ``unknown``)
+        self.on_lookup = on_lookup or (lambda _outcome: None)
+        #: calls on their way, by (procedure, sid), that later requests wait for
+        self._shared: dict[tuple[str, str], _Shared] = {}
 
     def unavailable(self, reason: str) -> HTTPError:
         return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.retry_after)})
@@ -91,10 +163,22 @@ class Resolver:
                 err.headers["Retry-After"] = str(self.retry_after)
             raise err from None
 
+    def _once(self, procedure: str, sid: str, charge: Callable[[], None], *args: Any) -> Deferred[Any]:
+        """``procedure(*args)`` about ``sid``, or the same call already on its way (charged once)."""
+        key = (procedure, sid)
+        shared = self._shared.get(key)
+        if shared is not None:
+            return shared.join()
+        charge()
+        shared = self._shared[key] = _Shared(lambda: self._shared.pop(key, None))
+        waiter = shared.join()
+        shared.start(Deferred.fromCoroutine(self._call(procedure, *args)))
+        return waiter
+
     async def resolve(
-        self, sid: str | None, index: str | None, query: str | dict[str, Any] | None
+        self, sid: str | None, index: str | None, query: str | dict[str, Any] | None, charges: Charges
     ) -> Resolved:
-        """Registered (or looked up by sid) and active.
+        """Registered (or looked up by sid) and active; what is sent on is charged to the caller.
 
         A sid this tailor already subscribes to is registered and active (it
         has a subscriber: us), so its clients skip the round trip through the
@@ -103,15 +187,28 @@ class Resolver:
         if sid is None:
             assert index is not None
             assert query is not None
-            held = self.hub.get(sid_for(index, query))
+            expected = sid_for(index, query)
+            held = self.hub.get(expected)
             if held is not None and held.described is not None:
                 return Resolved(held.sid, index, query)
-            registered = await self._call(names.REGISTER_QUERY, index, query)
-            return Resolved(str(registered), index, query)
+            registering = self._once(names.REGISTER_QUERY, expected, charges.registration, index, query)
+            registered = str(await registering)
+            self.unknown.discard(registered)
+            return Resolved(registered, index, query)
         held = self.hub.get(sid)
         if held is not None and held.described is not None:
             return Resolved(sid, *held.described)
-        found = await self._call(names.DESCRIBE_QUERY, sid)
+        if sid in self.unknown:
+            self.on_lookup("remembered")
+            raise no_such_query(sid)
+        try:
+            found = await self._once(names.DESCRIBE_QUERY, sid, charges.describe, sid)
+        except HTTPError as err:
+            if err.status == 404:
+                self.on_lookup("unknown")
+                self.unknown.add(sid)
+            raise
+        self.on_lookup("found")
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
@@ -122,7 +219,7 @@ class Resolver:
         # same sid, unless the store's canonical form changed since: then the
         # hits go to the other sid, and streaming the one asked for would
         # silently carry nothing (or another's).
-        registered = str(await self._call(names.REGISTER_QUERY, index, query))
+        registered = str(await self._once(names.REGISTER_QUERY, sid, charges.registration, index, query))
         if registered != sid:
             raise sid_changed(sid, registered, index)
         return Resolved(sid, index, query)

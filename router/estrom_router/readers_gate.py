@@ -16,6 +16,9 @@ An embedded component (router/config.json ``components``) that registers
 - ``estrom.router.admit(caller, action, index)``: the beater's question.
   Raises ``com.estrom.error.not_authorized`` or
   ``com.estrom.error.quota_exceeded`` (naming the limit and its value).
+  ``action`` ``lookup`` is asked before a reader's ``describe_query`` costs
+  the engine a search (the sid lookup quota); ``register`` and ``describe``
+  about a target.
 
 crossbar answers a refused subscription with its own
 ``wamp.error.not_authorized``: a dynamic authorizer cannot choose the URI
@@ -51,6 +54,7 @@ from common.quotas import (
     NOT_AUTHORIZED,
     QUOTA_EXCEEDED,
     ConcurrentCounter,
+    DescribeRate,
     QuotaExceeded,
     QuotaLimits,
     Refusals,
@@ -59,7 +63,16 @@ from common.quotas import (
     peer_host,
     quota_key,
 )
-from common.readers import ANONYMOUS, Identity, Readers, ReadersError, load_readers, may_read
+from common.readers import (
+    ANONYMOUS,
+    OWN_PREFIX,
+    Identity,
+    Readers,
+    ReadersError,
+    access_file,
+    load_readers,
+    may_read,
+)
 
 from .authorizer import AUTHORIZER_URI, HITS_TOPIC, browser_may
 from .metrics_page import NOT_AUTHORIZED as REFUSED
@@ -79,7 +92,7 @@ TARGET_CACHE = 100_000
 
 
 def _readers_from_env(env: Mapping[str, str]) -> tuple[Readers, str]:
-    path = env.get("ESTROM_READERS", "").strip()
+    path = access_file(env)
     if path:
         return load_readers(path), path
     return Readers.open_default(), ""
@@ -94,9 +107,12 @@ class ReadersGate(ApplicationSession):
         log.debug("router.lazy_log_args", rebound=install({**AUTOBAHN, **CROSSBAR}))
         env = os.environ
         self.readers, self.readers_path = _readers_from_env(env)
+        #: estrom's own indices (the beaters' ESTROM_QUERY_INDEX_PREFIX): no reader's target names them
+        self.own_prefix = env.get("ESTROM_QUERY_INDEX_PREFIX", "").strip() or OWN_PREFIX
         self.limits = QuotaLimits.from_env(env)
         self.refusals = Refusals()
         self.registrations = RegistrationRate(self.limits, self._now, self.refusals)
+        self.describes = DescribeRate(self.limits, self._now, self.refusals)
         self.subscriptions = ConcurrentCounter(
             self.limits.subscriptions,
             self.limits.subscriptions_total,
@@ -229,8 +245,14 @@ class ReadersGate(ApplicationSession):
         sid = uri[len("docs-for-") :]
         if HITS_TOPIC.fullmatch(uri) is None:
             return deny
+        if sid not in self.targets:
+            try:  # learning the target costs a lookup in the query store: the caller's quota
+                self.describes.take(key)
+            except QuotaExceeded as exc:  # counted by the bucket, under its limit
+                log.debug("readers.quota key={key} limit={limit}", key=key, limit=exc.limit)
+                return {**deny, "quota": True}
         target = await self._target_of(sid)
-        if target is None or not may_read(identity, target):
+        if target is None or not may_read(identity, target, self.own_prefix):
             return deny
         sid_session = int(session["session"])
         held = self.held.setdefault(sid_session, {})
@@ -273,8 +295,16 @@ class ReadersGate(ApplicationSession):
             self.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED, "the router does not know this caller")
         name, key = known
+        if action == "lookup":  # before any target is known: only the caller's lookup quota
+            try:
+                self.describes.take(key)
+            except QuotaExceeded as exc:
+                raise ApplicationError(
+                    QUOTA_EXCEEDED, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
+                ) from None
+            return
         identity = self.readers.identity(name) if name != ANONYMOUS else self.readers.anonymous
-        if identity is None or not isinstance(index, str) or not may_read(identity, index):
+        if identity is None or not isinstance(index, str) or not may_read(identity, index, self.own_prefix):
             self.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED, f"{name} may not read {index!r}")
         if action != "register":

@@ -21,7 +21,10 @@ from twisted.web.resource import Resource
 
 from common.config import Settings
 from common.query.identity import canonicalize, sid_for
+from common.quotas import QuotaLimits
+from common.readers import Readers, ReadersHolder
 from tailor.http_api import TailorAPI
+from tailor.reader_gate import ReaderGate
 from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub
 
@@ -151,7 +154,8 @@ class MemoryTailor:
         self.settings = Settings(**settings)
         wamp = MemoryWamp(self.session)
         self.hub = SubscriptionHub(wamp, self.clock, 100, 0.0, prepare=EncodedHit)  # type: ignore[arg-type]
-        self.api = TailorAPI(self.settings, self.engine, wamp, self.hub, self.clock)  # type: ignore[arg-type]
+        gate = ReaderGate(ReadersHolder(Readers.open_default()), QuotaLimits(), self.settings.retry_after)
+        self.api = TailorAPI(self.settings, self.engine, wamp, self.hub, self.clock, gate)  # type: ignore[arg-type]
         self.resource: Resource = self.api.routes()
         self.http = StubTreq(self.resource)
 

@@ -9,16 +9,20 @@ matches, would deliver the payroll documents: it is refused over WAMP, as
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from devstack.handles import EngineHandle
 from devstack.stack import Stack
-from tests.http_client import engine_request
+from devstack.wamp_client import WampClient
+from tests.http_client import engine_request, http, ingest
 from tests.readers.stack import ReadersStack, start_readers_stack
+from tests.real_stack import ServiceHandle, StartService
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +63,39 @@ def test_an_alias_inside_the_readers_targets_is_fine(public_only: ReadersStack) 
         assert len(sid) == 16
     finally:
         client.close()
+
+
+def test_a_query_on_an_alias_made_a_moment_ago_matches_at_once(
+    start_beater: StartService, engine: EngineHandle, wamp: WampClient
+) -> None:
+    """Not at the next sweep (600 s here): the registration, or the first batch meeting the new
+    target, re-reads the aliases; whichever beater serves the registration."""
+    fresh = start_beater(ESTROM_QUERY_SWEEP_INTERVAL="600")
+    index = f"aliased-{uuid.uuid4().hex[:8]}"
+    alias = f"{index}-alias"
+    engine_request(engine.url, "PUT", f"/{index}", {"aliases": {alias: {}}})
+    sid = wamp.call("com.estrom.register_query", alias, "marker:m1")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    resp = ingest(fresh.url, index, {"marker": "m1"})
+    assert resp.status == 200, resp.body
+    hits = sink.wait_for_count(1, timeout=20)
+    assert hits[0]["_index"] == index
+
+
+def test_estroms_own_indices_are_no_readers(tailor: ServiceHandle, wamp: WampClient) -> None:
+    """Not by name (403, not_authorized), and not through a wider pattern's backfill either."""
+    own = "estrom-queries-_shared-0"
+    for target in (own, "estrom-queries-*"):
+        resp = http(
+            "GET", f"{tailor.url}/api/v0.1/docs?{urlencode({'i': target, 'q': '*', 'n': 5, 'timeout': 0.1})}"
+        )
+        assert resp.status == 403, resp.body
+        with pytest.raises(ApplicationError) as refused:
+            wamp.call("com.estrom.register_query", target, "*")
+        assert refused.value.error == "com.estrom.error.not_authorized"
+    # e* covers estrom-queries-*; a stored query would match this (every query document has
+    # estrom_sid): none comes back.
+    wide = urlencode({"i": "e*", "q": "_exists_:estrom_sid", "n": 50, "timeout": 0.1})
+    body = http("GET", f"{tailor.url}/api/v0.1/docs?{wide}")
+    assert body.status == 200, body.body
+    assert json.loads(body.body)["hits"] == []
