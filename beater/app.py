@@ -110,7 +110,7 @@ class Beater:
             "Registered read targets other than single names (patterns, lists) this beater matches.",
             lambda: len(self.store.targets),
         )
-        self.procedures = QueryProcedures(self.store, self.metrics)
+        self.procedures = QueryProcedures(self.store, self.metrics, settings)
         self.wamp = SessionHolder(
             settings.router_url,
             settings.realm,
@@ -138,13 +138,26 @@ class Beater:
         )
         pipeline_ref.append(self.pipeline)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
+        # Where a bulk write through an alias lands: asked within the engine timeout, not a bulk's.
+        lookups = EngineForwarder(reactor, settings.bulk_engine_url(), settings.engine_timeout)
         try:
-            aliases = WriteAliases(forwarder.get, reactor)
-            self.gate = WriterGate.build(settings, self.metrics, os.environ, aliases)
+            aliases = WriteAliases(lookups.get, reactor)
+            self.gate = WriterGate.build(
+                settings, self.metrics, os.environ, aliases, percolated_as=self.store.targets.concrete
+            )
         except ReadersError as exc:
             print(f"beater: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
+        self.api = BeaterAPI(
+            settings,
+            self.pipeline,
+            self.engine,
+            self.wamp,
+            self.metrics,
+            self.gate,
+            reactor,
+            self.store.targets.first_write,
+        )
         self.bulk = BulkAPI(
             settings,
             forwarder,

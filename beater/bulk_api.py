@@ -73,6 +73,7 @@ from beater.bulk_screen import (
     screen,
     without_source_params,
 )
+from beater.filter_path import filtered_answer, split_filter_path
 from beater.passthrough_rules import passthrough_refusal
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from beater.request_body import LimitedRequest
@@ -236,18 +237,19 @@ class BulkAPI:
         try:
             return await forwarding
         except EngineUnreachable as exc:
-            reason = str(exc)
-            if self.giving_up:
-                _close_after(request)
-                reason = (
-                    "the beater is shutting down and the engine did not answer within its grace "
-                    "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
-                )
-            raise HTTPError(
-                503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)}
-            ) from None
+            raise self._unreachable(request, str(exc)) from None
         finally:
             self._forwarding.discard(forwarding)
+
+    def _unreachable(self, request: Request, reason: str) -> HTTPError:
+        """503 for an engine that did not answer; past the drain's grace, saying so."""
+        if self.giving_up:
+            _close_after(request)
+            reason = (
+                "the beater is shutting down and the engine did not answer within its grace "
+                "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
+            )
+        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
 
     async def _passthrough(
         self, request: Request, headers: Headers, identity: WriterIdentity, segments: list[str]
@@ -310,19 +312,23 @@ class BulkAPI:
                 await self._answer_refused(request, screened)
                 return
             body = screened.body if screened is not None else request.content
-            answer = await self._forward(request, headers, body, without_source_params(request.uri))
+            # Asked in full, whatever filter_path the shipper sent: every item is paired
+            # and published; the shipper gets the answer filtered as the engine would have.
+            uri, wanted = split_filter_path(without_source_params(request.uri))
+            answer = await self._forward(request, headers, body, uri)
             status = str(answer.status)
             unpublished = 0
             if answer.status == 200 and body is not None:
                 unpublished = await self._publish_stored(body, answer.body, target)
                 answer.body.seek(0)
                 if screened is not None and screened.refused:
-                    merged = merged_answer(answer.body, screened.refused, screened.actions)
-                    answer.body.close()
-                    answer.body = merged
-                    merged.seek(0, 2)
-                    answer.length = merged.tell()
-                    merged.seek(0)
+                    _replace_body(answer, merged_answer(answer.body, screened.refused, screened.actions))
+            if wanted is not None and _is_json(answer):
+                try:
+                    _replace_body(answer, filtered_answer(answer.body, wanted))
+                except (ValueError, ijson.JSONError) as exc:  # not JSON after all: as the engine sent it
+                    log.warn("bulk.filter_path_skipped", error=str(exc))
+                    answer.body.seek(0)
             if unpublished:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
             await self._answer(request, answer)
@@ -341,7 +347,17 @@ class BulkAPI:
             scanned = scan(request.content, target)
         except UnreadableBulk as exc:
             raise HTTPError(400, "illegal_argument_exception", str(exc)) from None
-        refusals = await self.gate.refusals(identity, scanned.names)
+        # Asking the engine where aliases lead is engine work a drain's grace may cut short.
+        lookup = ensureDeferred(self.gate.refusals(identity, scanned.names))
+        self._forwarding.add(lookup)  # type: ignore[arg-type]
+        try:
+            refusals = await lookup
+        except HTTPError as exc:
+            if not self.giving_up:
+                raise
+            raise self._unreachable(request, exc.reason) from None
+        finally:
+            self._forwarding.discard(lookup)  # type: ignore[arg-type]
         screened = screen(request.content, scanned, refusals)
         if screened.refused:
             self.metrics.inc("write_refusals_total", len(screened.refused), reason="bulk_item")
@@ -485,6 +501,20 @@ class BulkAPI:
                 request.finish()
         finally:
             answer.body.close()
+
+
+def _replace_body(answer: EngineAnswer, body: IO[bytes]) -> None:
+    """Answer with ``body`` (rewritten from the engine's) instead of the engine's own."""
+    answer.body.close()
+    answer.body = body
+    body.seek(0, 2)
+    answer.length = body.tell()
+    body.seek(0)
+
+
+def _is_json(answer: EngineAnswer) -> bool:
+    kind = (answer.headers.getRawHeaders(b"content-type") or [b""])[0]
+    return b"json" in kind.lower()
 
 
 def _close_after(request: Request) -> None:

@@ -10,7 +10,7 @@ hidden indices, in that mode too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from twisted.web.http import Request
 
@@ -39,6 +39,7 @@ class WriterGate:
         mode: str = "estrom",
         aliases: WriteAliases | None = None,
         retry_after: int = 2,
+        percolated_as: Callable[[str], str] = lambda name: name,
     ) -> None:
         if mode not in AUTH_MODES:
             raise ValueError(f"ESTROM_BULK_AUTH must be one of {AUTH_MODES}, not {mode!r}")
@@ -49,6 +50,8 @@ class WriterGate:
         #: Where writes through an alias land (None: names are taken as they are; unit tests).
         self.aliases = aliases
         self.retry_after = retry_after
+        #: The index an ingested document is matched as (the store's view of aliases: what decides matching).
+        self.percolated_as = percolated_as
 
     @classmethod
     def build(
@@ -57,6 +60,7 @@ class WriterGate:
         metrics: Metrics,
         env: Mapping[str, str],
         aliases: WriteAliases | None = None,
+        percolated_as: Callable[[str], str] = lambda name: name,
     ) -> WriterGate:
         """The gate of a beater's settings and environment; ReadersError where it must not start."""
         interfaces = [listen_interface(settings.beater_listen)]
@@ -64,7 +68,13 @@ class WriterGate:
             interfaces.append(listen_interface(settings.bulk_listen))
         writers = writers_for(env, interfaces, settings.ingest_token)
         return cls(
-            writers, settings.query_index_prefix, metrics, settings.bulk_auth, aliases, settings.retry_after
+            writers,
+            settings.query_index_prefix,
+            metrics,
+            settings.bulk_auth,
+            aliases,
+            settings.retry_after,
+            percolated_as,
         )
 
     @property
@@ -95,6 +105,22 @@ class WriterGate:
     def refusal(self, identity: WriterIdentity, name: str) -> str | None:
         """Why ``identity`` may not write ``name`` (an index, alias, data stream or pattern); None if it may."""
         return write_refusal(identity, name, self.own_prefix)
+
+    def ingest_refusal(self, identity: WriterIdentity, name: str) -> str | None:
+        """Why ``identity`` may not ingest into ``name``: the name, and the index it is matched as.
+
+        Ingest stores nothing; what matters is whose tails the documents
+        reach, which the store's aliases decide (no engine request here).
+        """
+        reason = self.refusal(identity, name)
+        if reason is not None:
+            return reason
+        concrete = self.percolated_as(name)
+        if concrete != name:
+            behind = self.refusal(identity, concrete)
+            if behind is not None:
+                return f"[{name}] is an alias that writes into {behind}"
+        return None
 
     async def refusals(self, identity: WriterIdentity, names: Iterable[str]) -> dict[str, str]:
         """``name -> why`` for each of ``names`` that ``identity`` may not write, through aliases too.
