@@ -6,7 +6,7 @@ reactor turn (requests that arrived in the same turn share it) unless its
 index already has a partial batch at the engine. Then the documents gather
 until one of those comes back or ``linger`` seconds pass, whichever comes
 first, and go together, up to ``batch_size``. This is TCP's Nagle rule with
-a bound on the wait: a lone document waits for nothing (issue 18); a stream
+a bound on the wait: a lone document waits for nothing; a stream
 of them waits at most as long as the request in flight needs, and never more
 than ``linger``, so a slow engine still sees a second request side by side.
 A full batch goes at once, and so does the remainder of a large request.

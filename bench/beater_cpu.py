@@ -1,4 +1,4 @@
-"""The beater's own CPU per document, stage by stage, in one process (issue 18).
+"""The beater's own CPU per document, stage by stage, in one process.
 
 Why this exists: ``scripts/bench compare`` gives the beater's CPU per
 document from /proc, end to end, but not where it goes, and on a shared

@@ -1,4 +1,4 @@
-"""Tailor CPU per hit, with and without live counts (issue 19), in one process.
+"""Tailor CPU per hit, with and without live counts, in one process.
 
 The tailor's own fan-out path, real objects: the hub's subscription, 100
 NDJSON tail streams, and, with counting, 100 count streams of one

@@ -223,7 +223,7 @@ def watch_deadline(clock: IReactorTime, d: Deferred[Any], started: list[float], 
     call. One timer is armed here, on the reactor, for the whole budget, and
     re-armed only when it fires early (the call was still queued, or was taken
     late): the worker need not wake the reactor to arm it, which cost every
-    engine request a reactor turn of its own (issue 18).
+    engine request a reactor turn of its own.
     """
 
     def check() -> None:

@@ -125,7 +125,7 @@ class QuietSite(Site):
         log.debug(
             "http.access",
             method=request.method.decode("ascii", "replace"),
-            # ``?token=`` is a reader's secret (issue 15): never in a log line.
+            # ``?token=`` is a reader's secret: never in a log line.
             path=_TOKEN_PARAM.sub(r"\1<redacted>", request.uri.decode("utf-8", "replace"))[:200],
             status=request.code,
         )

@@ -4,7 +4,7 @@ On every message they route, crossbar and autobahn pass highlighted values
 (``hltype(...)``, ``hlval(...)``, ``pformat(...)``) to ``log.debug`` and
 ``log.trace``. Python evaluates arguments before the logger can drop the line,
 so with the router at ``warn`` a quarter of its CPU per published event went
-into colouring text that nobody reads (docs/performance.md, session 7).
+into colouring text that nobody reads (docs/performance.md).
 
 :func:`install` rebinds those names, in the modules on the message path only,
 to wrappers that return a :class:`LogArg`. A LogArg remembers the call and makes

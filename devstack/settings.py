@@ -22,7 +22,7 @@ DEFAULT_ENGINE_DIST = f"elasticsearch-{ENGINE_VERSION}"
 ANY_PORT = "tcp:0:interface=127.0.0.1"
 
 
-#: Readers' quotas (issue 15) off: in test and benchmark stacks every anonymous client comes
+#: Readers' quotas off: in test and benchmark stacks every anonymous client comes
 #: from 127.0.0.1, one quota key for all of them. tests/readers and bench/readers_flood.py set
 #: the quotas they exercise.
 UNLIMITED_QUOTAS = {
@@ -52,7 +52,7 @@ def engine_settings(urls: Sequence[str]) -> dict[str, str]:
     """The engine URLs as the services' setting: the one seam where a stack names its engines.
 
     Several URLs (several nodes) are joined with commas; until the engine client
-    reads several (issue 14), a stack runs one engine and this is its URL.
+    reads several, a stack runs one engine and this is its URL.
     """
     return {"ESTROM_ENGINE_URL": ",".join(u.rstrip("/") for u in urls)}
 

@@ -129,7 +129,7 @@ class WampClient:
         self.details: Any = None
         joined: Deferred[Any] = Deferred()
         authentication: dict[str, Any] | None = None
-        if ticket is not None:  # a reader's token (issue 15), as the page logs in
+        if ticket is not None:  # a reader's token, as the page logs in
             authentication = {"ticket": {"ticket": ticket, **({"authid": authid} if authid else {})}}
         elif authid:
             authentication = {"wampcra": {"authid": authid, "secret": secret}}

@@ -41,7 +41,7 @@ def open_stream(
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     """GET an endless stream of the tailor: the connection and its 200 response, or a CliError.
 
-    A reader's token (issue 15) goes in the header, never in a URL that ends up in logs.
+    A reader's token goes in the header, never in a URL that ends up in logs.
     """
     conn, base = connect(tailor, timeout)
     headers = {"Accept": accept}

@@ -62,7 +62,9 @@ def add_reader(path: Path, name: str, targets: list[str], kind: str = "readers")
 
 def run_readers_add(file: str, name: str, targets: list[str], out: TextIO, kind: str = "readers") -> int:
     if not file:
-        raise CliError(f"{kind} add: give --file, or set ESTROM_ACCESS to the access file")
+        raise CliError(
+            f"{kind} add: give --file, or set ESTROM_ACCESS (or ESTROM_READERS) to the access file"
+        )
     token = add_reader(Path(file), name, targets, kind)
     print(token, file=out, flush=True)
     if kind == "writers":

@@ -1,4 +1,4 @@
-"""``estrom tail -i '<pattern>'``: one command follows every index the pattern covers (issue 13)."""
+"""``estrom tail -i '<pattern>'``: one command follows every index the pattern covers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Compose deployment on a real container engine (issue 16).
+"""The Compose deployment on a real container engine.
 
 One session builds the images and brings the checked-in docker-compose.yml up
 on the contract's default ports (8080-8082, 9200), then uses it through those

@@ -1,4 +1,4 @@
-"""Compressed ingest bodies (issue 12 bug 7) and the ingest token (bug 1), on a real beater.
+"""Compressed ingest bodies and the ingest token (bug 1), on a real beater.
 
 Logstash's ``http`` output with ``http_compression => true`` sends gzip and
 drops a batch on any 4xx but 429: a compressed body must be read, not

@@ -1,4 +1,4 @@
-"""Read targets (issue 13): patterns, lists, exclusions, aliases, several beaters; real engine and router."""
+"""Read targets: patterns, lists, exclusions, aliases, several beaters; real engine and router."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Readers at the router (real router, beater, engine): ticket login, targets, quotas over WAMP.
 
 Targets are concrete names here: lists and patterns are refused as
-``invalid_index`` by the beater until read targets (issue 13) land; their
+``invalid_index`` by the beater until read targets land; their
 containment is covered by tests/readers/test_readers_unit.py.
 """
 

@@ -1,4 +1,4 @@
-"""Decoding compressed bodies within a budget (issue 12 bug 7)."""
+"""Decoding compressed bodies within a budget."""
 
 from __future__ import annotations
 

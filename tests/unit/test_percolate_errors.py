@@ -1,4 +1,4 @@
-"""Which engine errors earn the percolator a health wait and a re-run (issue 12 bug 4).
+"""Which engine errors earn the percolator a health wait and a re-run.
 
 The bodies are the engine's own (Elasticsearch 7.17): a search on an index
 whose shard is not started yet, and searches on an overloaded engine. The old

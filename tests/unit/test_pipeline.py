@@ -389,7 +389,7 @@ def test_group_by_sid_keeps_ingest_order() -> None:
 
 def test_request_fails_as_soon_as_one_of_its_batches_fails() -> None:
     # The sender's answer (503: retry) comes with the first failure, not after
-    # the request's other batches are acknowledged (issue 12 bug 5).
+    # the request's other batches are acknowledged.
     clock, engine, router = Clock(), Engine(), Router(hold=True)
     p = make(engine, router, clock)
     d = p.submit("i", docs(*({"hit": 1, "n": n} for n in range(9))), [])

@@ -1,4 +1,4 @@
-"""The first, normal connection to the router is no warning; retries still are (issue 16).
+"""The first, normal connection to the router is no warning; retries still are.
 
 autobahn's Component logs each connection attempt at ``warn``; every service
 start showed one. ``SessionHolder`` demotes the first attempt (delay 0) to
