@@ -27,24 +27,14 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 
 from common import names
+from common.aliases import alias_members
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.quotas import NOT_AUTHORIZED
+from common.readers import OWN_PREFIX
 
 ADMIT = "estrom.router.admit"
 #: roles whose calls need no reader check
 PRINCIPAL_ROLES = frozenset({"tailor", "admin", "authorizer", "beater", "trusted"})
-
-
-async def alias_members(engine: Engine, target: str) -> list[str]:
-    """The concrete indices behind the aliases ``target`` covers (none for an index or data stream)."""
-
-    def read(es: Any) -> Any:
-        return es.indices.get_alias(name=target, ignore_unavailable=True, allow_no_indices=True, ignore=404)
-
-    found = await engine.run(read)
-    if not isinstance(found, dict):
-        return []
-    return sorted(index for index, body in found.items() if isinstance(body, dict) and body.get("aliases"))
 
 
 async def check_caller(
@@ -53,6 +43,7 @@ async def check_caller(
     action: str,
     index: str,
     engine: Engine | None = None,
+    own_prefix: str = OWN_PREFIX,
 ) -> None:
     """Refuse (ApplicationError) a reader's ``action`` on ``index`` the router does not admit.
 
@@ -70,7 +61,7 @@ async def check_caller(
         await session.call(ADMIT, caller, action, index)
         if engine is not None:
             try:
-                behind = await alias_members(engine, index)
+                behind = await alias_members(engine, index, own_prefix)
             except (EngineUnavailable, EngineRejected) as exc:
                 raise ApplicationError(
                     names.UNAVAILABLE, f"could not resolve the target's aliases: {exc}"

@@ -67,7 +67,7 @@ class QueryProcedures:
         problem = target_problem(index)
         if problem:
             raise ApplicationError(names.INVALID_INDEX, problem)
-        await check_caller(self.session, details, "register", index, self.store.engine)
+        await check_caller(self.session, details, "register", index, self.store.engine, self.store.prefix)
         try:
             sid = await self.store.register(index, query, principal_of(details, principal))
         except InvalidTarget as exc:
@@ -100,7 +100,14 @@ class QueryProcedures:
         if found is None:
             raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
         try:  # readers: a sid whose target the caller may not read does not exist for it
-            await check_caller(self.session, details, "describe", str(found.get("index")), self.store.engine)
+            await check_caller(
+                self.session,
+                details,
+                "describe",
+                str(found.get("index")),
+                self.store.engine,
+                self.store.prefix,
+            )
         except ApplicationError as exc:
             if exc.error != names.UNAVAILABLE:
                 raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}") from None

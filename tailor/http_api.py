@@ -30,12 +30,13 @@ from twisted.protocols.basic import LineReceiver
 from twisted.web.http import Request
 from twisted.web.server import Site
 
+from common.aliases import AliasLookup, alias_members
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes, write_health, write_metrics
 from common.metrics import Metrics
 from common.quotas import ExpiringSet
-from common.readers import searchable
+from common.readers import Identity, searchable
 from common.wamp import RouterUnavailable, SessionHolder
 from tailor.backfill import Backfill, BackfillBudget, BackfillPages
 from tailor.client_stream import ClientStream, StreamStats
@@ -202,6 +203,7 @@ class TailorAPI:
         hub: SubscriptionHub,
         clock: IReactorTime,
         gate: ReaderGate,
+        aliases: AliasLookup | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -210,6 +212,8 @@ class TailorAPI:
         self.clock = clock
         #: readers: who may read what, and how much; required, so a tailor never runs open
         self.gate = gate
+        #: ``aliases(target, own_prefix)``: the indices behind the aliases a target covers
+        self.aliases: AliasLookup = aliases or (lambda target, own: alias_members(engine, target, own))
         self.resolver = Resolver(
             wamp,
             hub,
@@ -302,6 +306,7 @@ class TailorAPI:
         identity = gate.identify(request, (_args(request).get("token") or [None])[-1])
         if index is not None:
             gate.check(identity, index)
+            await self._check_aliases(identity, index)
         key = gate.key(identity, request)
         gate.hold_tail(key)
         released = False
@@ -316,11 +321,36 @@ class TailorAPI:
             target = await self.resolver.resolve(sid, index, query, gate.charges(key))
             if sid is not None:
                 gate.check(identity, target.index, as_missing_sid=sid)
+                await self._check_aliases(identity, target.index, as_missing_sid=sid)
         except BaseException:
             release()
             raise
         request.notifyFinish().addBoth(release)
         return target
+
+    async def _check_aliases(
+        self, identity: Identity, target: str, as_missing_sid: str | None = None
+    ) -> None:
+        """The indices behind every alias ``target`` covers must be the reader's too (403, or 404)."""
+        try:
+            behind = await self.aliases(target, self.settings.query_index_prefix)
+        except EngineUnavailable as exc:
+            raise self.resolver.unavailable(str(exc)) from None
+        except EngineRejected as exc:
+            raise HTTPError(400, "invalid_index", exc.reason) from None
+        if not behind:
+            return
+        try:
+            self.gate.check(identity, ",".join(behind), as_missing_sid=as_missing_sid)
+        except HTTPError as refused:
+            if refused.status != 403:
+                raise
+            # Not naming the indices behind: they are what the reader may not know of.
+            raise HTTPError(
+                403,
+                "not_authorized",
+                f"{target!r} leads through aliases to indices {identity.name} may not read",
+            ) from None
 
     # -- GET /api/v0.1/docs ----------------------------------------------
 

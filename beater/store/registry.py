@@ -27,7 +27,6 @@ from beater.store.sweeps import now_ms
 from beater.store.targets import TargetSet
 from common.engine import Engine, EngineRejected, bulk_item_error
 from common.query.fields import query_fields
-from common.query.identity import canonical_form, sid_of_form
 from common.query.limits import QueryLimits
 from common.query.prepared import prepare
 from common.query.targets import parse_target, percolator_suffix
@@ -35,11 +34,16 @@ from common.query.targets import parse_target, percolator_suffix
 log = Logger()
 
 
-def consistent(sid: str, meta: dict[str, Any], target: Any) -> bool:
-    """Whether a query document's description, its matching target and its sid agree."""
+def consistent(meta: dict[str, Any], target: Any) -> bool:
+    """Whether a query document's description names the target its matching uses.
+
+    Who may subscribe is decided from the description (``describe_query``);
+    which documents match, from ``estrom_target``: they must be one target.
+    (The query part may differ from the sid's after a change of canonical
+    form: that is the tailor's ``registered_as`` case, not an access one.)
+    """
     try:
-        canonical = parse_target(str(meta["index"])).canonical
-        return canonical == target and sid_of_form(canonical, canonical_form(meta["query"])) == sid
+        return parse_target(str(meta["index"])).canonical == target
     except (KeyError, ValueError, TypeError):
         return False
 
@@ -153,9 +157,9 @@ class QueryRegistry:
         # A read: it does not keep a query alive (registering or subscribing does).
         source = hits[0]["_source"]
         meta = source.get(META_FIELD) or {}
-        if not consistent(sid, meta, source.get(TARGET_FIELD)):
+        if not consistent(meta, source.get(TARGET_FIELD)):
             # What decides matching (estrom_target) and what decides access (this answer) must
-            # be one: a document that disagrees with its own sid was not written by a beater.
+            # be one target: a document where they differ was not written by a beater.
             log.warn("query.inconsistent_document", sid=sid)
             return None
         return {"sid": sid, "index": meta["index"], "query": meta["query"]}

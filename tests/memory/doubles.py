@@ -106,6 +106,11 @@ class MemoryWamp:
         return None
 
 
+async def no_aliases(_target: str, _own_prefix: str) -> list[str]:
+    """An engine with no aliases (the alias check is the real engine's, tests/security)."""
+    return []
+
+
 class MemoryEngine:
     """The engine's document search over a list; a test may hold its answers back."""
 
@@ -155,7 +160,15 @@ class MemoryTailor:
         wamp = MemoryWamp(self.session)
         self.hub = SubscriptionHub(wamp, self.clock, 100, 0.0, prepare=EncodedHit)  # type: ignore[arg-type]
         gate = ReaderGate(ReadersHolder(Readers.open_default()), QuotaLimits(), self.settings.retry_after)
-        self.api = TailorAPI(self.settings, self.engine, wamp, self.hub, self.clock, gate)  # type: ignore[arg-type]
+        self.api = TailorAPI(
+            self.settings,
+            self.engine,
+            wamp,
+            self.hub,
+            self.clock,
+            gate,
+            no_aliases,  # type: ignore[arg-type]
+        )
         self.resource: Resource = self.api.routes()
         self.http = StubTreq(self.resource)
 

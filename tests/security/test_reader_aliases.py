@@ -99,3 +99,46 @@ def test_estroms_own_indices_are_no_readers(tailor: ServiceHandle, wamp: WampCli
     body = http("GET", f"{tailor.url}/api/v0.1/docs?{wide}")
     assert body.status == 200, body.body
     assert json.loads(body.body)["hits"] == []
+
+
+def test_over_http_too_an_alias_leading_outside_is_refused(public_only: ReadersStack) -> None:
+    """The user's report: ``GET /api/v0.1/docs?i=public-leak&q=*&n=5`` read payroll's documents."""
+    for target in (LEAK, "public-*"):
+        params = urlencode({"i": target, "q": "*", "n": 5, "timeout": 0.1})
+        resp = http("GET", f"{public_only.tailor.url}/api/v0.1/docs?{params}")
+        assert resp.status == 403, resp.body
+        assert PAYROLL not in resp.body.decode()  # nor does the refusal name what is behind
+    fine = http(
+        "GET", f"{public_only.tailor.url}/api/v0.1/docs?{urlencode({'i': FINE, 'q': '*', 'timeout': 0.1})}"
+    )
+    assert fine.status == 200, fine.body
+
+
+def test_a_query_document_whose_description_and_target_disagree_is_nobodys(
+    public_only: ReadersStack, engine: EngineHandle
+) -> None:
+    """The user's report: a document in the shared index describing ``public-x`` but matching
+    ``payroll`` let an anonymous reader of ``public-*`` subscribe to payroll's documents. Writers
+    cannot write it any more (tests/security/test_writers.py); one written on the engine directly
+    is not described, so nobody may subscribe to it."""
+    sid = uuid.uuid4().hex[:16]
+    doc = {
+        "estrom_query": {"match_all": {}},
+        "estrom_sid": sid,
+        "estrom_target": PAYROLL,
+        "estrom_registered": 0,
+        "estrom_meta": {"index": f"public-x-{RUN}", "query": "*", "registered_at": 0},
+        "estrom_active": True,
+    }
+    engine_request(engine.url, "PUT", f"/estrom-queries-_shared-0/_doc/{sid}?refresh=true", doc)
+    client = public_only.client(None)
+    try:
+        with pytest.raises(ApplicationError) as unknown:
+            client.call("com.estrom.describe_query", sid)
+        assert unknown.value.error == "com.estrom.error.no_such_query"
+        with pytest.raises(ApplicationError) as refused:
+            client.subscribe(f"docs-for-{sid}")
+        assert refused.value.error == "wamp.error.not_authorized"
+    finally:
+        client.close()
+        engine_request(engine.url, "DELETE", f"/estrom-queries-_shared-0/_doc/{sid}?refresh=true")

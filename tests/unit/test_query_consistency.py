@@ -18,12 +18,12 @@ def test_a_beaters_document_is_consistent(index: str, query: object) -> None:
     prepared = prepare(query, QueryLimits())
     target = parse_target(index).canonical
     meta = {"index": target, "query": prepared.canonical}
-    assert consistent(prepared.sid(target), meta, target)
+    assert consistent(meta, target)
 
 
 def test_a_document_whose_target_disagrees_is_not() -> None:
     prepared = prepare("x:1", QueryLimits())
-    sid = prepared.sid("public-x")
-    assert not consistent(sid, {"index": "public-x", "query": prepared.canonical}, "payroll")
-    assert not consistent(sid, {"index": "payroll", "query": prepared.canonical}, "payroll")
-    assert not consistent(sid, {"index": "public-x"}, "public-x")
+    assert not consistent({"index": "public-x", "query": prepared.canonical}, "payroll")
+    assert not consistent({"query": prepared.canonical}, "payroll")
+    assert not consistent({"index": "public-x"}, None)
+    assert consistent({"index": "b,a"}, "a,b")

@@ -21,7 +21,15 @@ from tailor.http_api import TailorAPI, TailSite
 from tailor.reader_gate import ReaderGate
 from tailor.stream_format import EncodedHit
 from tailor.subscriptions import SubscriptionHub
-from tests.memory.doubles import DESCRIBE, REGISTER, MemoryEngine, MemorySession, MemoryWamp, result
+from tests.memory.doubles import (
+    DESCRIBE,
+    REGISTER,
+    MemoryEngine,
+    MemorySession,
+    MemoryWamp,
+    no_aliases,
+    result,
+)
 
 
 class Session(MemorySession):
@@ -47,7 +55,15 @@ class Tailor:
         wamp = MemoryWamp(self.session)
         hub = SubscriptionHub(wamp, self.clock, 100, 0.0, prepare=EncodedHit)  # type: ignore[arg-type]
         self.gate = ReaderGate(ReadersHolder(Readers.open_default()), limits, 2, self.clock.seconds)
-        self.api = TailorAPI(self.settings, MemoryEngine(), wamp, hub, self.clock, self.gate)  # type: ignore[arg-type]
+        self.api = TailorAPI(
+            self.settings,
+            MemoryEngine(),
+            wamp,
+            hub,
+            self.clock,
+            self.gate,
+            no_aliases,  # type: ignore[arg-type]
+        )
         self.http = StubTreq(self.api.routes())
 
     def get(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> tuple[int, Any, Any]:
