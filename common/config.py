@@ -227,6 +227,8 @@ class Settings:
     tailor_backfill_stall: float = 60.0
     #: seconds a connection may take to send a request's headers, or stay idle between requests
     tailor_idle_timeout: float = 30.0
+    #: seconds between second looks at open streams' targets (aliases, the access file); 0: never
+    tailor_access_recheck: float = 10.0
     #: seconds an unknown sid is remembered as unknown (beater and tailor), and how many are
     unknown_sid_ttl: float = 5.0
     unknown_sid_cache: int = 10_000
@@ -303,6 +305,7 @@ class Settings:
             tailor_backfill_total=_int(env, "ESTROM_TAILOR_BACKFILL_TOTAL", d.tailor_backfill_total, 4096),
             tailor_backfill_stall=_float(env, "ESTROM_TAILOR_BACKFILL_STALL", d.tailor_backfill_stall, 0.1),
             tailor_idle_timeout=_float(env, "ESTROM_TAILOR_IDLE_TIMEOUT", d.tailor_idle_timeout, 0.1),
+            tailor_access_recheck=_float(env, "ESTROM_TAILOR_ACCESS_RECHECK", d.tailor_access_recheck, 0.0),
             unknown_sid_ttl=_float(env, "ESTROM_UNKNOWN_SID_TTL", d.unknown_sid_ttl, 0.0),
             unknown_sid_cache=_int(env, "ESTROM_UNKNOWN_SID_CACHE", d.unknown_sid_cache, 0),
             quotas=_quotas(env),

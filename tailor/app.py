@@ -69,3 +69,4 @@ class Tailor:
         self.port = await listen_and_join(
             "tailor", self.reactor, self.settings.tailor_listen, self.api.site(), self.wamp, self.engine
         )
+        self.api.access.start()

@@ -38,6 +38,7 @@ from common.metrics import Metrics
 from common.quotas import ExpiringSet
 from common.readers import Identity, searchable
 from common.wamp import RouterUnavailable, SessionHolder
+from tailor.access_watch import AccessWatch
 from tailor.backfill import Backfill, BackfillBudget, BackfillPages
 from tailor.client_stream import ClientStream, StreamStats
 from tailor.count_history import CountHistory, History
@@ -214,6 +215,15 @@ class TailorAPI:
         self.gate = gate
         #: ``aliases(target, own_prefix)``: the indices behind the aliases a target covers
         self.aliases: AliasLookup = aliases or (lambda target, own: alias_members(engine, target, own))
+        #: open streams judged again as aliases and the access file change
+        self.access = AccessWatch(
+            lambda name: self.gate.holder.readers.identity(name),
+            self.aliases,
+            settings.query_index_prefix,
+            clock,
+            settings.tailor_access_recheck,
+            on_refused=lambda: self.metrics.inc("reader_refusals_total", reason="access_recheck"),
+        )
         self.resolver = Resolver(
             wamp,
             hub,
@@ -298,7 +308,7 @@ class TailorAPI:
 
     async def _resolve_for_reader(
         self, request: Request, sid: str | None, index: str | None, query: Any
-    ) -> Resolved:
+    ) -> tuple[Resolved, Identity]:
         """401/403/429 before anything is resolved (``i=``), 404 after (``s=`` of an unreadable
         sid); the caller's slot is held until the request finishes, and what resolving sends
         on (registrations, lookups) is charged to it."""
@@ -326,7 +336,7 @@ class TailorAPI:
             release()
             raise
         request.notifyFinish().addBoth(release)
-        return target
+        return target, identity
 
     async def _check_aliases(
         self, identity: Identity, target: str, as_missing_sid: str | None = None
@@ -356,8 +366,9 @@ class TailorAPI:
 
     async def _tail(self, request: Request, watch: RequestWatch) -> None:
         tail = self._parse_tail(request)
-        target = await self._resolve_for_reader(request, tail.sid, tail.index, tail.query)
+        target, reader = await self._resolve_for_reader(request, tail.sid, tail.index, tail.query)
         stream = self._new_stream(request, watch, tail, target.sid)
+        self.access.watch(stream, reader.name, target.index)
         try:
             sub = await self._join(stream, target, history=tail.format == "sse")
             joined_at = sub.last_seq
@@ -422,12 +433,14 @@ class TailorAPI:
 
     def _abandon(self, sid: str, stream: ClientStream) -> None:
         self.streams.discard(stream)
+        self.access.forget(stream)
         self.hub.leave(sid, stream)
         stream.abandon()
 
     def _stream_gone(self, sid: str, linger: bool) -> Callable[[ClientStream], None]:
         def gone(stream: ClientStream) -> None:
             self.streams.discard(stream)
+            self.access.forget(stream)
             self.hub.leave(sid, stream, linger=linger)
 
         return gone
@@ -446,8 +459,9 @@ class TailorAPI:
 
     async def _count(self, request: Request, watch: RequestWatch) -> None:
         ask = self._parse_counts(request)
-        target = await self._resolve_for_reader(request, ask.sid, ask.index, ask.query)
+        target, reader = await self._resolve_for_reader(request, ask.sid, ask.index, ask.query)
         stream = self._new_count_stream(request, watch, ask, target.sid)
+        self.access.watch(stream, reader.name, target.index)
         try:
             await self._attach(stream, target, ask)
             history = await self._history(target, ask) if ask.since else None
@@ -472,6 +486,7 @@ class TailorAPI:
     ) -> CountStream:
         def gone(stream: CountStream) -> None:
             self.count_streams.discard(stream)
+            self.access.forget(stream)
             self.counters.detach(sid, ask.by, ask.every, stream)
 
         stream = CountStream(
@@ -519,6 +534,7 @@ class TailorAPI:
 
     def _abandon_count(self, sid: str, ask: CountRequest, stream: CountStream) -> None:
         self.count_streams.discard(stream)
+        self.access.forget(stream)
         self.counters.detach(sid, ask.by, ask.every, stream)
         stream.abandon()
 

@@ -23,6 +23,7 @@ from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http, ingest
 from tests.readers.stack import ReadersStack, start_readers_stack
 from tests.real_stack import ServiceHandle, StartService
+from tests.tailor.tail_client import Tail
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,9 @@ FINE = f"public-fine-{RUN}"
 
 @pytest.fixture(scope="module")
 def public_only(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
-    s = start_readers_stack(stack, "alias-readers", {"anonymous": {"targets": ["public-*"]}})
+    s = start_readers_stack(
+        stack, "alias-readers", {"anonymous": {"targets": ["public-*"]}}, ESTROM_TAILOR_ACCESS_RECHECK="0.5"
+    )
     engine_request(engine.url, "PUT", f"/{PAYROLL}", {"aliases": {LEAK: {}}})
     engine_request(engine.url, "PUT", f"/{FINE}-1", {"aliases": {FINE: {}}})
     yield s
@@ -142,3 +145,28 @@ def test_a_query_document_whose_description_and_target_disagree_is_nobodys(
     finally:
         client.close()
         engine_request(engine.url, "DELETE", f"/estrom-queries-_shared-0/_doc/{sid}?refresh=true")
+
+
+def test_a_live_tail_whose_alias_grows_beyond_its_reader_ends_and_is_told(
+    public_only: ReadersStack, engine: EngineHandle
+) -> None:
+    """Admitted while ``public-grow`` led to public indices only; then payroll joins the alias:
+    the open stream ends with ``not_authorized`` at the tailor's next look
+    (``ESTROM_TAILOR_ACCESS_RECHECK``, 0.5 s here), not whenever it is reopened."""
+    grow = f"public-grow-{RUN}"
+    engine_request(engine.url, "PUT", f"/{grow}-1", {"aliases": {grow: {}}})
+    tail = Tail(public_only.tailor.url, {"i": grow, "q": "*", "format": "ndjson", "timeout": 120})
+    try:
+        assert tail.status == 200
+        tail.wait(lambda t: bool(t.lines), what="the subscription line")
+        engine_request(
+            engine.url, "POST", "/_aliases", {"actions": [{"add": {"index": PAYROLL, "alias": grow}}]}
+        )
+        tail.wait_end(timeout=30)
+    finally:
+        tail.close()
+        engine_request(engine.url, "DELETE", f"/{grow}-1")
+        engine_request(
+            engine.url, "POST", "/_aliases", {"actions": [{"remove": {"index": PAYROLL, "alias": grow}}]}
+        )
+    assert tail.lines[-1]["error"] == "not_authorized"
