@@ -25,6 +25,7 @@ from beater.reader_calls import PRINCIPAL_ROLES, check_caller
 from beater.sid_cache import SidCache
 from beater.store import QueryStore
 from common import names
+from common.aliases import alias_members
 from common.config import Settings
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
@@ -114,8 +115,19 @@ class QueryProcedures:
             raise
         return found
 
+    async def target_reach(self, target: Any = None, details: Any = None) -> list[str]:
+        """The indices behind the aliases ``target`` covers: the router's gate judges live
+        subscriptions again with it (principals only: the router refuses browsers this call)."""
+        if not isinstance(target, str) or target_problem(target):
+            raise ApplicationError(names.INVALID_INDEX, f"not a read target: {target!r}")
+        try:
+            return await alias_members(self.store.engine, target, self.store.prefix)
+        except (EngineUnavailable, EngineRejected) as exc:
+            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
+
     async def attach(self, session: ISession) -> None:
         self.session = session
         shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         await session.register(self.register_query, names.REGISTER_QUERY, options=shared)
         await session.register(self.describe_query, names.DESCRIBE_QUERY, options=shared)
+        await session.register(self.target_reach, names.TARGET_REACH, options=shared)

@@ -9,6 +9,8 @@ from __future__ import annotations
 # --- WAMP procedures ---------------------------------------------------------------
 REGISTER_QUERY = "com.estrom.register_query"
 DESCRIBE_QUERY = "com.estrom.describe_query"
+#: internal (the router's gate and tailors, not browsers): the indices behind a target's aliases
+TARGET_REACH = "com.estrom.target_reach"
 
 # --- WAMP error URIs ---------------------------------------------------------------
 INVALID_QUERY = "com.estrom.error.invalid_query"

@@ -46,10 +46,12 @@ from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from common.lazy_log_args import AUTOBAHN, CROSSBAR, install
+from common.names import TARGET_REACH
 from common.quotas import (
     NOT_AUTHORIZED,
     QUOTA_EXCEEDED,
@@ -89,6 +91,8 @@ READER_ROLE = "reader"
 BROWSER_ROLE = "browser"
 #: sids whose target we remember
 TARGET_CACHE = 100_000
+#: seconds between second looks at live subscriptions (ESTROM_ROUTER_ACCESS_RECHECK)
+RECHECK_EVERY = 10.0
 
 
 def _readers_from_env(env: Mapping[str, str]) -> tuple[Readers, str]:
@@ -129,6 +133,10 @@ class ReadersGate(ApplicationSession):
         self.targets: OrderedDict[str, str] = OrderedDict()
         self._stamp = self._file_stamp()
         self._poll: LoopingCall | None = None
+        #: seconds between second looks at live subscriptions (``recheck``); 0: never
+        self.recheck_every = float(env.get("ESTROM_ROUTER_ACCESS_RECHECK", "").strip() or RECHECK_EVERY)
+        self._recheck: LoopingCall | None = None
+        self._rechecking = False
         #: the router's /metrics (router/config.json's "metrics" path, metrics_page.py)
         self.metrics = build_metrics(self)
         serve(self)
@@ -153,6 +161,9 @@ class ReadersGate(ApplicationSession):
         if self.readers_path:
             self._poll = LoopingCall(self._maybe_reload)
             self._poll.start(1.0, now=False)
+        if self.recheck_every > 0:
+            self._recheck = LoopingCall(self._recheck_tick)
+            self._recheck.start(self.recheck_every, now=False)
         log.info(
             "readers.ready readers={n} anonymous={anon}",
             n=len(self.readers.readers),
@@ -161,8 +172,9 @@ class ReadersGate(ApplicationSession):
 
     def onLeave(self, details: Any) -> None:
         # The router leaves and detaches its embedded sessions itself when it stops.
-        if self._poll is not None and self._poll.running:
-            self._poll.stop()
+        for loop in (self._poll, self._recheck):
+            if loop is not None and loop.running:
+                loop.stop()
 
     def _file_stamp(self) -> tuple[float, int] | None:
         if not self.readers_path:
@@ -184,6 +196,59 @@ class ReadersGate(ApplicationSession):
             log.warn("readers.reload_failed reason={reason}", reason=str(exc))
             return
         log.info("readers.reloaded readers={n}", n=len(self.readers.readers))
+
+    # --- live subscriptions judged again ---------------------------------------------
+
+    def _recheck_tick(self) -> None:
+        if self._rechecking:  # a slow beater: the next look waits for this one
+            return
+        self._rechecking = True
+        d = ensureDeferred(self.recheck())
+        d.addErrback(lambda f: log.warn("readers.recheck_failed error={e}", e=f.getErrorMessage()))
+        d.addBoth(lambda _: setattr(self, "_rechecking", False))
+
+    async def recheck(self) -> int:
+        """Judge every held subscription again; remove (and tell) those refused now.
+
+        A reader's subscription was admitted by its target's name and what
+        its aliases reached then. Aliases change, and so does the access
+        file: a subscription that would be refused now is removed with
+        ``wamp.subscription.remove_subscriber``, whose UNSUBSCRIBED message
+        carries the reason ``com.estrom.error.not_authorized``.
+        """
+        by_target: dict[str, list[tuple[int, str, str]]] = {}
+        for session_id, held in list(self.held.items()):
+            name = self.sessions.get(session_id, ("", ""))[0]
+            for uri in held:
+                target = self.targets.get(uri[len("docs-for-") :])
+                if target is not None:
+                    by_target.setdefault(target, []).append((session_id, uri, name))
+        subscription_of = {uri: sub_id for sub_id, uri in self.topics.items()}
+        removed = 0
+        for target, holders in by_target.items():
+            try:
+                behind = await self.call(TARGET_REACH, target)
+            except ApplicationError as exc:  # no beater, or no engine: judged again next time
+                log.debug("readers.reach_unknown target={t} error={e}", t=target, e=exc.error)
+                continue
+            for session_id, uri, name in holders:
+                identity = self.readers.identity(name)
+                allowed = identity is not None and may_read(identity, target, self.own_prefix)
+                if allowed and behind:
+                    allowed = may_read(identity, ",".join(behind), self.own_prefix)  # type: ignore[arg-type]
+                sub_id = subscription_of.get(uri)
+                if allowed or sub_id is None:
+                    continue
+                try:
+                    await self.call(
+                        "wamp.subscription.remove_subscriber", sub_id, session_id, reason=NOT_AUTHORIZED
+                    )
+                except ApplicationError as exc:  # gone meanwhile
+                    log.debug("readers.remove_failed error={e}", e=exc.error)
+                    continue
+                removed += 1
+                log.info("readers.subscription_removed reader={r} target={t}", r=name, t=target)
+        return removed
 
     # --- who is this ----------------------------------------------------------------
 

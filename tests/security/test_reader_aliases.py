@@ -22,8 +22,9 @@ from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, http, ingest
 from tests.readers.stack import ReadersStack, start_readers_stack
-from tests.real_stack import ServiceHandle, StartService
+from tests.real_stack import ServiceHandle, StartService, admin_client
 from tests.tailor.tail_client import Tail
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,11 @@ FINE = f"public-fine-{RUN}"
 @pytest.fixture(scope="module")
 def public_only(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
     s = start_readers_stack(
-        stack, "alias-readers", {"anonymous": {"targets": ["public-*"]}}, ESTROM_TAILOR_ACCESS_RECHECK="0.5"
+        stack,
+        "alias-readers",
+        {"anonymous": {"targets": ["public-*"]}},
+        ESTROM_TAILOR_ACCESS_RECHECK="0.5",
+        ESTROM_ROUTER_ACCESS_RECHECK="0.5",
     )
     engine_request(engine.url, "PUT", f"/{PAYROLL}", {"aliases": {LEAK: {}}})
     engine_request(engine.url, "PUT", f"/{FINE}-1", {"aliases": {FINE: {}}})
@@ -170,3 +175,34 @@ def test_a_live_tail_whose_alias_grows_beyond_its_reader_ends_and_is_told(
             engine.url, "POST", "/_aliases", {"actions": [{"remove": {"index": PAYROLL, "alias": grow}}]}
         )
     assert tail.lines[-1]["error"] == "not_authorized"
+
+
+def test_a_wamp_subscription_whose_alias_grows_beyond_its_reader_is_removed(
+    public_only: ReadersStack, engine: EngineHandle
+) -> None:
+    """The same over WAMP: the router's gate looks again (``ESTROM_ROUTER_ACCESS_RECHECK``, 0.5 s
+    here) and removes the subscription (a client announcing WAMP's subscription revocation, as
+    autobahn-js does, gets UNSUBSCRIBED with the reason; autobahn-python announces none)."""
+    grow = f"public-wgrow-{RUN}"
+    engine_request(engine.url, "PUT", f"/{grow}-1", {"aliases": {grow: {}}})
+    client = public_only.client(None)
+    admin = admin_client(public_only.router.url)
+    try:
+        sid = client.call("com.estrom.register_query", grow, "*")
+        client.subscribe(f"docs-for-{sid}")
+        assert admin.call("wamp.subscription.lookup", f"docs-for-{sid}") is not None
+        engine_request(
+            engine.url, "POST", "/_aliases", {"actions": [{"add": {"index": PAYROLL, "alias": grow}}]}
+        )
+        wait_until(
+            lambda: admin.call("wamp.subscription.lookup", f"docs-for-{sid}") is None,
+            timeout=30,
+            what="the subscription removed by the router",
+        )
+    finally:
+        client.close()
+        admin.close()
+        engine_request(engine.url, "DELETE", f"/{grow}-1")
+        engine_request(
+            engine.url, "POST", "/_aliases", {"actions": [{"remove": {"index": PAYROLL, "alias": grow}}]}
+        )
