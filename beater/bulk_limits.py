@@ -20,9 +20,10 @@ from twisted.web.server import Site
 
 from beater.bulk_api import BulkAPI, route
 from beater.http_api import BeaterAPI
-from beater.request_body import LimitedRequest, request_factory
+from beater.request_body import Admission, LimitedRequest, request_factory
+from beater.writer_gate import WriterGate
 from common.config import Settings
-from common.http import JsonErrorChannel, QuietSite, Routes
+from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes
 
 #: ``limit(method, path)``: the body limit of a request, from its request line.
 BodyLimit = Callable[[bytes, bytes], int]
@@ -72,8 +73,10 @@ class RoutedLimitChannel(JsonErrorChannel):
         request = self.requests[-1]
         limit: BodyLimit | None = getattr(self.site, "body_limit", None)
         parts = line.split(b" ")
-        if limit is not None and len(parts) == 3 and isinstance(request, LimitedRequest):
-            request.max_body = limit(parts[0], parts[1])
+        if len(parts) == 3 and isinstance(request, LimitedRequest):
+            request.line = (parts[0], parts[1])
+            if limit is not None:
+                request.max_body = limit(parts[0], parts[1])
 
 
 def with_routed_limits(site: Site, limit: BodyLimit, smallest: int) -> Site:
@@ -102,5 +105,26 @@ def bulk_site(bulk: BulkAPI) -> Site:
     """
     settings = bulk.settings
     site = QuietSite(Routes({}, fallback=bulk.handle, cancel_on_disconnect=True))
+    site.body_gate = EngineAPICredentials(bulk.gate)  # type: ignore[attr-defined]  # read by LimitedRequest
     smallest = min(settings.ingest_max_body, settings.bulk_max_body)
     return with_routed_limits(site, body_limit(settings), smallest)
+
+
+class EngineAPICredentials:
+    """The bulk listener's body gate: a body is read only from a writer (or for the engine to judge)."""
+
+    def __init__(self, gate: WriterGate) -> None:
+        self.gate = gate
+
+    def admit_body(self, request: LimitedRequest) -> Admission:
+        return Admission()
+
+    def body_refused(self, limit: str) -> None:
+        self.gate.metrics.inc("write_refusals_total", reason="body_over_limit")
+
+    def early_refusal(self, request: LimitedRequest) -> HTTPError | None:
+        try:
+            self.gate.identify(request, engine_api=True)
+        except HTTPError as refusal:
+            return refusal
+        return None

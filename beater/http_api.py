@@ -137,6 +137,21 @@ class BeaterAPI:
         """A body refused for passing a bound: counted by bound (``estrom_beater_body_refusals_total``)."""
         self.metrics.inc("body_refusals_total", limit=limit)
 
+    def early_refusal(self, request: LimitedRequest) -> HTTPError | None:
+        """Credentials that are nobody's, refused when the headers are in: no byte of the body is read.
+
+        estrom's own routes are judged by estrom; the engine's API (bulk,
+        pass-through) as its mode says (``ESTROM_BULK_AUTH``).
+        """
+        path = request.line[1] if request.line is not None else b"/api/"
+        try:
+            self.gate.identify(request, engine_api=not path.startswith((b"/api/", b"/healthz", b"/metrics")))
+        except HTTPError as refusal:
+            if path.startswith(b"/api/"):
+                self.metrics.inc("ingest_requests_total", outcome="unauthorized")
+            return refusal
+        return None
+
     def _unavailable(self, reason: str) -> HTTPError:
         self.metrics.inc("ingest_requests_total", outcome="unavailable")
         return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})

@@ -67,6 +67,10 @@ class BodyGate(Protocol):
 
     def body_refused(self, limit: str) -> None: ...
 
+    def early_refusal(self, request: LimitedRequest) -> HTTPError | None:
+        """Once the headers are in, before any of the body is read: a refusal (credentials)."""
+        ...
+
 
 class BodyTooLarge(HTTPError):
     """413: the body passed a bound; ``limit`` says which ("max_body", "max_ratio")."""
@@ -97,6 +101,8 @@ class LimitedRequest(Request):
     body_error: HTTPError | None = None
     #: ``Content-Encoding`` of the body as sent ("identity" when not encoded).
     encoding: str = "identity"
+    #: ``(method, path)`` of the request line, where the channel noted it (``RoutedLimitChannel``)
+    line: tuple[bytes, bytes] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse multipart/form-data bodies itself and answer a
@@ -105,6 +111,23 @@ class LimitedRequest(Request):
         super().__init__(*args, **kwargs)
 
     def gotLength(self, length: int | None) -> None:
+        # A body is coming: nothing of it is read (nor spooled) for credentials that are refused.
+        if length != 0:
+            early = self._gate().early_refusal(self)
+            if early is not None:
+                self._refused = True
+                transport = self.channel.transport
+                transport.write(
+                    raw_json_response(
+                        early.status,
+                        _PHRASES.get(early.status, "Error"),
+                        early.code,
+                        early.reason,
+                        early.headers,
+                    )
+                )
+                transport.loseConnection()
+                return
         if length is not None and length > self.max_body:
             self._refuse(f"request body is over the limit of {self.max_body} bytes")
             return
@@ -214,8 +237,12 @@ class _OpenGate:
     def body_refused(self, limit: str) -> None:
         pass
 
+    def early_refusal(self, request: LimitedRequest) -> HTTPError | None:
+        return None
+
 
 _OPEN = _OpenGate()
+_PHRASES = {401: "Unauthorized", 403: "Forbidden"}
 
 
 def request_factory(max_body: int) -> type[LimitedRequest]:

@@ -84,11 +84,14 @@ def write_bytes(request: Request, status: int, data: bytes, content_type: str) -
     request.finish()
 
 
-def raw_json_response(status: int, phrase: str, code: str, reason: str) -> bytes:
+def raw_json_response(
+    status: int, phrase: str, code: str, reason: str, headers: dict[str, str] | None = None
+) -> bytes:
     """A whole ``connection: close`` response, for refusals made below the request level."""
     body = json.dumps({"error": code, "reason": reason}).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
-        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{extra}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body

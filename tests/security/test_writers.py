@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -241,3 +243,24 @@ def test_an_alias_inside_the_targets_that_writes_outside_them_is_refused(
     assert ingest.status == 403
     engine_request(engine.url, "POST", "/_refresh")
     assert engine_request(engine.url, "GET", f"/{OTHER}-behind/_count")["count"] == 0
+
+
+@pytest.mark.parametrize("path", ["/_bulk", f"/api/v0.1/ingest/{OWN}"])
+def test_a_refused_credential_is_answered_before_any_of_the_body_is_read(
+    writers_beater: ServiceHandle, path: str
+) -> None:
+    """Headers announcing 50 MB, and no byte of it sent: the 401 comes all the same."""
+    url = urllib.parse.urlsplit(writers_beater.url)
+    with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            f"Authorization: Bearer wrong-token-0123456789\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"www-authenticate: bearer" in answer.lower()
