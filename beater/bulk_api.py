@@ -104,6 +104,9 @@ _PASSTHROUGH: dict[str | None, frozenset[str]] = {
     "_license": frozenset({"GET"}),
     "_cluster": frozenset({"GET"}),
     "_nodes": frozenset({"GET"}),
+    "_xpack": frozenset({"GET"}),
+    # libbeat's ILM set-up: does the write alias exist (a name inside the writer's targets)?
+    "_alias": frozenset({"GET", "HEAD"}),
 }
 
 
@@ -114,6 +117,11 @@ def route(method: str, segments: list[str]) -> str | None:
             return "bulk" if method in ("POST", "PUT") else "bulk_method"
         return None
     first = segments[0] if segments else None
+    if len(segments) == 1 and first is not None and not first.startswith("_"):
+        # An index created with its write alias (libbeat's ILM set-up: ``PUT /<name-{now/d}-000001>``).
+        return "passthrough" if method == "PUT" else None
+    if first == "_alias" and len(segments) != 2:
+        return None
     if first == "_ilm" and segments[1:2] != ["policy"]:
         return None
     if first == "_cluster" and segments[1:2] != ["health"]:
@@ -255,6 +263,11 @@ class BulkAPI:
         self, request: Request, headers: Headers, identity: WriterIdentity, segments: list[str]
     ) -> None:
         body = request.content if request.method in (b"PUT", b"POST") else None
+        if segments[:1] == ["_alias"]:
+            reason = self.gate.refusal(identity, segments[1])
+            if reason is not None:
+                self.metrics.inc("passthrough_requests_total", status="403")
+                raise HTTPError(403, "security_exception", reason)
         if body is not None:
             reason = await passthrough_refusal(
                 segments,

@@ -1,7 +1,10 @@
 """What a shipper's start-up writes through the pass-through may touch: only the writer's own targets.
 
 Filebeat's and Logstash's default set-up writes an index template (legacy
-``_template`` or composable ``_index_template``) and an ILM policy. A
+``_template`` or composable ``_index_template``), an ILM policy, and the
+first index behind its write alias (``PUT /<filebeat-{now/d}-000001>`` with
+``aliases``): the index's name and every alias it is created with must be
+inside the writer's targets. A
 template decides the settings and the *aliases* of every index its patterns
 match, so it is a write to those indices: each pattern and each alias must
 be inside the writer's targets, and so must the patterns of a template it
@@ -53,6 +56,20 @@ def _first(names: list[str], refusal: Refusal) -> str | None:
     return None
 
 
+def _index_refusal(name: str, body: IO[bytes], refusal: Refusal) -> str | None:
+    """An index created through the pass-through: its name (date math too) and its aliases."""
+    reason = refusal(name)
+    if reason is not None:
+        return reason
+    raw = body.read()
+    try:
+        spec = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        return f"the index body is not JSON: {exc}"
+    aliases = spec.get("aliases") if isinstance(spec, dict) else None
+    return _first([str(a) for a in aliases], refusal) if isinstance(aliases, dict) else None
+
+
 def _existing_templates(kind: str, found: Any) -> list[Any]:
     """The template bodies of a GET answer (legacy: ``{name: body}``; composable: ``index_templates``)."""
     if not isinstance(found, dict):
@@ -67,6 +84,8 @@ async def passthrough_refusal(
 ) -> str | None:
     """Why a pass-through write (PUT/POST with a body) is refused; None when it may go to the engine."""
     kind = segments[0] if segments else ""
+    if len(segments) == 1 and not kind.startswith("_"):
+        return _index_refusal(kind, body, refusal)
     if kind == "_component_template":
         if engine_judges:
             return None
