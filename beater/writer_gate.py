@@ -22,6 +22,8 @@ from common.metrics import Metrics
 from common.readers import OPEN_TARGETS, listen_interface
 from common.writers import WriterIdentity, Writers, presented, write_refusal, writers_for
 
+#: The prefix of a data stream's backing indices.
+DATA_STREAM_BACKING = ".ds-"
 #: ``ESTROM_BULK_AUTH``: estrom checks writers (default), or the engine checks its own credentials.
 AUTH_MODES = ("estrom", "engine")
 #: Everything is writable but estrom's own and hidden indices: the engine-credentials mode's identity.
@@ -116,7 +118,8 @@ class WriterGate:
         if reason is not None:
             return reason
         concrete = self.percolated_as(name)
-        if concrete != name:
+        # A data stream's backing index (``.ds-<stream>-000001``) is the stream's own: its name decides.
+        if concrete != name and not concrete.startswith(DATA_STREAM_BACKING):
             behind = self.refusal(identity, concrete)
             if behind is not None:
                 return f"[{name}] is an alias that writes into {behind}"
