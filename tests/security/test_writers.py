@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from common.readers import token_hash
+from tests.data_streams import put_data_stream_template
 from tests.http_client import engine_request, http
 from tests.real_stack import EngineHandle, ServiceHandle, StartService
 
@@ -288,3 +289,36 @@ def test_libbeats_ilm_set_up_passes_inside_the_writers_targets_only(
     assert http("PUT", f"{writers_beater.url}/wlogs-{RUN}-leaky", leak, headers).status == 403
     assert http("GET", f"{writers_beater.url}/_alias/{OTHER}", headers=headers).status == 403
     assert http("GET", f"{engine.url}/wlogs-{RUN}-leaky").status == 404
+
+
+def test_data_streams_are_written_by_their_name_inside_the_targets_only(
+    writers_beater: ServiceHandle, engine: EngineHandle
+) -> None:
+    """A data stream inside the writer's targets takes its ``create``s (stored in the hidden
+    backing index, judged by the stream's name); one outside is refused item by item."""
+    put_data_stream_template(engine.url, f"wds-{RUN}", f"wlogs-ds-{RUN}*")
+    put_data_stream_template(engine.url, f"pds-{RUN}", f"payroll-ds-{RUN}*")
+    inside, outside = f"wlogs-ds-{RUN}", f"payroll-ds-{RUN}"
+    stamp = {"@timestamp": "2026-12-06T00:00:00Z", "k": 1}
+    resp = bulk(
+        writers_beater.url,
+        [{"create": {"_index": inside}}, stamp, {"create": {"_index": outside}}, stamp],
+        bearer(TOKEN),
+    )
+    items = [item["create"] for item in resp.json()["items"]]
+    assert [i["status"] for i in items] == [201, 403], items
+    assert items[0]["_index"].startswith(".ds-")
+    ingest = http(
+        "POST",
+        f"{writers_beater.url}/api/v0.1/ingest/{inside}",
+        json.dumps(stamp),
+        {"content-type": "application/json", **bearer(TOKEN)},
+    )
+    assert ingest.status == 200, ingest.body
+    refused = http(
+        "POST",
+        f"{writers_beater.url}/api/v0.1/ingest/{outside}",
+        json.dumps(stamp),
+        {"content-type": "application/json", **bearer(TOKEN)},
+    )
+    assert refused.status == 403
