@@ -444,6 +444,16 @@ def access_file(env: Mapping[str, str]) -> str:
     return (env.get("ESTROM_ACCESS", "") or env.get("ESTROM_READERS", "")).strip()
 
 
+def exposed_without_opt_in(env: Mapping[str, str], variable: str, interfaces: Iterable[str]) -> list[str]:
+    """The interfaces beyond loopback, unless ``variable=all`` says an open side is intended ([] then)."""
+    opt_in = env.get(variable, "").strip().lower()
+    if opt_in not in ("", "all"):
+        raise ReadersError(f"{variable} must be 'all' or unset, not {opt_in!r}")
+    if opt_in == "all":
+        return []
+    return [i or "every interface" for i in interfaces if not is_loopback(i)]
+
+
 def readers_for(env: Mapping[str, str], interfaces: Iterable[str], service: str) -> Readers:
     """The readers a service starts with, failing closed (ReadersError says why it refuses).
 
@@ -454,11 +464,8 @@ def readers_for(env: Mapping[str, str], interfaces: Iterable[str], service: str)
     path = access_file(env)
     if path:
         return load_readers(path)
-    opt_in = env.get("ESTROM_ANONYMOUS_READS", "").strip().lower()
-    if opt_in not in ("", "all"):
-        raise ReadersError(f"ESTROM_ANONYMOUS_READS must be 'all' or unset, not {opt_in!r}")
-    exposed = [i or "every interface" for i in interfaces if not is_loopback(i)]
-    if exposed and opt_in != "all":
+    exposed = exposed_without_opt_in(env, "ESTROM_ANONYMOUS_READS", interfaces)
+    if exposed:
         raise ReadersError(
             f"the {service} listens on {', '.join(exposed)} (not loopback) and ESTROM_READERS is unset: "
             "anyone who reaches it could read every index. Set ESTROM_READERS to a readers file, "

@@ -39,7 +39,7 @@ from common.readers import (
     Scope,
     access_file,
     configured_targets,
-    is_loopback,
+    exposed_without_opt_in,
     pattern_matches,
     patterns_disjoint,
     scope_of,
@@ -201,11 +201,8 @@ def writers_for(env: Mapping[str, str], interfaces: Iterable[str], ingest_token:
     writers = parse_writers(document, path, ingest_token)
     if writers.configured:
         return writers
-    opt_in = env.get("ESTROM_ANONYMOUS_WRITES", "").strip().lower()
-    if opt_in not in ("", "all"):
-        raise ReadersError(f"ESTROM_ANONYMOUS_WRITES must be 'all' or unset, not {opt_in!r}")
-    exposed = [i or "every interface" for i in interfaces if not is_loopback(i)]
-    if exposed and opt_in != "all":
+    exposed = exposed_without_opt_in(env, "ESTROM_ANONYMOUS_WRITES", interfaces)
+    if exposed:
         raise ReadersError(
             f"the beater listens on {', '.join(exposed)} (not loopback) and names no writer: anyone who "
             "reaches it could write every index. Add writers to the access file (ESTROM_ACCESS; "
