@@ -73,7 +73,7 @@ from beater.bulk_screen import (
     screen,
     without_source_params,
 )
-from beater.filter_path import filtered_answer, split_filter_path
+from beater.filter_path import FilterPath, filtered_answer, split_filter_path
 from beater.passthrough_rules import passthrough_refusal
 from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from beater.request_body import LimitedRequest
@@ -320,14 +320,14 @@ class BulkAPI:
                         f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
                     )
             screened = await self._screen(request, identity, target)
-            if screened is not None and screened.all_refused:
-                status = "403"
-                await self._answer_refused(request, screened)
-                return
-            body = screened.body if screened is not None else request.content
             # Asked in full, whatever filter_path the shipper sent: every item is paired
             # and published; the shipper gets the answer filtered as the engine would have.
             uri, wanted = split_filter_path(without_source_params(request.uri))
+            if screened is not None and screened.all_refused:
+                status = "403"
+                await self._answer_refused(request, screened, wanted)
+                return
+            body = screened.body if screened is not None else request.content
             answer = await self._forward(request, headers, body, uri)
             status = str(answer.status)
             unpublished = 0
@@ -382,9 +382,11 @@ class BulkAPI:
             )
         return screened
 
-    async def _answer_refused(self, request: Request, screened: Screened) -> None:
-        """Every item refused: answered as the engine would, without asking it."""
+    async def _answer_refused(self, request: Request, screened: Screened, wanted: FilterPath | None) -> None:
+        """Every item refused: answered as the engine would, without asking it (its filter_path too)."""
         body = refused_only_answer(screened.refused)
+        if wanted is not None:
+            body = json.dumps(wanted.apply(json.loads(body))).encode()
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"application/json; charset=UTF-8")
         request.setHeader(b"content-length", str(len(body)).encode())

@@ -131,6 +131,16 @@ def test_the_paths_default_target_is_checked_too(writers_beater: ServiceHandle, 
     )
     assert resp.status == 200
     assert resp.json()["items"][0]["index"]["status"] == 403
+    # Every item refused, the engine never asked: its filter_path applied all the same (libbeat's).
+    filtered = bulk(
+        writers_beater.url,
+        [{"index": {"_id": doc_id}}, {"k": 1}],
+        bearer(TOKEN),
+        path=f"/{OTHER}/_bulk?filter_path=errors,items.*.error,items.*.status",
+    ).json()
+    assert filtered["errors"] is True
+    assert list(filtered["items"][0]["index"]) == ["status", "error"]
+    assert filtered["items"][0]["index"]["status"] == 403
     engine_request(engine.url, "POST", "/_refresh")
     assert not stored(engine, OTHER, doc_id)
 
