@@ -67,6 +67,24 @@ def actions(body: IO[bytes]) -> Iterator[tuple[str, str | None, bytes | None]]:
         yield action, None if index is None else str(index), source
 
 
+def top_members(answer: IO[bytes]) -> tuple[dict[str, Any], bool]:
+    """A bulk answer's scalar top members (``took``, ``errors``) and whether it has ``items``.
+
+    Read up to the items only, and rewound: the items are read after, one at a time.
+    """
+    answer.seek(0)
+    top: dict[str, Any] = {}
+    has_items = False
+    for prefix, event, value in ijson.parse(answer, use_float=True):
+        if prefix == "items" and event == "start_array":
+            has_items = True
+            break
+        if prefix and "." not in prefix and event not in ("start_map", "start_array", "map_key"):
+            top[prefix] = value
+    answer.seek(0)
+    return top, has_items
+
+
 def response_items(answer: IO[bytes]) -> Iterator[dict[str, Any]]:
     """The items of a bulk answer, one at a time."""
     yield from ijson.items(answer, "items.item", use_float=True)

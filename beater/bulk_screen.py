@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
+from beater.bulk_items import top_members
+
 #: Rewritten bodies stay in memory up to this size, then go to a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024
 #: Actions followed by a source line.
@@ -106,11 +108,11 @@ def _asks_for_source(action: str, spec: dict[str, Any], source: bytes | None) ->
 
 
 def _without_source(line: bytes) -> bytes:
+    """An update's action line (``{"update": {..., "_source": ...}}``) or source line, without ``_source``."""
     value = json.loads(line)
     if isinstance(value, dict):
-        for key in ("update",):
-            if isinstance(value.get(key), dict):
-                value[key].pop("_source", None)
+        if isinstance(value.get("update"), dict):
+            value["update"].pop("_source", None)
         value.pop("_source", None)
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
@@ -203,14 +205,7 @@ def merged_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[b
 
     Read and written item by item (ijson), so a large answer is never held whole.
     """
-    top: dict[str, Any] = {}
-    answer.seek(0)
-    for prefix, event, value in ijson.parse(answer, use_float=True):
-        if prefix == "items" and event == "start_array":
-            break
-        if "." not in prefix and prefix and event not in ("start_map", "start_array", "map_key"):
-            top[prefix] = value
-    answer.seek(0)
+    top, _ = top_members(answer)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     head = {k: v for k, v in top.items() if k != "errors"}
     out.write(json.dumps(head)[:-1].encode())

@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
+from beater.bulk_items import top_members
+
 SPOOL_IN_MEMORY = 1024 * 1024
 #: What a path left out returns (``None`` is a JSON value).
 _MISSING = object()
@@ -149,16 +151,7 @@ def _spool() -> IO[bytes]:
 
 def filtered_answer(answer: IO[bytes], wanted: FilterPath) -> IO[bytes]:
     """A JSON answer filtered as the engine would have; a bulk answer's items one at a time."""
-    answer.seek(0)
-    top: dict[str, Any] = {}
-    has_items = False
-    for prefix, event, value in ijson.parse(answer, use_float=True):
-        if prefix == "items" and event == "start_array":
-            has_items = True
-            break
-        if prefix and "." not in prefix and event not in ("start_map", "start_array", "map_key"):
-            top[prefix] = value
-    answer.seek(0)
+    top, has_items = top_members(answer)
     out = _spool()
     if not has_items:
         out.write(json.dumps(wanted.apply(json.load(answer))).encode())
