@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from beater.bulk_api import BulkAPI
 from beater.bulk_limits import bulk_site, shared_site
 from beater.bulk_proxy import EngineForwarder
+from beater.bulk_publish import StoredPublisher
 from beater.http_api import BeaterAPI
 from beater.lifecycle import QueryLifecycle
 from beater.percolate import PercolateResult, Percolator
@@ -20,6 +21,7 @@ from beater.pipeline import IngestPipeline
 from beater.publish import Publisher
 from beater.rpc import QueryProcedures
 from beater.store import QueryStore
+from beater.stored_sources import IndexPipelines
 from beater.write_aliases import WriteAliases
 from beater.writer_gate import WriterGate
 from common.config import Settings
@@ -72,6 +74,13 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     m.counter(
         "bulk_unpaired_total", "Bulk answers whose items could not be paired with the request's actions."
     )
+    m.counter(
+        "bulk_unpublished_total",
+        "Documents of bulk requests stored but not published, by cause (beater/bulk_publish.py CAUSES).",
+        labels=("cause",),
+    )
+    m.counter("bulk_read_back_total", "Stored documents read back (after an ingest pipeline, or an update).")
+    m.histogram("bulk_read_back_seconds", "Time to read back a chunk of stored documents (_mget).")
     m.counter(
         "passthrough_requests_total", "Shipper start-up requests passed to the engine.", labels=("status",)
     )
@@ -158,16 +167,24 @@ class Beater:
             reactor,
             self.store.targets.first_write,
         )
-        self.bulk = BulkAPI(
-            settings,
-            forwarder,
+        stored = StoredPublisher(
             self.pipeline,
             self.wamp,
             self.metrics,
             reactor,
-            self.gate,
+            IndexPipelines(lookups.get, reactor, settings.bulk_pipeline_ttl),
+            lookups.post,
             track=self.api.track,
             refresh_targets=self.store.refresh_targets,
+            giving_up=lambda: self.bulk.giving_up,
+        )
+        self.bulk = BulkAPI(
+            settings,
+            forwarder,
+            stored,
+            self.metrics,
+            self.gate,
+            track=self.api.track,
             draining=lambda: self.api.draining,
         )
         self.port: IListeningPort | None = None

@@ -3,11 +3,13 @@
 A shipper that speaks only the engine's API (Filebeat, Fluent Bit, Vector,
 rsyslog's omelasticsearch, every client's bulk helper) points at the beater
 instead of the engine. Each bulk request is forwarded to the engine as it
-is; the documents the engine reports stored by ``index``/``create`` are
-percolated and published like ingested ones, with the ``_index`` and ``_id``
-the engine reported; then the shipper gets the engine's own answer, status
-for status, item for item (per-item 429s are retried by the shipper as
-usual). ``update`` and ``delete`` pass through and publish nothing.
+is (asked in full: a ``filter_path`` is applied here, ``filter_path``); the
+documents the engine reports stored are percolated and published like
+ingested ones, with the ``_index`` and ``_id`` the engine reported and as
+the engine stored them: after an ingest pipeline, and for an ``update``,
+the document after the update (``bulk_publish``); then the shipper gets the
+engine's own answer, status for status, item for item (per-item 429s are
+retried by the shipper as usual). ``delete`` publishes nothing.
 
 The requests a shipper makes at start-up (``GET /``, index and component
 templates, ILM policies, ``_license``, ``_cluster/health``, ``_nodes``) are
@@ -18,8 +20,11 @@ The engine stores first; estrom publishes after. When the router is down
 (or does not acknowledge in time), the documents are stored all the same and
 the shipper gets the engine's answer unchanged, plus an
 ``X-Estrom-Unpublished: <n>`` header; the beater counts them in
-``estrom_beater_bulk_documents_total{outcome="unpublished"}`` and logs a
-warning. Tails hear of it from their tailor, which lost the router too: an
+``estrom_beater_bulk_documents_total{outcome="unpublished"}`` and
+``estrom_beater_bulk_unpublished_total{cause=...}``, and logs a warning the
+first time for each cause. So does every other document stored but not
+published (an answer that does not pair, a document rewritten before it
+could be read back). Tails hear of it from their tailor, which lost the router too: an
 NDJSON or SSE stream gets its ``gap`` notice when the router is back, a JSON
 stream ends with an ``"error"``. Answering 503 instead would make the shipper
 send again what the engine already stored: duplicates in the store, which is
@@ -28,7 +33,7 @@ worse than a gap in a live view.
 A write through a data stream or alias name is matched by that name too:
 the engine reports the backing index, which the hits carry as ``_index``,
 and the read targets are re-read the first time a ``(name, index)`` pair is
-seen (``_learn_names``). On SIGTERM, bulk requests already read are
+seen (``StoredPublisher``). On SIGTERM, bulk requests already read are
 finished and their documents published before the beater leaves the router
 (``_track_request``); new ones get 503.
 
@@ -54,45 +59,33 @@ from typing import IO, Any
 
 import ijson
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.http_headers import Headers
 
-from beater.bulk_items import Unpaired, actions, response_items, stored_documents
 from beater.bulk_proxy import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
+from beater.bulk_publish import StoredPublisher, request_pipeline
 from beater.bulk_screen import (
     Screened,
     UnreadableBulk,
-    merged_answer,
     refused_only_answer,
+    rewritten_answer,
     scan,
     screen,
     without_source_params,
 )
 from beater.filter_path import FilterPath, filtered_answer, split_filter_path
 from beater.passthrough_rules import passthrough_refusal
-from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from beater.request_body import LimitedRequest
 from beater.writer_gate import WriterGate
 from common.config import Settings
-from common.engine import EngineRejected, EngineUnavailable
 from common.http import HTTPError, answered_or_gone
 from common.metrics import Metrics
-from common.wamp import SessionHolder
 from common.writers import WriterIdentity
 
 log = Logger()
-
-#: Stored documents handed to the pipeline at once: bounds what one bulk holds in memory.
-CHUNK = 1000
-#: How long a chunk waits for room in a full ingest queue before its documents count as unpublished.
-QUEUE_WAIT = 30.0
-#: ``(name written to, index stored in)`` pairs remembered as known to the read targets; past this, forgotten.
-NAMES_MAX = 10_000
 
 #: ``(method, first segment)`` of the start-up requests passed through; ``None``: the root.
 _PASSTHROUGH: dict[str | None, frozenset[str]] = {
@@ -139,13 +132,10 @@ class BulkAPI:
         self,
         settings: Settings,
         forwarder: EngineForwarder,
-        pipeline: IngestPipeline,
-        wamp: SessionHolder,
+        stored: StoredPublisher,
         metrics: Metrics,
-        clock: IReactorTime,
         gate: WriterGate,
-        track: Callable[[Deferred[IngestOutcome]], Deferred[IngestOutcome]] = lambda d: d,
-        refresh_targets: Callable[[], Awaitable[bool]] | None = None,
+        track: Callable[[Deferred[Any]], Deferred[Any]] = lambda d: d,
         draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
@@ -163,16 +153,12 @@ class BulkAPI:
             "Bulk requests being forwarded, queued for percolation or answered.",
             lambda: self.in_flight,
         )
-        #: Re-reads the read targets' aliases and data streams (``QueryStore.refresh_targets``).
-        self.refresh_targets = refresh_targets
-        self._names_known: set[tuple[str, str]] = set()
-        #: Counts queued work as in flight, so that a shutdown waits for it (BeaterAPI.track).
+        #: Counts work as in flight, so that a shutdown waits for it (BeaterAPI.track).
         self.track = track
         self.forwarder = forwarder
-        self.pipeline = pipeline
-        self.wamp = wamp
+        #: Publishes what the engine stored (and stops queuing once ``giving_up``).
+        self.stored = stored
         self.metrics = metrics
-        self.clock = clock
 
     async def handle(self, request: Request, segments: list[str]) -> None:
         """The handler of every path estrom's own routes do not know."""
@@ -332,10 +318,11 @@ class BulkAPI:
             status = str(answer.status)
             unpublished = 0
             if answer.status == 200 and body is not None:
-                unpublished = await self._publish_stored(body, answer.body, target)
+                pipeline = request_pipeline(uri)
+                unpublished = await self.stored.publish(body, answer.body, target, pipeline)
                 answer.body.seek(0)
-                if screened is not None and screened.refused:
-                    _replace_body(answer, merged_answer(answer.body, screened.refused, screened.actions))
+                if screened is not None and (screened.refused or screened.updates):
+                    _replace_body(answer, rewritten_answer(answer.body, screened.refused, screened.actions))
             if wanted is not None and _is_json(answer):
                 try:
                     _replace_body(answer, filtered_answer(answer.body, wanted))
@@ -392,108 +379,6 @@ class BulkAPI:
         request.setHeader(b"content-length", str(len(body)).encode())
         request.write(body)
         request.finish()
-
-    async def _publish_stored(self, body: IO[bytes], answer: IO[bytes], target: str | None) -> int:
-        """Queue what the engine stored for percolation and publishing; how many could not be queued.
-
-        The shipper's answer waits for the documents to be *queued* (the
-        pipeline's bounded queue: back-pressure, and a bound on memory), not
-        for their publication: the engine's answer is what the shipper needs,
-        and a failed publish cannot be retried by the shipper anyway (see the
-        module's docstring). Publication failures are counted as they come.
-        """
-        body.seek(0)
-        unpublished = 0
-        chunk: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        names: set[tuple[str, str]] = set()
-        size = 0
-        try:
-            for doc in stored_documents(actions(body), response_items(answer), target):
-                source = doc.source
-                if doc.doc_id is not None:
-                    source = {**source, "_id": doc.doc_id}
-                chunk.setdefault(doc.index, []).append((doc.position, source))
-                if doc.written_as is not None:
-                    names.add((doc.written_as, doc.index))
-                size += 1
-                if size >= CHUNK:
-                    await self._learn_names(names)
-                    unpublished += await self._queue_chunk(chunk, size)
-                    chunk, names, size = {}, set(), 0
-        except (Unpaired, ValueError, ijson.JSONError) as exc:
-            # The engine's answer is passed on whatever it holds; what cannot be paired is not published.
-            log.warn("bulk.unpaired", error=str(exc))
-            self.metrics.inc("bulk_unpaired_total")
-        if chunk:
-            await self._learn_names(names)
-            unpublished += await self._queue_chunk(chunk, size)
-        return unpublished
-
-    async def _learn_names(self, names: set[tuple[str, str]]) -> None:
-        """Writes through an alias or a data stream name: make sure the read targets know that name.
-
-        The engine reports the index it stored in (a data stream's backing
-        ``.ds-<stream>-000001``); the document is percolated under that
-        index, and the targets match it by every name that leads there,
-        the data stream's included, once they have read the engine's
-        aliases and data streams. A data stream this very bulk created (or
-        rolled over) is not known until the next lifecycle sweep: the first
-        time a ``(name, index)`` pair is seen, the targets are re-read before
-        its documents are queued. Only the first: a sweep keeps them fresh.
-        """
-        new = names - self._names_known
-        if not new or self.refresh_targets is None:
-            return
-        try:
-            await self.refresh_targets()
-        except (EngineUnavailable, EngineRejected) as exc:
-            # Percolated with what is known (the backing index, patterns on it); tried again next bulk.
-            log.warn("bulk.targets_refresh_failed", error=str(exc))
-            return
-        if len(self._names_known) + len(new) > NAMES_MAX:
-            self._names_known.clear()
-        self._names_known |= new
-
-    async def _queue_chunk(self, chunk: dict[str, list[tuple[int, dict[str, Any]]]], size: int) -> int:
-        self.metrics.inc("bulk_documents_total", size, outcome="stored")
-        if self.giving_up:
-            return self._unpublished(size, "the beater is shutting down (its grace is over)")
-        if self.wamp.session is None:
-            return self._unpublished(size, "not connected to the router")
-        queued = 0
-        for index, docs in chunk.items():
-            try:
-                d = await self._submit(index, docs)
-            except QueueFull as exc:
-                return queued + self._unpublished(size - queued, str(exc))
-            queued += len(docs)
-            self.track(d).addCallbacks(self._published, self._failed, errbackArgs=(len(docs),))
-        return 0
-
-    def _published(self, outcome: IngestOutcome) -> None:
-        refused = len(outcome.rejected)
-        self.metrics.inc("bulk_documents_total", outcome.accepted, outcome="published")
-        if refused:
-            self.metrics.inc("bulk_documents_total", refused, outcome="not_percolated")
-
-    def _failed(self, failure: Failure, size: int) -> None:
-        self._unpublished(size, failure.getErrorMessage())
-
-    async def _submit(self, index: str, docs: list[tuple[int, dict[str, Any]]]) -> Any:
-        """The pipeline's Deferred for ``docs``; waits for room while the ingest queue is full."""
-        deadline = self.clock.seconds() + QUEUE_WAIT
-        while True:
-            try:
-                return self.pipeline.submit(index, docs, [])
-            except QueueFull:
-                if self.clock.seconds() >= deadline or self.giving_up:
-                    raise
-                await deferLater(self.clock, 0.05, lambda: None)
-
-    def _unpublished(self, size: int, reason: str) -> int:
-        log.warn("bulk.unpublished", documents=size, reason=reason)
-        self.metrics.inc("bulk_documents_total", size, outcome="unpublished")
-        return size
 
     async def _answer(self, request: Request, answer: EngineAnswer) -> None:
         """The engine's status, headers and body, streamed from the spool."""

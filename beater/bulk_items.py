@@ -2,10 +2,18 @@
 
 A bulk body is NDJSON: an action line (``index``, ``create``, ``update``,
 ``delete``), then a source line for all but ``delete``. The engine answers
-one item per action, in order, with the ``_index`` and ``_id`` it used and a
-status. Documents stored by ``index`` or ``create`` (a 2xx item) are the
-ones estrom percolates and publishes; ``update`` and ``delete`` publish
-nothing (an update's stored result is not in the request).
+one item per action, in order, with the ``_index`` and ``_id`` it used, a
+status and a ``result``. A document is stored when its item is a 2xx whose
+result is ``created`` or ``updated``: ``noop`` is what the engine answers
+for a document an ingest pipeline's ``drop`` discarded (or an update that
+changed nothing), and nothing was stored.
+
+What was stored is, in the common case, the action's source line. An
+``update`` stores a document the request does not hold: the beater asks
+the engine to return it (``get._source``, see ``bulk_screen``), and it is
+taken from the answer. Where an ingest pipeline may have changed the
+document, the source line is not what was stored either: the document is
+marked ``pipelined`` and read back from the engine (``stored_sources``).
 
 Both sides are read incrementally: request lines from the spooled body,
 response items with ijson from the spooled answer, so a 100 MB bulk is never
@@ -25,10 +33,26 @@ import ijson
 STORING = frozenset({"index", "create"})
 #: Actions followed by a source line.
 WITH_SOURCE = frozenset({"index", "create", "update"})
+#: Item results that mean a document was stored.
+STORED_RESULTS = frozenset({"created", "updated"})
+#: The pipeline name that turns the index's default pipeline off.
+NO_PIPELINE = "_none"
 
 
 class Unpaired(ValueError):
-    """Request and response do not line up (a filter_path, or an answer that is no bulk answer)."""
+    """Request and response do not line up (an answer that is no bulk answer for this request)."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action of a bulk request, as far as pairing needs it."""
+
+    name: str
+    #: its ``_index`` (None: the path's target)
+    index: str | None
+    #: its ``pipeline`` (None: the request's, if any)
+    pipeline: str | None
+    source: bytes | None
 
 
 @dataclass
@@ -38,10 +62,18 @@ class StoredDocument:
     position: int
     index: str
     doc_id: str | None
-    source: dict[str, Any]
+    #: what was stored, None where the answer does not hold it (to be read back from the engine)
+    source: dict[str, Any] | None
     #: The ``_index`` of the action line (None: the path's target), when it is not the one stored
     #: in (an alias or a data stream name; the engine reports the index behind it).
     written_as: str | None = None
+    #: the action that stored it
+    action: str = "index"
+    #: the pipeline the request named for it (None: none named; ``_none``: the default turned off)
+    pipeline: str | None = None
+    #: the engine's sequence number and primary term for this write, to read back exactly it
+    seq_no: int | None = None
+    primary_term: int | None = None
 
 
 def _lines(body: IO[bytes]) -> Iterator[bytes]:
@@ -51,8 +83,8 @@ def _lines(body: IO[bytes]) -> Iterator[bytes]:
             yield stripped
 
 
-def actions(body: IO[bytes]) -> Iterator[tuple[str, str | None, bytes | None]]:
-    """``(action, its _index or None, source line or None)`` for each action of a bulk body."""
+def actions(body: IO[bytes]) -> Iterator[Action]:
+    """Each action of a bulk body, with its source line."""
     lines = _lines(body)
     for line in lines:
         try:
@@ -63,8 +95,14 @@ def actions(body: IO[bytes]) -> Iterator[tuple[str, str | None, bytes | None]]:
             raise Unpaired("action line is not one action")
         action, spec = next(iter(meta.items()))
         index = spec.get("_index") if isinstance(spec, dict) else None
+        pipeline = spec.get("pipeline") if isinstance(spec, dict) else None
         source = next(lines, None) if action in WITH_SOURCE else None
-        yield action, None if index is None else str(index), source
+        yield Action(
+            action,
+            None if index is None else str(index),
+            None if pipeline is None else str(pipeline),
+            source,
+        )
 
 
 def top_members(answer: IO[bytes]) -> tuple[dict[str, Any], bool]:
@@ -90,36 +128,81 @@ def response_items(answer: IO[bytes]) -> Iterator[dict[str, Any]]:
     yield from ijson.items(answer, "items.item", use_float=True)
 
 
+def item_result(item: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(action, its result object)`` of one answer item, or None for an item that is none."""
+    if not isinstance(item, dict) or len(item) != 1:
+        return None
+    action, result = next(iter(item.items()))
+    return (action, result) if isinstance(result, dict) else None
+
+
+def stores(result: dict[str, Any]) -> bool:
+    """Whether an item's result says a document was stored (2xx, created or updated)."""
+    status = result.get("status")
+    if not isinstance(status, int) or not 200 <= status < 300 or "_index" not in result:
+        return False
+    # An engine that gives no ``result`` (none known here) is taken at its status.
+    return result.get("result", "created") in STORED_RESULTS
+
+
+def stored_count(answer: IO[bytes]) -> int:
+    """How many items of a bulk answer stored a document (what an unpaired answer leaves unpublished)."""
+    answer.seek(0)
+    try:
+        return sum(
+            1
+            for item in response_items(answer)
+            if (found := item_result(item)) is not None and found[0] != "delete" and stores(found[1])
+        )
+    except (ValueError, ijson.JSONError):
+        return 0
+    finally:
+        answer.seek(0)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
 def stored_documents(
-    actions_: Iterable[tuple[str, str | None, bytes | None]],
+    actions_: Iterable[Action],
     items: Iterable[dict[str, Any]],
     default_index: str | None = None,
+    default_pipeline: str | None = None,
 ) -> Iterator[StoredDocument]:
-    """The documents the engine stored by ``index``/``create``, with the ``_index``/``_id`` it reported.
+    """The documents the engine stored, with the ``_index``/``_id`` it reported.
 
-    ``default_index`` is the target of ``POST /<target>/_bulk``: the name an
-    action without ``_index`` was written to.
+    ``default_index`` is the target of ``POST /<target>/_bulk`` (the name an
+    action without ``_index`` was written to), ``default_pipeline`` the
+    request's ``pipeline`` parameter.
     """
     pairs = zip(actions_, items, strict=False)
-    position = -1
-    for position, ((action, requested, source), item) in enumerate(pairs):
-        result = item.get(action) if isinstance(item, dict) else None
-        if not isinstance(result, dict):
-            raise Unpaired(f"item {position} does not answer action {action!r}")
-        if action not in STORING or source is None:
+    for position, (action, item) in enumerate(pairs):
+        found = item_result(item)
+        if found is None or found[0] != action.name:
+            raise Unpaired(f"item {position} does not answer action {action.name!r}")
+        result = found[1]
+        if action.name not in WITH_SOURCE or action.source is None or not stores(result):
             continue
-        status = result.get("status")
-        if not isinstance(status, int) or not 200 <= status < 300 or "_index" not in result:
-            continue
-        doc = json.loads(source)
-        if isinstance(doc, dict):
-            doc_id = result.get("_id")
-            stored_in = str(result["_index"])
-            written_as = requested if requested is not None else default_index
-            yield StoredDocument(
-                position,
-                stored_in,
-                None if doc_id is None else str(doc_id),
-                doc,
-                None if written_as == stored_in else written_as,
-            )
+        if action.name in STORING:
+            doc = json.loads(action.source)
+            if not isinstance(doc, dict):
+                continue  # the engine stores objects only: this item cannot be what it says
+        else:
+            got = result.get("get")
+            doc = got.get("_source") if isinstance(got, dict) else None
+            doc = doc if isinstance(doc, dict) else None
+        doc_id = result.get("_id")
+        stored_in = str(result["_index"])
+        written_as = action.index if action.index is not None else default_index
+        yield StoredDocument(
+            position,
+            stored_in,
+            None if doc_id is None else str(doc_id),
+            doc,
+            None if written_as == stored_in else written_as,
+            action.name,
+            action.pipeline if action.pipeline is not None else default_pipeline,
+            _int(result.get("_seq_no")),
+            _int(result.get("_primary_term")),
+        )

@@ -10,6 +10,8 @@ copies of the body.
 from __future__ import annotations
 
 import base64
+import io
+import json
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
@@ -155,10 +157,22 @@ class EngineForwarder:
 
     async def get(self, path: str) -> tuple[int, bytes]:
         """``GET path`` with estrom's own engine credentials: the status and the whole (small) body."""
+        return await self.ask(b"GET", path, None)
+
+    async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        """``POST path`` of a JSON ``payload``, with estrom's own engine credentials: status and body."""
+        return await self.ask(b"POST", path, json.dumps(payload, separators=(",", ":")).encode())
+
+    async def ask(self, method: bytes, path: str, body: bytes | None) -> tuple[int, bytes]:
+        """One request of estrom's own (not a shipper's): the status and the whole answer."""
         headers = Headers({b"accept": [b"application/json"]})
+        if body is not None:
+            headers.setRawHeaders(b"content-type", [b"application/json"])
         if self.authorization is not None:
             headers.setRawHeaders(b"authorization", [self.authorization])
-        answer = await self.forward(b"GET", path.encode(), headers, None)
+        answer = await self.forward(
+            method, path.encode(), headers, None if body is None else io.BytesIO(body)
+        )
         try:
             return answer.status, answer.body.read()
         finally:

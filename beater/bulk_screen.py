@@ -7,12 +7,15 @@ place as the engine's own per-item refusal (``403``,
 ``security_exception``); the rest of the request goes through. A request
 whose every item is refused never reaches the engine.
 
-The bulk API is no read path either: an ``update`` may ask the engine to
-return the stored document (``_source`` on its action or source line, or on
-the URL); those requests are taken out, so no answer carries ``get._source``.
+The bulk API is no read path either, yet an ``update`` stores a document
+the request does not hold, which estrom publishes: every update action is
+sent asking for it (``"_source": true`` on its action line; what the
+shipper asked, on either line or the URL, is taken out), and the answer's
+``get`` is read for publishing, then taken out of every update item
+(``rewritten_answer``), so no shipper's answer carries a stored document.
 
-The common case, every item allowed and nothing to take out, forwards the
-spooled body untouched: one pass over the action lines, no copy.
+The common case, every item allowed and no update, forwards the spooled
+body untouched: one pass over the action lines, no copy.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class Screened:
     actions: int = 0
     #: whether ``body`` is a rewritten copy
     rewritten: bool = False
+    #: whether update actions were sent asking for the stored document (``get``, not the shipper's)
+    updates: bool = False
 
     @property
     def all_refused(self) -> bool:
@@ -101,18 +106,17 @@ def _action(line: bytes, position: int) -> tuple[str, dict[str, Any]]:
     return str(action), spec
 
 
-def _asks_for_source(action: str, spec: dict[str, Any], source: bytes | None) -> bool:
-    if action != "update":
-        return False
-    return "_source" in spec or (source is not None and b'"_source"' in source)
+def _asking_for_the_document(line: bytes) -> bytes:
+    """An update's action line asking the engine for the stored document, whatever it asked before."""
+    value = json.loads(line)
+    value["update"]["_source"] = True
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
 def _without_source(line: bytes) -> bytes:
-    """An update's action line (``{"update": {..., "_source": ...}}``) or source line, without ``_source``."""
+    """An update's source line without the shipper's ``_source`` (the action line's is estrom's)."""
     value = json.loads(line)
     if isinstance(value, dict):
-        if isinstance(value.get("update"), dict):
-            value["update"].pop("_source", None)
         value.pop("_source", None)
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
@@ -124,7 +128,8 @@ class Scan:
     names: list[str]
     #: per item, the index in ``names`` of what it writes (``NO_NAME``: none given, the engine decides)
     item_names: array
-    asks_for_source: bool
+    #: whether any action is an update (sent rewritten, see the module's docstring)
+    updates: bool
 
 
 NO_NAME = 0xFFFFFFFF
@@ -135,27 +140,28 @@ def scan(body: IO[bytes], default_index: str | None) -> Scan:
     body.seek(0)
     names: dict[str, int] = {}
     item_names = array("I")
-    asks = False
+    updates = False
     lines = _lines(body)
     for position, line in enumerate(lines):
         action, spec = _action(line, position)
-        source = next(lines, None) if action in WITH_SOURCE else None
+        if action in WITH_SOURCE:
+            next(lines, None)
         name = spec.get("_index", default_index)
         item_names.append(NO_NAME if name is None else names.setdefault(str(name), len(names)))
-        asks = asks or _asks_for_source(action, spec, source)
+        updates = updates or action == "update"
     body.seek(0)
-    return Scan(list(names), item_names, asks)
+    return Scan(list(names), item_names, updates)
 
 
 def screen(body: IO[bytes], scanned: Scan, refusals: dict[str, str]) -> Screened:
-    """The body without the items whose name ``refusals`` refuses (name -> reason), nor update sources.
+    """The body without the items whose name ``refusals`` refuses (name -> reason), updates rewritten.
 
-    The body itself, untouched, when nothing is refused and no update asks for its document.
+    The body itself, untouched, when nothing is refused and there is no update.
     """
     refused_names = {i: refusals[n] for i, n in enumerate(scanned.names) if n in refusals}
     count = len(scanned.item_names)
     taken = [p for p, i in enumerate(scanned.item_names) if i in refused_names]
-    if not taken and not scanned.asks_for_source:
+    if not taken and not scanned.updates:
         body.seek(0)
         return Screened(body, [], count)
     refused: list[Refused] = []
@@ -170,8 +176,8 @@ def screen(body: IO[bytes], scanned: Scan, refusals: dict[str, str]) -> Screened
             name = scanned.names[name_at]
             refused.append(Refused(position, action, name, spec.get("_id"), refused_names[name_at]))
             continue
-        if _asks_for_source(action, spec, source):
-            line = _without_source(line)
+        if action == "update":
+            line = _asking_for_the_document(line)
             if source is not None and b'"_source"' in source:
                 source = _without_source(source)
         out.write(line if line.endswith(b"\n") else line + b"\n")
@@ -179,7 +185,7 @@ def screen(body: IO[bytes], scanned: Scan, refusals: dict[str, str]) -> Screened
             out.write(source if source.endswith(b"\n") else source + b"\n")
     out.seek(0)
     body.seek(0)
-    return Screened(out, refused, count, rewritten=True)
+    return Screened(out, refused, count, rewritten=True, updates=scanned.updates)
 
 
 def without_source_params(uri: bytes) -> bytes:
@@ -200,16 +206,18 @@ def refused_only_answer(refused: list[Refused]) -> bytes:
     return json.dumps({"took": 0, "errors": True, "items": [r.item() for r in refused]}).encode()
 
 
-def merged_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[bytes]:
-    """The engine's answer with the refused items put back at their places (``errors`` then true).
+def rewritten_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[bytes]:
+    """The engine's answer with the refused items put back at their places, and no update's ``get``.
 
-    Read and written item by item (ijson), so a large answer is never held whole.
+    ``errors`` is true when an item was refused. Read and written item by
+    item (ijson), so a large answer is never held whole.
     """
     top, _ = top_members(answer)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    head = {k: v for k, v in top.items() if k != "errors"}
+    head = {k: v for k, v in top.items() if k != "errors" or not refused}
     out.write(json.dumps(head)[:-1].encode())
-    out.write((", " if head else "").encode() + b'"errors": true, "items": [')
+    out.write(b", " if head else b"")
+    out.write(b'"errors": true, "items": [' if refused else b'"items": [')
     pending = iter(sorted(refused, key=lambda r: r.position))
     nxt = next(pending, None)
     items = ijson.items(answer, "items.item", use_float=True)
@@ -221,6 +229,9 @@ def merged_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[b
             nxt = next(pending, None)
             continue
         item = next(items, None)
+        update = item.get("update") if isinstance(item, dict) else None
+        if isinstance(update, dict):
+            update.pop("get", None)
         out.write(json.dumps(item).encode())
     out.write(b"]}")
     out.seek(0)

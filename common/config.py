@@ -168,6 +168,8 @@ class Settings:
     bulk_max_body: int = 100 * 1024 * 1024
     #: seconds the engine may take to answer one forwarded request (a large bulk takes a while)
     bulk_timeout: float = 120.0
+    #: seconds an index's ingest pipeline settings (default/final) are trusted before they are asked again
+    bulk_pipeline_ttl: float = 5.0
     ingest_max_body: int = 64 * 1024 * 1024
     #: documents (items) one ingest request may hold; more is 413
     ingest_max_docs: int = 10_000
@@ -262,6 +264,7 @@ class Settings:
             bulk_auth=_str(env, "ESTROM_BULK_AUTH", d.bulk_auth).lower(),
             bulk_max_body=_int(env, "ESTROM_BULK_MAX_BODY", d.bulk_max_body, 1),
             bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
+            bulk_pipeline_ttl=_float(env, "ESTROM_BULK_PIPELINE_TTL", d.bulk_pipeline_ttl, 0.0),
             ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
             ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
             ingest_max_ratio=_int(env, "ESTROM_INGEST_MAX_RATIO", d.ingest_max_ratio, 1),

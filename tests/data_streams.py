@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from tests.http_client import http
 
 
-def put_data_stream_template(engine_url: str, name: str, pattern: str) -> None:
-    """An index template making every index named like ``pattern`` a data stream; the test is
-    skipped on an engine without data streams (Elasticsearch 7.17 OSS: an x-pack feature)."""
-    template = {"index_patterns": [pattern], "data_stream": {}, "priority": 500}
+def put_data_stream_template(
+    engine_url: str, name: str, pattern: str, settings: dict[str, Any] | None = None
+) -> None:
+    """An index template making every index named like ``pattern`` a data stream (its backing
+    indices with ``settings``); the test is skipped on an engine without data streams
+    (Elasticsearch 7.17 OSS: an x-pack feature)."""
+    template: dict[str, Any] = {"index_patterns": [pattern], "data_stream": {}, "priority": 500}
+    if settings:
+        template["template"] = {"settings": settings}
     resp = http(
         "PUT",
         f"{engine_url}/_index_template/{name}",

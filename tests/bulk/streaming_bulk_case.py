@@ -98,12 +98,15 @@ def check_streaming_bulk(
     assert next(iter(failed[1].values()))["error"]["type"] == "mapper_parsing_exception"
     assert stored(engine, through) == stored(engine, direct)
 
-    # index/create stored a, b, the auto-id document and d: published with the engine's _index/_id.
+    # index/create stored a, b, the auto-id document and d, the update stored a again: each
+    # published as stored, with the engine's _index/_id, and no answer carries a stored document.
     auto_id = results[through][2][1]["index"]["_id"]
-    hits = sink.wait_for_count(4)
+    hits = sink.wait_for_count(5)
     assert [(h["_index"], h["_id"], h["_source"]["n"]) for h in hits] == [
         (through, "a", 1),
         (through, "b", 2),
         (through, auto_id, 3),
+        (through, "a", 10),
         (through, "d", 4),
     ]
+    assert all("get" not in item.get("update", {}) for _, item in results[through])

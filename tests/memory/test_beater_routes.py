@@ -22,9 +22,11 @@ from twisted.internet.defer import Deferred, succeed
 from beater.app import build_metrics
 from beater.bulk_api import BulkAPI
 from beater.bulk_proxy import EngineForwarder
+from beater.bulk_publish import StoredPublisher
 from beater.http_api import BeaterAPI
 from beater.percolate import PercolateResult
 from beater.pipeline import IngestPipeline
+from beater.stored_sources import IndexPipelines
 from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
@@ -72,9 +74,15 @@ class Parts:
         self.gate = WriterGate.build(settings, self.metrics, {})
         self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
         forwarder = EngineForwarder(agent_reactor, "http://127.0.0.1:9", 1.0)
-        self.bulk = BulkAPI(
-            settings, forwarder, self.pipeline, self.wamp, self.metrics, agent_reactor, self.gate
+        stored = StoredPublisher(
+            self.pipeline,
+            self.wamp,
+            self.metrics,
+            agent_reactor,
+            IndexPipelines(forwarder.get, agent_reactor),
+            forwarder.post,
         )
+        self.bulk = BulkAPI(settings, forwarder, stored, self.metrics, self.gate)
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ from beater.app import build_metrics
 from beater.bulk_api import BulkAPI
 from beater.bulk_limits import body_limit, bulk_site, path_segments, shared_site
 from beater.bulk_proxy import EngineForwarder
+from beater.bulk_publish import StoredPublisher
 from beater.http_api import BeaterAPI
 from beater.percolate import PercolateResult
 from beater.pipeline import IngestPipeline
+from beater.stored_sources import IndexPipelines
 from beater.writer_gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
@@ -62,13 +64,21 @@ class Beater:
         self.api = BeaterAPI(self.settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
         self.api.draining = draining
         forwarder = EngineForwarder(self.engine_reactor, "http://127.0.0.1:9200", 30.0)
-        self.bulk = BulkAPI(
-            self.settings,
-            forwarder,
+        stored = StoredPublisher(
             self.pipeline,
             self.wamp,
             self.metrics,
             self.agent.reactor,
+            IndexPipelines(forwarder.get, self.agent.reactor),
+            forwarder.post,
+            track=self.api.track,
+            giving_up=lambda: self.bulk.giving_up,
+        )
+        self.bulk = BulkAPI(
+            self.settings,
+            forwarder,
+            stored,
+            self.metrics,
             self.gate,
             track=self.api.track,
             draining=lambda: self.api.draining,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from beater.bulk_api import route
-from beater.bulk_items import Unpaired, actions, response_items, stored_documents
+from beater.bulk_items import Unpaired, actions, response_items, stored_count, stored_documents
 
 
 def body(*lines: object) -> io.BytesIO:
@@ -36,8 +36,16 @@ def test_index_and_create_that_the_engine_stored_are_the_stored_documents() -> N
     response = answer(
         {"index": {"_index": "a", "_id": "auto1", "status": 201}},
         {"create": {"_index": "a", "_id": "x", "status": 201}},
-        {"update": {"_index": "a", "_id": "x", "status": 200}},
-        {"delete": {"_index": "a", "_id": "x", "status": 200}},
+        {
+            "update": {
+                "_index": "a",
+                "_id": "x",
+                "status": 200,
+                "result": "updated",
+                "get": {"_source": {"n": 3}},
+            }
+        },
+        {"delete": {"_index": "a", "_id": "x", "status": 200, "result": "deleted"}},
         {
             "index": {
                 "_index": "a",
@@ -52,8 +60,44 @@ def test_index_and_create_that_the_engine_stored_are_the_stored_documents() -> N
     assert [(d.position, d.index, d.doc_id, d.source) for d in found] == [
         (0, "a", "auto1", {"n": 1}),
         (1, "a", "x", {"n": 2}),
+        (2, "a", "x", {"n": 3}),  # the update's document as stored, from the answer's get
         (5, "from-the-path", "auto3", {"n": 5}),
     ]
+
+
+def test_noop_stores_nothing_and_an_update_without_its_document_is_to_be_read_back() -> None:
+    request = body(
+        {"index": {"_index": "a", "pipeline": "drops"}},
+        {"n": 1},
+        {"update": {"_index": "a", "_id": "u"}},
+        {"doc": {"n": 2}},
+        {"update": {"_index": "a", "_id": "same"}},
+        {"doc": {"n": 3}},
+        {"index": {"_index": "a"}},
+        {"n": 4},
+    )
+    response = answer(
+        {"index": {"_index": "a", "_id": "d", "_version": -3, "result": "noop", "status": 200}},
+        {
+            "update": {
+                "_index": "a",
+                "_id": "u",
+                "result": "updated",
+                "status": 200,
+                "_seq_no": 7,
+                "_primary_term": 1,
+            }
+        },
+        {"update": {"_index": "a", "_id": "same", "result": "noop", "status": 200}},
+        {"index": {"_index": "a", "_id": "k", "result": "created", "status": 201}},
+    )
+    found = list(stored_documents(actions(request), response_items(response), None, "from-the-url"))
+    assert [(d.position, d.action, d.source, d.pipeline, d.seq_no) for d in found] == [
+        (1, "update", None, "from-the-url", 7),
+        (3, "index", {"n": 4}, "from-the-url", None),
+    ]
+    response.seek(0)
+    assert stored_count(response) == 2
 
 
 def test_blank_lines_and_crlf_are_fine() -> None:

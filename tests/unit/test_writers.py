@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from beater.bulk_screen import merged_answer, scan, screen, without_source_params
+from beater.bulk_screen import rewritten_answer, scan, screen, without_source_params
 from beater.write_aliases import write_indices
 from common.readers import ReadersError, scope_of, token_hash
 from common.writers import (
@@ -163,19 +163,21 @@ def test_screen_takes_refused_items_out_and_merges_them_back() -> None:
     assert [json.loads(line) for line in forwarded] == [
         {"index": {"_index": "logs-a", "_id": "1"}},
         {"k": 1},
-        {"update": {"_id": "3"}},
+        {"update": {"_id": "3", "_source": True}},  # estrom's ask, for publishing; the shipper's is gone
         {"doc": {"k": 3}},
     ]
     engine = (
-        b'{"took": 3, "errors": false, "items": [{"index": {"status": 201}}, {"update": {"status": 200}}]}'
+        b'{"took": 3, "errors": false, "items": [{"index": {"status": 201}},'
+        b' {"update": {"status": 200, "get": {"_source": {"k": 3, "secret": 1}}}}]}'
     )
     import io
 
-    merged = json.load(merged_answer(io.BytesIO(engine), screened.refused, screened.actions))
+    merged = json.load(rewritten_answer(io.BytesIO(engine), screened.refused, screened.actions))
     assert merged["took"] == 3
     assert merged["errors"] is True
     assert [next(iter(i)) for i in merged["items"]] == ["index", "delete", "update"]
     assert merged["items"][1]["delete"]["status"] == 403
+    assert merged["items"][2] == {"update": {"status": 200}}  # the stored document is never answered
 
 
 def test_update_source_parameters_are_dropped_from_the_url() -> None:
