@@ -148,7 +148,11 @@ class Stack:
         heap: str | None = None,
         wait: bool = True,
     ) -> EngineHandle:
-        """An engine node with its data in ``workdir/<name>``; the default one may be ``engine_urls``.
+        """An engine node with its data in ``workdir/<name>/<dist>``; the default one may be ``engine_urls``.
+
+        Each distribution keeps its own data: an index one engine wrote may not
+        open in another (OpenSearch 3 cannot read Elasticsearch 7's), so
+        switching ``ESTROM_ENGINE_DIST`` starts that engine afresh instead of failing.
 
         ``wait=False`` returns once it is launched (``node.wait_ready`` later), so a
         router can start meanwhile.
@@ -159,7 +163,7 @@ class Stack:
             return handle
         node = EngineNode(
             home=engine_home(self.engine_dist),
-            state_dir=self.workdir / name,
+            state_dir=self.workdir / name / self.engine_dist,
             http_port=http_port or free_port(),
             transport_port=transport_port or free_port(),
             heap=heap or self.engine_heap,
