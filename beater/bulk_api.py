@@ -111,8 +111,9 @@ def route(method: str, segments: list[str]) -> str | None:
         return None
     first = segments[0] if segments else None
     if len(segments) == 1 and first is not None and not first.startswith("_"):
-        # An index created with its write alias (libbeat's ILM set-up: ``PUT /<name-{now/d}-000001>``).
-        return "passthrough" if method == "PUT" else None
+        # An index created with its write alias (libbeat's ILM set-up: ``PUT /<name-{now/d}-000001>``),
+        # and whether a name exists (Logstash's ILM set-up: ``HEAD /<rollover alias>``).
+        return "passthrough" if method in ("PUT", "HEAD") else None
     if first == "_alias" and len(segments) != 2:
         return None
     if first == "_ilm" and segments[1:2] != ["policy"]:
@@ -249,8 +250,11 @@ class BulkAPI:
         self, request: Request, headers: Headers, identity: WriterIdentity, segments: list[str]
     ) -> None:
         body = request.content if request.method in (b"PUT", b"POST") else None
-        if segments[:1] == ["_alias"]:
-            reason = self.gate.refusal(identity, segments[1])
+        looked_up = segments[1] if segments[:1] == ["_alias"] else None
+        if len(segments) == 1 and request.method == b"HEAD":
+            looked_up = segments[0]
+        if looked_up is not None:
+            reason = self.gate.refusal(identity, looked_up)
             if reason is not None:
                 self.metrics.inc("passthrough_requests_total", status="403")
                 raise HTTPError(403, "security_exception", reason)

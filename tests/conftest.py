@@ -38,6 +38,7 @@ TIERS = {
     "integration": "integration",
     "tailor": "integration",
     "bulk": "integration",
+    "shippers": "integration",
     "cli": "integration",
     "security": "integration",
     "readers": "integration",

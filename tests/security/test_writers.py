@@ -280,16 +280,18 @@ def test_a_refused_credential_is_answered_before_any_of_the_body_is_read(
 def test_libbeats_ilm_set_up_passes_inside_the_writers_targets_only(
     writers_beater: ServiceHandle, engine: EngineHandle
 ) -> None:
-    """The write alias's first index, as libbeat creates it: ``GET /_alias/<alias>``, then
-    ``PUT /<alias-{now/d}-000001>`` with the alias; then writes through the alias."""
+    """The write alias's first index, as libbeat creates it: ``GET /_alias/<alias>`` (Logstash:
+    ``HEAD /<alias>``), then ``PUT /<alias-{now/d}-000001>`` with the alias; then writes through it."""
     headers = {"content-type": "application/json", **bearer(TOKEN)}
     alias = f"wlogs-{RUN}-ilm"
     assert http("GET", f"{writers_beater.url}/_alias/{alias}", headers=headers).status == 404
+    assert http("HEAD", f"{writers_beater.url}/{alias}", headers=headers).status == 404  # Logstash's check
     first = urllib.parse.quote(f"<{alias}-{{now/d}}-000001>", safe="")
     body = json.dumps({"aliases": {alias: {"is_write_index": True}}})
     created = http("PUT", f"{writers_beater.url}/{first}", body, headers)
     assert created.status == 200, created.body
     assert http("GET", f"{writers_beater.url}/_alias/{alias}", headers=headers).status == 200
+    assert http("HEAD", f"{writers_beater.url}/{alias}", headers=headers).status == 200
     doc_id = uuid.uuid4().hex
     resp = bulk(writers_beater.url, [{"create": {"_index": alias, "_id": doc_id}}, {"k": 1}], bearer(TOKEN))
     assert resp.json()["items"][0]["create"]["status"] == 201, resp.body
@@ -298,6 +300,8 @@ def test_libbeats_ilm_set_up_passes_inside_the_writers_targets_only(
     leak = json.dumps({"aliases": {"public-leak": {}}})
     assert http("PUT", f"{writers_beater.url}/wlogs-{RUN}-leaky", leak, headers).status == 403
     assert http("GET", f"{writers_beater.url}/_alias/{OTHER}", headers=headers).status == 403
+    assert http("HEAD", f"{writers_beater.url}/{OTHER}", headers=headers).status == 403
+    assert http("GET", f"{writers_beater.url}/{alias}", headers=headers).status == 404  # no reads
     assert http("GET", f"{engine.url}/wlogs-{RUN}-leaky").status == 404
 
 

@@ -147,6 +147,8 @@ def test_an_action_line_that_is_no_action_is_unpaired() -> None:
         ("GET", "_nodes/http", "passthrough"),
         ("GET", "logs/_search", None),
         ("DELETE", "logs", None),
+        ("HEAD", "logs", "passthrough"),  # does the rollover alias exist (Logstash's ILM set-up)
+        ("GET", "logs", None),
         ("GET", "_cat/indices", None),
     ],
 )
