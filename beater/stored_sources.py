@@ -29,6 +29,7 @@ from urllib.parse import quote
 from twisted.internet.interfaces import IReactorTime
 
 from beater.bulk_items import NO_PIPELINE, StoredDocument
+from beater.kept_answers import KeptAnswers
 
 #: ``get(path) -> (status, body)``: one GET to the engine.
 Get = Callable[[str], Awaitable[tuple[int, bytes]]]
@@ -83,33 +84,24 @@ class IndexPipelines:
 
     def __init__(self, get: Get, clock: IReactorTime, ttl: float = 5.0) -> None:
         self.get = get
-        self.clock = clock
-        self.ttl = ttl
-        #: index -> (its pipelines, when asked)
-        self.known: dict[str, tuple[Pipelines, float]] = {}
+        self.kept: KeptAnswers[Pipelines] = KeptAnswers(self._ask, Pipelines(), clock, ttl, CACHE_MAX)
+
+    async def _ask(self, indices: list[str]) -> dict[str, Pipelines]:
+        path = (
+            "/"
+            + quote(",".join(indices), safe=",")
+            + "/_settings/"
+            + ",".join(SETTINGS)
+            + "?flat_settings=true&ignore_unavailable=true&expand_wildcards=all"
+        )
+        status, body = await self.get(path)
+        if status not in (200, 404):
+            raise ReadBackFailed(f"the engine answered {status} to GET {path}")
+        return pipelines_of(json.loads(body or b"{}"))
 
     async def of(self, indices: Iterable[str]) -> dict[str, Pipelines]:
         """``index -> Pipelines`` for ``indices``; one request for those not known or stale."""
-        now = self.clock.seconds()
-        wanted = sorted(set(indices))
-        stale = [i for i in wanted if i not in self.known or now - self.known[i][1] > self.ttl]
-        if stale:
-            path = (
-                "/"
-                + quote(",".join(stale), safe=",")
-                + "/_settings/"
-                + ",".join(SETTINGS)
-                + "?flat_settings=true&ignore_unavailable=true&expand_wildcards=all"
-            )
-            status, body = await self.get(path)
-            if status not in (200, 404):
-                raise ReadBackFailed(f"the engine answered {status} to GET {path}")
-            found = pipelines_of(json.loads(body or b"{}"))
-            if len(self.known) + len(stale) > CACHE_MAX:
-                self.known.clear()
-            for index in stale:
-                self.known[index] = (found.get(index, Pipelines()), now)
-        return {i: self.known[i][0] for i in wanted}
+        return await self.kept.of(indices)
 
 
 @dataclass

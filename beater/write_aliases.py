@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from twisted.internet.interfaces import IReactorTime
 
+from beater.kept_answers import KeptAnswers
+
 #: ``get(path) -> (status, body)``: one GET to the engine.
 Get = Callable[[str], Awaitable[tuple[int, bytes]]]
 #: Names remembered at most; past this the cache starts afresh.
@@ -53,24 +55,17 @@ class WriteAliases:
 
     def __init__(self, get: Get, clock: IReactorTime, ttl: float = 2.0) -> None:
         self.get = get
-        self.clock = clock
-        self.ttl = ttl
-        #: name -> (the index or indices it writes into, or None if it is no alias; when asked)
-        self.known: dict[str, tuple[str | None, float]] = {}
+        #: name -> the index or indices a write through it lands in (None: it is no alias)
+        self.kept: KeptAnswers[str | None] = KeptAnswers(self._ask, None, clock, ttl, CACHE_MAX)
+
+    async def _ask(self, names: list[str]) -> dict[str, str | None]:
+        path = "/_alias/" + quote(",".join(names), safe=",*") + "?ignore_unavailable=true"
+        status, body = await self.get(path)
+        if status not in (200, 404):
+            raise LookupError(f"the engine answered {status} to GET {path}")
+        return dict(write_indices(json.loads(body or b"{}")))
 
     async def resolve(self, names: Iterable[str]) -> dict[str, str]:
         """``name -> what a write through it lands in``, for the names that are aliases."""
-        now = self.clock.seconds()
-        wanted = sorted({n for n in names if not n.startswith("<")})
-        stale = [n for n in wanted if n not in self.known or now - self.known[n][1] > self.ttl]
-        if stale:
-            path = "/_alias/" + quote(",".join(stale), safe=",*") + "?ignore_unavailable=true"
-            status, body = await self.get(path)
-            if status not in (200, 404):
-                raise LookupError(f"the engine answered {status} to GET {path}")
-            found = write_indices(json.loads(body or b"{}"))
-            if len(self.known) + len(stale) > CACHE_MAX:
-                self.known.clear()
-            for name in stale:
-                self.known[name] = (found.get(name), now)
-        return {n: target for n in wanted if (target := self.known[n][0]) is not None}
+        found = await self.kept.of(n for n in names if not n.startswith("<"))
+        return {n: target for n, target in found.items() if target is not None}

@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 
 from beater.bulk_items import StoredDocument
 from beater.stored_sources import IndexPipelines, Pipelines, pipelines_of, read_back, runs_pipeline
+from tests.memory.doubles import result
 
 
 @pytest.mark.parametrize(
@@ -48,10 +49,10 @@ def test_index_pipelines_are_asked_once_per_ttl() -> None:
     clock = Clock()
     known = IndexPipelines(get, clock, ttl=5.0)
     for _ in range(3):
-        assert _result(known.of(["a", "b"])) == {"a": Pipelines("d"), "b": Pipelines()}
+        assert result(ensureDeferred(known.of(["a", "b"]))) == {"a": Pipelines("d"), "b": Pipelines()}
     assert len(asked) == 1
     clock.advance(6)
-    _result(known.of(["a"]))
+    result(ensureDeferred(known.of(["a"])))
     assert len(asked) == 2
 
 
@@ -72,16 +73,6 @@ def test_read_back_keeps_only_the_write_that_stored_each_document() -> None:
         return 200, json.dumps({"docs": answers}).encode()
 
     docs = [_doc("one"), _doc("two"), _doc("three"), _doc(None)]
-    read = _result(read_back(post, docs))
+    read = result(ensureDeferred(read_back(post, docs)))
     assert [(d.doc_id, d.source) for d in read.found] == [("one", {"n": 1})]
     assert read.missing == {"rewritten_before_read": 1, "gone_before_read": 1, "unpaired": 1}
-
-
-def _result(coro: Any) -> Any:
-    d = ensureDeferred(coro)
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "did not finish"
-    if hasattr(out[0], "raiseException"):
-        out[0].raiseException()
-    return out[0]
