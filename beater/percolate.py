@@ -271,9 +271,12 @@ class Percolator:
                 tuple(sorted(detours)), self.targets.covering(index), index, docs, set()
             )
             for i, sids in enumerate(again.matches):
-                result.matches[i] += [sid for sid in sids if sid not in result.matches[i]]
+                result.matches[i] += sids
             for i, reason in again.errors.items():
                 result.errors.setdefault(i, reason)
+        # One sid may be stored in two query indices at once (a field's mapping conflict gives a
+        # query a second home while the first is still there): each document is published once.
+        result.matches = [list(dict.fromkeys(sids)) for sids in result.matches]
         result.index = covering.concrete
         return result
 

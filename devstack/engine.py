@@ -1,10 +1,32 @@
 """Provision and run a real engine with its percolator, from Maven Central.
 
 Two families, one way: Maven Central publishes each one's stripped server
-distribution (``integ-test-zip``) and its percolator module jar separately, so
-we fetch both with ``mvn``, assemble them once per distribution into a cache
+distribution (``integ-test-zip``) and its modules' jars separately, so we
+fetch them with ``mvn``, assemble them once per distribution into a cache
 outside the repository, and start nodes from that cache as an unprivileged
 user (neither engine runs as root).
+
+Modules (``Dist.modules``), installed under ``modules/`` as the engines' own
+distributions do, each with its jars and a ``plugin-descriptor.properties``;
+one the integ-test zip already carries (OpenSearch 3 has them all) is kept:
+
+- ``percolator``: what estrom percolates with;
+- ``mapper-extras``: ``scaled_float``, ``rank_feature``, ``search_as_you_type``
+  ..., which shippers' index templates use (Filebeat's: ``scaled_float``);
+- ``ingest-common``: the ingest processors (``set``, ``remove``, ``drop``,
+  ``rename``, ``grok``, ``dissect`` ...) shippers' pipelines name, and
+  ``lang-painless``, which it extends and which runs processors' ``if``
+  conditions and ``script`` processors. OpenSearch only: Maven Central has
+  ``org.opensearch.plugin:ingest-common`` and ``lang-painless`` with their
+  dependencies (grok, dissect, joni, jcodings; the painless SPI, antlr, asm).
+  Elasticsearch 7.17's ``ingest-common`` is not on Maven Central (nor
+  ``lang-painless`` or ``elasticsearch-grok``), so Elasticsearch nodes run
+  ingest pipelines without processors: a pipeline naming one is refused
+  (``400 parse_exception: No processor type exists with name [set]``).
+  ``Dist.has_ingest_processors`` tells tests which case they run on.
+
+The cache's marker (``.estrom-ready``) records the layout (``LAYOUT``, the
+modules): a cache assembled with another module set is assembled again.
 
 ``ESTROM_ENGINE_DIST=<family>-<version>`` picks the distribution (README
 "Supported engines"): ``elasticsearch-7.17.29`` (the default),
@@ -45,6 +67,37 @@ ENGINE_USER = "estrom-engine"
 JAVA17 = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/java-17-openjdk")
 #: OpenSearch 3 is built for Java 21; the machine carries a Temurin 25 beside Java 17.
 JAVA21_PLUS = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-21-jdk-amd64")
+#: The assembled cache's layout: bumped whenever what ``ensure_engine`` installs changes,
+#: so a cache assembled before is assembled again (1: the percolator alone, no layout recorded;
+#: 2: + mapper-extras, + ingest-common on OpenSearch 2, the zip's own modules kept;
+#: 3: + lang-painless on OpenSearch 2, which ingest-common extends).
+LAYOUT = 3
+MARKER = ".estrom-ready"
+
+
+@dataclass(frozen=True)
+class Module:
+    """One module installed into ``modules/<name>``: its Maven artifacts (jar first) and descriptor."""
+
+    name: str
+    description: str
+    classname: str
+    artifacts: tuple[str, ...]
+    #: Plugins this one extends through SPI (descriptor's ``extended.plugins``).
+    extended_plugins: str = ""
+    #: Its ``plugin-security.policy`` (the security manager's grants), if it needs one.
+    policy: str = ""
+
+
+#: lang-painless's ``plugin-security.policy``, as OpenSearch ships it: it compiles scripts to classes.
+PAINLESS_POLICY = """grant {
+  // needed to generate runtime classes
+  permission java.lang.RuntimePermission "createClassLoader";
+
+  // needed to find the classloader to load allowlisted classes from
+  permission java.lang.RuntimePermission "getClassLoader";
+};
+"""
 
 
 @dataclass(frozen=True)
@@ -82,6 +135,75 @@ class Dist:
         if self.major >= 3:
             return "org.opensearch.percolator.PercolatorModulePlugin"
         return "org.opensearch.percolator.PercolatorPlugin"
+
+    @property
+    def modules(self) -> tuple[Module, ...]:
+        """What is installed under ``modules/`` beside the distribution's own (module docstring)."""
+        g, v = self.group, self.version
+        mods = [
+            Module(
+                "percolator",
+                "Percolator module adds capability to index queries and query these "
+                "queries by specifying documents",
+                self.percolator_class,
+                (self.percolator_artifact,),
+            ),
+            Module(
+                "mapper-extras",
+                "Adds advanced field mappers",
+                f"{g}.index.mapper.MapperExtrasModulePlugin"
+                if self.family == "opensearch" and self.major >= 3
+                else f"{g}.index.mapper.MapperExtrasPlugin",
+                (f"{g}.plugin:mapper-extras-client:{v}",),
+            ),
+        ]
+        if self.family == "opensearch":
+            # Compile dependencies of lang-painless's, ingest-common's and opensearch-grok's POMs (2.19.6).
+            mods.append(
+                Module(
+                    "lang-painless",
+                    "An easy, safe and fast scripting language for OpenSearch",
+                    "org.opensearch.painless.PainlessModulePlugin"
+                    if self.major >= 3
+                    else "org.opensearch.painless.PainlessPlugin",
+                    (
+                        f"org.opensearch.plugin:lang-painless:{v}",
+                        f"org.opensearch.plugin:opensearch-scripting-painless-spi:{v}",
+                        "org.antlr:antlr4-runtime:4.13.1",
+                        "org.ow2.asm:asm:9.7",
+                        "org.ow2.asm:asm-util:9.7",
+                        "org.ow2.asm:asm-tree:9.7",
+                        "org.ow2.asm:asm-commons:9.7",
+                        "org.ow2.asm:asm-analysis:9.7",
+                    ),
+                    policy=PAINLESS_POLICY,
+                )
+            )
+            mods.append(
+                Module(
+                    "ingest-common",
+                    "Module for ingest processors that do not require additional security "
+                    "permissions or have large dependencies and resources",
+                    "org.opensearch.ingest.common.IngestCommonModulePlugin"
+                    if self.major >= 3
+                    else "org.opensearch.ingest.common.IngestCommonPlugin",
+                    (
+                        f"org.opensearch.plugin:ingest-common:{v}",
+                        f"org.opensearch:opensearch-grok:{v}",
+                        f"org.opensearch:opensearch-dissect:{v}",
+                        "org.jruby.joni:joni:2.2.1",
+                        "org.jruby.jcodings:jcodings:1.0.61",
+                    ),
+                    extended_plugins="lang-painless",
+                )
+            )
+        return tuple(mods)
+
+    @property
+    def has_ingest_processors(self) -> bool:
+        """Whether its nodes run ingest pipelines' processors (``set``, ``remove``, ``drop`` ...):
+        OpenSearch yes (``ingest-common``), Elasticsearch 7 no (not on Maven Central)."""
+        return any(m.name == "ingest-common" for m in self.modules)
 
     @property
     def java_version(self) -> str:
@@ -135,16 +257,15 @@ def selected_dist() -> Dist:
     return parse_dist(os.environ.get("ESTROM_ENGINE_DIST") or DEFAULT_DIST)
 
 
-def _percolator_descriptor(dist: Dist) -> str:
+def _module_descriptor(dist: Dist, module: Module) -> str:
     lines = {
-        "description": "Percolator module adds capability to index queries and query these "
-        "queries by specifying documents",
+        "description": module.description,
         "version": dist.version,
-        "name": "percolator",
-        "classname": dist.percolator_class,
+        "name": module.name,
+        "classname": module.classname,
         "java.version": dist.java_version,
         f"{dist.family}.version": dist.version,
-        "extended.plugins": "",
+        "extended.plugins": module.extended_plugins,
         "has.native.controller": "false",
     }
     if dist.family == "elasticsearch":
@@ -241,34 +362,71 @@ def _dist_of(spec: str | Dist | None) -> Dist:
     return parse_dist(spec if "-" in spec and not spec[0].isdigit() else f"elasticsearch-{spec}")
 
 
+def _marker(dist: Dist) -> dict[str, object]:
+    """What ``.estrom-ready`` holds: JSON, so that a reader of the older plain-text marker
+    (the dist's name) falls back to the directory's name instead of misreading it."""
+    return {"dist": dist.name, "layout": LAYOUT, "modules": [m.name for m in dist.modules]}
+
+
+def _read_marker(home: Path) -> dict[str, object] | None:
+    """The marker's content (``{"dist": <name>}`` for a layout-1 plain-text one); None when absent."""
+    try:
+        text = (home / MARKER).read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {"dist": text}  # layout 1: the dist's name alone
+    return found if isinstance(found, dict) else {}
+
+
+def _is_ready(home: Path, dist: Dist) -> bool:
+    found = _read_marker(home)
+    return found is not None and found.get("layout") == LAYOUT and found.get("dist") == dist.name
+
+
+def _install_module(dist: Dist, module: Module, unpacked: Path, downloads: Path) -> None:
+    """``modules/<name>``: the fetched jars and a descriptor, unless the distribution carries it."""
+    target = unpacked / "modules" / module.name
+    if (target / "plugin-descriptor.properties").exists():
+        return  # the engine's own module (OpenSearch 3's integ-test zip)
+    jars = [_mvn_copy(artifact, downloads) for artifact in module.artifacts]
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for jar in jars:
+        shutil.copy2(jar, target / jar.name)
+    (target / "plugin-descriptor.properties").write_text(_module_descriptor(dist, module))
+    if module.policy:
+        (target / "plugin-security.policy").write_text(module.policy)
+
+
 def ensure_engine(dist: str | Dist | None = None) -> Path:
-    """Return the home of an assembled engine (``ESTROM_ENGINE_DIST`` by default), assembling it once."""
+    """Return the home of an assembled engine (``ESTROM_ENGINE_DIST`` by default), assembling it once.
+
+    A home assembled with another ``LAYOUT`` (an older module set) is assembled again; the new
+    tree is built aside and swapped in by two renames, so a node running from the old one keeps
+    its open files."""
     d = _dist_of(dist)
     root = cache_dir()
     home = root / d.name
-    marker = home / ".estrom-ready"
-    if marker.exists():
+    if _is_ready(home, d):
         return home
     with _locked(root / f".lock-{d.name}"):
-        if marker.exists():
+        if _is_ready(home, d):
             return home
         downloads = root / "downloads"
         dist_zip = _mvn_copy(d.dist_artifact, downloads)
-        perc_jar = _mvn_copy(d.percolator_artifact, downloads)
         staging = Path(tempfile.mkdtemp(prefix="assemble-", dir=root))
-        _progress(f"assembling {d.name} in {home}")
+        old = _read_marker(home)
+        why = "" if old is None else f" (the cache there has layout {old.get('layout', 1)}, not {LAYOUT})"
+        _progress(f"assembling {d.name} in {home} with modules {', '.join(m.name for m in d.modules)}{why}")
         with zipfile.ZipFile(dist_zip) as zf:
             zf.extractall(staging)
         unpacked = staging / d.name
-        # The percolator is installed as a module, as the engine's own
-        # distributions do (OpenSearch 3's integ-test zip already has it: the
-        # same jar, replaced by the one fetched).
-        module = unpacked / "modules" / "percolator"
-        if module.exists():
-            shutil.rmtree(module)
-        module.mkdir(parents=True)
-        shutil.copy2(perc_jar, module / perc_jar.name)
-        (module / "plugin-descriptor.properties").write_text(_percolator_descriptor(d))
+        for module in d.modules:
+            _install_module(d, module, unpacked, downloads)
         for path in [unpacked, *unpacked.rglob("*")]:
             mode = path.stat().st_mode
             # zipfile drops the executable bits; the launcher scripts need them.
@@ -276,19 +434,19 @@ def ensure_engine(dist: str | Dist | None = None) -> Path:
                 path.chmod(mode | 0o755)
             else:
                 path.chmod(mode | 0o644)
+        (unpacked / MARKER).write_text(json.dumps(_marker(d)) + "\n")
         if home.exists():
-            shutil.rmtree(home)
+            home.rename(staging / "replaced")
         unpacked.rename(home)
         shutil.rmtree(staging, ignore_errors=True)
         root.chmod(root.stat().st_mode | 0o755)
-        marker.write_text(d.name + "\n")
     return home
 
 
 def dist_of_home(home: Path) -> Dist:
     """Which distribution an assembled home holds (its marker, else its directory name)."""
-    marker = home / ".estrom-ready"
-    text = marker.read_text().strip() if marker.exists() else ""
+    found = _read_marker(home) or {}
+    text = str(found.get("dist", ""))
     if not text.startswith(("elasticsearch-", "opensearch-")):
         text = home.name  # caches assembled before the marker named the dist
     return parse_dist(text)
