@@ -1,6 +1,6 @@
 """A beater stopped (SIGTERM) while bulk requests are in flight: it finishes them, publishes, then exits.
 
-What happens (``beater/bulk_api.py``, ``BeaterAPI.drain``): the ports stop
+What happens (``beater/bulk/api.py``, ``BeaterAPI.drain``): the ports stop
 listening; a bulk request already read is finished: forwarded, answered
 with the engine's answer, and its stored documents are published before
 the beater leaves the router, all within ``ESTROM_SHUTDOWN_GRACE``. A bulk
@@ -73,7 +73,9 @@ def test_sigterm_finishes_bulk_requests_in_flight_and_publishes_them(
     index: str,
 ) -> None:
     slow = proxy_to(proxies, engine.url)
-    beater = start_beater(engine_url=slow.url, ESTROM_SHUTDOWN_GRACE="40")
+    # The engine timeout well above the slow link's delays: on a slow machine the
+    # percolation must not time out (its hits would be unpublished).
+    beater = start_beater(engine_url=slow.url, ESTROM_SHUTDOWN_GRACE="40", ESTROM_ENGINE_TIMEOUT="30")
     engine_request(engine.url, "PUT", f"/{index}")
     sid = wamp.call("com.estrom.register_query", index, "kind:t")
     sink = wamp.subscribe(f"docs-for-{sid}")

@@ -87,10 +87,12 @@ def test_kill_one_node_under_load(
     outcomes = {a.outcome for a in attempts}
     print(f"outcomes {sorted(outcomes)}; refused {len(refused)} of {len(attempts)}")
     assert outcomes <= {"200", "503", "429"}, outcomes
-    # Refused only from the kill until the cluster answered with two nodes
-    # (plus one engine timeout: a request begun just before may fail late).
+    # Refused only because of the kill: ended after it (a request begun well before may
+    # be refused by it on a slow machine), begun before the cluster answered with two
+    # nodes plus one engine timeout.
     for attempt in refused:
-        assert killed - 0.5 <= attempt.started <= writable + ENGINE_TIMEOUT, attempt
+        assert attempt.ended >= killed, attempt
+        assert attempt.started <= writable + ENGINE_TIMEOUT, attempt
     # No request waited on the engine past its timeout: each answer came
     # within the timeout of its percolation, its one retry and the publish.
     slowest = max(a.ended - a.started for a in attempts)

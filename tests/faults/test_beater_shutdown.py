@@ -44,7 +44,9 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
 ) -> None:
     # A slow engine link keeps every sender's request in flight for a while.
     slow = proxy_to(proxies, fault_engine.url)
-    beater = beaters(engine_url=slow.url, ESTROM_SHUTDOWN_GRACE="10")
+    # The engine timeout well above the slow link's delays: a slow machine's percolation
+    # must not time out, or no request would be in flight to finish.
+    beater = beaters(engine_url=slow.url, ESTROM_SHUTDOWN_GRACE="10", ESTROM_ENGINE_TIMEOUT="20")
     client, sink = watch(fault_router, index, "_exists_:run")
     runs = [uuid.uuid4().hex[:8] for _ in range(3)]
     senders = [run_sender(beater.url, index, run, retry=False, batch_size=10).start() for run in runs]
@@ -66,7 +68,7 @@ def test_sigterm_finishes_or_refuses_what_is_in_flight(
     assert {a.outcome for a in in_flight} <= {"200", "503"}, in_flight
     for sender in senders:
         outcomes = [a.outcome for a in sender.stats.attempts]
-        first_refusal = next(i for i, o in enumerate(outcomes) if o != "200")
+        first_refusal = next((i for i, o in enumerate(outcomes) if o != "200"), len(outcomes))
         # Once draining, never again a 200: 503 on open connections, then refused.
         assert set(outcomes[first_refusal:]) <= {"503", "refused"}, outcomes
     print("in flight at SIGTERM:", sorted(a.outcome for a in in_flight))

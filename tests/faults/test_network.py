@@ -71,12 +71,13 @@ def test_beater_links(
 ) -> None:
     if peer == "engine":
         link = proxy_to(proxies, fault_engine.url)
-        setting = "ESTROM_ENGINE_TIMEOUT=2"
-        beater = beaters(engine_url=link.url, ESTROM_ENGINE_TIMEOUT="2")
+        # Well above what the 0.2 s-per-chunk delay costs on a slow machine, well below 30 s.
+        setting = "ESTROM_ENGINE_TIMEOUT=5"
+        beater = beaters(engine_url=link.url, ESTROM_ENGINE_TIMEOUT="5")
     else:
         link = proxy_to(proxies, fault_router.url)
-        setting = "ESTROM_PUBLISH_TIMEOUT=2"
-        beater = beaters(router_url=ws_url(link), ESTROM_PUBLISH_TIMEOUT="2")
+        setting = "ESTROM_PUBLISH_TIMEOUT=5"
+        beater = beaters(router_url=ws_url(link), ESTROM_PUBLISH_TIMEOUT="5")
     run = uuid.uuid4().hex[:8]
     client, sink = watch(fault_router, index, f"run:{run}")
     steady = exercise_link(link, beater.url, index, run, setting)
@@ -95,7 +96,7 @@ def test_tailor_router_link(
 ) -> None:
     link = proxy_to(proxies, fault_router.url)
     beater = beaters()
-    tailor = tailors(router_url=ws_url(link), ESTROM_TAILOR_HEARTBEAT="1", ESTROM_ENGINE_TIMEOUT="1")
+    tailor = tailors(router_url=ws_url(link), ESTROM_TAILOR_HEARTBEAT="1", ESTROM_ENGINE_TIMEOUT="3")
     run = uuid.uuid4().hex[:8]
     params = {"i": index, "q": f"run:{run}"}
     json_tail = Tail(tailor.url, params)

@@ -83,6 +83,19 @@ def ws_url(proxy: TCPProxy) -> str:
     return f"ws://127.0.0.1:{proxy.port}/ws"
 
 
+def published_once(url: str, index: str, docs: Any) -> None:
+    """Ingest ``docs`` until one hit is published to a subscription just made.
+
+    A sweep may deactivate a query between its registration and the
+    subscribe (on a slow machine, registering takes longer than a sweep
+    interval); the subscribe reactivates it, asynchronously. An ingest that
+    published nothing delivered nothing, so ingesting again is exact.
+    """
+    wait_until(
+        lambda: ingest(url, index, docs).json()["published"] == 1, what="published to the new subscriber"
+    )
+
+
 def beater_log(service: ServiceHandle) -> str:
     return service.process.log_path.read_text()
 
@@ -94,7 +107,7 @@ def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
     listener = WampClient(router.url)
     sid = listener.call("com.estrom.register_query", index, "kind:gc")
     sink = listener.subscribe(f"docs-for-{sid}")
-    assert ingest(beater.url, index, {"kind": "gc", "marker": "one"}).json()["published"] == 1
+    published_once(beater.url, index, {"kind": "gc", "marker": "one"})
     sink.wait_for_marker("one")
     listener.close()  # the last subscriber leaves
 
@@ -112,7 +125,7 @@ def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
     again = observer.call("com.estrom.register_query", index, "kind:gc")
     assert again == sid
     sink = observer.subscribe(f"docs-for-{sid}")
-    assert ingest(beater.url, index, {"kind": "gc", "marker": "two"}).json()["published"] == 1
+    published_once(beater.url, index, {"kind": "gc", "marker": "two"})
     assert [h["_source"]["marker"] for h in sink.wait_for_marker("two")] == ["two"]
     observer.close()
 
@@ -181,7 +194,7 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
         wait_until(lambda sid=sid: stored(engine, index, sid) is None, what="removed again")
     sid = wamp.call("com.estrom.register_query", index, "m:0")
     sink = wamp.subscribe(f"docs-for-{sid}")
-    assert ingest(first.url, index, {"m": 0, "marker": "end"}).json()["published"] == 1
+    published_once(first.url, index, {"m": 0, "marker": "end"})
     sink.wait_for_marker("end")
     assert engine_request(engine.url, "GET", f"/estrom-queries-{index}/_count")["count"] == len(kept) + 1
 
@@ -202,7 +215,7 @@ def test_fields_added_to_the_document_index_reach_the_percolator_without_restart
     sid = wamp.call("com.estrom.register_query", index, "latency:[100 TO 200]")
     sink = wamp.subscribe(f"docs-for-{sid}")
     docs = [{"latency": 1000, "marker": "lexically-between"}, {"latency": 150, "marker": "end"}]
-    assert ingest(beater.url, index, docs).json()["published"] == 1
+    published_once(beater.url, index, docs)
     assert [h["_source"]["marker"] for h in sink.wait_for_marker("end")] == ["end"]
 
 
@@ -238,12 +251,13 @@ def test_sweeps_survive_subscriber_churn(
     for sid in kept:
         wamp.subscribe(f"docs-for-{sid}")
     abandoned = [wamp.call("com.estrom.register_query", index, f"gone:{i}") for i in range(3)]
-    # 100 subscriptions the beater has never heard of (they predate it), on a
+    # 500 subscriptions the beater has never heard of (they predate it), on a
     # slowed link: its first sweep looks them up, 32 at a time, for seconds.
     churner = admin_client(router.url)
     for sid in abandoned:
         churner.subscribe(f"docs-for-{sid}")
-    for i in range(97):
+    # Many: the lookups must still be going when the churner leaves, on a slow machine too.
+    for i in range(497):
         churner.subscribe(f"estrom.test.churn.{i}")
     router_link.delay(0.2)
     beater = start_beater(
