@@ -10,20 +10,20 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
-from beater.bulk_api import BulkAPI
-from beater.bulk_limits import bulk_site, shared_site
-from beater.bulk_proxy import EngineForwarder
-from beater.bulk_publish import StoredPublisher
-from beater.http_api import BeaterAPI
-from beater.lifecycle import QueryLifecycle
-from beater.percolate import PercolateResult, Percolator
-from beater.pipeline import IngestPipeline
-from beater.publish import Publisher
-from beater.rpc import QueryProcedures
+from beater.bulk.api import BulkAPI
+from beater.bulk.publish import StoredPublisher
+from beater.bulk.stored_sources import IndexPipelines
+from beater.http.forwarder import EngineForwarder
+from beater.ingest.api import BeaterAPI
+from beater.ingest.pipeline import IngestPipeline
+from beater.matching.percolate import PercolateResult, Percolator
+from beater.publishing.publisher import Publisher
+from beater.queries.lifecycle import QueryLifecycle
+from beater.queries.rpc import QueryProcedures
+from beater.sites import bulk_site, shared_site
 from beater.store import QueryStore
-from beater.stored_sources import IndexPipelines
-from beater.write_aliases import WriteAliases
-from beater.writer_gate import WriterGate
+from beater.writers.aliases import WriteAliases
+from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
 from common.metrics import Metrics
@@ -76,7 +76,7 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     )
     m.counter(
         "bulk_unpublished_total",
-        "Documents of bulk requests stored but not published, by cause (beater/bulk_publish.py CAUSES).",
+        "Documents of bulk requests stored but not published, by cause (beater/bulk/publish.py CAUSES).",
         labels=("cause",),
     )
     m.counter("bulk_read_back_total", "Stored documents read back (after an ingest pipeline, or an update).")

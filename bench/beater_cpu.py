@@ -37,10 +37,11 @@ from elasticsearch.serializer import JSONSerializer
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from beater.ingest_body import parse_ingest_body
-from beater.percolate import PercolateResult, _search_body
-from beater.pipeline import IngestPipeline
-from beater.publish import group_by_sid
+from beater.ingest.body import parse_ingest_body
+from beater.ingest.pipeline import IngestPipeline
+from beater.matching.percolate import PercolateResult
+from beater.matching.search import search_body as _search_body
+from beater.publishing.publisher import group_by_sid
 from bench.workload import QuerySet, Stream, base_docs
 from common.fast_json import EngineSerializer
 from common.hits import make_hit

@@ -59,7 +59,7 @@ from typing import Any
 from autobahn.wamp.types import PublishOptions
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
 
-from beater.percolate import scope_filter
+from beater.matching.search import scope_filter
 from beater.store.schema import SHARED_SUFFIX
 from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, log, process_trees, run_in_workdir

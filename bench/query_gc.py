@@ -3,7 +3,7 @@
 Why this exists
 ---------------
 Every registered query is percolated against every ingested document, so a
-percolator that only grows makes every ingest slower. ``beater/lifecycle.py``
+percolator that only grows makes every ingest slower. ``beater/queries/lifecycle.py``
 stops percolating queries nobody subscribes to (deactivation, one sweep
 after registration) and deletes them after ``ESTROM_QUERY_GRACE`` seconds
 (collection). This script shows what that buys and what it costs while it

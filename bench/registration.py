@@ -9,7 +9,7 @@ rounds on one stack:
   ``compare`` registers). Reported: registrations/s; CPU per registration of
   the engine, router, beater and this process (the load generator); and
   queries per refresh, from the engine's own refresh count: how many
-  registrations shared one bulk and refresh (``beater/coalesce.py``).
+  registrations shared one bulk and refresh (``beater/store/coalesce.py``).
 - ``engine``: the same stored documents, read back and written again under
   new ids with ``_bulk`` as the beater writes them, in requests of
   ``--in-flight`` and of 4x that with ``refresh=true``, and without refresh:

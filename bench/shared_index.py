@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from beater.percolate import scope_filter
+from beater.matching.search import scope_filter
 from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_main, bench_parser, bench_stack, emit, load_note, log
 from bench.receivers import HitLog

@@ -6,7 +6,7 @@ latency, not a batch's. This sends single-document POSTs at a steady rate
 reads each hit from an NDJSON tail through the tailor (and from a WAMP
 subscriber, to tell the tailor's share from the rest); in the same run,
 alternating with it, the very request the beater sends the engine for one
-document (``_msearch`` of one percolate search, ``beater/percolate.py``) goes
+document (``_msearch`` of one percolate search, ``beater/matching/percolate.py``) goes
 straight to the engine at the same rate from the same kind of client.
 Reported: p50/p99 of POST-to-tail, POST-to-WAMP, POST-to-answer, the
 beater's own percolate time (its ``percolate_request_seconds``), the direct
@@ -37,7 +37,8 @@ from typing import Any
 import orjson
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from beater.percolate import DOCUMENT_PAGE_SIZE, _search_body, scope_filter
+from beater.matching.search import DOCUMENT_PAGE_SIZE, scope_filter
+from beater.matching.search import search_body as _search_body
 from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, load_note, log, pids, run_in_workdir
 from bench.measure import Probe, pct, process_tree
@@ -178,7 +179,7 @@ def direct_round(
         local.conn.request("POST", "/_msearch", body, {"Content-Type": "application/x-ndjson"})
         return orjson.loads(local.conn.getresponse().read())
 
-    # As the beater scopes it (beater/percolate.py): the covering target's queries, and those
+    # As the beater scopes it (beater/matching/percolate.py): the covering target's queries, and those
     # registered since a minute before its last read of the targets on targets it does not know.
     scope = scope_filter((qs.index,), int(time.time() * 1000) - RECENT_SLACK_MS, (qs.index,))
 

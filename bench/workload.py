@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from beater.percolate import _search_body  # the beater's own request, so the ceiling is like for like
+from beater.matching.search import (
+    search_body as _search_body,  # the beater's own request, so the ceiling is like for like
+)
 from bench.query_gc import LOG_WORDS
 from common.query.identity import canonicalize, normalize_query, sid_for
 

@@ -3,7 +3,7 @@
 A target is judged by what it reaches, not only by its name: an alias (or a
 pattern matching alias names) may lead to indices outside a reader's
 targets. Both places that admit a reader's target ask this: the beater for
-WAMP callers (``beater/reader_calls.py``), the tailor for HTTP ones.
+WAMP callers (``beater/queries/reader_calls.py``), the tailor for HTTP ones.
 """
 
 from __future__ import annotations

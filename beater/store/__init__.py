@@ -1,11 +1,16 @@
 """The query store: registered queries kept in the engine's shared percolator index.
 
 One module per job: ``schema`` (the percolator index's fields and mapping,
-the stored query document), ``mappings`` (the shared indices exist, map what
-their queries and documents use, take the older per-target layout's
-queries), ``registry`` (register, describe) and ``sweeps`` (the lifecycle's
-scan and conditional writes), ``targets`` (which targets cover an ingested
-index). ``QueryStore`` is the one object the beater holds.
+the stored query document), ``shared_indices`` (the shared indices exist,
+their limits and every target's filtered alias), ``mappings`` (which shared
+index takes a query, and mapping what its queries and documents use, with
+``covered_fields``, ``properties`` and ``field_limit``), ``migration`` (the
+older per-target layout's queries taken in), ``repair`` (an index near its
+field limit rebuilt), ``registry`` (register, describe; writes shared
+through ``coalesce``) and ``sweeps`` (the lifecycle's scan and conditional
+writes), ``targets`` (which targets cover an ingested index), ``budget``
+(new fields per target and reader). ``QueryStore`` is the one object the
+beater holds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from twisted.logger import Logger
 
 from beater.store.events import StoreEvents
 from beater.store.mappings import PercolatorIndices
+from beater.store.migration import LayoutMigration
 from beater.store.registry import QueryRegistry
 from beater.store.repair import IndexRepair
 from beater.store.schema import shared_number
@@ -44,9 +50,10 @@ class QueryStore:
     ) -> None:
         self.engine = engine
         self.prefix = prefix
-        #: what the store and the percolator count for /metrics (``beater/rpc.py`` attaches it)
+        #: what the store and the percolator count for /metrics (``beater/queries/rpc.py`` attaches it)
         self.events = StoreEvents()
         self.indices = PercolatorIndices(engine, prefix, shards, replicas, self.events)
+        self.migration = LayoutMigration(self.indices)
         self.targets = TargetSet(engine, prefix)
         self.targets.events = self.events  # the percolator reaches the store's events through it
         self.registry = QueryRegistry(engine, self.indices, self.targets, limits or QueryLimits())
@@ -92,7 +99,7 @@ class QueryStore:
         On joining and at every sweep (an older beater still running may
         write a per-target index again: its queries then move too).
         """
-        copied = await self.indices.migrate()
+        copied = await self.migration.migrate()
         if copied:
             log.info("store.migrated", queries=copied)
         return await self.targets.refresh()

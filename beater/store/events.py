@@ -3,7 +3,7 @@
 The store and the percolator are built before the beater's metrics know
 them; ``StoreEvents`` is the one object both hold (the percolator through
 the target set), and ``attach`` declares the metrics on a service's
-``Metrics`` and forwards everything from then on (``beater/rpc.py`` attaches
+``Metrics`` and forwards everything from then on (``beater/queries/rpc.py`` attaches
 it). Safe from engine threads: prometheus_client's metrics lock themselves.
 """
 

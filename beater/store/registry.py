@@ -11,8 +11,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from beater.coalesce import Coalescer
 from beater.store.budget import FieldBudget
+from beater.store.coalesce import Coalescer
 from beater.store.mappings import PercolatorIndices
 from beater.store.schema import (
     META_FIELD,

@@ -40,7 +40,8 @@ from typing import Any
 from twisted.logger import Logger
 
 from beater.store.events import StoreEvents
-from beater.store.mappings import PercolatorIndices, current_indices, merge_properties, read_limits
+from beater.store.field_limit import read_limits
+from beater.store.properties import merge_properties
 from beater.store.schema import (
     QUERY_FIELD,
     SHARED_SUFFIX,
@@ -52,6 +53,7 @@ from beater.store.schema import (
     prune,
     shared_number,
 )
+from beater.store.shared_indices import SharedIndices, current_indices
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.query.fields import query_fields
 
@@ -100,7 +102,7 @@ def _optional_int(value: Any) -> int | None:
 class IndexRepair:
     """Rebuilds of shared percolator indices near their field limit (see the module doc)."""
 
-    def __init__(self, engine: Engine, indices: PercolatorIndices, events: StoreEvents) -> None:
+    def __init__(self, engine: Engine, indices: SharedIndices, events: StoreEvents) -> None:
         self.engine = engine
         self.indices = indices
         self.prefix = indices.prefix

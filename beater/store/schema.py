@@ -30,7 +30,7 @@ META_FIELD = "estrom_meta"
 #: The query's canonical read target: percolation filters on it.
 TARGET_FIELD = "estrom_target"
 #: When the query was (last) registered: a beater that has not read the
-#: targets since then still percolates it (``beater/percolate.py``).
+#: targets since then still percolates it (``beater/matching/percolate.py``).
 REGISTERED_FIELD = "estrom_registered"
 #: A signpost (``signpost_document``) names the target whose query was placed apart, and where.
 SIGNPOST_FIELD = "estrom_signpost"
@@ -51,7 +51,7 @@ INDEX_FIELD_LIMIT = 10_000
 #: What the engine counts for a ``percolator`` field beyond itself (its hidden sub-fields),
 #: measured on Elasticsearch 7.17: ``count_fields`` follows the engine's count.
 PERCOLATOR_SUBFIELDS = 5
-# Lifecycle (beater/lifecycle.py): only active queries are percolated; an
+# Lifecycle (beater/queries/lifecycle.py): only active queries are percolated; an
 # inactive one is removed once idle for the grace period.
 ACTIVE_FIELD = "estrom_active"
 LAST_ACTIVE_FIELD = "estrom_last_active"
@@ -206,7 +206,7 @@ def signpost_document(canonical: str, group: int, target_key: str, now_ms: int) 
     A beater that does not know yet that ``canonical`` has queries there
     searches only the indices it knows, ``_shared-0`` always among them; the
     signpost matches every document (``match_all``) and, being recent, is in
-    every batch's scope (``beater/percolate.py``): the beater learns the
+    every batch's scope (``beater/matching/percolate.py``): the beater learns the
     index and percolates the batch there too, so a query placed apart is
     matched by every beater from the first batch after it was registered, as
     any other. It has no target and no subscriber: the lifecycle sweeps

@@ -1,6 +1,6 @@
 """The lifecycle's writes: scan the stored queries, then change them with conditional bulk writes.
 
-``beater/lifecycle.py`` decides *what* to change (from the router's
+``beater/queries/lifecycle.py`` decides *what* to change (from the router's
 subscriptions); this module does it so that several beaters stay consistent:
 every write is conditional on the sequence number the scan saw, so a
 registration or subscription that lands in between wins.
@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from beater.coalesce import Coalescer
+from beater.store.coalesce import Coalescer
 from beater.store.schema import (
     ACTIVE_FIELD,
     IDLE_SINCE_FIELD,

@@ -20,14 +20,14 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, succeed
 
 from beater.app import build_metrics
-from beater.bulk_api import BulkAPI
-from beater.bulk_proxy import EngineForwarder
-from beater.bulk_publish import StoredPublisher
-from beater.http_api import BeaterAPI
-from beater.percolate import PercolateResult
-from beater.pipeline import IngestPipeline
-from beater.stored_sources import IndexPipelines
-from beater.writer_gate import WriterGate
+from beater.bulk.api import BulkAPI
+from beater.bulk.publish import StoredPublisher
+from beater.bulk.stored_sources import IndexPipelines
+from beater.http.forwarder import EngineForwarder
+from beater.ingest.api import BeaterAPI
+from beater.ingest.pipeline import IngestPipeline
+from beater.matching.percolate import PercolateResult
+from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
 from common.wamp import SessionHolder

@@ -1,6 +1,6 @@
 """Body limits by route on a port shared with the bulk API, and a draining beater's bulk refusals, in memory.
 
-The beater's own sites (``beater.bulk_limits.shared_site`` and ``bulk_site``)
+The beater's own sites (``beater.sites.shared_site`` and ``bulk_site``)
 and a real Agent over a memory reactor (tests/memory/site_agent.py). The
 bulk API forwards to an engine at an address of a second memory reactor
 that never answers: a request that got that far (``forwarded``) went past
@@ -18,15 +18,15 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 
 from beater.app import build_metrics
-from beater.bulk_api import BulkAPI
-from beater.bulk_limits import body_limit, bulk_site, path_segments, shared_site
-from beater.bulk_proxy import EngineForwarder
-from beater.bulk_publish import StoredPublisher
-from beater.http_api import BeaterAPI
-from beater.percolate import PercolateResult
-from beater.pipeline import IngestPipeline
-from beater.stored_sources import IndexPipelines
-from beater.writer_gate import WriterGate
+from beater.bulk.api import BulkAPI
+from beater.bulk.publish import StoredPublisher
+from beater.bulk.stored_sources import IndexPipelines
+from beater.http.forwarder import EngineForwarder
+from beater.ingest.api import BeaterAPI
+from beater.ingest.pipeline import IngestPipeline
+from beater.matching.percolate import PercolateResult
+from beater.sites import body_limit, bulk_site, path_segments, shared_site
+from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
 from common.wamp import SessionHolder

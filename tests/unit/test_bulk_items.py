@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from beater.bulk_api import route
-from beater.bulk_items import Unpaired, actions, response_items, stored_count, stored_documents
+from beater.bulk.items import Unpaired, actions, response_items, stored_count, stored_documents
+from beater.bulk.routes import route
 
 
 def body(*lines: object) -> io.BytesIO:

@@ -8,9 +8,9 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
 from beater.app import build_metrics
-from beater.bulk_publish import StoredPublisher, request_pipeline
-from beater.pipeline import IngestPipeline
-from beater.stored_sources import IndexPipelines
+from beater.bulk.publish import StoredPublisher, request_pipeline
+from beater.bulk.stored_sources import IndexPipelines
+from beater.ingest.pipeline import IngestPipeline
 from common.wamp import SessionHolder
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred
 
-from beater.coalesce import Coalescer
+from beater.store.coalesce import Coalescer
 from common.engine import EngineRejected, EngineUnavailable
 
 

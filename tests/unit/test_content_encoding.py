@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from beater.content_encoding import (
+from beater.http.content_encoding import (
     STEP,
     BodyDecoder,
     CorruptBody,

@@ -1,8 +1,8 @@
-"""Documents fitted to a shared percolator index's mapping (beater/document_shape.py)."""
+"""Documents fitted to a shared percolator index's mapping (beater/matching/document_shape.py)."""
 
 from __future__ import annotations
 
-from beater.document_shape import conform
+from beater.matching.document_shape import conform
 from beater.store.schema import value_above
 
 HOST_KEYWORD = {"host": {"type": "keyword"}, "n": {"type": "long"}}

@@ -1,4 +1,4 @@
-"""filter_path as the engine applies it (beater/filter_path.py)."""
+"""filter_path as the engine applies it (beater/bulk/filter_path.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from beater.filter_path import FilterPath, filtered_answer, split_filter_path
+from beater.bulk.filter_path import FilterPath, filtered_answer, split_filter_path
 
 ANSWER = {
     "took": 3,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beater.ingest_body import (
+from beater.ingest.body import (
     TooManyDocuments,
     UnreadableBody,
     document_problem,

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from twisted.internet.defer import ensureDeferred
 
-from beater.percolate import _refused_by_a_shard
-from beater.rpc import principal_of
+from beater.matching.folding import fold_unmapped
+from beater.matching.refusals import refused_by_a_shard as _refused_by_a_shard
+from beater.queries.rpc import principal_of
 from beater.store.budget import FieldBudget, FieldBudgetExceeded
 from beater.store.events import StoreEvents
-from beater.store.folding import fold_unmapped
-from beater.store.mappings import PercolatorIndices, current_indices, limit_of, mapping_cost
+from beater.store.field_limit import limit_of
+from beater.store.mappings import PercolatorIndices
+from beater.store.properties import mapping_cost
 from beater.store.repair import Group, IndexRepair
 from beater.store.schema import (
     TEXT_WITH_KEYWORD,
@@ -27,6 +29,7 @@ from beater.store.schema import (
     shared_index,
     shared_number,
 )
+from beater.store.shared_indices import current_indices
 from common.metrics import Metrics
 
 P = "estrom-queries-"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from beater.percolate import shards_not_started
+from beater.matching.refusals import shards_not_started
 
 NOT_STARTED = {
     "root_cause": [],

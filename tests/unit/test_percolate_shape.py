@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beater.percolate_shape import ShapeChooser, band
+from beater.matching.percolate_shape import ShapeChooser, band
 
 
 def test_bands_group_sizes_within_a_factor_of_two() -> None:

@@ -13,9 +13,9 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from beater.percolate import PercolateResult
-from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
-from beater.publish import PublishFailed, group_by_sid
+from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
+from beater.matching.percolate import PercolateResult
+from beater.publishing.publisher import PublishFailed, group_by_sid
 from common.engine import EngineUnavailable
 from common.wamp import RouterUnavailable
 

@@ -8,7 +8,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from beater.publish import Publisher, PublishFailed
+from beater.publishing.publisher import Publisher, PublishFailed
 
 
 class BreakingSession:

@@ -8,7 +8,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from beater.sid_cache import SidCache
+from beater.queries.sid_cache import SidCache
 from common.config import Settings
 from common.metrics import Metrics
 from common.quotas import DescribeRate, ExpiringSet, QuotaExceeded, QuotaLimits, Refusals

@@ -9,8 +9,8 @@ import pytest
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
-from beater.bulk_items import StoredDocument
-from beater.stored_sources import IndexPipelines, Pipelines, pipelines_of, read_back, runs_pipeline
+from beater.bulk.items import StoredDocument
+from beater.bulk.stored_sources import IndexPipelines, Pipelines, pipelines_of, read_back, runs_pipeline
 from tests.memory.doubles import result
 
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beater.content_encoding import (
+from beater.http.content_encoding import (
     RATIO_FLOOR,
     READ_SIZE,
     STEP,
@@ -30,7 +30,7 @@ from beater.content_encoding import (
     RatioTooHigh,
     decode_file,
 )
-from beater.ingest_body import (
+from beater.ingest.body import (
     FAST_MAX,
     TooManyDocuments,
     UnreadableBody,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beater.subscription_topics import (
+from beater.queries.subscription_topics import (
     Subscription,
     SubscriptionTopics,
     coverage,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from beater.percolate import scope_filter
+from beater.matching.search import scope_filter
 from beater.store.schema import (
     ACTIVE_FIELD,
     QUERY_FIELD,

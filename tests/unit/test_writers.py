@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from beater.bulk_screen import rewritten_answer, scan, screen, without_source_params
-from beater.write_aliases import write_indices
+from beater.bulk.screen import rewritten_answer, scan, screen, without_source_params
+from beater.writers.aliases import write_indices
 from common.readers import ReadersError, scope_of, token_hash
 from common.writers import (
     INGEST_TOKEN_WRITER,

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
-from beater.bulk_items import top_members
+from beater.bulk.items import top_members
 
 SPOOL_IN_MEMORY = 1024 * 1024
 #: What a path left out returns (``None`` is a JSON value).

@@ -7,7 +7,7 @@ is (asked in full: a ``filter_path`` is applied here, ``filter_path``); the
 documents the engine reports stored are percolated and published like
 ingested ones, with the ``_index`` and ``_id`` the engine reported and as
 the engine stored them: after an ingest pipeline, and for an ``update``,
-the document after the update (``bulk_publish``); then the shipper gets the
+the document after the update (``publish``); then the shipper gets the
 engine's own answer, status for status, item for item (per-item 429s are
 retried by the shipper as usual). ``delete`` publishes nothing.
 
@@ -37,13 +37,13 @@ seen (``StoredPublisher``). On SIGTERM, bulk requests already read are
 finished and their documents published before the beater leaves the router
 (``_track_request``); new ones get 503.
 
-Writers are checked on every path (``beater/writer_gate.py``): a credential
+Writers are checked on every path (``beater/writers/gate.py``): a credential
 that is no writer's is 401 and never forwarded; each item's target (its
 ``_index``, else the path's) must be inside the writer's targets, else the
 item gets the engine's own 403 item shape while the rest goes through
-(``beater/bulk_screen.py``); an update's answer never carries the stored
+(``beater/bulk/screen.py``); an update's answer never carries the stored
 document; the pass-through's writes (templates, ILM policies) stay inside
-the writer's targets (``beater/passthrough_rules.py``). The engine is asked
+the writer's targets (``beater/bulk/passthrough_rules.py``). The engine is asked
 with the credentials of ``ESTROM_ENGINE_URL``, if it has any. Only
 ``ESTROM_BULK_AUTH=engine`` forwards the shipper's own credentials, for an
 engine whose security is on; estrom's own and hidden indices stay out of
@@ -60,70 +60,25 @@ from typing import IO, Any
 import ijson
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.logger import Logger
-from twisted.protocols.basic import FileSender
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.http_headers import Headers
 
-from beater.bulk_proxy import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
-from beater.bulk_publish import StoredPublisher, request_pipeline
-from beater.bulk_screen import (
-    Screened,
-    UnreadableBulk,
-    refused_only_answer,
-    rewritten_answer,
-    scan,
-    screen,
-    without_source_params,
-)
-from beater.filter_path import FilterPath, filtered_answer, split_filter_path
-from beater.passthrough_rules import passthrough_refusal
-from beater.request_body import LimitedRequest
-from beater.writer_gate import WriterGate
+from beater.bulk.answers import answer_refused, close_after, is_json, replace_body, send_answer
+from beater.bulk.filter_path import filtered_answer, split_filter_path
+from beater.bulk.passthrough_rules import passthrough_refusal
+from beater.bulk.publish import StoredPublisher, request_pipeline
+from beater.bulk.routes import route
+from beater.bulk.screen import Screened, UnreadableBulk, rewritten_answer, scan, screen, without_source_params
+from beater.http.forwarder import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
+from beater.http.request_body import LimitedRequest
+from beater.writers.gate import WriterGate
 from common.config import Settings
-from common.http import HTTPError, answered_or_gone
+from common.http import HTTPError
 from common.metrics import Metrics
 from common.writers import WriterIdentity
 
 log = Logger()
-
-#: ``(method, first segment)`` of the start-up requests passed through; ``None``: the root.
-_PASSTHROUGH: dict[str | None, frozenset[str]] = {
-    None: frozenset({"GET", "HEAD"}),
-    "_template": frozenset({"GET", "HEAD", "PUT"}),
-    "_index_template": frozenset({"GET", "HEAD", "PUT"}),
-    "_component_template": frozenset({"GET", "HEAD", "PUT"}),
-    "_ilm": frozenset({"GET", "HEAD", "PUT"}),
-    "_license": frozenset({"GET"}),
-    "_cluster": frozenset({"GET"}),
-    "_nodes": frozenset({"GET"}),
-    "_xpack": frozenset({"GET"}),
-    # libbeat's ILM set-up: does the write alias exist (a name inside the writer's targets)?
-    "_alias": frozenset({"GET", "HEAD"}),
-}
-
-
-def route(method: str, segments: list[str]) -> str | None:
-    """``"bulk"``, ``"passthrough"``, or None (not served here) for a request."""
-    if segments and segments[-1] == "_bulk" and len(segments) <= 2:
-        if len(segments) == 1 or not segments[0].startswith("_"):
-            return "bulk" if method in ("POST", "PUT") else "bulk_method"
-        return None
-    first = segments[0] if segments else None
-    if len(segments) == 1 and first is not None and not first.startswith("_"):
-        # An index created with its write alias (libbeat's ILM set-up: ``PUT /<name-{now/d}-000001>``),
-        # and whether a name exists (Logstash's ILM set-up: ``HEAD /<rollover alias>``).
-        return "passthrough" if method in ("PUT", "HEAD") else None
-    if first == "_alias" and len(segments) != 2:
-        return None
-    if first == "_ilm" and segments[1:2] != ["policy"]:
-        return None
-    if first == "_cluster" and segments[1:2] != ["health"]:
-        return None
-    allowed = _PASSTHROUGH.get(first)
-    if allowed is None:
-        return None
-    return "passthrough" if method in allowed else "passthrough_method"
 
 
 class BulkAPI:
@@ -172,7 +127,7 @@ class BulkAPI:
         identity = self.gate.identify(request, engine_api=True)
         headers = self._credentials(request)
         if self.is_draining():
-            _close_after(request)
+            close_after(request)
             raise HTTPError(
                 503,
                 "unavailable",
@@ -239,7 +194,7 @@ class BulkAPI:
     def _unreachable(self, request: Request, reason: str) -> HTTPError:
         """503 for an engine that did not answer; past the drain's grace, saying so."""
         if self.giving_up:
-            _close_after(request)
+            close_after(request)
             reason = (
                 "the beater is shutting down and the engine did not answer within its grace "
                 "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
@@ -273,7 +228,7 @@ class BulkAPI:
             body.seek(0)
         answer = await self._forward(request, headers, body)
         self.metrics.inc("passthrough_requests_total", status=str(answer.status))
-        await self._answer(request, answer)
+        await send_answer(request, answer, self.is_draining())
 
     def _existing(self, headers: Headers) -> Callable[[str], Awaitable[Any]]:
         """``get(path)``: the engine's JSON at ``path`` (None for 404), to check what a write replaces."""
@@ -315,7 +270,7 @@ class BulkAPI:
             uri, wanted = split_filter_path(without_source_params(request.uri))
             if screened is not None and screened.all_refused:
                 status = "403"
-                await self._answer_refused(request, screened, wanted)
+                await answer_refused(request, screened, wanted)
                 return
             body = screened.body if screened is not None else request.content
             answer = await self._forward(request, headers, body, uri)
@@ -326,16 +281,16 @@ class BulkAPI:
                 unpublished = await self.stored.publish(body, answer.body, target, pipeline)
                 answer.body.seek(0)
                 if screened is not None and (screened.refused or screened.updates):
-                    _replace_body(answer, rewritten_answer(answer.body, screened.refused, screened.actions))
-            if wanted is not None and _is_json(answer):
+                    replace_body(answer, rewritten_answer(answer.body, screened.refused, screened.actions))
+            if wanted is not None and is_json(answer):
                 try:
-                    _replace_body(answer, filtered_answer(answer.body, wanted))
+                    replace_body(answer, filtered_answer(answer.body, wanted))
                 except (ValueError, ijson.JSONError) as exc:  # not JSON after all: as the engine sent it
                     log.warn("bulk.filter_path_skipped", error=str(exc))
                     answer.body.seek(0)
             if unpublished:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
-            await self._answer(request, answer)
+            await send_answer(request, answer, self.is_draining())
         finally:
             self.in_flight -= 1
             self.metrics.inc("bulk_requests_total", status=status)
@@ -372,61 +327,6 @@ class BulkAPI:
                 first=screened.refused[0].reason,
             )
         return screened
-
-    async def _answer_refused(self, request: Request, screened: Screened, wanted: FilterPath | None) -> None:
-        """Every item refused: answered as the engine would, without asking it (its filter_path too)."""
-        body = refused_only_answer(screened.refused)
-        if wanted is not None:
-            body = json.dumps(wanted.apply(json.loads(body))).encode()
-        request.setResponseCode(200)
-        request.setHeader(b"content-type", b"application/json; charset=UTF-8")
-        request.setHeader(b"content-length", str(len(body)).encode())
-        request.write(body)
-        request.finish()
-
-    async def _answer(self, request: Request, answer: EngineAnswer) -> None:
-        """The engine's status, headers and body, streamed from the spool."""
-        try:
-            if answered_or_gone(request):
-                return
-            request.setResponseCode(answer.status, answer.phrase)
-            for name, values in forwarded_headers(answer.headers).getAllRawHeaders():
-                request.responseHeaders.setRawHeaders(name, values)
-            if self.is_draining():
-                _close_after(request)
-            if request.method == b"HEAD":
-                length = answer.headers.getRawHeaders(b"content-length", [b"0"])[0]
-                request.setHeader(b"content-length", length)
-                request.finish()
-                return
-            request.setHeader(b"content-length", str(answer.length).encode())
-            await FileSender().beginFileTransfer(answer.body, request)
-            if not answered_or_gone(request):
-                request.finish()
-        finally:
-            answer.body.close()
-
-
-def _replace_body(answer: EngineAnswer, body: IO[bytes]) -> None:
-    """Answer with ``body`` (rewritten from the engine's) instead of the engine's own."""
-    answer.body.close()
-    answer.body = body
-    body.seek(0, 2)
-    answer.length = body.tell()
-    body.seek(0)
-
-
-def _is_json(answer: EngineAnswer) -> bool:
-    kind = (answer.headers.getRawHeaders(b"content-type") or [b""])[0]
-    return b"json" in kind.lower()
-
-
-def _close_after(request: Request) -> None:
-    """While draining, an answer closes its connection: the next request finds the port shut."""
-    request.setHeader(b"connection", b"close")
-    channel = getattr(request, "channel", None)
-    if channel is not None:
-        channel.persistent = False
 
 
 def _shielded(work: Deferred[None]) -> Deferred[None]:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
-from beater.bulk_items import top_members
+from beater.bulk.items import top_members
 
 #: Rewritten bodies stay in memory up to this size, then go to a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024

@@ -12,17 +12,17 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.server import Site
 
-from beater.ingest_body import (
+from beater.http.request_body import Admission, Bound, LimitedRequest, request_factory
+from beater.ingest.body import (
     IngestBody,
     TooManyDocuments,
     UnreadableBody,
     media_type_problem,
     parse_ingest_body,
 )
-from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
-from beater.publish import PublishFailed
-from beater.request_body import Admission, Bound, LimitedRequest, request_factory
-from beater.writer_gate import WriterGate
+from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
+from beater.publishing.publisher import PublishFailed
+from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.http import (

@@ -1,14 +1,14 @@
 """The documents a bulk request stored, percolated and published; what could not be, counted by cause.
 
 After the engine answers a bulk, its items are paired with the request's
-actions (``bulk_items``): each stored document is published with the
+actions (``items``): each stored document is published with the
 ``_index`` and ``_id`` the engine reported, as the engine stored it (read
 back where an ingest pipeline ran, or where the answer does not hold it:
 ``stored_sources``). The shipper's answer waits for the documents to be
 *queued* (the pipeline's bounded queue: back-pressure, and a bound on
 memory), not for their publication: the engine's answer is what the
 shipper needs, and a failed publish cannot be retried by the shipper
-anyway (see ``bulk_api``).
+anyway (see ``api``).
 
 Nothing stored goes unpublished silently: each document that cannot be
 published is counted in ``bulk_documents_total{outcome="unpublished"}``
@@ -31,7 +31,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from beater.bulk_items import (
+from beater.bulk.items import (
     StoredDocument,
     Unpaired,
     actions,
@@ -39,8 +39,8 @@ from beater.bulk_items import (
     stored_count,
     stored_documents,
 )
-from beater.pipeline import IngestOutcome, IngestPipeline, QueueFull
-from beater.stored_sources import IndexPipelines, Post, ReadBackFailed, read_back, runs_pipeline
+from beater.bulk.stored_sources import IndexPipelines, Post, ReadBackFailed, read_back, runs_pipeline
+from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
 from common.wamp import SessionHolder

@@ -1,9 +1,9 @@
-"""The body limit of a request, chosen by its route before its body is read: bulk's only for bulk.
+"""The beater's sites: each request's body limit chosen by its route before its body is read.
 
 On a port shared by estrom's routes and the engine's bulk API, bulk
 requests may send up to ``ESTROM_BULK_MAX_BODY`` (100 MiB, the engine's
 default), every other request only ``ESTROM_INGEST_MAX_BODY``. The limit is
-applied while the body arrives (``beater.request_body.LimitedRequest``),
+applied while the body arrives (``beater.http.request_body.LimitedRequest``),
 so it must be known when the headers end, before Twisted routes the request:
 the channel reads the request line as it comes and sets the request's limit
 from the route it will take, the way ``common.http.Routes`` will decide it.
@@ -18,10 +18,11 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.web.server import Site
 
-from beater.bulk_api import BulkAPI, route
-from beater.http_api import BeaterAPI
-from beater.request_body import Admission, LimitedRequest, request_factory
-from beater.writer_gate import WriterGate
+from beater.bulk.api import BulkAPI
+from beater.bulk.routes import route
+from beater.http.request_body import Admission, LimitedRequest, request_factory
+from beater.ingest.api import BeaterAPI
+from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes
 

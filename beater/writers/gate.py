@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from twisted.web.http import Request
 
-from beater.bulk_proxy import EngineUnreachable
-from beater.write_aliases import WriteAliases
+from beater.http.forwarder import EngineUnreachable
+from beater.writers.aliases import WriteAliases
 from common.config import Settings
 from common.http import HTTPError
 from common.metrics import Metrics
@@ -130,7 +130,7 @@ class WriterGate:
 
         A name inside the writer's targets that is an alias must also write
         into an index inside them: the engine is asked where it writes
-        (``beater/write_aliases.py``). An engine that cannot say is 503.
+        (``beater/writers/aliases.py``). An engine that cannot say is 503.
         """
         refused: dict[str, str] = {}
         allowed: list[str] = []

@@ -10,7 +10,7 @@ changed nothing), and nothing was stored.
 
 What was stored is, in the common case, the action's source line. An
 ``update`` stores a document the request does not hold: the beater asks
-the engine to return it (``get._source``, see ``bulk_screen``), and it is
+the engine to return it (``get._source``, see ``screen``), and it is
 taken from the answer. Where an ingest pipeline may have changed the
 document, the source line is not what was stored either: the document is
 marked ``pipelined`` and read back from the engine (``stored_sources``).

@@ -33,7 +33,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from beater.percolate import PercolateResult
+from beater.matching.percolate import PercolateResult
 from common.hits import Hit, make_hit, split_id
 
 log = Logger()
@@ -212,7 +212,7 @@ class IngestPipeline:
             result: PercolateResult = await self._sem.run(
                 lambda: ensureDeferred(self._percolate(lane.index, [i.source for i in batch.items]))
             )
-            # _index: the concrete index (an alias or data stream name resolved, beater/percolate.py).
+            # _index: the concrete index (an alias or data stream name resolved, beater/matching/percolate.py).
             batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:
             batch.error = exc

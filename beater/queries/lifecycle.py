@@ -9,7 +9,7 @@ listens (crossbar's subscription meta API), so every beater:
   stored queries (ids from ``wamp.subscription.list``; their topics from a
   map kept by the meta events ``on_create``/``on_delete``, looked up with
   ``wamp.subscription.get`` only for ids not heard of: see
-  beater/subscription_topics.py): an active query with no subscriber,
+  beater/queries/subscription_topics.py): an active query with no subscriber,
   registered or last seen active more than one interval ago, becomes
   inactive (no longer percolated) and idle since now; an inactive one with a
   subscriber becomes active; one idle for longer than ``grace`` is deleted (``describe_query`` then says
@@ -38,8 +38,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
+from beater.queries.subscription_topics import (
+    NO_SUCH_SUBSCRIPTION,
+    Subscription,
+    SubscriptionTopics,
+    coverage,
+)
 from beater.store import QueryStore
-from beater.subscription_topics import NO_SUCH_SUBSCRIPTION, Subscription, SubscriptionTopics, coverage
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
 from common.names import TOPIC_PREFIX

@@ -21,8 +21,8 @@ from autobahn.wamp.interfaces import ISession
 from autobahn.wamp.types import RegisterOptions
 from twisted.logger import Logger
 
-from beater.reader_calls import PRINCIPAL_ROLES, check_caller
-from beater.sid_cache import SidCache
+from beater.queries.reader_calls import PRINCIPAL_ROLES, check_caller
+from beater.queries.sid_cache import SidCache
 from beater.store import QueryStore
 from common import names
 from common.aliases import alias_members

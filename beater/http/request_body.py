@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from twisted.web.server import Request
 
-from beater.content_encoding import (
+from beater.http.content_encoding import (
     BodyDecoder,
     CorruptBody,
     DecodedTooLarge,

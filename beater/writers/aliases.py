@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from twisted.internet.interfaces import IReactorTime
 
-from beater.kept_answers import KeptAnswers
+from beater.writers.kept_answers import KeptAnswers
 
 #: ``get(path) -> (status, body)``: one GET to the engine.
 Get = Callable[[str], Awaitable[tuple[int, bytes]]]

@@ -16,7 +16,7 @@ still matches a document whose new field holds it. A query naming fields by
 a wildcard (``msg*:x``) does not see the values of the fields left out.
 
 The percolator does this only for a document the engine refused, and only
-against the index that refused it (``beater/percolate.py``): a document
+against the index that refused it (``beater/matching/percolate.py``): a document
 percolated in an index with room is parsed exactly as before.
 """
 

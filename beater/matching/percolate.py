@@ -2,7 +2,7 @@
 
 Two request shapes exist, measured by the retired percolate-modes study
 (``bench/results-percolate-modes-2026-11-27.txt``, figures in docs/architecture.md;
-the choice between them is ``beater/percolate_shape.py``'s):
+the choice between them is ``beater/matching/percolate_shape.py``'s):
 
 * ``documents``: one percolate query with a ``documents`` array; matches come
   back per stored query with ``_percolator_document_slot``;
@@ -14,7 +14,7 @@ Measured on 7.17: ``documents`` wins from about 100 documents on (2-7x at
 Below that either may win by 2x, depending on the queries and on how many
 each document matches. So ``auto`` uses ``documents`` from
 ``documents_min`` on and, below it, whichever shape it measured to cost less
-(``beater/percolate_shape.py``).
+(``beater/matching/percolate_shape.py``).
 
 Either way the request searches the shared percolator index (more only when
 targets disagree on a field's type, ``beater/store/mappings.py``), filtered
@@ -27,12 +27,13 @@ batch on.
 
 Whichever is used, a batch the engine refuses as a whole (one document that
 cannot be parsed against the mapping) is retried item by item through
-``_msearch`` so only the offending documents are rejected; a document the
-shared index refuses because mapping its new fields on the fly would pass
-the index's field limit is percolated again without them
-(``beater/store/folding.py``): ingest never depends on the mapping's room. All matches are
-read, however many: pages (10,000 a batch, 64 a single document) with
-``search_after`` on the sid.
+``_msearch`` so only the offending documents are rejected (what a refusal
+means: ``beater/matching/refusals.py``); a document the shared index refuses
+because mapping its new fields on the fly would pass the index's field
+limit is percolated again without them (``beater/matching/folding.py``):
+ingest never depends on the mapping's room. All matches are read, however
+many: pages (10,000 a batch, 64 a single document) with ``search_after`` on
+the sid (the search's body: ``beater/matching/search.py``).
 """
 
 from __future__ import annotations
@@ -42,73 +43,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from beater.document_shape import conform
-from beater.percolate_shape import ShapeChooser
-from beater.store.folding import fold_unmapped
-from beater.store.schema import (
-    ACTIVE_FIELD,
-    QUERY_FIELD,
-    REGISTERED_FIELD,
-    SID_FIELD,
-    SIGNPOST_FIELD,
-    SIGNPOST_GROUP_FIELD,
-    TARGET_FIELD,
+from beater.matching.document_shape import conform
+from beater.matching.folding import fold_unmapped
+from beater.matching.percolate_shape import ShapeChooser
+from beater.matching.refusals import (
+    ShardsNotStarted,
+    item_reason,
+    not_started,
+    refused_by_a_shard,
+    shards_not_started,
 )
+from beater.matching.search import DOCUMENT_PAGE_SIZE, PAGE_SIZE, hit_field, scope_filter, search_body
+from beater.store.schema import SIGNPOST_FIELD, SIGNPOST_GROUP_FIELD, TARGET_FIELD
 from beater.store.targets import Covering
-from common.engine import TRANSPORT_ERRORS, Engine, EngineRejected, EngineUnavailable
+from common.engine import Engine, EngineRejected, EngineUnavailable
 
-PAGE_SIZE = 10_000  # index.max_result_window
-#: Page size of each single-document search of ``msearch``. The engine sizes a
-#: search's sorted collector by ``size`` up front, per search: 10,000 slots per
-#: document cost more than percolating it. A document matching more queries
-#: than this is paged with ``search_after``.
-DOCUMENT_PAGE_SIZE = 64
 MODES = ("auto", "documents", "msearch")
 #: Below this many documents, ``auto`` uses ``msearch`` (see the figures above).
 DOCUMENTS_MIN = 100
-
-
-#: Shard failures that mean "this shard copy is not started yet", not "the engine is failing".
-_NOT_STARTED = frozenset(
-    {"no_shard_available_action_exception", "unavailable_shards_exception", "shard_not_found_exception"}
-)
-
-
-class ShardsNotStarted(EngineUnavailable):
-    """A search found the percolator index but not one started shard copy of it."""
-
-
-def shards_not_started(status: int, error: Any) -> bool:
-    """Whether an engine error says the index's shards are not started yet (worth a health wait).
-
-    Judged by the engine's status and error types, never its words: an
-    index created a moment ago answers ``503 search_phase_execution_exception``
-    with no shard failure at all (no copy was there to try) or only
-    "no shard available" ones. An overloaded engine says "all shards failed"
-    too, but with 429 (``es_rejected_execution_exception``) or with failures
-    of other types: waiting for health and re-running the batch would only
-    add load to an engine that is already failing.
-    """
-    if status != 503 or not isinstance(error, dict):
-        return False
-    if error.get("type") in _NOT_STARTED:
-        return True
-    if error.get("type") != "search_phase_execution_exception":
-        return False
-    failures = error.get("failed_shards") or []
-    causes = [f.get("reason") for f in failures if isinstance(f, dict)] or error.get("root_cause") or []
-    return all(isinstance(c, dict) and c.get("type") in _NOT_STARTED for c in causes)
-
-
-def _not_started(exc: EngineUnavailable) -> bool:
-    """Whether a failed engine call is the not-started case (see shards_not_started)."""
-    if isinstance(exc, ShardsNotStarted):
-        return True
-    cause = exc.__cause__
-    if not isinstance(cause, TRANSPORT_ERRORS) or not isinstance(cause.status_code, int):
-        return False
-    info = cause.info if isinstance(cause.info, dict) else {}
-    return shards_not_started(cause.status_code, info.get("error"))
 
 
 @dataclass
@@ -143,59 +95,6 @@ class CoveringTargets(Protocol):
     async def refresh_topology(self) -> bool: ...
 
 
-def scope_filter(
-    targets: tuple[str, ...], recent_since_ms: int | None, known: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Queries of the covering targets, and those registered since ``recent_since_ms`` on targets not ``known``.
-
-    A recent query of a known target that does not cover the index would be
-    dropped after the search anyway: leaving it out keeps a burst of
-    registrations from adding candidates to every batch.
-    """
-    covering = {"terms": {TARGET_FIELD: list(targets)}}
-    if recent_since_ms is None:
-        return covering
-    recent: dict[str, Any] = {"range": {REGISTERED_FIELD: {"gte": recent_since_ms}}}
-    if known:
-        recent = {"bool": {"filter": [recent], "must_not": [{"terms": {TARGET_FIELD: list(known)}}]}}
-    return {"bool": {"should": [covering, recent], "minimum_should_match": 1}}
-
-
-def _search_body(
-    percolate: dict[str, Any],
-    after: str | None = None,
-    size: int = PAGE_SIZE,
-    scope: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        # Filter context: no scores to compute, the slots are still reported.
-        # Only queries someone listens to (see beater/lifecycle.py).
-        "query": {
-            "bool": {
-                "filter": [
-                    {"percolate": {"field": QUERY_FIELD, **percolate}},
-                    {"term": {ACTIVE_FIELD: True}},
-                    *([] if scope is None else [scope]),
-                ]
-            }
-        },
-        "_source": False,
-        "size": size,
-        "sort": [{SID_FIELD: "asc"}],
-        "track_total_hits": False,
-    }
-    if scope is not None:
-        body["docvalue_fields"] = [TARGET_FIELD, SIGNPOST_FIELD, SIGNPOST_GROUP_FIELD]
-    if after is not None:
-        body["search_after"] = [after]
-    return body
-
-
-def _hit_field(hit: dict[str, Any], name: str) -> Any:
-    found = (hit.get("fields") or {}).get(name)
-    return found[0] if found else None
-
-
 @dataclass
 class _Run:
     """One batch's percolation: where, which queries, which matches to keep."""
@@ -207,31 +106,6 @@ class _Run:
     key: str
     #: whether the aliases were re-read for a target met here first (once a batch)
     looked: bool = False
-
-
-def _refused_by_a_shard(resp: dict[str, Any]) -> str | None:
-    """Why a shard could not parse the percolated document(s), if one could not.
-
-    A search over several shared indices where one of them cannot parse a
-    document (a shape it maps otherwise, or past its field limit) answers
-    with the other indices' matches and a shard failure: that document is
-    refused all the same, so that it is retried as a refused one is.
-    """
-    for failure in (resp.get("_shards") or {}).get("failures") or []:
-        reason = failure.get("reason") if isinstance(failure, dict) else None
-        if isinstance(reason, dict) and reason.get("type") == "query_shard_exception":
-            return _item_reason({"error": reason})
-    return None
-
-
-def _item_reason(item: dict[str, Any]) -> str:
-    error = item.get("error")
-    if isinstance(error, dict):
-        node = error
-        while isinstance(node.get("caused_by"), dict):
-            node = node["caused_by"]
-        return str(node.get("reason") or error.get("reason") or error.get("type") or "engine error")
-    return str(error)
 
 
 class Percolator:
@@ -294,10 +168,10 @@ class Percolator:
         wanted = frozenset(covering.targets)
 
         def keep(hit: dict[str, Any]) -> bool:
-            target = _hit_field(hit, TARGET_FIELD)
+            target = hit_field(hit, TARGET_FIELD)
             if target is None:
-                signposted = _hit_field(hit, SIGNPOST_FIELD)
-                group = _hit_field(hit, SIGNPOST_GROUP_FIELD)
+                signposted = hit_field(hit, SIGNPOST_FIELD)
+                group = hit_field(hit, SIGNPOST_GROUP_FIELD)
                 if signposted is not None and group is not None:
                     detour = self.targets.signposted(str(signposted), int(group), index)
                     if detour is not None:
@@ -310,7 +184,7 @@ class Percolator:
         try:
             result = await self._percolate(run, docs)
         except EngineUnavailable as exc:
-            if not _not_started(exc):
+            if not not_started(exc):
                 raise
             # The percolator index was created a moment ago (by the first
             # registration, maybe on another beater) and its shard is not
@@ -334,9 +208,9 @@ class Percolator:
         """Documents the engine refused, again, each shared index with what it can parse.
 
         Without the values whose shape another target's documents mapped
-        otherwise there (``beater/document_shape.py``), and without the fields
+        otherwise there (``beater/matching/document_shape.py``), and without the fields
         it does not map, their values folded into the default field
-        (``beater/store/folding.py``): an index at its field limit refuses a
+        (``beater/matching/folding.py``): an index at its field limit refuses a
         document that would map one more field on the fly, though no stored
         query can name it. Each shared index is asked separately, with its
         own fitting: a document is matched wherever it parses, and refused
@@ -423,7 +297,7 @@ class Percolator:
         if run.looked:
             return
         for hit in hits:
-            target = _hit_field(hit, TARGET_FIELD)
+            target = hit_field(hit, TARGET_FIELD)
             if target is not None and self.targets.unseen_aliases(str(target)):
                 run.looked = True
                 await self.targets.refresh_topology()
@@ -433,13 +307,13 @@ class Percolator:
         matches: list[list[str]] = [[] for _ in docs]
         after: str | None = None
         while True:
-            body = _search_body({"documents": docs}, after, scope=run.scope)
+            body = search_body({"documents": docs}, after, scope=run.scope)
 
             def search(es: Any, body: dict[str, Any] = body) -> dict[str, Any]:
                 return es.search(index=run.pindex, body=body, ignore_unavailable=True, allow_no_indices=True)
 
             resp = await self.engine.run(search)
-            refused = _refused_by_a_shard(resp)
+            refused = refused_by_a_shard(resp)
             if refused is not None:  # some document: find which, one by one (``_percolate``)
                 raise EngineRejected(400, refused, "query_shard_exception")
             hits = resp["hits"]["hits"]
@@ -461,7 +335,7 @@ class Percolator:
             lines: list[dict[str, Any]] = []
             for i in order:
                 lines.append({"index": run.pindex, "ignore_unavailable": True, "allow_no_indices": True})
-                lines.append(_search_body({"document": docs[i]}, todo[i], DOCUMENT_PAGE_SIZE, run.scope))
+                lines.append(search_body({"document": docs[i]}, todo[i], DOCUMENT_PAGE_SIZE, run.scope))
 
             def msearch(es: Any, lines: list[dict[str, Any]] = lines) -> dict[str, Any]:
                 return es.msearch(body=lines)
@@ -477,10 +351,10 @@ class Percolator:
                             if shards_not_started(status, item["error"])
                             else EngineUnavailable
                         )
-                        raise failed(f"engine answered {status}: {_item_reason(item)}")
-                    result.errors[i] = _item_reason(item)
+                        raise failed(f"engine answered {status}: {item_reason(item)}")
+                    result.errors[i] = item_reason(item)
                     continue
-                refused = _refused_by_a_shard(item)
+                refused = refused_by_a_shard(item)
                 if refused is not None:
                     result.errors[i] = refused
                     result.matches[i] = []

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 from twisted.internet.interfaces import IReactorTime
 
-from beater.bulk_items import NO_PIPELINE, StoredDocument
-from beater.kept_answers import KeptAnswers
+from beater.bulk.items import NO_PIPELINE, StoredDocument
+from beater.writers.kept_answers import KeptAnswers
 
 #: ``get(path) -> (status, body)``: one GET to the engine.
 Get = Callable[[str], Awaitable[tuple[int, bytes]]]

@@ -1,0 +1,1 @@
+"""Matching: which registered queries each document of a batch matches (percolation)."""

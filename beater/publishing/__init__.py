@@ -1,0 +1,1 @@
+"""Publishing matches to the router: one acknowledged WAMP event per subscription per batch."""

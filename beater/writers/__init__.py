@@ -1,0 +1,1 @@
+"""Who is writing, and where they may write: one gate for ingest, bulk and pass-through."""
