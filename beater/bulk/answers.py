@@ -15,6 +15,7 @@ from twisted.protocols.basic import FileSender
 from twisted.web.http import Request
 
 from beater.bulk.filter_path import FilterPath
+from beater.bulk.items import compact
 from beater.bulk.screen import Screened, refused_only_answer
 from beater.http.forwarder import EngineAnswer, forwarded_headers
 from common.http import answered_or_gone
@@ -47,7 +48,7 @@ async def answer_refused(request: Request, screened: Screened, wanted: FilterPat
     """Every item refused: answered as the engine would, without asking it (its filter_path too)."""
     body = refused_only_answer(screened.refused)
     if wanted is not None:
-        body = json.dumps(wanted.apply(json.loads(body))).encode()
+        body = compact(wanted.apply(json.loads(body)))
     request.setResponseCode(200)
     request.setHeader(b"content-type", b"application/json; charset=UTF-8")
     request.setHeader(b"content-length", str(len(body)).encode())

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
-from beater.bulk.items import top_members
+from beater.bulk.items import compact, top_members
 
 SPOOL_IN_MEMORY = 1024 * 1024
 #: What a path left out returns (``None`` is a JSON value).
@@ -154,7 +154,7 @@ def filtered_answer(answer: IO[bytes], wanted: FilterPath) -> IO[bytes]:
     top, has_items = top_members(answer)
     out = _spool()
     if not has_items:
-        out.write(json.dumps(wanted.apply(json.load(answer))).encode())
+        out.write(compact(wanted.apply(json.load(answer))))
         out.seek(0)
         return out
     head = wanted.apply(top) if top else {}
@@ -162,17 +162,15 @@ def filtered_answer(answer: IO[bytes], wanted: FilterPath) -> IO[bytes]:
     inner = wanted.below("items")
     filtering = bool(inner.includes or inner.excludes)
     # The engine's order: the top members (took, errors), then the items.
-    out.write(
-        b"{" + b", ".join(json.dumps(k).encode() + b": " + json.dumps(v).encode() for k, v in head.items())
-    )
+    out.write(b"{" + b",".join(compact(k) + b":" + compact(v) for k, v in head.items()))
     written = 0
     if wanted.keeps("items"):
         for item in ijson.items(answer, "items.item", use_float=True):
             kept = inner.apply(item) if filtering else item
             if inner.includes and kept == {}:
                 continue  # nothing of this item matched: the engine writes nothing of it
-            out.write((b", " if head else b"") + b'"items": [' if not written else b",")
-            out.write(json.dumps(kept).encode())
+            out.write((b"," if head else b"") + b'"items":[' if not written else b",")
+            out.write(compact(kept))
             written += 1
     out.write(b"]}" if written else b"}")
     out.seek(0)

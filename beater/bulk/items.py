@@ -76,6 +76,11 @@ class StoredDocument:
     primary_term: int | None = None
 
 
+def compact(value: Any) -> bytes:
+    """JSON as the engine writes it, without spaces: an answer estrom rewrites keeps the engine's bytes."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _lines(body: IO[bytes]) -> Iterator[bytes]:
     for line in body:
         stripped = line.strip()

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import ijson
 
-from beater.bulk.items import top_members
+from beater.bulk.items import compact, top_members
 
 #: Rewritten bodies stay in memory up to this size, then go to a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -110,7 +110,7 @@ def _asking_for_the_document(line: bytes) -> bytes:
     """An update's action line asking the engine for the stored document, whatever it asked before."""
     value = json.loads(line)
     value["update"]["_source"] = True
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return compact(value) + b"\n"
 
 
 def _without_source(line: bytes) -> bytes:
@@ -118,7 +118,7 @@ def _without_source(line: bytes) -> bytes:
     value = json.loads(line)
     if isinstance(value, dict):
         value.pop("_source", None)
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return compact(value) + b"\n"
 
 
 @dataclass
@@ -203,7 +203,7 @@ def without_source_params(uri: bytes) -> bytes:
 
 def refused_only_answer(refused: list[Refused]) -> bytes:
     """The answer to a bulk request whose every item was refused: the engine never saw it."""
-    return json.dumps({"took": 0, "errors": True, "items": [r.item() for r in refused]}).encode()
+    return compact({"took": 0, "errors": True, "items": [r.item() for r in refused]})
 
 
 def rewritten_answer(answer: IO[bytes], refused: list[Refused], total: int) -> IO[bytes]:
@@ -215,9 +215,9 @@ def rewritten_answer(answer: IO[bytes], refused: list[Refused], total: int) -> I
     top, _ = top_members(answer)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     head = {k: v for k, v in top.items() if k != "errors" or not refused}
-    out.write(json.dumps(head)[:-1].encode())
-    out.write(b", " if head else b"")
-    out.write(b'"errors": true, "items": [' if refused else b'"items": [')
+    out.write(compact(head)[:-1])
+    out.write(b"," if head else b"")
+    out.write(b'"errors":true,"items":[' if refused else b'"items":[')
     pending = iter(sorted(refused, key=lambda r: r.position))
     nxt = next(pending, None)
     items = ijson.items(answer, "items.item", use_float=True)
@@ -225,14 +225,14 @@ def rewritten_answer(answer: IO[bytes], refused: list[Refused], total: int) -> I
         if position:
             out.write(b",")
         if nxt is not None and nxt.position == position:
-            out.write(json.dumps(nxt.item()).encode())
+            out.write(compact(nxt.item()))
             nxt = next(pending, None)
             continue
         item = next(items, None)
         update = item.get("update") if isinstance(item, dict) else None
         if isinstance(update, dict):
             update.pop("get", None)
-        out.write(json.dumps(item).encode())
+        out.write(compact(item))
     out.write(b"]}")
     out.seek(0)
     return out
