@@ -1,4 +1,4 @@
-"""Issue 7's benchmark: what estrom delivers, as a fraction of its ceilings, measured in one run.
+"""What estrom delivers, as a fraction of its ceilings, measured in one run.
 
 Why this exists
 ---------------
@@ -64,8 +64,8 @@ from beater.store.schema import SHARED_SUFFIX
 from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, log, process_trees, run_in_workdir
 from bench.measure import Probe, Usage, pct, rss_kib
-from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
+from bench.stored_queries import PERC_PREFIX, check_document_shape, query_document
 from bench.workload import QuerySet, Stream, base_docs
 from common.engine import sync_client
 from devstack.router import REPO
@@ -76,7 +76,6 @@ from devstack.wamp_client import WampClient, on_reactor
 
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 
-PERC_PREFIX = "estrom-queries-"  # the beater's default ESTROM_QUERY_INDEX_PREFIX
 ACTIVE_FIELD = "estrom_active"
 ACTIVE_FEW = 100  # section 5: queries left subscribed
 REGISTER_IN_FLIGHT = 64
@@ -212,7 +211,7 @@ def unsubscribe(subscriptions: list[Any]) -> None:
 
 def register(b: Bench, qs: QuerySet) -> None:
     """``com.estrom.register_query`` with many calls in flight for at most the registration budget;
-    the rest written into the percolator index as registration writes them (``bench/query_gc.py``)."""
+    the rest written into the percolator index as registration writes them (``bench/stored_queries.py``)."""
     b.targets.add(qs.index)
     t0 = time.perf_counter()
     done = 0
@@ -567,7 +566,7 @@ def warm_up(b: Bench) -> None:
     while not steady and time.perf_counter() < deadline:
         rates.append(engine_ceiling(b, qs, stream, WARMUP_WINDOW_S).docs_per_s)
         # Three windows in a row within 8 % of each other: a fresh engine's JIT keeps it speeding
-        # up for 3-4 minutes (1.2k to 5k+ docs/s, session 6), in steps a 15 % test took for settled.
+        # up for 3-4 minutes (1.2k to 5k+ docs/s measured on 2026-12-01), in steps a 15 % test took for settled.
         steady = len(rates) >= 3 and max(rates[-3:]) < 1.08 * min(rates[-3:])
     unsubscribe(subs)
     settled = "settled" if steady else "NOT settled: the first N may run slow"
@@ -680,7 +679,7 @@ def find(runs: list[Run], section: str, queries: int | None) -> Run | None:
 
 
 def goals(runs: list[Run], fan: dict[str, Any] | None, target_n: int) -> list[dict[str, Any]]:
-    """The issue's four goals, each met / missed / not measured, with the numbers."""
+    """The four goals (docs/performance.md), each met / missed / not measured, with the numbers."""
     out: list[dict[str, Any]] = []
 
     def goal(name: str, met: bool | None, text: str) -> None:

@@ -31,7 +31,7 @@ running): figures are for comparison. Nothing is asserted on time.
 
 Usage::
 
-    .venv/bin/python -m bench.fanout [--quick] [--json PATH] [--keep] [--out PATH]
+    scripts/bench fanout [--quick] [--json PATH] [--keep] [--out PATH]
 """
 
 from __future__ import annotations

@@ -74,22 +74,13 @@ from typing import Any
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet.defer import DeferredSemaphore, gatherResults
 
-from beater.store.schema import (
-    ACTIVE_FIELD,
-    IDLE_SINCE_FIELD,
-    LAST_ACTIVE_FIELD,
-    META_FIELD,
-    NEW_FIELDS_FIELD,
-    PRINCIPAL_FIELD,
-    REGISTERED_FIELD,
-)
-from beater.store.schema import query_document as stored_query_document
+from beater.store.schema import ACTIVE_FIELD
 from bench.harness import bench_stack, emit, log, run_in_workdir
 from bench.measure import pct
+from bench.stored_queries import PERC_PREFIX, check_document_shape, query_document
+from bench.workload import LOG_WORDS
 from common.engine import sync_client
 from common.query.identity import canonicalize, normalize_query, sid_for
-from common.query.limits import QueryLimits
-from common.query.prepared import prepare
 from devstack.metrics_page import samples
 from devstack.router import REPO
 from devstack.sender import Attempt, Retry, Sender
@@ -99,7 +90,6 @@ from devstack.wamp_client import WampClient, on_reactor
 warnings.filterwarnings("ignore")  # "security not enabled" deprecation headers
 
 SEED = 20261127
-PERC_PREFIX = "estrom-queries-"  # the beater's default ESTROM_QUERY_INDEX_PREFIX
 #: A prefix subscription covering every sid: it holds every sweep (see step 3).
 HOLD_TOPIC = "docs-for-"
 
@@ -118,14 +108,6 @@ SERVICES = [f"svc{i}" for i in range(20)]
 HOSTS = [f"web{i:03d}" for i in range(200)]
 STATUSES = [200, 201, 204, 301, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504]
 STATUS_WEIGHTS = [50, 5, 4, 2, 5, 4, 3, 2, 9, 2, 6, 3, 4, 1]
-_LOG_TEXT = (
-    "timeout connection refused reset retry failed success request response latency slow error "
-    "exception null pointer disk full memory heap cpu thread pool exhausted queue backlog dropped "
-    "packet socket closed opened handshake certificate expired token invalid user login logout "
-    "password denied granted cache miss hit evicted write read commit rollback deadlock lock "
-    "acquired released shard replica leader election vote upstream downstream"
-)
-LOG_WORDS = _LOG_TEXT.split()
 
 
 class LogData:
@@ -267,25 +249,6 @@ def register_queries(
         done = start + len(chunk)
         log(f"  {label}: {done}/{len(items)} registered over WAMP, {done / (time.perf_counter() - t0):.1f}/s")
     return len(items) / (time.perf_counter() - t0)
-
-
-def query_document(index: str, query: Query, now_ms: int) -> dict[str, Any]:
-    """What ``QueryStore.register`` stores for ``query`` (its document id is the sid)."""
-    return stored_query_document(index, prepare(query, QueryLimits()), now_ms)
-
-
-def check_document_shape(es: Any, index: str, sid: str, query: Query) -> None:
-    """Fail unless ``query_document`` still writes what the beater's registration wrote for ``sid``."""
-    stored = es.get(index=PERC_PREFIX + index, id=sid)["_source"]
-    mine = query_document(index, query, 0)
-    volatile = {LAST_ACTIVE_FIELD, IDLE_SINCE_FIELD, REGISTERED_FIELD}  # times
-    optional = {NEW_FIELDS_FIELD, PRINCIPAL_FIELD}  # the field budgets' bookkeeping, where it applies
-    same = set(stored) - optional == set(mine) - optional and all(
-        stored[k] == mine[k] for k in mine if k not in volatile | {META_FIELD}
-    )
-    same = same and stored[META_FIELD]["query"] == mine[META_FIELD]["query"]
-    if not same:
-        raise RuntimeError(f"the beater stores queries differently now; update query_document: {stored!r}")
 
 
 def seed_queries(es: Any, index: str, queries: dict[str, Query], chunk: int = 1000) -> float:

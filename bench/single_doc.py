@@ -1,4 +1,4 @@
-"""Issue 18, goal 3: one document at a time, POST to tail, beside the engine's own percolate.
+"""One document at a time: POST to tail, beside the engine's own percolate request.
 
 Why this exists: a person watching a live tail feels each document's
 latency, not a batch's. This sends single-document POSTs at a steady rate
@@ -15,7 +15,7 @@ process. Nothing is asserted on time.
 
 Usage::
 
-    .venv/bin/python -m bench.single_doc [--queries 1000] [--rate 100] [--seconds 15] [--rounds 2]
+    scripts/bench single [--queries 1000] [--rate 100] [--seconds 15] [--rounds 2]
         [--beater-env ESTROM_X=VALUE]
 """
 
@@ -42,15 +42,14 @@ from beater.matching.search import search_body as _search_body
 from beater.store.targets import RECENT_SLACK_MS
 from bench.harness import bench_stack, emit, load_note, log, pids, run_in_workdir
 from bench.measure import Probe, pct, process_tree
-from bench.query_gc import check_document_shape, query_document
 from bench.receivers import HitLog, Tails
+from bench.stored_queries import PERC_PREFIX, check_document_shape, query_document
 from bench.workload import QuerySet, Stream, base_docs
 from common.engine import sync_client
 from devstack.metrics_page import samples
 from devstack.sender import Retry, Sender
 from devstack.wamp_client import WampClient, on_reactor
 
-PERC_PREFIX = "estrom-queries-"
 #: The shared percolator index every target's queries are in (beater/store/mappings.py).
 SHARED_0 = PERC_PREFIX + "_shared-0"
 PROCESSES = ("beater", "tailor", "router", "engine")
@@ -59,7 +58,7 @@ PROCESSES = ("beater", "tailor", "router", "engine")
 def subscribe_and_register(wamp: WampClient, es: Any, qs: QuerySet, hitlog: HitLog) -> None:
     """Every sid subscribed first (so no sweep deactivates one), then registered: the first 64 over
     WAMP (the first creates the percolator index), the rest written with ``_bulk`` as registration
-    writes them (``bench/query_gc.py``): this benchmark is about ingest, not registration."""
+    writes them (``bench/stored_queries.py``): this benchmark is about ingest, not registration."""
 
     async def run() -> None:
         sem = DeferredSemaphore(256)
@@ -272,7 +271,7 @@ def warm_up(
 ) -> None:
     """Both phases, 15 s each, until the engine's CPU per document settles (twice in a row within
     5 % of the pair before) or ``--warmup`` seconds are spent. A fresh engine's JIT takes a core for
-    minutes: measured beside it, the beater's request looked 2-4 x the direct one (session 6)."""
+    minutes: measured beside it, the beater's request looked 2-4 x the direct one (2026-12-01)."""
     deadline = time.perf_counter() + cfg.warmup
     step = argparse.Namespace(**{**vars(cfg), "seconds": min(15.0, cfg.warmup)})
     cpus: list[float] = []

@@ -5,8 +5,7 @@ Why this exists
 A tailor must keep every reader that keeps up complete, drop the ones that
 fall too far behind (tailor/client_stream.py: ``max_pending``) without the
 others noticing, and hold its memory flat while doing so; so must the
-processes upstream of it. Issue 8 asks for a benchmark-style run that shows
-it, in minutes rather than hours.
+processes upstream of it. This run shows it in minutes rather than hours.
 
 On real processes it starts itself (engine, router, beater, tailor on free
 loopback ports) it registers two queries (every document matches both),
@@ -32,7 +31,7 @@ readers use a small socket receive buffer for the same reason.
 
 Usage::
 
-    .venv/bin/python -m bench.soak [--minutes M] [--quick] [--json PATH] [--keep] [--out PATH]
+    scripts/bench soak [--minutes M] [--quick] [--json PATH] [--keep] [--out PATH]
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from typing import Any
 from beater.matching.search import (
     search_body as _search_body,  # the beater's own request, so the ceiling is like for like
 )
-from bench.query_gc import LOG_WORDS
 from common.query.identity import canonicalize, normalize_query, sid_for
 
 SEED = 20261127
@@ -30,6 +29,15 @@ Query = str | dict[str, Any]
 LEVELS = ["info", "warn", "error"]
 LEVEL_WEIGHTS = [80, 12, 8]
 STATUSES = [200, 201, 204, 301, 304, 400, 401, 403, 404, 429, 500, 502, 503]
+#: The words log messages are made of (``bench/query_gc.py`` grows its vocabulary from them).
+_LOG_TEXT = (
+    "timeout connection refused reset retry failed success request response latency slow error "
+    "exception null pointer disk full memory heap cpu thread pool exhausted queue backlog dropped "
+    "packet socket closed opened handshake certificate expired token invalid user login logout "
+    "password denied granted cache miss hit evicted write read commit rollback deadlock lock "
+    "acquired released shard replica leader election vote upstream downstream"
+)
+LOG_WORDS = _LOG_TEXT.split()
 
 
 def slot_token(k: int) -> str:
