@@ -105,7 +105,8 @@ def bulk_site(bulk: BulkAPI) -> Site:
     (templates, policies) ``ESTROM_INGEST_MAX_BODY``.
     """
     settings = bulk.settings
-    site = QuietSite(Routes({}, fallback=bulk.handle, cancel_on_disconnect=True))
+    routes = Routes({}, fallback=bulk.handle, cancel_on_disconnect=True, retry_after=settings.retry_after)
+    site = QuietSite(routes)
     site.body_gate = EngineAPICredentials(bulk.gate)  # type: ignore[attr-defined]  # read by LimitedRequest
     smallest = min(settings.ingest_max_body, settings.bulk_max_body)
     return with_routed_limits(site, body_limit(settings), smallest)

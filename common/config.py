@@ -13,6 +13,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from common.engine_urls import parse_urls
+from common.errors import DEFAULT_RETRY_AFTER
 from common.query.limits import QueryLimits
 from common.quotas import QuotaLimits
 from common.readers import OWN_PREFIX
@@ -194,7 +195,7 @@ class Settings:
     batch_linger_ms: float = 5.0
     queue_max_docs: int = 50_000
     publish_timeout: float = 5.0
-    retry_after: int = 2
+    retry_after: int = DEFAULT_RETRY_AFTER
     #: seconds a SIGTERMed beater waits for requests in flight before answering them 503
     shutdown_grace: float = 10.0
     query_index_prefix: str = OWN_PREFIX

@@ -38,6 +38,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from common.engine_urls import parse_urls
+from common.errors import RetryLater
 from common.fast_json import EngineSerializer
 
 T = TypeVar("T")
@@ -56,7 +57,7 @@ DEAD_NODE_BACKOFF = 1.0
 FAMILY_NAMES = {"elasticsearch": "Elasticsearch", "opensearch": "OpenSearch"}
 
 
-class EngineUnavailable(Exception):
+class EngineUnavailable(RetryLater):
     """The engine cannot be reached or is overloaded: retry later (HTTP 503)."""
 
 

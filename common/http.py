@@ -1,7 +1,8 @@
 """Small HTTP helpers shared by beater and tailor: JSON answers and errors.
 
 Every error is a status plus a JSON body ``{"error": code, "reason": text}``;
-handlers raise HTTPError and the dispatcher writes it.
+handlers raise HTTPError (or RetryLater, common/errors.py) and the dispatcher
+writes it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from twisted.web.http import HTTPChannel, Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from common.contract import (
+    BAD_REQUEST,
+    INTERNAL,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    REQUEST_TOO_LONG,
+    UNAVAILABLE,
+    WireError,
+)
+from common.errors import DEFAULT_RETRY_AFTER, RetryLater
 from common.metrics import CONTENT_TYPE, Metrics
 
 log = Logger()
@@ -43,8 +54,22 @@ class HTTPError(Exception):
         self.headers = headers or {}
         self.extra = extra
 
+    @classmethod
+    def of(
+        cls, error: WireError, reason: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> HTTPError:
+        """The contract's ``error`` (common/contract.py) answered for ``reason``."""
+        return cls(error.status, error.code, reason, headers=headers, **extra)
+
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "reason": self.reason, **self.extra}
+
+
+def retry_later_error(exc: RetryLater, retry_after: int) -> HTTPError:
+    """The one HTTP answer of a condition that clears: 503, ``Retry-After`` (the condition's own,
+    else ``retry_after``), ``{"error": "unavailable", "reason": ...}``."""
+    wait = exc.retry_after if exc.retry_after is not None else retry_after
+    return HTTPError.of(UNAVAILABLE, exc.reason, headers={"Retry-After": str(wait)})
 
 
 def answered_or_gone(request: Request) -> bool:
@@ -105,12 +130,17 @@ class JsonErrorChannel(HTTPChannel):
     """
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        self.transport.write(raw_json_response(400, "Bad Request", "bad_request", "malformed HTTP request"))
+        refusal = raw_json_response(
+            BAD_REQUEST.status, "Bad Request", BAD_REQUEST.code, "malformed HTTP request"
+        )
+        self.transport.write(refusal)
         self.loseConnection()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         reason = f"request line or a header is over {self.MAX_LENGTH} bytes"
-        self.transport.write(raw_json_response(414, "URI Too Long", "request_too_long", reason))
+        self.transport.write(
+            raw_json_response(REQUEST_TOO_LONG.status, "URI Too Long", REQUEST_TOO_LONG.code, reason)
+        )
         self.loseConnection()
 
 
@@ -139,10 +169,12 @@ class Routes(Resource):
 
     Routes are ``{(method, prefix_tuple): handler}``; the handler gets the
     remaining path segments. Unknown paths go to ``fallback`` if given (it
-    may raise HTTPError), else are 404; wrong methods 405. With
-    ``cancel_on_disconnect``, a handler still running when its client goes
-    away (``notifyFinish()`` fails) is cancelled, as klein does: its awaited
-    Deferred raises CancelledError.
+    may raise HTTPError), else are 404; wrong methods 405. A RetryLater a
+    handler raises is answered here, 503 with ``Retry-After`` (its own, else
+    ``retry_after``: ``ESTROM_RETRY_AFTER``). With ``cancel_on_disconnect``,
+    a handler still running when its client goes away (``notifyFinish()``
+    fails) is cancelled, as klein does: its awaited Deferred raises
+    CancelledError.
     """
 
     isLeaf = True
@@ -153,11 +185,13 @@ class Routes(Resource):
         *,
         fallback: Handler | None = None,
         cancel_on_disconnect: bool = False,
+        retry_after: int = DEFAULT_RETRY_AFTER,
     ) -> None:
         super().__init__()
         self.routes = routes
         self.fallback = fallback
         self.cancel_on_disconnect = cancel_on_disconnect
+        self.retry_after = retry_after
 
     def _match(self, method: str, segments: list[str]) -> tuple[Handler | None, list[str], bool]:
         path_known = False
@@ -180,11 +214,10 @@ class Routes(Resource):
             handler, rest = self.fallback, segments
         if handler is None:
             if known:
-                write_json(
-                    request, 405, {"error": "method_not_allowed", "reason": f"{method} not allowed here"}
-                )
+                refusal = HTTPError.of(METHOD_NOT_ALLOWED, f"{method} not allowed here")
             else:
-                write_json(request, 404, {"error": "not_found", "reason": "no such endpoint"})
+                refusal = HTTPError.of(NOT_FOUND, "no such endpoint")
+            write_json(request, refusal.status, refusal.body())
             return NOT_DONE_YET
 
         async def run() -> None:
@@ -192,24 +225,28 @@ class Routes(Resource):
                 await handler(request, rest)
             except HTTPError as err:
                 write_json(request, err.status, err.body(), err.headers)
+            except RetryLater as exc:
+                err = retry_later_error(exc, self.retry_after)
+                write_json(request, err.status, err.body(), err.headers)
             except CancelledError:
                 if answered_or_gone(request):
                     log.debug("http.client_gone", path=request.path.decode("utf-8", "replace"))
                     return
                 log.failure("http.handler_cancelled", path=request.path.decode("utf-8", "replace"))
-                write_json(
-                    request, 500, {"error": "internal", "reason": "internal error, see the service log"}
-                )
+                _internal(request)
             except Exception:
                 log.failure("http.handler_failed", path=request.path.decode("utf-8", "replace"))
-                write_json(
-                    request, 500, {"error": "internal", "reason": "internal error, see the service log"}
-                )
+                _internal(request)
 
         running = ensureDeferred(run())
         if self.cancel_on_disconnect:
             request.notifyFinish().addErrback(lambda _gone: running.cancel())
         return NOT_DONE_YET
+
+
+def _internal(request: Request) -> None:
+    error = HTTPError.of(INTERNAL, "internal error, see the service log")
+    write_json(request, error.status, error.body())
 
 
 async def write_health(request: Request, engine: Any, wamp: Any) -> None:

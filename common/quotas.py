@@ -24,9 +24,6 @@ from dataclasses import dataclass, field
 
 from common.readers import ANONYMOUS
 
-QUOTA_EXCEEDED = "com.estrom.error.quota_exceeded"
-NOT_AUTHORIZED = "com.estrom.error.not_authorized"
-
 
 class QuotaExceeded(Exception):
     """``limit`` (its setting's name) is at ``value``; retry after ``retry_after`` seconds."""

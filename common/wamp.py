@@ -6,8 +6,9 @@ is None while disconnected, so handlers answer 503 at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from autobahn.twisted.component import Component
 from autobahn.twisted.wamp import Session
@@ -16,6 +17,8 @@ from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from common.contract import UNAVAILABLE
+from common.errors import RetryLater
 from common.lazy_log_args import AUTOBAHN, install
 
 log = Logger()
@@ -23,10 +26,25 @@ log = Logger()
 install(AUTOBAHN)
 
 OnJoin = Callable[[ISession], Awaitable[None]]
+T = TypeVar("T")
 
 
-class RouterUnavailable(Exception):
+class RouterUnavailable(RetryLater):
     """No session to the router right now (HTTP 503, WAMP unavailable)."""
+
+
+def procedure(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """``handler`` as a WAMP procedure: the one place where a RetryLater it raises becomes
+    ``com.estrom.error.unavailable``, its reason the error's argument."""
+
+    @functools.wraps(handler)
+    async def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await handler(*args, **kwargs)
+        except RetryLater as exc:
+            raise ApplicationError(UNAVAILABLE.uri, exc.reason) from None
+
+    return call
 
 
 class QuietSession(Session):

@@ -19,9 +19,11 @@ from typing import IO, Any, TextIO
 
 import ijson
 
+from common.contract import QUEUE_FULL, UNAVAILABLE
 from estrom_cli._http import CliError, connect, error_reason, say
 
-RETRY_STATUSES = frozenset({429, 503})
+#: what the beater answers with Retry-After: a full ingest queue, an engine or router away
+RETRY_STATUSES = frozenset({QUEUE_FULL.status, UNAVAILABLE.status})
 BACKOFF_START = 1.0
 BACKOFF_MAX = 64.0
 REQUEST_TIMEOUT = 120.0

@@ -18,6 +18,7 @@ import re
 import urllib.parse
 from typing import Any, TextIO
 
+from common.contract import SID_PATTERN, topic_for
 from estrom_cli._http import CliError, connect, error_reason
 
 QUERY_SIZE = 10_000
@@ -94,7 +95,7 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
             counts: dict[str, int] = {}
             try:
                 for sid in sids:
-                    sub = await session.call("wamp.subscription.lookup", f"docs-for-{sid}")
+                    sub = await session.call("wamp.subscription.lookup", topic_for(sid))
                     counts[sid] = (
                         0
                         if sub is None
@@ -162,7 +163,7 @@ def match_counts(beaters: list[str]) -> dict[str, int] | None:
     return counts if answered else None
 
 
-_MATCHES = re.compile(r'^estrom_beater_query_matches_total\{sid="([0-9a-f]{16})"\} (\S+)$')
+_MATCHES = re.compile(rf'^estrom_beater_query_matches_total\{{sid="({SID_PATTERN})"\}} (\S+)$')
 
 
 def run_queries(

@@ -13,10 +13,10 @@ from common.config import Settings
 from common.engine import Engine
 from common.service import listen_and_join
 from common.wamp import SessionHolder
-from tailor.http_api import TailorAPI
-from tailor.reader_gate import ReaderGate
-from tailor.stream_format import EncodedHit
-from tailor.subscriptions import SubscriptionHub
+from tailor.http.api import TailorAPI
+from tailor.readers.gate import ReaderGate
+from tailor.streaming.format import EncodedHit
+from tailor.subscriptions.hub import SubscriptionHub
 
 log = Logger()
 

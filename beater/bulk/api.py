@@ -74,6 +74,15 @@ from beater.http.forwarder import EngineAnswer, EngineForwarder, EngineUnreachab
 from beater.http.request_body import LimitedRequest
 from beater.writers.gate import WriterGate
 from common.config import Settings
+from common.contract import (
+    BODY_TOO_LARGE,
+    ENGINE_ERROR,
+    ENGINE_ILLEGAL_ARGUMENT,
+    ENGINE_SECURITY_EXCEPTION,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+)
+from common.errors import RetryLater, ShuttingDown
 from common.http import HTTPError
 from common.metrics import Metrics
 from common.writers import WriterIdentity
@@ -121,19 +130,14 @@ class BulkAPI:
         method = request.method.decode("ascii", "replace")
         kind = route(method, segments)
         if kind is None:
-            raise HTTPError(404, "not_found", "no such endpoint (the engine's API is not served here)")
+            raise HTTPError.of(NOT_FOUND, "no such endpoint (the engine's API is not served here)")
         if kind.endswith("_method"):
-            raise HTTPError(405, "method_not_allowed", f"{method} not allowed here")
+            raise HTTPError.of(METHOD_NOT_ALLOWED, f"{method} not allowed here")
         identity = self.gate.identify(request, engine_api=True)
         headers = self._credentials(request)
         if self.is_draining():
             close_after(request)
-            raise HTTPError(
-                503,
-                "unavailable",
-                "the beater is shutting down; retry (another beater, or this one restarted)",
-                headers={"Retry-After": str(self.settings.retry_after)},
-            )
+            raise ShuttingDown("beater")
         if kind == "bulk":
             target = segments[0] if len(segments) == 2 else None
             work = ensureDeferred(self._bulk(request, headers, identity, target))
@@ -187,19 +191,19 @@ class BulkAPI:
         try:
             return await forwarding
         except EngineUnreachable as exc:
-            raise self._unreachable(request, str(exc)) from None
+            raise self._unreachable(request, exc) from None
         finally:
             self._forwarding.discard(forwarding)
 
-    def _unreachable(self, request: Request, reason: str) -> HTTPError:
-        """503 for an engine that did not answer; past the drain's grace, saying so."""
-        if self.giving_up:
-            close_after(request)
-            reason = (
-                "the beater is shutting down and the engine did not answer within its grace "
-                "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
-            )
-        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
+    def _unreachable(self, request: Request, exc: RetryLater) -> RetryLater:
+        """An engine that did not answer (503); past the drain's grace, saying so."""
+        if not self.giving_up:
+            return exc
+        close_after(request)
+        return RetryLater(
+            "the beater is shutting down and the engine did not answer within its grace "
+            "(ESTROM_SHUTDOWN_GRACE): some documents may be stored; retry"
+        )
 
     async def _passthrough(
         self, request: Request, headers: Headers, identity: WriterIdentity, segments: list[str]
@@ -212,7 +216,7 @@ class BulkAPI:
             reason = self.gate.refusal(identity, looked_up)
             if reason is not None:
                 self.metrics.inc("passthrough_requests_total", status="403")
-                raise HTTPError(403, "security_exception", reason)
+                raise HTTPError.of(ENGINE_SECURITY_EXCEPTION, reason)
         if body is not None:
             reason = await passthrough_refusal(
                 segments,
@@ -224,7 +228,7 @@ class BulkAPI:
             if reason is not None:
                 self.metrics.inc("passthrough_requests_total", status="403")
                 self.metrics.inc("write_refusals_total", reason="passthrough")
-                raise HTTPError(403, "security_exception", reason)
+                raise HTTPError.of(ENGINE_SECURITY_EXCEPTION, reason)
             body.seek(0)
         answer = await self._forward(request, headers, body)
         self.metrics.inc("passthrough_requests_total", status=str(answer.status))
@@ -239,7 +243,7 @@ class BulkAPI:
                 if answer.status == 404:
                     return None
                 if answer.status != 200:
-                    raise HTTPError(502, "engine_error", f"the engine answered {answer.status} to GET {path}")
+                    raise HTTPError.of(ENGINE_ERROR, f"the engine answered {answer.status} to GET {path}")
                 return json.load(answer.body)
             finally:
                 answer.body.close()
@@ -259,9 +263,8 @@ class BulkAPI:
                     raise request.body_error
                 if request.body_size() > self.settings.bulk_max_body:
                     status = "413"
-                    raise HTTPError(
-                        413,
-                        "body_too_large",
+                    raise HTTPError.of(
+                        BODY_TOO_LARGE,
                         f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
                     )
             screened = await self._screen(request, identity, target)
@@ -305,16 +308,14 @@ class BulkAPI:
         try:
             scanned = scan(request.content, target)
         except UnreadableBulk as exc:
-            raise HTTPError(400, "illegal_argument_exception", str(exc)) from None
+            raise HTTPError.of(ENGINE_ILLEGAL_ARGUMENT, str(exc)) from None
         # Asking the engine where aliases lead is engine work a drain's grace may cut short.
         lookup = ensureDeferred(self.gate.refusals(identity, scanned.names))
         self._forwarding.add(lookup)  # type: ignore[arg-type]
         try:
             refusals = await lookup
-        except HTTPError as exc:
-            if not self.giving_up:
-                raise
-            raise self._unreachable(request, exc.reason) from None
+        except RetryLater as exc:
+            raise self._unreachable(request, exc) from None
         finally:
             self._forwarding.discard(lookup)  # type: ignore[arg-type]
         screened = screen(request.content, scanned, refusals)

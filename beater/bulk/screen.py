@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode
 import ijson
 
 from beater.bulk.items import compact, top_members
+from common.contract import ENGINE_SECURITY_EXCEPTION
 
 #: Rewritten bodies stay in memory up to this size, then go to a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -62,8 +63,8 @@ class Refused:
             self.action: {
                 "_index": self.index,
                 "_id": self.doc_id,
-                "status": 403,
-                "error": {"type": "security_exception", "reason": self.reason},
+                "status": ENGINE_SECURITY_EXCEPTION.status,
+                "error": {"type": ENGINE_SECURITY_EXCEPTION.code, "reason": self.reason},
             }
         }
 

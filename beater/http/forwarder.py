@@ -25,6 +25,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from common.errors import RetryLater
+
 #: Engine answers up to this size stay in memory; larger ones go to a temporary file.
 SPOOL_IN_MEMORY = 1024 * 1024
 #: Bytes read from the body spool per write to the engine.
@@ -49,7 +51,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-class EngineUnreachable(Exception):
+class EngineUnreachable(RetryLater):
     """No answer from the engine: nothing was stored (HTTP 503)."""
 
 

@@ -32,6 +32,7 @@ from beater.http.content_encoding import (
     decode_file,
     parse_encoding,
 )
+from common.contract import BODY_TOO_LARGE, UNREADABLE_BODY, UNSUPPORTED_ENCODING
 from common.http import HTTPError, raw_json_response
 
 #: Decoded bodies up to this size stay in memory, larger ones go to a temporary file (as Twisted does).
@@ -80,7 +81,7 @@ class BodyTooLarge(HTTPError):
         extra: dict[str, Any] = {"limit": bound.value}
         if bound.setting:
             extra["setting"] = bound.setting
-        super().__init__(413, "body_too_large", named, **extra)
+        super().__init__(BODY_TOO_LARGE.status, BODY_TOO_LARGE.code, named, **extra)
         self.limit = limit
 
 
@@ -134,7 +135,7 @@ class LimitedRequest(Request):
         try:
             self.encoding = parse_encoding(self._header("content-encoding"))
         except UnsupportedEncoding as exc:
-            self.body_error = HTTPError(415, "unsupported_encoding", str(exc))
+            self.body_error = HTTPError.of(UNSUPPORTED_ENCODING, str(exc))
         super().gotLength(length)
 
     def _header(self, name: str) -> str | None:
@@ -156,7 +157,9 @@ class LimitedRequest(Request):
         self._refused = True
         self._gate().body_refused("max_body")
         transport = self.channel.transport
-        transport.write(raw_json_response(413, "Payload Too Large", "body_too_large", reason))
+        transport.write(
+            raw_json_response(BODY_TOO_LARGE.status, "Payload Too Large", BODY_TOO_LARGE.code, reason)
+        )
         transport.loseConnection()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
@@ -195,7 +198,7 @@ class LimitedRequest(Request):
         except DecodedTooLarge as exc:
             self._over(BodyTooLarge("max_body", size, str(exc)))
         except CorruptBody as exc:
-            self.body_error = HTTPError(400, "unreadable_body", str(exc))
+            self.body_error = HTTPError.of(UNREADABLE_BODY, str(exc))
             self._replace_content(BytesIO())
 
     def _decode(self, size: Bound, ratio: Bound | None) -> None:

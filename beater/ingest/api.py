@@ -21,10 +21,21 @@ from beater.ingest.body import (
     parse_ingest_body,
 )
 from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull, RequestTooLarge
-from beater.publishing.publisher import PublishFailed
 from beater.writers.gate import WriterGate
 from common.config import Settings
-from common.engine import Engine, EngineRejected, EngineUnavailable
+from common.contract import (
+    BODY_TOO_LARGE,
+    INVALID_INDEX,
+    NOT_FOUND,
+    QUEUE_FULL,
+    TOO_MANY_DOCUMENTS,
+    UNAVAILABLE,
+    UNREADABLE_BODY,
+    UNSUPPORTED_MEDIA_TYPE,
+    WRITER_FORBIDDEN,
+)
+from common.engine import Engine, EngineRejected
+from common.errors import RetryLater, ShuttingDown
 from common.http import (
     Handler,
     HTTPError,
@@ -107,6 +118,7 @@ class BeaterAPI:
             },
             fallback=fallback,
             cancel_on_disconnect=True,
+            retry_after=self.settings.retry_after,
         )
         site = QuietSite(routes)
         site.requestFactory = request_factory(max_body or self.settings.ingest_max_body)
@@ -152,10 +164,6 @@ class BeaterAPI:
             return refusal
         return None
 
-    def _unavailable(self, reason: str) -> HTTPError:
-        self.metrics.inc("ingest_requests_total", outcome="unavailable")
-        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.settings.retry_after)})
-
     def _check_writer(self, request: Request, index: str) -> None:
         """401 for a credential that is nobody's; 403 for an index outside the writer's targets."""
         try:
@@ -167,7 +175,7 @@ class BeaterAPI:
         if reason is not None:
             self.metrics.inc("ingest_requests_total", outcome="forbidden")
             self.metrics.inc("write_refusals_total", reason="ingest")
-            raise HTTPError(403, "forbidden", reason)
+            raise HTTPError.of(WRITER_FORBIDDEN, reason)
 
     async def ingest(self, request: Request, rest: list[str]) -> None:
         started = time.perf_counter()
@@ -177,6 +185,10 @@ class BeaterAPI:
             outcome = "ok"
         except HTTPError as err:
             outcome = err.code
+            raise
+        except RetryLater:  # answered 503 by Routes
+            outcome = UNAVAILABLE.code
+            self.metrics.inc("ingest_requests_total", outcome=outcome)
             raise
         except CancelledError:
             outcome = "client_gone"
@@ -227,13 +239,13 @@ class BeaterAPI:
         """
         if len(rest) != 1:
             self.gate.identify(request)
-            raise HTTPError(404, "not_found", "use POST /api/v0.1/ingest/<index>")
+            raise HTTPError.of(NOT_FOUND, "use POST /api/v0.1/ingest/<index>")
         index = rest[0]
         problem = index_name_problem(index)
         if problem:
             self.gate.identify(request)
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
-            raise HTTPError(400, "invalid_index", problem)
+            raise HTTPError.of(INVALID_INDEX, problem)
         self._check_writer(request, index)
         self._check_media_type(request)
         return index
@@ -243,7 +255,7 @@ class BeaterAPI:
         problem = media_type_problem((request.getHeader(b"content-type") or b"").decode("latin-1"))
         if problem is not None:
             self.metrics.inc("ingest_requests_total", outcome="unsupported_media_type")
-            raise HTTPError(415, "unsupported_media_type", problem)
+            raise HTTPError.of(UNSUPPORTED_MEDIA_TYPE, problem)
 
     async def _ingest(self, request: Request, rest: list[str]) -> None:
         if isinstance(request, LimitedRequest) and request.refusal is not None:
@@ -260,7 +272,7 @@ class BeaterAPI:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
             decoded = "decoded " if request.encoding != "identity" else ""
             reason = f"{decoded}request body is over the limit of {self.settings.ingest_max_body} bytes"
-            raise HTTPError(413, "body_too_large", reason)
+            raise HTTPError.of(BODY_TOO_LARGE, reason)
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:
@@ -270,20 +282,19 @@ class BeaterAPI:
         except TooManyDocuments as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
             self.body_refused("max_docs")
-            raise HTTPError(
-                413,
-                "too_many_documents",
+            raise HTTPError.of(
+                TOO_MANY_DOCUMENTS,
                 str(exc),
                 limit=self.settings.ingest_max_docs,
                 setting="ESTROM_INGEST_MAX_DOCS",
             ) from None
         except UnreadableBody as exc:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
-            raise HTTPError(400, "unreadable_body", exc.reason, rejected=exc.rejected) from None
+            raise HTTPError.of(UNREADABLE_BODY, exc.reason, rejected=exc.rejected) from None
         if self.draining:
-            raise self._shutting_down()
+            raise ShuttingDown("beater")
         if self.wamp.session is None:
-            raise self._unavailable("not connected to the router; retry later")
+            raise RouterUnavailable("not connected to the router; retry later")
         try:
             outcome = await self._submit(index, body)
         except CancelledError:
@@ -291,22 +302,18 @@ class BeaterAPI:
                 # The sender left: its documents still go through (at-least-once).
                 self.metrics.inc("ingest_requests_total", outcome="client_gone")
                 raise
-            raise self._shutting_down() from None
+            raise ShuttingDown("beater") from None
         except RequestTooLarge as exc:
             self.metrics.inc("ingest_requests_total", outcome="too_large")
-            raise HTTPError(413, "too_many_documents", str(exc)) from None
+            raise HTTPError.of(TOO_MANY_DOCUMENTS, str(exc)) from None
         except QueueFull as exc:
             self.metrics.inc("ingest_requests_total", outcome="queue_full")
-            raise HTTPError(
-                429, "queue_full", str(exc), headers={"Retry-After": str(self.settings.retry_after)}
+            raise HTTPError.of(
+                QUEUE_FULL, str(exc), headers={"Retry-After": str(self.settings.retry_after)}
             ) from None
-        except EngineUnavailable as exc:
-            raise self._unavailable(str(exc)) from None
-        except (RouterUnavailable, PublishFailed) as exc:
-            raise self._unavailable(str(exc)) from None
         except EngineRejected as exc:
             # The engine refused a whole batch it should have taken item by item.
-            raise self._unavailable(f"engine refused the batch: {exc.reason}") from None
+            raise RetryLater(f"engine refused the batch: {exc.reason}") from None
         self.metrics.inc("ingest_requests_total", outcome="ok")
         self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
         self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
@@ -323,9 +330,6 @@ class BeaterAPI:
         self._in_flight.add(d)
         d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
         return d
-
-    def _shutting_down(self) -> HTTPError:
-        return self._unavailable("the beater is shutting down; retry (another beater, or this one restarted)")
 
     async def drain(self, port: IListeningPort, grace: float, clock: IReactorTime) -> None:
         """SIGTERM: stop listening, let requests in flight finish for up to ``grace`` s, 503 the rest.

@@ -17,13 +17,14 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from common.contract import topic_for
+from common.errors import RetryLater
 from common.hits import Hit
 from common.metrics import Metrics
-from common.names import topic_for
 from common.wamp import RouterUnavailable, SessionHolder
 
 
-class PublishFailed(Exception):
+class PublishFailed(RetryLater):
     """The router did not acknowledge a publish in time (HTTP 503)."""
 
 

@@ -39,15 +39,14 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 from beater.queries.subscription_topics import (
-    NO_SUCH_SUBSCRIPTION,
     Subscription,
     SubscriptionTopics,
     coverage,
 )
 from beater.store import QueryStore
+from common.contract import TOPIC_PREFIX, WAMP_NO_SUCH_SUBSCRIPTION
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
-from common.names import TOPIC_PREFIX
 from common.wamp import RouterUnavailable, SessionHolder
 
 log = Logger()
@@ -201,7 +200,7 @@ class QueryLifecycle:
             try:
                 details = await session.call("wamp.subscription.get", sub_id)
             except ApplicationError as err:
-                if err.error == NO_SUCH_SUBSCRIPTION:
+                if err.error == WAMP_NO_SUCH_SUBSCRIPTION:  # gone meanwhile: no subscriber, not a failure
                     self.metrics.inc("lifecycle_lookups_total", outcome="gone")
                     return
                 errors.append(f"{sub_id}: {err.error}")

@@ -26,13 +26,13 @@ from typing import Any
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 
-from common import names
 from common.aliases import alias_members
+from common.contract import NOT_AUTHORIZED, ROUTER_ADMIT, error_for_uri
 from common.engine import Engine, EngineRejected, EngineUnavailable
-from common.quotas import NOT_AUTHORIZED
+from common.errors import RetryLater
 from common.readers import OWN_PREFIX
+from common.wamp import RouterUnavailable
 
-ADMIT = "estrom.router.admit"
 #: roles whose calls need no reader check
 PRINCIPAL_ROLES = frozenset({"tailor", "admin", "authorizer", "beater", "trusted"})
 
@@ -48,29 +48,26 @@ async def check_caller(
     """Refuse (ApplicationError) a reader's ``action`` on ``index`` the router does not admit.
 
     With ``engine``, the indices behind the aliases ``index`` covers must be admitted too.
+    Raises RetryLater when the router or the engine cannot tell.
     """
     role = getattr(details, "caller_authrole", None)
     if role in PRINCIPAL_ROLES:
         return
     caller = getattr(details, "caller", None)
     if caller is None:
-        raise ApplicationError(NOT_AUTHORIZED, "the router did not disclose the caller; refused")
+        raise ApplicationError(NOT_AUTHORIZED.uri, "the router did not disclose the caller; refused")
     if session is None:
-        raise ApplicationError(names.UNAVAILABLE, "no router session to check the caller with")
+        raise RouterUnavailable("no router session to check the caller with")
     try:
-        await session.call(ADMIT, caller, action, index)
+        await session.call(ROUTER_ADMIT, caller, action, index)
         if engine is not None:
             try:
                 behind = await alias_members(engine, index, own_prefix)
             except (EngineUnavailable, EngineRejected) as exc:
-                raise ApplicationError(
-                    names.UNAVAILABLE, f"could not resolve the target's aliases: {exc}"
-                ) from None
+                raise RetryLater(f"could not resolve the target's aliases: {exc}") from None
             if behind:
-                await session.call(ADMIT, caller, action, ",".join(behind))
+                await session.call(ROUTER_ADMIT, caller, action, ",".join(behind))
     except ApplicationError as exc:
-        if exc.error.startswith("com.estrom.error."):
+        if error_for_uri(exc.error) is not None:  # the router's refusal, estrom's own URI
             raise
-        raise ApplicationError(
-            names.UNAVAILABLE, f"the router could not check the caller: {exc.error}"
-        ) from None
+        raise RetryLater(f"the router could not check the caller: {exc.error}") from None

@@ -24,13 +24,23 @@ from twisted.logger import Logger
 from beater.queries.reader_calls import PRINCIPAL_ROLES, check_caller
 from beater.queries.sid_cache import SidCache
 from beater.store import QueryStore
-from common import names
 from common.aliases import alias_members
 from common.config import Settings
-from common.engine import EngineRejected, EngineUnavailable
+from common.contract import (
+    DESCRIBE_QUERY,
+    INVALID_INDEX,
+    INVALID_QUERY,
+    NO_SUCH_QUERY,
+    REGISTER_QUERY,
+    TARGET_REACH,
+    is_sid,
+)
+from common.engine import EngineRejected
+from common.errors import RetryLater
 from common.metrics import Metrics
 from common.query.identity import InvalidQuery, LimitExceeded
 from common.query.targets import InvalidTarget, target_problem
+from common.wamp import procedure
 
 log = Logger()
 
@@ -64,42 +74,40 @@ class QueryProcedures:
         self, index: Any = None, query: Any = None, principal: Any = None, details: Any = None
     ) -> str:
         if not isinstance(index, str):
-            raise ApplicationError(names.INVALID_INDEX, "index must be a string")
+            raise ApplicationError(INVALID_INDEX.uri, "index must be a string")
         problem = target_problem(index)
         if problem:
-            raise ApplicationError(names.INVALID_INDEX, problem)
+            raise ApplicationError(INVALID_INDEX.uri, problem)
         await check_caller(self.session, details, "register", index, self.store.engine, self.store.prefix)
         try:
             sid = await self.store.register(index, query, principal_of(details, principal))
         except InvalidTarget as exc:
-            raise ApplicationError(names.INVALID_INDEX, str(exc)) from None
+            raise ApplicationError(INVALID_INDEX.uri, str(exc)) from None
         except LimitExceeded as exc:
             # A 400 at the tailor, never a 503: the same query will be refused again.
             self.store.events.inc("queries_refused_total", limit=exc.limit)
             log.info("query.refused", index=index, limit=exc.limit)
-            raise ApplicationError(names.INVALID_QUERY, str(exc), limit=exc.limit) from None
+            raise ApplicationError(INVALID_QUERY.uri, str(exc), limit=exc.limit) from None
         except InvalidQuery as exc:
-            raise ApplicationError(names.INVALID_QUERY, str(exc)) from None
+            raise ApplicationError(INVALID_QUERY.uri, str(exc)) from None
         except EngineRejected as exc:
             if exc.status == 400:
-                raise ApplicationError(names.INVALID_QUERY, exc.reason) from None
-            raise ApplicationError(names.UNAVAILABLE, f"engine refused: {exc.reason}") from None
-        except EngineUnavailable as exc:
-            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
+                raise ApplicationError(INVALID_QUERY.uri, exc.reason) from None
+            raise RetryLater(f"engine refused: {exc.reason}") from None
         self.sids.registered(sid)
         self.metrics.inc("queries_registered_total")
         log.debug("query.registered", index=index, sid=sid)
         return sid
 
     async def describe_query(self, sid: Any = None, details: Any = None) -> dict[str, Any]:
-        if not isinstance(sid, str) or len(sid) != 16 or any(c not in "0123456789abcdef" for c in sid):
-            raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+        if not is_sid(sid):
+            raise ApplicationError(NO_SUCH_QUERY.uri, f"no query with sid {sid!r}")
         try:
             found = await self.sids.describe(sid, lambda: check_caller(self.session, details, "lookup", sid))
-        except (EngineUnavailable, EngineRejected) as exc:
-            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
+        except EngineRejected as exc:
+            raise RetryLater(str(exc)) from None
         if found is None:
-            raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+            raise ApplicationError(NO_SUCH_QUERY.uri, f"no query with sid {sid!r}")
         try:  # readers: a sid whose target the caller may not read does not exist for it
             await check_caller(
                 self.session,
@@ -109,25 +117,23 @@ class QueryProcedures:
                 self.store.engine,
                 self.store.prefix,
             )
-        except ApplicationError as exc:
-            if exc.error != names.UNAVAILABLE:
-                raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}") from None
-            raise
+        except ApplicationError:  # a refusal; a RetryLater stays one
+            raise ApplicationError(NO_SUCH_QUERY.uri, f"no query with sid {sid!r}") from None
         return found
 
     async def target_reach(self, target: Any = None, details: Any = None) -> list[str]:
         """The indices behind the aliases ``target`` covers: the router's gate judges live
         subscriptions again with it (principals only: the router refuses browsers this call)."""
         if not isinstance(target, str) or target_problem(target):
-            raise ApplicationError(names.INVALID_INDEX, f"not a read target: {target!r}")
+            raise ApplicationError(INVALID_INDEX.uri, f"not a read target: {target!r}")
         try:
             return await alias_members(self.store.engine, target, self.store.prefix)
-        except (EngineUnavailable, EngineRejected) as exc:
-            raise ApplicationError(names.UNAVAILABLE, str(exc)) from None
+        except EngineRejected as exc:
+            raise RetryLater(str(exc)) from None
 
     async def attach(self, session: ISession) -> None:
         self.session = session
         shared = RegisterOptions(invoke="roundrobin", details_arg="details")
-        await session.register(self.register_query, names.REGISTER_QUERY, options=shared)
-        await session.register(self.describe_query, names.DESCRIBE_QUERY, options=shared)
-        await session.register(self.target_reach, names.TARGET_REACH, options=shared)
+        await session.register(procedure(self.register_query), REGISTER_QUERY, options=shared)
+        await session.register(procedure(self.describe_query), DESCRIBE_QUERY, options=shared)
+        await session.register(procedure(self.target_reach), TARGET_REACH, options=shared)

@@ -15,11 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.names import TOPIC_PREFIX
-
-#: What ``wamp.subscription.get`` answers for an id that is gone (unsubscribed
-#: between the listing and the lookup): no subscriber, not a failed sweep.
-NO_SUCH_SUBSCRIPTION = "wamp.error.no_such_subscription"
+from common.contract import TOPIC_PREFIX
 
 MATCHES = ("exact", "prefix", "wildcard")
 

@@ -17,6 +17,8 @@ from twisted.web.http import Request
 from beater.http.forwarder import EngineUnreachable
 from beater.writers.aliases import WriteAliases
 from common.config import Settings
+from common.contract import WRITER_UNAUTHORIZED
+from common.errors import RetryLater
 from common.http import HTTPError
 from common.metrics import Metrics
 from common.readers import OPEN_TARGETS, listen_interface
@@ -40,7 +42,6 @@ class WriterGate:
         metrics: Metrics,
         mode: str = "estrom",
         aliases: WriteAliases | None = None,
-        retry_after: int = 2,
         percolated_as: Callable[[str], str] = lambda name: name,
     ) -> None:
         if mode not in AUTH_MODES:
@@ -51,7 +52,6 @@ class WriterGate:
         self.metrics = metrics
         #: Where writes through an alias land (None: names are taken as they are; unit tests).
         self.aliases = aliases
-        self.retry_after = retry_after
         #: The index an ingested document is matched as (the store's view of aliases: what decides matching).
         self.percolated_as = percolated_as
 
@@ -75,7 +75,6 @@ class WriterGate:
             metrics,
             settings.bulk_auth,
             aliases,
-            settings.retry_after,
             percolated_as,
         )
 
@@ -95,9 +94,8 @@ class WriterGate:
         identity = self.writers.authenticate(presented(request.getHeader(b"authorization")))
         if identity is None:
             self.metrics.inc("write_refusals_total", reason="unauthorized")
-            raise HTTPError(
-                401,
-                "unauthorized",
+            raise HTTPError.of(
+                WRITER_UNAUTHORIZED,
                 "missing or wrong credentials: a writer's token (Bearer, or Basic/ApiKey with the "
                 "writer's name), or ESTROM_INGEST_TOKEN",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -130,7 +128,7 @@ class WriterGate:
 
         A name inside the writer's targets that is an alias must also write
         into an index inside them: the engine is asked where it writes
-        (``beater/writers/aliases.py``). An engine that cannot say is 503.
+        (``beater/writers/aliases.py``). An engine that cannot say is RetryLater (503).
         """
         refused: dict[str, str] = {}
         allowed: list[str] = []
@@ -144,12 +142,7 @@ class WriterGate:
             try:
                 behind = await self.aliases.resolve(allowed)
             except (LookupError, ValueError, EngineUnreachable) as exc:
-                raise HTTPError(
-                    503,
-                    "unavailable",
-                    f"could not ask the engine where the writes' aliases lead: {exc}",
-                    headers={"Retry-After": str(self.retry_after)},
-                ) from None
+                raise RetryLater(f"could not ask the engine where the writes' aliases lead: {exc}") from None
             for name, indices in behind.items():
                 for index in indices.split(","):
                     reason = self.refusal(identity, index)

@@ -15,16 +15,12 @@ session.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-#: The procedure the ``browser`` role's ``"authorizer"`` names in router/config.json.
-#: Outside ``com.estrom.`` on purpose: no service role may call or register it.
-AUTHORIZER_URI = "estrom.router.authorize_browser"
-BROWSER_PROCEDURES = frozenset({"com.estrom.register_query", "com.estrom.describe_query"})
-#: ``docs-for-`` and a sid: 16 lowercase hex digits (farmhash64, common/query/identity.py).
-HITS_TOPIC = re.compile(r"docs-for-[0-9a-f]{16}")
+from common.contract import DESCRIBE_QUERY, REGISTER_QUERY, sid_of_topic
+
+BROWSER_PROCEDURES = frozenset({REGISTER_QUERY, DESCRIBE_QUERY})
 
 
 def browser_may(uri: str, action: str, options: Mapping[str, Any] | None) -> bool:
@@ -33,5 +29,5 @@ def browser_may(uri: str, action: str, options: Mapping[str, Any] | None) -> boo
         return uri in BROWSER_PROCEDURES
     if action == "subscribe":
         match = (options or {}).get("match", "exact")
-        return match == "exact" and HITS_TOPIC.fullmatch(uri) is not None
+        return match == "exact" and sid_of_topic(uri) is not None
     return False

@@ -20,6 +20,7 @@ tailor's (common/metrics.py, one registry of its own, the standard
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from common.contract import UNAVAILABLE
 from common.metrics import CONTENT_TYPE, Metrics
 
 PREFIX = "estrom_router_"
@@ -98,8 +100,10 @@ class MetricsResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         if not _gates:
-            request.setResponseCode(503)
+            request.setResponseCode(UNAVAILABLE.status)
             request.setHeader(b"content-type", b"application/json")
-            return b'{"error": "unavailable", "reason": "the readers gate has not started yet"}'
+            return json.dumps(
+                {"error": UNAVAILABLE.code, "reason": "the readers gate has not started yet"}
+            ).encode()
         request.setHeader(b"content-type", CONTENT_TYPE.encode())
         return bytes(_gates[0].metrics.render())

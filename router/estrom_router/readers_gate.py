@@ -50,11 +50,21 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from common.lazy_log_args import AUTOBAHN, CROSSBAR, install
-from common.names import TARGET_REACH
-from common.quotas import (
+from common.contract import (
+    DESCRIBE_QUERY,
+    NO_SUCH_QUERY,
+    NOT_AUTHENTICATED,
     NOT_AUTHORIZED,
     QUOTA_EXCEEDED,
+    ROUTER_ADMIT,
+    ROUTER_AUTHENTICATE,
+    ROUTER_AUTHORIZE,
+    TARGET_REACH,
+    TOPIC_PREFIX,
+    sid_of_topic,
+)
+from common.lazy_log_args import AUTOBAHN, CROSSBAR, install
+from common.quotas import (
     ConcurrentCounter,
     DescribeRate,
     QuotaExceeded,
@@ -76,16 +86,12 @@ from common.readers import (
     may_read,
 )
 
-from .authorizer import AUTHORIZER_URI, HITS_TOPIC, browser_may
+from .authorizer import browser_may
 from .metrics_page import NOT_AUTHORIZED as REFUSED
 from .metrics_page import build_metrics, serve
 
 log = Logger()
 
-AUTHENTICATOR_URI = "estrom.router.authenticate"
-ADMIT_URI = "estrom.router.admit"
-DESCRIBE_QUERY = "com.estrom.describe_query"
-NO_SUCH_QUERY = "com.estrom.error.no_such_query"
 #: the role of sessions authenticated by a reader's token
 READER_ROLE = "reader"
 BROWSER_ROLE = "browser"
@@ -151,9 +157,9 @@ class ReadersGate(ApplicationSession):
 
     async def onJoin(self, details: Any) -> None:
         # crossbar starts the transports once this returns: nobody joins before we are here.
-        await self.register(self._authorize, AUTHORIZER_URI)
-        await self.register(self._authenticate, AUTHENTICATOR_URI)
-        await self.register(self._admit, ADMIT_URI)
+        await self.register(self._authorize, ROUTER_AUTHORIZE)
+        await self.register(self._authenticate, ROUTER_AUTHENTICATE)
+        await self.register(self._admit, ROUTER_ADMIT)
         await self.subscribe(self._on_create, "wamp.subscription.on_create")
         await self.subscribe(self._on_unsubscribe, "wamp.subscription.on_unsubscribe")
         await self.subscribe(self._on_delete, "wamp.subscription.on_delete")
@@ -220,7 +226,7 @@ class ReadersGate(ApplicationSession):
         for session_id, held in list(self.held.items()):
             name = self.sessions.get(session_id, ("", ""))[0]
             for uri in held:
-                target = self.targets.get(uri[len("docs-for-") :])
+                target = self.targets.get(uri.removeprefix(TOPIC_PREFIX))
                 if target is not None:
                     by_target.setdefault(target, []).append((session_id, uri, name))
         subscription_of = {uri: sub_id for sub_id, uri in self.topics.items()}
@@ -241,7 +247,7 @@ class ReadersGate(ApplicationSession):
                     continue
                 try:
                     await self.call(
-                        "wamp.subscription.remove_subscriber", sub_id, session_id, reason=NOT_AUTHORIZED
+                        "wamp.subscription.remove_subscriber", sub_id, session_id, reason=NOT_AUTHORIZED.uri
                     )
                 except ApplicationError as exc:  # gone meanwhile
                     log.debug("readers.remove_failed error={e}", e=exc.error)
@@ -279,9 +285,11 @@ class ReadersGate(ApplicationSession):
     def _authenticate(self, realm: str, authid: str | None, details: Mapping[str, Any]) -> dict[str, Any]:
         identity = self.readers.authenticate(str(details.get("ticket") or "") or "\0none")
         if identity is None:
-            raise ApplicationError(NOT_AUTHORIZED, "no reader has this token")
+            raise ApplicationError(NOT_AUTHENTICATED.uri, "no reader has this token")
         if authid and authid != identity.name:
-            raise ApplicationError(NOT_AUTHORIZED, "the token belongs to another reader than the authid")
+            raise ApplicationError(
+                NOT_AUTHENTICATED.uri, "the token belongs to another reader than the authid"
+            )
         return {"authid": identity.name, "role": READER_ROLE}
 
     # --- authorization --------------------------------------------------------------
@@ -307,8 +315,8 @@ class ReadersGate(ApplicationSession):
         if action == "call":
             # Never cached: every call must pass here so that the session is known to admit().
             return {"allow": True, "cache": False, "disclose": True}
-        sid = uri[len("docs-for-") :]
-        if HITS_TOPIC.fullmatch(uri) is None:
+        sid = sid_of_topic(uri)
+        if sid is None:
             return deny
         if sid not in self.targets:
             try:  # learning the target costs a lookup in the query store: the caller's quota
@@ -337,7 +345,7 @@ class ReadersGate(ApplicationSession):
         try:
             found = await self.call(DESCRIBE_QUERY, sid)
         except ApplicationError as exc:
-            if exc.error != NO_SUCH_QUERY:
+            if exc.error != NO_SUCH_QUERY.uri:
                 log.warn("readers.describe_failed sid={sid} error={error}", sid=sid, error=exc.error)
             return None
         index = found.get("index") if isinstance(found, dict) else None
@@ -358,20 +366,24 @@ class ReadersGate(ApplicationSession):
         known = self.sessions.get(caller) if isinstance(caller, int) else None
         if known is None:
             self.refusals.count_reason(REFUSED)
-            raise ApplicationError(NOT_AUTHORIZED, "the router does not know this caller")
+            raise ApplicationError(NOT_AUTHORIZED.uri, "the router does not know this caller")
         name, key = known
         if action == "lookup":  # before any target is known: only the caller's lookup quota
             try:
                 self.describes.take(key)
             except QuotaExceeded as exc:
                 raise ApplicationError(
-                    QUOTA_EXCEEDED, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
+                    QUOTA_EXCEEDED.uri,
+                    str(exc),
+                    limit=exc.limit,
+                    value=exc.value,
+                    retry_after=exc.retry_after,
                 ) from None
             return
         identity = self.readers.identity(name) if name != ANONYMOUS else self.readers.anonymous
         if identity is None or not isinstance(index, str) or not may_read(identity, index, self.own_prefix):
             self.refusals.count_reason(REFUSED)
-            raise ApplicationError(NOT_AUTHORIZED, f"{name} may not read {index!r}")
+            raise ApplicationError(NOT_AUTHORIZED.uri, f"{name} may not read {index!r}")
         if action != "register":
             return
         try:
@@ -383,7 +395,7 @@ class ReadersGate(ApplicationSession):
             self.registrations.take(key)
         except QuotaExceeded as exc:
             raise ApplicationError(
-                QUOTA_EXCEEDED, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
+                QUOTA_EXCEEDED.uri, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
             ) from None
 
     # --- subscription bookkeeping (meta events) ---------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from hypothesis import given
 
-from common import names
+from common import contract
 from devstack.wamp_client import WampClient
 from tests.hostile.conftest import TRIED, hostile_settings
 from tests.hostile.strategies import CONTENT_TYPES, DSL, INDEX_NAMES, LUCENE, RAW_BODIES, TAIL_PARAMS
@@ -29,7 +29,7 @@ from tests.security.serving import assert_still_serving
 
 INDEX = f"hostile-{uuid.uuid4().hex[:8]}"
 SID = re.compile(r"^[0-9a-f]{16}$")
-ESTROM_ERRORS = (names.INVALID_QUERY, names.INVALID_INDEX)
+ESTROM_ERRORS = (contract.INVALID_QUERY.uri, contract.INVALID_INDEX.uri)
 
 
 def assert_json_answer(status: int, content_type: str, body: bytes) -> Any:

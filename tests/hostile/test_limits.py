@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from common import names
+from common import contract
 from common.config import Settings
 from common.query.limits import QueryLimits
 from devstack.wamp_client import WampClient
@@ -21,7 +21,7 @@ from tests.tailor.tail_client import docs_path
 def rpc_refusal(wamp: WampClient, index: str, query: Any) -> str:
     with pytest.raises(ApplicationError) as err:
         wamp.call("com.estrom.register_query", index, query)
-    assert err.value.error == names.INVALID_QUERY
+    assert err.value.error == contract.INVALID_QUERY.uri
     return str(err.value.args[0])
 
 

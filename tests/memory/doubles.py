@@ -23,10 +23,10 @@ from common.config import Settings
 from common.query.identity import canonicalize, sid_for
 from common.quotas import QuotaLimits
 from common.readers import Readers, ReadersHolder
-from tailor.http_api import TailorAPI
-from tailor.reader_gate import ReaderGate
-from tailor.stream_format import EncodedHit
-from tailor.subscriptions import SubscriptionHub
+from tailor.http.api import TailorAPI
+from tailor.readers.gate import ReaderGate
+from tailor.streaming.format import EncodedHit
+from tailor.subscriptions.hub import SubscriptionHub
 
 REGISTER = "com.estrom.register_query"
 DESCRIBE = "com.estrom.describe_query"

@@ -201,6 +201,25 @@ def test_bad_encodings(make: Any, encoding: str, data: bytes, status: int, code:
     )
 
 
+@pytest.mark.parametrize(
+    ("draining", "reason"),
+    [
+        (False, "not connected to the router; retry later"),
+        (True, "the beater is shutting down; retry (another beater, or this one restarted)"),
+    ],
+)
+def test_a_condition_that_clears_is_503_with_the_configured_retry_after(
+    make: Any, draining: bool, reason: str
+) -> None:
+    client, agent, parts = make(ESTROM_RETRY_AFTER="7")
+    parts.api.draining = draining
+    status, headers, body = answer(post(client, "/api/v0.1/ingest/logs", BODY), agent)
+    assert (status, body) == (503, {"error": "unavailable", "reason": reason})
+    assert headers.getRawHeaders("retry-after") == ["7"]
+    assert parts.metrics.value("ingest_requests_total", outcome="unavailable") == 1
+    assert parts.pipeline.queued == 0
+
+
 def test_ingest_token(make: Any) -> None:
     client, agent, _ = make(ESTROM_INGEST_TOKEN="s3cret")
     for auth in (None, "Bearer wrong", "Basic s3cret", "Bearer s3cr\u00e9t"):

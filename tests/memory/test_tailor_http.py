@@ -13,7 +13,7 @@ import json
 from twisted.internet.testing import StringTransport
 
 from common.query.identity import sid_for
-from tailor.http_api import TailSite
+from tailor.http.site import TailSite
 from tests.memory.doubles import DESCRIBE, REGISTER, Collected, MemoryTailor, has_result, result
 
 

@@ -32,7 +32,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from beater.store.schema import count_fields
-from common import names
+from common import contract
 from devstack.metrics_page import metric
 from devstack.stack import Stack
 from devstack.wamp_client import EventSink, WampClient
@@ -83,8 +83,8 @@ def invented(tag: str, n: int) -> str:
 
 def refusal(client: WampClient, index: str, query: Any, **kwargs: Any) -> str:
     with pytest.raises(ApplicationError) as err:
-        client.call(names.REGISTER_QUERY, index, query, **kwargs)
-    assert err.value.error == names.INVALID_QUERY, err.value
+        client.call(contract.REGISTER_QUERY, index, query, **kwargs)
+    assert err.value.error == contract.INVALID_QUERY.uri, err.value
     return str(err.value.args[0])
 
 
@@ -95,8 +95,8 @@ def tail_status(tailor_url: str, index: str, query: str) -> tuple[int, dict[str,
 
 
 def watch(client: WampClient, index: str, query: Any) -> EventSink:
-    sid = client.call(names.REGISTER_QUERY, index, query)
-    return client.subscribe(names.topic_for(sid))
+    sid = client.call(contract.REGISTER_QUERY, index, query)
+    return client.subscribe(contract.topic_for(sid))
 
 
 def delivered(beater_url: str, index: str, sink: EventSink, doc: dict[str, Any]) -> None:
@@ -128,7 +128,7 @@ def test_a_full_field_budget_refuses_one_target_and_nobody_else(
 
         # The attack at small scale: queries of 20 invented fields each on target a.
         assert tail_status(tailor.url, target_a, invented("evil0", 20))[0] == 200
-        client.call(names.REGISTER_QUERY, target_a, invented("evil1", 20))
+        client.call(contract.REGISTER_QUERY, target_a, invented("evil1", 20))
         # (a) the budget is full: a 400 naming it, never a 503.
         status, body = tail_status(tailor.url, target_a, invented("evil2", 20))
         assert status == 400, body
@@ -142,7 +142,7 @@ def test_a_full_field_budget_refuses_one_target_and_nobody_else(
             metric(beater.url, "estrom_beater_queries_refused_total", limit="ESTROM_FIELDS_PER_TARGET") >= 2
         )
         # Fields already counted, and fields target a's index maps, cost nothing.
-        assert len(client.call(names.REGISTER_QUERY, target_a, "evil0_3:y AND evil1_7:z")) == 16
+        assert len(client.call(contract.REGISTER_QUERY, target_a, "evil0_3:y AND evil1_7:z")) == 16
         on_a = watch(client, target_a, "level:error")
 
         # (b) another target registers, invented fields and all.
@@ -181,13 +181,15 @@ def test_a_reader_s_field_budget_spans_its_targets(own: Own, start_beater: Start
     try:
         reader = "anonymous@192.0.2.7"
         for i in range(3):  # 3 x 20 = 60, each target within its own 40
-            trusted.call(names.REGISTER_QUERY, f"{index}-{i}", invented(f"r{i}", 20), principal=reader)
+            trusted.call(contract.REGISTER_QUERY, f"{index}-{i}", invented(f"r{i}", 20), principal=reader)
         reason = refusal(trusted, f"{index}-3", invented("r3", 1), principal=reader)
         assert "ESTROM_FIELDS_PER_PRINCIPAL" in reason
         assert reader in reason
         # Another reader, and registrations naming nobody, are not held.
-        trusted.call(names.REGISTER_QUERY, f"{index}-3", invented("r3", 20), principal="anonymous@192.0.2.8")
-        trusted.call(names.REGISTER_QUERY, f"{index}-4", invented("r4", 20))
+        trusted.call(
+            contract.REGISTER_QUERY, f"{index}-3", invented("r3", 20), principal="anonymous@192.0.2.8"
+        )
+        trusted.call(contract.REGISTER_QUERY, f"{index}-4", invented("r4", 20))
     finally:
         trusted.close()
 

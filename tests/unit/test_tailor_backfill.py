@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tailor.backfill import Deduper, backfill_body, backfill_query, hits_from_search, splice
+from tailor.backfill.handover import Deduper, splice
+from tailor.backfill.search import backfill_body, backfill_query, hits_from_search
 
 
 def test_query_strings_search_every_field_leniently():

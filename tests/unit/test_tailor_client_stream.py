@@ -8,10 +8,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from tailor.client_stream import ClientStream, StreamStats
-from tailor.request_watch import RequestWatch
-from tailor.stream_format import JsonFraming, SseFraming
-from tailor.subscriptions import Resume
+from tailor.streaming.format import JsonFraming, SseFraming
+from tailor.streaming.request_watch import RequestWatch
+from tailor.subscriptions.resume import Resume
+from tailor.tails.stream import ClientStream, StreamStats
 
 
 class Transport:

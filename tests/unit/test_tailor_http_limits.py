@@ -13,14 +13,15 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from common import names
+from common import contract
 from common.config import Settings, router_page_origins
 from common.quotas import QuotaLimits
 from common.readers import Readers, ReadersHolder
-from tailor.http_api import TailorAPI, TailSite
-from tailor.reader_gate import ReaderGate
-from tailor.stream_format import EncodedHit
-from tailor.subscriptions import SubscriptionHub
+from tailor.http.api import TailorAPI
+from tailor.http.site import TailSite
+from tailor.readers.gate import ReaderGate
+from tailor.streaming.format import EncodedHit
+from tailor.subscriptions.hub import SubscriptionHub
 from tests.memory.doubles import (
     DESCRIBE,
     REGISTER,
@@ -43,7 +44,7 @@ class Session(MemorySession):
 
     def _describe(self, sid: str) -> dict[str, Any]:
         if sid not in self.stored:
-            raise ApplicationError(names.NO_SUCH_QUERY, f"no query with sid {sid!r}")
+            raise ApplicationError(contract.NO_SUCH_QUERY.uri, f"no query with sid {sid!r}")
         return self.stored[sid]
 
 

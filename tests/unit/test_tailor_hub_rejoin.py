@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
-from tailor.subscriptions import SubscriptionHub
+from tailor.subscriptions.hub import SubscriptionHub
 
 
 class FakeSession:

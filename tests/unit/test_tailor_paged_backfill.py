@@ -9,10 +9,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from tailor.backfill import ONE_SEARCH, PER_DOCUMENT, BackfillBudget, BackfillPages, Deduper
-from tailor.client_stream import ClientStream, StreamStats
-from tailor.request_watch import RequestWatch
-from tailor.stream_format import JsonFraming, NdjsonFraming
+from tailor.backfill.budget import BackfillBudget
+from tailor.backfill.handover import Deduper
+from tailor.backfill.pages import ONE_SEARCH, PER_DOCUMENT, BackfillPages
+from tailor.streaming.format import JsonFraming, NdjsonFraming
+from tailor.streaming.request_watch import RequestWatch
+from tailor.tails.stream import ClientStream, StreamStats
 
 # -- the budget ---------------------------------------------------------------------
 

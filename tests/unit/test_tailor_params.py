@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tailor.params import BadParameter, TailRequest, parse_tail_request
+from tailor.queries.params import BadParameter, TailRequest, parse_tail_request
 
 
 def parse(last_event_id=None, **args):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tailor.subscriptions import SharedSubscription, plan_resume
+from tailor.subscriptions.resume import plan_resume
+from tailor.subscriptions.shared import SharedSubscription
 
 
 def history(first: int, last: int):

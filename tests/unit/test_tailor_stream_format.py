@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tailor.stream_format import JsonFraming, NdjsonFraming, SseFraming, framing_for
+from tailor.streaming.format import JsonFraming, NdjsonFraming, SseFraming, framing_for
 from tests.tailor.tail_client import parse_sse
 
 HITS = [

@@ -6,7 +6,7 @@ sid; at every window boundary it hands the closed window to its streams,
 and each cuts its own top ``k``. A stream counts hits itself (*private*)
 only while its counts cannot be the shared ones: its first, partial window
 (it joined mid-window), and for ``since=`` the hand-over, while live hits
-may still be documents the engine already counted (see count_history).
+may still be documents the engine already counted (see tailor/counts/history.py).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 
 from common.hits import Hit
-from tailor.backfill import Deduper
-from tailor.counting import WindowCounts, frame, window_start
-from tailor.paced_response import PacedResponse, State
-from tailor.request_watch import RequestWatch
-from tailor.stream_format import CountFraming
-from tailor.subscriptions import SequencedHit, SharedSubscription, SubscriptionHub
+from tailor.backfill.handover import Deduper
+from tailor.counts.counting import WindowCounts, frame, window_start
+from tailor.streaming.format import CountFraming
+from tailor.streaming.paced_response import PacedResponse, State
+from tailor.streaming.request_watch import RequestWatch
+from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.resume import SequencedHit
+from tailor.subscriptions.shared import SharedSubscription
 
 log = Logger()
 

@@ -17,7 +17,7 @@ tailor forgets that at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +31,8 @@ from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.quotas import ExpiringSet
 from common.wamp import RouterUnavailable, SessionHolder
-from tailor.subscriptions import SubscriptionHub
+from tailor.subscriptions.hub import SubscribeFailed, SubscriptionHub
+from tailor.subscriptions.shared import SharedSubscription
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,18 @@ class Resolver:
 
     def unavailable(self, reason: str) -> HTTPError:
         return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.retry_after)})
+
+    async def subscribed(
+        self, target: Resolved, joining: Awaitable[SharedSubscription]
+    ) -> SharedSubscription:
+        """The target's shared subscription once the router confirmed it (503 if it did not); the
+        sid is then known to stand for the target, so later clients of it skip the round trip."""
+        try:
+            sub = await joining
+        except (RouterUnavailable, SubscribeFailed) as exc:
+            raise self.unavailable(str(exc)) from None
+        sub.described = (target.index, target.query)
+        return sub
 
     async def _call(self, procedure: str, *args: Any) -> Any:
         try:

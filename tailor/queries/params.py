@@ -1,7 +1,7 @@
-"""What a ``GET /api/v0.1/docs`` asks for, checked before anything is subscribed.
+"""What a ``GET /api/v0.1/docs`` or ``/counts`` asks for, checked before anything is subscribed.
 
-Pure: takes the decoded query arguments and headers, returns a TailRequest
-or raises BadParameter (HTTP 400) with a reason a person can act on.
+Pure: takes the decoded query arguments (``query_args``) and headers, returns
+a TailRequest or raises BadParameter (HTTP 400) with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from twisted.web.http import Request
 
 from common.query.identity import InvalidQuery, parse_query_param
 from common.query.limits import QueryLimits, validate_query
@@ -40,6 +42,14 @@ class TailRequest:
     backfill: int = 0
     format: str = "json"
     last_event_id: str | None = None
+
+
+def query_args(request: Request) -> dict[str, list[str]]:
+    """The query arguments, decoded (undecodable bytes become U+FFFD and fail validation)."""
+    return {
+        k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+        for k, vs in request.args.items()
+    }
 
 
 def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:

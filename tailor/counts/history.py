@@ -21,8 +21,9 @@ from typing import Any
 
 from common.engine import NOT_FOUND_ERRORS, Engine
 from common.hits import make_hit
-from tailor.backfill import Deduper, backfill_query
-from tailor.counting import WindowCounts, value_key
+from tailor.backfill.handover import Deduper
+from tailor.backfill.search import backfill_query
+from tailor.counts.counting import WindowCounts, value_key
 
 TIMESTAMP = "@timestamp"
 #: Documents this long before the end of the period are checked against live hits.

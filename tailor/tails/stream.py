@@ -11,7 +11,7 @@ runs) live hits are *held*, so that none is lost or repeated at the
 hand-over; the response status and headers are only written at ``start``,
 so errors up to then are still plain HTTP errors.
 
-A backfill (``n=``) is written a page at a time (tailor/backfill.py): the
+A backfill (``n=``) is written a page at a time (tailor/backfill/pages.py): the
 next page is fetched only once the client has taken the last one, and live
 hits are held behind it meanwhile (at most ``max_pending`` bytes of them).
 A client that leaves a page unread for ``backfill_stall`` seconds, or lets
@@ -32,11 +32,12 @@ from twisted.web.http import Request
 
 from common.engine import EngineRejected
 from common.hits import Hit
-from tailor.backfill import BackfillPages, Deduper
-from tailor.paced_response import CLOSE_GRACE, PacedResponse, State
-from tailor.request_watch import RequestWatch
-from tailor.stream_format import Framing, hit_json
-from tailor.subscriptions import Resume, SequencedHit
+from tailor.backfill.handover import Deduper
+from tailor.backfill.pages import BackfillPages
+from tailor.streaming.format import Framing, hit_json
+from tailor.streaming.paced_response import CLOSE_GRACE, PacedResponse, State
+from tailor.streaming.request_watch import RequestWatch
+from tailor.subscriptions.resume import Resume, SequencedHit
 
 log = Logger()
 

@@ -7,9 +7,8 @@ last listener leaving unsubscribes at once, except that a departing SSE
 client may ask the subscription to linger a little, so that its browser's
 automatic reconnect resumes from the history instead of finding it gone.
 
-Every hit gets a sequence number within the subscription's *epoch* (a random
-token per subscribe); the last ``history`` hits are kept so that SSE clients
-resume with Last-Event-ID (``<epoch>:<seq>``) with no gap and no duplicate.
+Each hit is numbered in the subscription's epoch, and the last hits kept for
+SSE clients to resume with (tailor/subscriptions/resume.py).
 
 A lost router session takes every subscription with it. Streams that can
 say so (NDJSON, SSE) wait for the session to come back (``router_wait``
@@ -20,12 +19,8 @@ Others (JSON, streams not yet started) end at once with an ``"error"``.
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -36,173 +31,13 @@ from twisted.python.failure import Failure
 from common.hits import Hit
 from common.names import topic_for
 from common.wamp import SessionHolder
+from tailor.subscriptions.shared import Listener, SharedSubscription, as_is
 
 log = Logger()
 
 
-class SequencedHit(NamedTuple):
-    """A live hit and its sequence number in its subscription's epoch (the SSE event id)."""
-
-    seq: int
-    hit: Hit
-
-
-def _as_is(hit: Hit) -> Hit:
-    return hit
-
-
-class Listener(Protocol):
-    """A client of a shared subscription."""
-
-    def deliver(self, entries: Sequence[SequencedHit]) -> None:
-        """New hits, in order; called on the reactor thread as they arrive."""
-
-    def fail(self, error: str, reason: str) -> None:
-        """The subscription is gone (router lost): end the stream with this error."""
-
-    @property
-    def bridges_gaps(self) -> bool:
-        """Whether the stream outlives a router loss, to carry a gap notice instead."""
-
-    def gap(self, info: dict[str, Any]) -> None:
-        """Hits may be missing here (router lost and back): say so in the stream."""
-
-
 class SubscribeFailed(Exception):
     """The router refused or could not take the subscription (HTTP 503)."""
-
-
-@dataclass
-class Resume:
-    """Where an SSE client picks up: hits to replay, and a gap notice if some are lost."""
-
-    replay: list[SequencedHit]
-    gap: dict[str, Any] | None = None
-
-
-def plan_resume(last_event_id: str, epoch: str, next_seq: int, history: Sequence[SequencedHit]) -> Resume:
-    """What a client that saw ``last_event_id`` has missed, given the subscription's state.
-
-    Pure, so every case is unit tested: same epoch and covered by history →
-    replay exactly the rest; same epoch but history too short → gap with the
-    count missed, then all history; unknown epoch or id → gap, missed unknown.
-    """
-    given_epoch, _, raw_seq = last_event_id.partition(":")
-    try:
-        seq = int(raw_seq)
-    except ValueError:
-        seq = -1
-    if given_epoch != epoch or not 0 <= seq < next_seq:
-        return Resume(
-            [],
-            {
-                "last_event_id": last_event_id,
-                "missed": None,
-                "reason": "the tailor has no history for this event id (restarted, resubscribed, "
-                "or another tailor); hits since then may be missing",
-            },
-        )
-    first_kept = history[0][0] if history else next_seq
-    if seq + 1 >= first_kept:
-        return Resume([e for e in history if e[0] > seq])
-    missed = first_kept - (seq + 1)
-    return Resume(
-        list(history),
-        {
-            "last_event_id": last_event_id,
-            "missed": missed,
-            "reason": f"{missed} hits fell out of the tailor's history before the reconnect",
-        },
-    )
-
-
-@dataclass(eq=False)
-class SharedSubscription:
-    """The state of one sid in this process."""
-
-    sid: str
-    history_size: int
-    #: Turns a received hit into what listeners get (the app passes the
-    #: wire format's encode-once hit); the hub itself knows no format.
-    prepare: Callable[[Hit], Hit] = _as_is
-    epoch: str = field(default_factory=lambda: secrets.token_hex(4))
-    next_seq: int = 1
-    listeners: set[Listener] = field(default_factory=set)
-    history: deque[SequencedHit] = field(init=False)
-    wamp_subscription: Any = None
-    linger_call: IDelayedCall | None = None
-    dropped: bool = False
-    #: Only SSE clients resume: a sid that never had one keeps no history.
-    keep_history: bool = False
-    #: (index, query) the sid stands for, once a client resolved it: later
-    #: clients of the sid skip the register/describe round trip.
-    described: tuple[str, Any] | None = None
-    #: Told, per listener and event, the seconds from the event's arrival to its hand-over (metrics).
-    on_delivered: Callable[[float], None] | None = None
-    _ready: bool = False
-    _error: Failure | None = None
-    _waiters: list[Deferred[None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.history = deque(maxlen=self.history_size)
-
-    @property
-    def last_seq(self) -> int:
-        return self.next_seq - 1
-
-    def event_id(self, seq: int) -> str:
-        return f"{self.epoch}:{seq}"
-
-    def new_epoch(self) -> None:
-        """Subscribed again after a gap: old event ids no longer resume without one."""
-        self.epoch = secrets.token_hex(4)
-        self.history.clear()
-        self._ready, self._error = False, None
-
-    def on_event(self, *hits: Hit, **_details: Any) -> None:
-        """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
-        entries: list[SequencedHit] = []
-        prepare = self.prepare
-        for hit in hits:
-            entries.append(SequencedHit(self.next_seq, prepare(hit)))
-            self.next_seq += 1
-        if self.keep_history:
-            self.history.extend(entries)
-        arrived = time.perf_counter()
-        for listener in list(self.listeners):
-            # A listener may leave (limit reached) while we fan out.
-            if listener in self.listeners:
-                try:
-                    listener.deliver(entries)
-                except Exception:
-                    # One broken client must not cost the others their hits.
-                    log.failure("subscription.deliver_failed", sid=self.sid)
-                if self.on_delivered is not None:
-                    self.on_delivered(time.perf_counter() - arrived)
-
-    def resume(self, last_event_id: str) -> Resume:
-        return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
-
-    def when_ready(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self._error is not None:
-            d.errback(self._error)
-        elif self._ready:
-            d.callback(None)
-        else:
-            self._waiters.append(d)
-        return d
-
-    def settle(self, error: Failure | None = None) -> None:
-        self._ready, self._error = error is None, error
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if d.called:  # cancelled: its client went away while we subscribed
-                continue
-            if error is None:
-                d.callback(None)
-            else:
-                d.errback(error)
 
 
 class SubscriptionHub:
@@ -215,7 +50,7 @@ class SubscriptionHub:
         history_size: int,
         sse_linger: float,
         router_wait: float = 60.0,
-        prepare: Callable[[Hit], Hit] = _as_is,
+        prepare: Callable[[Hit], Hit] = as_is,
     ) -> None:
         self.wamp = wamp
         self.prepare = prepare

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tailor.count_stream import SharedCounter
-from tailor.counting import frame
+from tailor.counts.counting import frame
+from tailor.counts.stream import SharedCounter
 
 MAX_SIDS = 50
 TOP_VALUES = 5

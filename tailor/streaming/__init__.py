@@ -1,0 +1,1 @@
+"""What every endless response shares: its pacing for slow clients, its wire format, its client's presence."""

@@ -1,0 +1,1 @@
+"""``GET /api/v0.1/docs``: a tail request answered with its sid's live hits, after a backfill."""
