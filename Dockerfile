@@ -47,10 +47,10 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /tmp estrom
 COPY --from=build-router /opt/venv-router /opt/venv-router
 COPY router/web /app/router/web
 COPY router/estrom_router /app/router/estrom_router
-# The router's readers gate (issue 15) imports these modules (standard library only, but
+# The router's readers gate imports these modules (standard library only, but
 # metrics.py: prometheus-client, which router/requirements.txt adds to crossbar's pins);
 # contract.py holds the wire's names, the router's and the services' alike.
-COPY common/__init__.py common/contract.py common/lazy_log_args.py common/readers.py common/quotas.py common/indices.py common/metrics.py /app/common/
+COPY common/__init__.py common/contract.py common/environment.py common/lazy_log_args.py common/readers.py common/quotas.py common/indices.py common/metrics.py /app/common/
 COPY common/query/__init__.py common/query/target_syntax.py /app/common/query/
 COPY --from=build-router /src/config.rendered.json /app/router/config.json
 COPY --from=assets /assets/node_modules /app/router/node_modules

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from beater.bulk.api import BulkAPI
 from beater.bulk.publish import StoredPublisher
 from beater.bulk.stored_sources import IndexPipelines
+from beater.http.drain import Drain
 from beater.http.forwarder import EngineForwarder
 from beater.ingest.api import BeaterAPI
 from beater.ingest.pipeline import IngestPipeline
@@ -20,12 +21,12 @@ from beater.matching.percolate import PercolateResult, Percolator
 from beater.publishing.publisher import Publisher
 from beater.queries.lifecycle import QueryLifecycle
 from beater.queries.rpc import QueryProcedures
-from beater.sites import bulk_site, shared_site
+from beater.sites import bulk_site, own_site, shared_site
 from beater.store import QueryStore
 from beater.writers.aliases import WriteAliases
 from beater.writers.gate import WriterGate
 from common.config import Settings
-from common.engine import Engine
+from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.metrics import Metrics
 from common.readers import ReadersError
 from common.service import listen_and_join
@@ -34,7 +35,8 @@ from common.wamp import SessionHolder
 log = Logger()
 
 
-def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
+def build_metrics() -> Metrics:
+    """The beater's metrics; what reads an object's state (gauges) is declared once it exists."""
     m = Metrics("estrom_beater_")
     m.counter("ingest_requests_total", "Ingest requests by outcome.", labels=("outcome",))
     m.counter(
@@ -55,8 +57,6 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
         "wamp.subscription.get calls by sweeps, by outcome: found, gone (unsubscribed meanwhile), failed.",
         labels=("outcome",),
     )
-    m.gauge("queue_documents", "Documents waiting for or in percolation.", lambda: pipeline_ref[0].queued)
-    m.gauge("batches_total", "Percolated batches.", lambda: pipeline_ref[0].stats["batches"])
     m.histogram(
         "ingest_request_seconds",
         "Ingest requests, from the whole body received to the answer, by outcome.",
@@ -97,27 +97,34 @@ def build_metrics(pipeline_ref: list[IngestPipeline]) -> Metrics:
     return m
 
 
+def watch_pipeline(metrics: Metrics, pipeline: IngestPipeline) -> None:
+    """The pipeline's gauges: what waits for percolation, and how many batches went."""
+    metrics.gauge("queue_documents", "Documents waiting for or in percolation.", lambda: pipeline.queued)
+    metrics.gauge("batches_total", "Percolated batches.", lambda: pipeline.stats["batches"])
+
+
 class Beater:
     def __init__(self, settings: Settings, reactor: Any) -> None:
         self.settings = settings
         self.reactor = reactor
         self.engine = Engine.from_settings(settings, reactor)
+        self.metrics = build_metrics()
         self.store = QueryStore(
             self.engine,
             settings.query_index_prefix,
             settings.query_limits(),
             shards=settings.query_index_shards,
             replicas=settings.query_index_replicas,
+            metrics=self.metrics,
         )
-        self.percolator = Percolator(
-            self.engine, self.store.targets, settings.percolate_mode, settings.percolate_documents_min
-        )
-        pipeline_ref: list[IngestPipeline] = []
-        self.metrics = build_metrics(pipeline_ref)
+        targets = self.store.targets
         self.metrics.gauge(
             "read_targets",
             "Registered read targets other than single names (patterns, lists) this beater matches.",
-            lambda: len(self.store.targets),
+            lambda: len(targets),
+        )
+        self.percolator = Percolator(
+            self.engine, targets, settings.percolate_mode, settings.percolate_documents_min
         )
         self.procedures = QueryProcedures(self.store, self.metrics, settings)
         self.wamp = SessionHolder(
@@ -145,7 +152,9 @@ class Beater:
             max_queued=settings.queue_max_docs,
             concurrency=settings.engine_concurrency,
         )
-        pipeline_ref.append(self.pipeline)
+        watch_pipeline(self.metrics, self.pipeline)
+        #: SIGTERM's drain, one for both HTTP faces
+        self.drain = Drain(reactor)
         forwarder = EngineForwarder(reactor, settings.bulk_engine_url(), settings.bulk_timeout)
         # Where a bulk write through an alias lands: asked within the engine timeout, not a bulk's.
         lookups = EngineForwarder(reactor, settings.bulk_engine_url(), settings.engine_timeout)
@@ -164,8 +173,9 @@ class Beater:
             self.wamp,
             self.metrics,
             self.gate,
+            self.drain,
             reactor,
-            self.store.targets.first_write,
+            targets.first_write,
         )
         stored = StoredPublisher(
             self.pipeline,
@@ -174,19 +184,10 @@ class Beater:
             reactor,
             IndexPipelines(lookups.get, reactor, settings.bulk_pipeline_ttl),
             lookups.post,
-            track=self.api.track,
+            self.drain,
             refresh_targets=self.store.refresh_targets,
-            giving_up=lambda: self.bulk.giving_up,
         )
-        self.bulk = BulkAPI(
-            settings,
-            forwarder,
-            stored,
-            self.metrics,
-            self.gate,
-            track=self.api.track,
-            draining=lambda: self.api.draining,
-        )
+        self.bulk = BulkAPI(forwarder, stored, self.metrics, self.gate, self.drain)
         self.port: IListeningPort | None = None
         self.bulk_port: IListeningPort | None = None
 
@@ -200,16 +201,21 @@ class Beater:
         await self.lifecycle.attach(session)
 
     async def start(self) -> None:
-        """Listen, join the router, check the engine, start sweeping; print the ready line."""
+        """Take in an older layout's queries; listen, join the router, check the engine, start sweeping;
+        print the ready line."""
+        try:
+            await self.store.migrate_layout()
+        except (EngineUnavailable, EngineRejected) as exc:
+            log.warn("store.migration_deferred", error=str(exc))  # the first sweep runs it
         if self.settings.bulk_listen:
             # The bulk API on its own address: only it is served there.
-            site = bulk_site(self.bulk)
+            site = bulk_site(self.settings, self.bulk)
             self.bulk_port = await serverFromString(self.reactor, self.settings.bulk_listen).listen(site)
             address = self.bulk_port.getHost()
             log.info("beater.bulk_listening", host=address.host, port=address.port)
-            beater_site = self.api.site()
+            beater_site = own_site(self.settings, self.api)
         else:
-            beater_site = shared_site(self.api, self.bulk)
+            beater_site = shared_site(self.settings, self.api, self.bulk)
         self.port = await listen_and_join(
             "beater",
             self.reactor,
@@ -226,4 +232,4 @@ class Beater:
         self.lifecycle.stop()
         if self.bulk_port is not None:
             await self.bulk_port.stopListening()
-        await self.api.drain(port, self.settings.shutdown_grace, self.reactor)
+        await self.drain.drain(port, self.settings.shutdown_grace)

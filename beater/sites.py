@@ -1,70 +1,34 @@
-"""The beater's sites: each request's body limit chosen by its route before its body is read.
+"""The beater's sites: estrom's own routes, the engine's bulk API, or both on one port.
 
-On a port shared by estrom's routes and the engine's bulk API, bulk
-requests may send up to ``ESTROM_BULK_MAX_BODY`` (100 MiB, the engine's
-default), every other request only ``ESTROM_INGEST_MAX_BODY``. The limit is
-applied while the body arrives (``beater.http.request_body.LimitedRequest``),
-so it must be known when the headers end, before Twisted routes the request:
-the channel reads the request line as it comes and sets the request's limit
-from the route it will take, the way ``common.http.Routes`` will decide it.
-A path that is not a bulk request therefore never gets the bulk limit, not
-even one that the engine's API would 404 or 405.
+Each request is routed once, when its request line arrives
+(``RoutePolicy.decide``, ``beater/http/routing.py``): the body limit must be
+known before the body is read, so the channel notes the request's ``Route``
+on it as the line comes, and everything after reads that decision: the
+body's bounds and the credential check before the body
+(``beater.http.request_body.LimitedRequest``), then ``Dispatch``, which
+answers the route's 404 or 405 or runs its handler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from urllib.parse import unquote_to_bytes
+from collections.abc import Mapping
+from typing import Any
 
-from twisted.web.server import Site
+from twisted.web.http import Request
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from beater.bulk.api import BulkAPI
-from beater.bulk.routes import route
-from beater.http.request_body import Admission, LimitedRequest, request_factory
+from beater.http.request_body import BodyGate, LimitedRequest
+from beater.http.routing import Route, RoutePolicy
 from beater.ingest.api import BeaterAPI
 from beater.writers.gate import WriterGate
 from common.config import Settings
-from common.http import HTTPError, JsonErrorChannel, QuietSite, Routes
-
-#: ``limit(method, path)``: the body limit of a request, from its request line.
-BodyLimit = Callable[[bytes, bytes], int]
+from common.http import Handler, HTTPError, JsonErrorChannel, QuietSite, serve, write_json
 
 
-def path_segments(path: bytes) -> list[str]:
-    """The path's segments as ``Routes`` gets them (Twisted's ``postpath``, decoded, no trailing "")."""
-    path = path.split(b"?", 1)[0]
-    segments = [unquote_to_bytes(s).decode("utf-8", "replace") for s in path[1:].split(b"/")]
-    if segments and segments[-1] == "":
-        segments = segments[:-1]
-    return segments
-
-
-def _own_route(segments: list[str], prefixes: Iterable[tuple[str, ...]]) -> bool:
-    """Whether ``Routes`` knows the path itself (``Routes._match``'s rule), so no fallback serves it."""
-    return any(
-        tuple(segments[: len(p)]) == p and (len(segments) > len(p) or not p or segments == list(p))
-        for p in prefixes
-    )
-
-
-def body_limit(settings: Settings, own_prefixes: Iterable[tuple[str, ...]] = ()) -> BodyLimit:
-    """The bulk limit for requests the bulk API will take as bulk writes; the ingest limit for the rest."""
-    prefixes = tuple(own_prefixes)
-
-    def limit(method: bytes, path: bytes) -> int:
-        segments = path_segments(path)
-        if (
-            not _own_route(segments, prefixes)
-            and route(method.decode("ascii", "replace"), segments) == "bulk"
-        ):
-            return settings.bulk_max_body
-        return settings.ingest_max_body
-
-    return limit
-
-
-class RoutedLimitChannel(JsonErrorChannel):
-    """Sets each request's body limit from its request line, before the headers end."""
+class RoutedChannel(JsonErrorChannel):
+    """Routes each request as its request line arrives, before the headers end."""
 
     def lineReceived(self, line: bytes) -> None:
         before = self.requests[-1] if self.requests else None
@@ -72,44 +36,74 @@ class RoutedLimitChannel(JsonErrorChannel):
         if not self.requests or self.requests[-1] is before:
             return  # a header line, not a new request
         request = self.requests[-1]
-        limit: BodyLimit | None = getattr(self.site, "body_limit", None)
         parts = line.split(b" ")
         if len(parts) == 3 and isinstance(request, LimitedRequest):
-            request.line = (parts[0], parts[1])
-            if limit is not None:
-                request.max_body = limit(parts[0], parts[1])
+            request.route = self.site.policy.decide(parts[0], parts[1])
 
 
-def with_routed_limits(site: Site, limit: BodyLimit, smallest: int) -> Site:
-    """``site`` whose requests get their limit by route (``smallest`` if the request line is unreadable)."""
-    site.protocol = RoutedLimitChannel
-    site.body_limit = limit  # type: ignore[attr-defined]
-    site.requestFactory = request_factory(smallest)
-    return site
+def route_of(request: Request, policy: RoutePolicy) -> Route:
+    """The route the channel noted; decided here for a request that came another way (in-memory tests)."""
+    route = getattr(request, "route", None)
+    return route if isinstance(route, Route) else policy.decide(request.method, request.uri)
 
 
-def shared_site(api: BeaterAPI, bulk: BulkAPI) -> Site:
+class Dispatch(Resource):
+    """Runs each request's route: its handler, or its refusal (404, 405)."""
+
+    isLeaf = True
+
+    def __init__(self, policy: RoutePolicy, handlers: Mapping[str, Handler], retry_after: int) -> None:
+        super().__init__()
+        self.policy = policy
+        self.handlers = handlers
+        self.retry_after = retry_after
+
+    def render(self, request: Request) -> Any:
+        route = route_of(request, self.policy)
+        if route.refusal is not None:
+            write_json(request, route.refusal.status, route.refusal.body())
+            return NOT_DONE_YET
+        handler = self.handlers[route.name]
+        return serve(
+            request, handler, list(route.rest), retry_after=self.retry_after, cancel_on_disconnect=True
+        )
+
+
+class BeaterSite(QuietSite):
+    """A listener of the beater: its routes, and the gate its request bodies pass."""
+
+    protocol = RoutedChannel
+    requestFactory = LimitedRequest
+
+    def __init__(
+        self, policy: RoutePolicy, handlers: Mapping[str, Handler], body_gate: BodyGate, retry_after: int
+    ) -> None:
+        super().__init__(Dispatch(policy, handlers, retry_after))
+        self.policy = policy
+        #: read by LimitedRequest: admits bodies by route, refuses credentials before a body is read
+        self.body_gate = body_gate
+
+
+def own_site(settings: Settings, api: BeaterAPI) -> BeaterSite:
+    """The beater's port serving only estrom's routes (the bulk API listens on its own)."""
+    policy = RoutePolicy(settings, own=True, engine_api=False)
+    return BeaterSite(policy, api.handlers(), api, settings.retry_after)
+
+
+def shared_site(settings: Settings, api: BeaterAPI, bulk: BulkAPI) -> BeaterSite:
     """The beater's port serving estrom's routes and the bulk API: each with its own body limit."""
-    settings = api.settings
-    site = api.site(bulk.handle)
-    routes = site.resource
-    prefixes = [prefix for _method, prefix in routes.routes] if isinstance(routes, Routes) else []
-    smallest = min(settings.ingest_max_body, settings.bulk_max_body)
-    return with_routed_limits(site, body_limit(settings, prefixes), smallest)
+    policy = RoutePolicy(settings, own=True, engine_api=True)
+    return BeaterSite(policy, {**api.handlers(), **bulk.handlers()}, api, settings.retry_after)
 
 
-def bulk_site(bulk: BulkAPI) -> Site:
+def bulk_site(settings: Settings, bulk: BulkAPI) -> BeaterSite:
     """A listener of its own (``ESTROM_BULK_LISTEN``) serving only the bulk API and the start-up pass-through.
 
     Bulk writes get ``ESTROM_BULK_MAX_BODY``, the pass-through requests
     (templates, policies) ``ESTROM_INGEST_MAX_BODY``.
     """
-    settings = bulk.settings
-    routes = Routes({}, fallback=bulk.handle, cancel_on_disconnect=True, retry_after=settings.retry_after)
-    site = QuietSite(routes)
-    site.body_gate = EngineAPICredentials(bulk.gate)  # type: ignore[attr-defined]  # read by LimitedRequest
-    smallest = min(settings.ingest_max_body, settings.bulk_max_body)
-    return with_routed_limits(site, body_limit(settings), smallest)
+    policy = RoutePolicy(settings, own=False, engine_api=True)
+    return BeaterSite(policy, bulk.handlers(), EngineAPICredentials(bulk.gate), settings.retry_after)
 
 
 class EngineAPICredentials:
@@ -118,8 +112,8 @@ class EngineAPICredentials:
     def __init__(self, gate: WriterGate) -> None:
         self.gate = gate
 
-    def admit_body(self, request: LimitedRequest) -> Admission:
-        return Admission()
+    def admit_body(self, request: LimitedRequest) -> HTTPError | None:
+        return None
 
     def body_refused(self, limit: str) -> None:
         self.gate.metrics.inc("write_refusals_total", reason="body_over_limit")

@@ -292,7 +292,7 @@ def wait_until(what: str, done: Callable[[], bool], timeout: float) -> bool:
 def engine_ceiling(b: Bench, qs: QuerySet, stream: Stream, budget: float) -> Run:
     """The beater's percolate request, straight to the engine, C in flight, for ``budget`` seconds.
 
-    On the shared percolator index, scoped as the beater scopes it (``beater.percolate.scope_filter``):
+    On the shared percolator index, scoped as the beater scopes it (``beater.matching.search.scope_filter``):
     the covering target's queries, and the recent ones of targets it does not know."""
     pindex = PERC_PREFIX + SHARED_SUFFIX + "0"
     scope = scope_filter((qs.index,), int(time.time() * 1000) - RECENT_SLACK_MS, tuple(sorted(b.targets)))

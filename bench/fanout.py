@@ -3,8 +3,8 @@
 Why this exists
 ---------------
 A tailor shares one WAMP subscription per sid between all its clients and
-frames every hit for each of them (tailor/subscriptions.py,
-tailor/client_stream.py). What that costs per client decides how many tails
+frames every hit for each of them (tailor/subscriptions/hub.py,
+tailor/tails/stream.py). What that costs per client decides how many tails
 one tailor serves. Goal: 1,000 concurrent tails on one tailor, every
 hit delivered to every client at 100 hits/s, RSS growth under 50 KiB per idle
 client.

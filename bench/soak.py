@@ -3,7 +3,7 @@
 Why this exists
 ---------------
 A tailor must keep every reader that keeps up complete, drop the ones that
-fall too far behind (tailor/client_stream.py: ``max_pending``) without the
+fall too far behind (tailor/tails/stream.py: ``max_pending``) without the
 others noticing, and hold its memory flat while doing so; so must the
 processes upstream of it. This run shows it in minutes rather than hours.
 

@@ -132,7 +132,7 @@ class Stream:
     def percolate_body(self, k: int, scope: dict[str, Any] | None = None) -> str:
         """The beater's percolate request for batch ``k`` as one ``documents`` array.
 
-        ``scope``: the beater's filter on the covering targets (``beater.percolate.scope_filter``).
+        ``scope``: the beater's filter on the covering targets (``beater.matching.search.scope_filter``).
         """
         marker = "__DOCS__"
         body = json.dumps(_search_body({"documents": marker}, scope=scope))

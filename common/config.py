@@ -1,78 +1,37 @@
 """Settings: one frozen object, built once from the environment and passed down.
 
-Every variable is listed in the README's configuration table; the defaults
-match the contract's ports so that nothing needs configuring locally.
+The one home of every default and of reading the environment: ``Settings``
+for the beater and the tailor, ``CliSettings`` for the ``estrom`` command
+(its defaults are where default services listen). Objects get what they
+need from them as arguments. Read elsewhere: the readers' quotas
+(``QuotaLimits``, which the router reads on its own, with the same readers:
+``common/environment.py``) and the access file's variables
+(``common/readers.py``, ``common/writers.py``). Every variable is listed in
+the configuration reference; the defaults match the contract's ports so that
+nothing needs configuring locally.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from common.engine_urls import parse_urls
+from common.environment import ConfigError, flag, number, one_of, optional_integer, text
 from common.errors import DEFAULT_RETRY_AFTER
 from common.query.limits import QueryLimits
 from common.quotas import QuotaLimits
-from common.readers import OWN_PREFIX
+from common.readers import OWN_PREFIX, access_file, listen_interface
 
-
-class ConfigError(ValueError):
-    """A variable is set to something we cannot use; raised at start-up, never later."""
-
-
-N = TypeVar("N", int, float)
-
-
-def _number(env: Mapping[str, str], name: str, default: N, minimum: N) -> N:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    kind = type(default)
-    try:
-        value = kind(raw)
-    except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    return _number(env, name, default, minimum)
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    return _number(env, name, float(default), float(minimum))
-
-
-def _optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
-    """Unset or empty: None (the engine's own default)."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return None
-    return _int(env, name, 0, minimum)
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``; unset or empty: ``default``."""
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
-
-
-def _str(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name)
-    return default if raw is None or raw == "" else raw
-
+#: ``ESTROM_PERCOLATE_MODE``: the percolate request's shape (``beater/matching/percolate.py``)
+PERCOLATE_MODES = ("auto", "documents", "msearch")
+#: ``ESTROM_BULK_AUTH``: estrom checks writers, or the engine checks its own credentials
+BULK_AUTH_MODES = ("estrom", "engine")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
 
 _SECRET_FIELDS = frozenset({"ingest_token", "beater_secret", "tailor_secret"})
 
@@ -138,15 +97,8 @@ def _cors_origins(env: Mapping[str, str]) -> str:
     """``ESTROM_TAILOR_CORS_ORIGIN`` as set (empty: none), else the router page's origins."""
     raw = env.get("ESTROM_TAILOR_CORS_ORIGIN")
     if raw is None:
-        return router_page_origins(_str(env, "ESTROM_ROUTER_URL", Settings.router_url))
+        return router_page_origins(text(env, "ESTROM_ROUTER_URL", Settings.router_url))
     return ",".join(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-
-
-def _quotas(env: Mapping[str, str]) -> QuotaLimits:
-    try:
-        return QuotaLimits.from_env(env)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -199,9 +151,11 @@ class Settings:
     #: seconds a SIGTERMed beater waits for requests in flight before answering them 503
     shutdown_grace: float = 10.0
     query_index_prefix: str = OWN_PREFIX
+    #: the percolate request's shape, one of PERCOLATE_MODES (beater/matching/percolate.py)
     percolate_mode: str = "auto"
     query_grace: float = 600.0
     query_sweep_interval: float = 30.0
+    #: from this many documents on, ``auto`` percolates a batch in one request (``documents``)
     percolate_documents_min: int = 100
     log_level: str = "info"
     log_format: str = "text"
@@ -249,85 +203,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``ESTROM_*`` variables; invalid values raise ConfigError."""
+        """Build settings from ``ESTROM_*`` variables; invalid values raise ConfigError.
+
+        Each setting ``name`` is read from ``ESTROM_<NAME>``, as its default's
+        type says (numbers at least their ``_LEAST``), unless ``_READERS`` or
+        ``_CHOICES`` read it their way.
+        """
         env = os.environ if env is None else env
         d = cls()
-        settings = cls(
-            engine_url=_str(env, "ESTROM_ENGINE_URL", d.engine_url).rstrip("/"),
-            engine_timeout=_float(env, "ESTROM_ENGINE_TIMEOUT", d.engine_timeout, 0.1),
-            engine_concurrency=_int(env, "ESTROM_ENGINE_CONCURRENCY", d.engine_concurrency, 1),
-            router_url=_str(env, "ESTROM_ROUTER_URL", d.router_url),
-            realm=_str(env, "ESTROM_REALM", d.realm),
-            beater_listen=_str(env, "ESTROM_BEATER_LISTEN", d.beater_listen),
-            tailor_listen=_str(env, "ESTROM_TAILOR_LISTEN", d.tailor_listen),
-            ingest_token=_token(env, "ESTROM_INGEST_TOKEN"),
-            bulk_listen=_str(env, "ESTROM_BULK_LISTEN", d.bulk_listen),
-            bulk_auth=_str(env, "ESTROM_BULK_AUTH", d.bulk_auth).lower(),
-            bulk_max_body=_int(env, "ESTROM_BULK_MAX_BODY", d.bulk_max_body, 1),
-            bulk_timeout=_float(env, "ESTROM_BULK_TIMEOUT", d.bulk_timeout, 0.1),
-            bulk_pipeline_ttl=_float(env, "ESTROM_BULK_PIPELINE_TTL", d.bulk_pipeline_ttl, 0.0),
-            ingest_max_body=_int(env, "ESTROM_INGEST_MAX_BODY", d.ingest_max_body, 1),
-            ingest_max_docs=_int(env, "ESTROM_INGEST_MAX_DOCS", d.ingest_max_docs, 1),
-            ingest_max_ratio=_int(env, "ESTROM_INGEST_MAX_RATIO", d.ingest_max_ratio, 1),
-            ingest_max_depth=_int(env, "ESTROM_INGEST_MAX_DEPTH", d.ingest_max_depth, 1),
-            query_max_bytes=_int(env, "ESTROM_QUERY_MAX_BYTES", d.query_max_bytes, 1),
-            query_max_depth=_int(env, "ESTROM_QUERY_MAX_DEPTH", d.query_max_depth, 1),
-            query_max_clauses=_int(env, "ESTROM_QUERY_MAX_CLAUSES", d.query_max_clauses, 1),
-            query_max_fields=_int(env, "ESTROM_QUERY_MAX_FIELDS", d.query_max_fields, 1),
-            query_max_regex_length=_int(env, "ESTROM_QUERY_MAX_REGEX_LENGTH", d.query_max_regex_length, 1),
-            query_max_determinized_states=_int(
-                env, "ESTROM_QUERY_MAX_DETERMINIZED_STATES", d.query_max_determinized_states, 1
-            ),
-            query_max_expansions=_int(env, "ESTROM_QUERY_MAX_EXPANSIONS", d.query_max_expansions, 1),
-            query_leading_wildcards=_flag(env, "ESTROM_QUERY_LEADING_WILDCARDS", d.query_leading_wildcards),
-            fields_per_target=_int(env, "ESTROM_FIELDS_PER_TARGET", d.fields_per_target, 0),
-            fields_per_principal=_int(env, "ESTROM_FIELDS_PER_PRINCIPAL", d.fields_per_principal, 0),
-            batch_size=_int(env, "ESTROM_BATCH_SIZE", d.batch_size, 1),
-            batch_linger_ms=_float(env, "ESTROM_BATCH_LINGER_MS", d.batch_linger_ms),
-            queue_max_docs=_int(env, "ESTROM_QUEUE_MAX_DOCS", d.queue_max_docs, 1),
-            publish_timeout=_float(env, "ESTROM_PUBLISH_TIMEOUT", d.publish_timeout, 0.1),
-            retry_after=_int(env, "ESTROM_RETRY_AFTER", d.retry_after, 1),
-            shutdown_grace=_float(env, "ESTROM_SHUTDOWN_GRACE", d.shutdown_grace, 0.0),
-            query_index_prefix=_str(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
-            query_index_shards=_optional_int(env, "ESTROM_QUERY_INDEX_SHARDS", 1),
-            query_index_replicas=_optional_int(env, "ESTROM_QUERY_INDEX_REPLICAS", 0),
-            percolate_mode=_str(env, "ESTROM_PERCOLATE_MODE", d.percolate_mode).lower(),
-            query_grace=_float(env, "ESTROM_QUERY_GRACE", d.query_grace, 0.0),
-            query_sweep_interval=_float(env, "ESTROM_QUERY_SWEEP_INTERVAL", d.query_sweep_interval, 0.05),
-            percolate_documents_min=_int(env, "ESTROM_PERCOLATE_DOCUMENTS_MIN", d.percolate_documents_min, 1),
-            log_level=_str(env, "ESTROM_LOG_LEVEL", d.log_level).lower(),
-            log_format=_str(env, "ESTROM_LOG_FORMAT", d.log_format).lower(),
-            tailor_heartbeat=_float(env, "ESTROM_TAILOR_HEARTBEAT", d.tailor_heartbeat, 0.01),
-            tailor_max_pending=_int(env, "ESTROM_TAILOR_MAX_PENDING", d.tailor_max_pending, 1024),
-            tailor_send_buffer=_int(env, "ESTROM_TAILOR_SEND_BUFFER", d.tailor_send_buffer, 4096),
-            tailor_sse_history=_int(env, "ESTROM_TAILOR_SSE_HISTORY", d.tailor_sse_history, 0),
-            tailor_sse_linger=_float(env, "ESTROM_TAILOR_SSE_LINGER", d.tailor_sse_linger, 0.0),
-            tailor_max_backfill=_int(env, "ESTROM_TAILOR_MAX_BACKFILL", d.tailor_max_backfill, 0),
-            tailor_router_wait=_float(env, "ESTROM_TAILOR_ROUTER_WAIT", d.tailor_router_wait, 0.0),
-            tailor_cors_origin=_cors_origins(env),
-            tailor_backfill_buffer=_int(env, "ESTROM_TAILOR_BACKFILL_BUFFER", d.tailor_backfill_buffer, 4096),
-            tailor_backfill_total=_int(env, "ESTROM_TAILOR_BACKFILL_TOTAL", d.tailor_backfill_total, 4096),
-            tailor_backfill_stall=_float(env, "ESTROM_TAILOR_BACKFILL_STALL", d.tailor_backfill_stall, 0.1),
-            tailor_idle_timeout=_float(env, "ESTROM_TAILOR_IDLE_TIMEOUT", d.tailor_idle_timeout, 0.1),
-            tailor_access_recheck=_float(env, "ESTROM_TAILOR_ACCESS_RECHECK", d.tailor_access_recheck, 0.0),
-            unknown_sid_ttl=_float(env, "ESTROM_UNKNOWN_SID_TTL", d.unknown_sid_ttl, 0.0),
-            unknown_sid_cache=_int(env, "ESTROM_UNKNOWN_SID_CACHE", d.unknown_sid_cache, 0),
-            quotas=_quotas(env),
-            beater_authid=_str(env, "ESTROM_BEATER_AUTHID", d.beater_authid),
-            beater_secret=_secret(env, "ESTROM_BEATER_SECRET"),
-            tailor_authid=_str(env, "ESTROM_TAILOR_AUTHID", d.tailor_authid),
-            tailor_secret=_secret(env, "ESTROM_TAILOR_SECRET"),
-        )
-        if settings.log_level not in ("debug", "info", "warn", "error"):
-            raise ConfigError(f"ESTROM_LOG_LEVEL must be debug|info|warn|error, not {settings.log_level!r}")
-        if settings.percolate_mode not in ("auto", "documents", "msearch"):
-            raise ConfigError(
-                f"ESTROM_PERCOLATE_MODE must be auto|documents|msearch, not {settings.percolate_mode!r}"
-            )
-        if settings.bulk_auth not in ("estrom", "engine"):
-            raise ConfigError(f"ESTROM_BULK_AUTH must be estrom|engine, not {settings.bulk_auth!r}")
-        if settings.log_format not in ("text", "json"):
-            raise ConfigError(f"ESTROM_LOG_FORMAT must be text|json, not {settings.log_format!r}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name, default = f.name, getattr(d, f.name)
+            variable = f"ESTROM_{name.upper()}"
+            if name in _READERS:
+                values[name] = _READERS[name](env, variable)
+            elif name in _CHOICES:
+                values[name] = one_of(env, variable, default, _CHOICES[name])
+            elif isinstance(default, bool):
+                values[name] = flag(env, variable, default)
+            elif isinstance(default, int | float):
+                values[name] = number(env, variable, default, type(default)(_LEAST.get(name, 0)))
+            else:
+                values[name] = text(env, variable, default)
+        settings = cls(**values)
         if not settings.router_url.startswith(("ws://", "wss://")):
             raise ConfigError(f"ESTROM_ROUTER_URL must be a ws:// or wss:// URL, not {settings.router_url!r}")
         try:
@@ -341,18 +239,16 @@ class Settings:
         return self.engine_url.split(",", 1)[0].strip().rstrip("/")
 
     def query_limits(self) -> QueryLimits:
-        """The bounds every registered query is checked against."""
+        """The bounds every registered query is checked against.
+
+        Each of ``QueryLimits``' fields is the setting of that name
+        (``fields_per_target``), else of ``query_`` and that name (``query_max_bytes``).
+        """
         return QueryLimits(
-            max_bytes=self.query_max_bytes,
-            max_depth=self.query_max_depth,
-            max_clauses=self.query_max_clauses,
-            max_fields=self.query_max_fields,
-            max_regex_length=self.query_max_regex_length,
-            max_determinized_states=self.query_max_determinized_states,
-            max_expansions=self.query_max_expansions,
-            leading_wildcards=self.query_leading_wildcards,
-            fields_per_target=self.fields_per_target,
-            fields_per_principal=self.fields_per_principal,
+            **{
+                f.name: getattr(self, f.name if hasattr(self, f.name) else f"query_{f.name}")
+                for f in fields(QueryLimits)
+            }
         )
 
     def cors_origins(self) -> tuple[str, ...]:
@@ -366,3 +262,120 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = ("<set>" if value else "") if f.name in _SECRET_FIELDS else value
         return out
+
+
+#: The least value of each number setting read from the environment (0 where not listed).
+_LEAST: dict[str, float] = {
+    "engine_timeout": 0.1,
+    "engine_concurrency": 1,
+    "bulk_max_body": 1,
+    "bulk_timeout": 0.1,
+    "ingest_max_body": 1,
+    "ingest_max_docs": 1,
+    "ingest_max_ratio": 1,
+    "ingest_max_depth": 1,
+    "query_max_bytes": 1,
+    "query_max_depth": 1,
+    "query_max_clauses": 1,
+    "query_max_fields": 1,
+    "query_max_regex_length": 1,
+    "query_max_determinized_states": 1,
+    "query_max_expansions": 1,
+    "batch_size": 1,
+    "queue_max_docs": 1,
+    "publish_timeout": 0.1,
+    "retry_after": 1,
+    "query_sweep_interval": 0.05,
+    "percolate_documents_min": 1,
+    "tailor_heartbeat": 0.01,
+    "tailor_max_pending": 1024,
+    "tailor_send_buffer": 4096,
+    "tailor_backfill_buffer": 4096,
+    "tailor_backfill_total": 4096,
+    "tailor_backfill_stall": 0.1,
+    "tailor_idle_timeout": 0.1,
+}
+#: Settings that take one of a few values (read in lower case).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "bulk_auth": BULK_AUTH_MODES,
+    "percolate_mode": PERCOLATE_MODES,
+    "log_level": LOG_LEVELS,
+    "log_format": LOG_FORMATS,
+}
+#: Settings read their own way: ``reader(env, variable)``.
+_READERS: dict[str, Callable[[Mapping[str, str], str], Any]] = {
+    "engine_url": lambda env, variable: text(env, variable, Settings.engine_url).rstrip("/"),
+    "ingest_token": _token,
+    "beater_secret": _secret,
+    "tailor_secret": _secret,
+    "tailor_cors_origin": lambda env, _variable: _cors_origins(env),
+    "quotas": lambda env, _variable: QuotaLimits.from_env(env),
+    # unset: the engine's default
+    "query_index_shards": lambda env, variable: optional_integer(env, variable, 1),
+    "query_index_replicas": lambda env, variable: optional_integer(env, variable, 0),
+}
+
+
+def local_url(listen: str) -> str:
+    """The ``http://`` URL that reaches a listen address from this host.
+
+    ``tcp:8081:interface=127.0.0.1`` is ``http://127.0.0.1:8081``; every
+    interface (none named, ``0.0.0.0``, ``::``) is reached on ``127.0.0.1``.
+    """
+    parts = listen.split(":")
+    port = next((p.removeprefix("port=") for p in parts[1:] if p.removeprefix("port=").isdigit()), "")
+    host = listen_interface(listen)
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """What the ``estrom`` command reads from its environment: where the services are, its secrets.
+
+    The services' addresses default to where a beater and a tailor with
+    default ``Settings`` listen, and to the engine, router and realm they use.
+    """
+
+    tailor_url: str = local_url(Settings.tailor_listen)
+    beater_url: str = local_url(Settings.beater_listen)
+    engine_url: str = Settings.engine_url
+    router_url: str = Settings.router_url
+    realm: str = Settings.realm
+    query_index_prefix: str = Settings.query_index_prefix
+    #: a reader's token (``tail``, ``counts``); none: anonymous
+    token: str = ""
+    #: the writer's token ``post`` sends
+    ingest_token: str = ""
+    #: the login of ``queries`` on the router's meta API; no secret: no subscriber counts
+    admin_authid: str = "admin"
+    admin_secret: str = ""
+    #: the access file ``readers add`` and ``writers add`` edit
+    access_file: str = ""
+    #: https://no-color.org: set and not empty, ``tail --color auto`` prints no colors
+    no_color: bool = False
+    #: documents per ingest request of ``post``
+    post_batch: int = 500
+    #: retries of one ``post`` request answered 429 or 503
+    post_max_retries: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CliSettings:
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            tailor_url=text(env, "ESTROM_TAILOR_URL", d.tailor_url),
+            beater_url=text(env, "ESTROM_BEATER_URL", d.beater_url),
+            engine_url=text(env, "ESTROM_ENGINE_URL", d.engine_url),
+            router_url=text(env, "ESTROM_ROUTER_URL", d.router_url),
+            realm=text(env, "ESTROM_REALM", d.realm),
+            query_index_prefix=text(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
+            token=text(env, "ESTROM_TOKEN", d.token),
+            ingest_token=text(env, "ESTROM_INGEST_TOKEN", d.ingest_token),
+            admin_secret=text(env, "ESTROM_ADMIN_SECRET", d.admin_secret),
+            access_file=access_file(env),
+            no_color=bool(env.get("NO_COLOR")),
+        )

@@ -103,6 +103,21 @@ BAD_REQUEST = WireError(400, "bad_request")
 REQUEST_TOO_LONG = WireError(414, "request_too_long")
 INTERNAL = WireError(500, "internal")
 
+# --- codes a stream ends or pauses with -----------------------------------------------
+# A tail or count already answered 200 cannot answer an error status: it ends with its
+# format's error ending (the JSON document's ``"error"`` member after ``"hits"``, NDJSON's
+# last line, SSE's ``end`` event), ``{"error": code, "reason": text}``. The code is one of
+# the errors above where one fits (``invalid_query``: the engine refused the backfill;
+# ``not_authorized``: the target now reaches what its reader may not read; ``unavailable``:
+# the backfill could not be read on), else one of these. NDJSON and SSE streams pause
+# through a router loss instead, with a gap notice where the hits missed would be.
+#: the router was lost and not back in time (or refused the subscription again)
+ROUTER_UNAVAILABLE = "router_unavailable"
+#: the tailor is shutting down: reconnect (another tailor, or this one restarted)
+SHUTTING_DOWN = "shutting_down"
+#: the client fell too far behind the stream (or stalled on a backfill page) and was dropped
+SLOW_READER = "slow_reader"
+
 #: Every error of the contract, in the order ``error_for_uri`` reads them.
 ERRORS = (
     INVALID_QUERY,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.logger import Logger
@@ -164,17 +164,72 @@ class QuietSite(Site):
         )
 
 
+V = TypeVar("V")
+
+
+def match_route(
+    routes: Mapping[tuple[str, tuple[str, ...]], V], method: str, segments: Sequence[str]
+) -> tuple[V | None, list[str], bool]:
+    """The value of ``(method, prefix)`` whose prefix starts ``segments``, the segments after it,
+    and whether any route knows the path (a known path with another method is a 405)."""
+    path_known = False
+    for (m, prefix), value in routes.items():
+        if tuple(segments[: len(prefix)]) == prefix:
+            path_known = True
+            if m == method:
+                return value, list(segments[len(prefix) :]), True
+    return None, [], path_known
+
+
+def path_refusal(method: str, path_known: bool) -> HTTPError:
+    """No route serves the request: 405 for a path known with other methods, 404 for the rest."""
+    if path_known:
+        return HTTPError.of(METHOD_NOT_ALLOWED, f"{method} not allowed here")
+    return HTTPError.of(NOT_FOUND, "no such endpoint")
+
+
+def serve(
+    request: Request, handler: Handler, rest: list[str], *, retry_after: int, cancel_on_disconnect: bool
+) -> Any:
+    """Run ``handler`` and answer what it raises: HTTPError as it says, RetryLater as 503 with
+    ``Retry-After`` (its own, else ``retry_after``), anything else as 500. With
+    ``cancel_on_disconnect``, a handler still running when its client goes away
+    (``notifyFinish()`` fails) is cancelled, as klein does: its awaited Deferred raises
+    CancelledError."""
+
+    async def run() -> None:
+        try:
+            await handler(request, rest)
+        except HTTPError as err:
+            write_json(request, err.status, err.body(), err.headers)
+        except RetryLater as exc:
+            err = retry_later_error(exc, retry_after)
+            write_json(request, err.status, err.body(), err.headers)
+        except CancelledError:
+            if answered_or_gone(request):
+                log.debug("http.client_gone", path=request.path.decode("utf-8", "replace"))
+                return
+            log.failure("http.handler_cancelled", path=request.path.decode("utf-8", "replace"))
+            _internal(request)
+        except Exception:
+            log.failure("http.handler_failed", path=request.path.decode("utf-8", "replace"))
+            _internal(request)
+
+    running = ensureDeferred(run())
+    if cancel_on_disconnect:
+        request.notifyFinish().addErrback(lambda _gone: running.cancel())
+    return NOT_DONE_YET
+
+
 class Routes(Resource):
     """One leaf resource dispatching ``(method, first path segments)`` to async handlers.
 
     Routes are ``{(method, prefix_tuple): handler}``; the handler gets the
     remaining path segments. Unknown paths go to ``fallback`` if given (it
-    may raise HTTPError), else are 404; wrong methods 405. A RetryLater a
-    handler raises is answered here, 503 with ``Retry-After`` (its own, else
-    ``retry_after``: ``ESTROM_RETRY_AFTER``). With ``cancel_on_disconnect``,
-    a handler still running when its client goes away (``notifyFinish()``
-    fails) is cancelled, as klein does: its awaited Deferred raises
-    CancelledError.
+    may raise HTTPError), else are 404; wrong methods 405. Handlers are run by
+    ``serve``: a RetryLater is 503 with ``Retry-After`` (``retry_after``:
+    ``ESTROM_RETRY_AFTER``), and with ``cancel_on_disconnect`` a handler whose
+    client went away is cancelled.
     """
 
     isLeaf = True
@@ -193,55 +248,25 @@ class Routes(Resource):
         self.cancel_on_disconnect = cancel_on_disconnect
         self.retry_after = retry_after
 
-    def _match(self, method: str, segments: list[str]) -> tuple[Handler | None, list[str], bool]:
-        path_known = False
-        for (m, prefix), handler in self.routes.items():
-            if tuple(segments[: len(prefix)]) == prefix and (
-                len(segments) > len(prefix) or not prefix or segments == list(prefix)
-            ):
-                path_known = True
-                if m == method:
-                    return handler, segments[len(prefix) :], True
-        return None, [], path_known
-
     def render(self, request: Request) -> Any:
         method = request.method.decode("ascii", "replace")
         segments = [s.decode("utf-8", "replace") for s in request.postpath]
         if segments and segments[-1] == "":
             segments = segments[:-1]
-        handler, rest, known = self._match(method, segments)
+        handler, rest, known = match_route(self.routes, method, segments)
         if handler is None and not known and self.fallback is not None:
             handler, rest = self.fallback, segments
         if handler is None:
-            if known:
-                refusal = HTTPError.of(METHOD_NOT_ALLOWED, f"{method} not allowed here")
-            else:
-                refusal = HTTPError.of(NOT_FOUND, "no such endpoint")
+            refusal = path_refusal(method, known)
             write_json(request, refusal.status, refusal.body())
             return NOT_DONE_YET
-
-        async def run() -> None:
-            try:
-                await handler(request, rest)
-            except HTTPError as err:
-                write_json(request, err.status, err.body(), err.headers)
-            except RetryLater as exc:
-                err = retry_later_error(exc, self.retry_after)
-                write_json(request, err.status, err.body(), err.headers)
-            except CancelledError:
-                if answered_or_gone(request):
-                    log.debug("http.client_gone", path=request.path.decode("utf-8", "replace"))
-                    return
-                log.failure("http.handler_cancelled", path=request.path.decode("utf-8", "replace"))
-                _internal(request)
-            except Exception:
-                log.failure("http.handler_failed", path=request.path.decode("utf-8", "replace"))
-                _internal(request)
-
-        running = ensureDeferred(run())
-        if self.cancel_on_disconnect:
-            request.notifyFinish().addErrback(lambda _gone: running.cancel())
-        return NOT_DONE_YET
+        return serve(
+            request,
+            handler,
+            rest,
+            retry_after=self.retry_after,
+            cancel_on_disconnect=self.cancel_on_disconnect,
+        )
 
 
 def _internal(request: Request) -> None:

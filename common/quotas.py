@@ -22,7 +22,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from common.environment import ConfigError, integer, listed, real
 from common.readers import ANONYMOUS
+
+#: ends every refusal of a quota's value
+_UNLIMITED = " (0 for unlimited)"
 
 
 class QuotaExceeded(Exception):
@@ -35,32 +39,6 @@ class QuotaExceeded(Exception):
         self.retry_after = max(1, retry_after)
         shown = int(value) if float(value).is_integer() else value
         super().__init__(f"quota exceeded: {limit} is {shown} (for {key}); retry in {self.retry_after} s")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer (0 for unlimited), got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0 (0 for unlimited), got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number (0 for unlimited), got {raw!r}") from None
-    if value < 0 or math.isnan(value):
-        raise ValueError(f"{name} must be >= 0 (0 for unlimited), got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -89,24 +67,33 @@ class QuotaLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> QuotaLimits:
+        """The ``ESTROM_QUOTA_*`` and ``ESTROM_TRUSTED_PROXIES`` variables (``Settings.quotas``; the
+        router reads them here, without the rest of the settings); ConfigError for a bad value."""
         d = cls()
-        proxies = tuple(p.strip() for p in env.get("ESTROM_TRUSTED_PROXIES", "").split(",") if p.strip())
+        proxies = listed(env, "ESTROM_TRUSTED_PROXIES")
         for p in proxies:
             try:
                 ipaddress.ip_network(p, strict=False)
             except ValueError:
-                raise ValueError(f"ESTROM_TRUSTED_PROXIES: {p!r} is not an address or network") from None
+                raise ConfigError(f"ESTROM_TRUSTED_PROXIES: {p!r} is not an address or network") from None
+
+        def count(name: str, default: int) -> int:
+            return integer(env, name, default, 0, _UNLIMITED)
+
+        def rate(name: str, default: float) -> float:
+            return real(env, name, default, 0.0, _UNLIMITED)
+
         return cls(
-            subscriptions=_int(env, "ESTROM_QUOTA_SUBSCRIPTIONS", d.subscriptions),
-            subscriptions_total=_int(env, "ESTROM_QUOTA_SUBSCRIPTIONS_TOTAL", d.subscriptions_total),
-            registrations_per_second=_float(
-                env, "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND", d.registrations_per_second
+            subscriptions=count("ESTROM_QUOTA_SUBSCRIPTIONS", d.subscriptions),
+            subscriptions_total=count("ESTROM_QUOTA_SUBSCRIPTIONS_TOTAL", d.subscriptions_total),
+            registrations_per_second=rate(
+                "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND", d.registrations_per_second
             ),
-            registrations_burst=_int(env, "ESTROM_QUOTA_REGISTRATIONS_BURST", d.registrations_burst),
-            describes_per_second=_float(env, "ESTROM_QUOTA_DESCRIBES_PER_SECOND", d.describes_per_second),
-            describes_burst=_int(env, "ESTROM_QUOTA_DESCRIBES_BURST", d.describes_burst),
-            tails=_int(env, "ESTROM_QUOTA_TAILS", d.tails),
-            tails_total=_int(env, "ESTROM_QUOTA_TAILS_TOTAL", d.tails_total),
+            registrations_burst=count("ESTROM_QUOTA_REGISTRATIONS_BURST", d.registrations_burst),
+            describes_per_second=rate("ESTROM_QUOTA_DESCRIBES_PER_SECOND", d.describes_per_second),
+            describes_burst=count("ESTROM_QUOTA_DESCRIBES_BURST", d.describes_burst),
+            tails=count("ESTROM_QUOTA_TAILS", d.tails),
+            tails_total=count("ESTROM_QUOTA_TAILS_TOTAL", d.tails_total),
             trusted_proxies=proxies,
         )
 

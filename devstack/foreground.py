@@ -15,6 +15,7 @@ import socket
 import threading
 from pathlib import Path
 
+from common.config import Settings
 from devstack.router import REPO, SECRET_VARS, empty_secrets, load_or_create_secrets
 from devstack.stack import Stack
 
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)
-    engine_url = env.setdefault("ESTROM_ENGINE_URL", "http://127.0.0.1:9200")
-    router_url = env.setdefault("ESTROM_ROUTER_URL", "ws://127.0.0.1:8080/ws")
+    engine_url = env.setdefault("ESTROM_ENGINE_URL", Settings.engine_url)
+    router_url = env.setdefault("ESTROM_ROUTER_URL", Settings.router_url)
     # Router principals' secrets: from the environment, else generated once
     # into the state dir so restarts keep them.
     secrets = {var: env[var] for var in SECRET_VARS if env.get(var)}

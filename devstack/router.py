@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.environment import flag
 from common.readers import access_file, readers_for
 from devstack.processes import ManagedProcess
 
@@ -58,17 +59,6 @@ def empty_secrets(env: Mapping[str, str]) -> list[str]:
 
 def router_venv() -> Path:
     return Path(os.environ.get("ESTROM_ROUTER_VENV", REPO / ".venv-router"))
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be 0 or 1, not {raw!r}")
 
 
 def allowed_origins(env: Mapping[str, str], host: str, port: int) -> list[str]:
@@ -109,7 +99,7 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
         auth.pop("wampcra", None)
     if not access_file(env):
         auth.pop("ticket", None)  # readers log in by ticket; without an access file there are none
-    if not _flag(env, "ESTROM_ROUTER_ANONYMOUS", True):
+    if not flag(env, "ESTROM_ROUTER_ANONYMOUS", True):
         auth.pop("anonymous", None)
     if not auth:
         raise ValueError("the router would let no one in: set ESTROM_*_SECRET or ESTROM_ROUTER_ANONYMOUS=1")

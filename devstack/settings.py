@@ -23,8 +23,8 @@ ANY_PORT = "tcp:0:interface=127.0.0.1"
 
 
 #: Readers' quotas off: in test and benchmark stacks every anonymous client comes
-#: from 127.0.0.1, one quota key for all of them. tests/readers and bench/readers_flood.py set
-#: the quotas they exercise.
+#: from 127.0.0.1, one quota key for all of them. tests/readers sets the quotas it exercises
+#: (as did the retired readers-flood study: docs/performance.md, "Answered questions").
 UNLIMITED_QUOTAS = {
     "ESTROM_QUOTA_SUBSCRIPTIONS": "0",
     "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND": "0",

@@ -25,16 +25,19 @@ def counts_path(
     sid: str | None,
     *,
     by: str | None,
-    k: int,
-    every: float,
+    k: int | None,
+    every: float | None,
     since: str | None,
     limit: int,
 ) -> str:
+    """The counts request; ``k`` and ``every`` left out (None) are the tailor's defaults."""
     params: dict[str, str] = {"s": sid} if sid else {"i": index or "", "q": query or ""}
     if by:
         params["by"] = by
-        params["k"] = str(k)
-    params["every"] = f"{every:g}"
+        if k is not None:
+            params["k"] = str(k)
+    if every is not None:
+        params["every"] = f"{every:g}"
     if since:
         params["since"] = since
     if limit:
@@ -83,8 +86,8 @@ def run_counts(
     sid: str | None,
     *,
     by: str | None,
-    k: int,
-    every: float,
+    k: int | None,
+    every: float | None,
     since: str | None,
     limit: int,
     as_json: bool,
@@ -95,7 +98,12 @@ def run_counts(
 ) -> int:
     path = counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
     conn, response = open_stream(
-        tailor, path, accept="application/x-ndjson", token=token, timeout=READ_TIMEOUT + every, what="counts"
+        tailor,
+        path,
+        accept="application/x-ndjson",
+        token=token,
+        timeout=READ_TIMEOUT + (every or 0.0),
+        what="counts",
     )
     drawn = 0
     try:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 
+from common.config import CliSettings
 from estrom_cli._http import CliError, say
 from estrom_cli.counts import run_counts
 from estrom_cli.post import run_post
 from estrom_cli.queries import run_queries
 from estrom_cli.readers import run_readers_add
 from estrom_cli.tail import run_tail, stdout_wants_color
-
-DEFAULT_TAILOR = "http://127.0.0.1:8082"
-DEFAULT_BEATER = "http://127.0.0.1:8081"
-DEFAULT_ENGINE = "http://127.0.0.1:9200"
-DEFAULT_ROUTER = "ws://127.0.0.1:8080/ws"
 
 TAIL_EXAMPLES = """\
 examples:
@@ -69,28 +64,23 @@ beaters' /metrics (--beater, repeat it for every beater).
 """
 
 
-def _env(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(name) or default
+def _add_from_env(
+    parser: argparse.ArgumentParser, option: str, default: str, variable: str, what: str
+) -> None:
+    """An option whose default ``CliSettings`` read from ``variable``, shown in its help."""
+    parser.add_argument(option, default=default, help=f"{what} (env {variable}; default %(default)s)")
 
 
-def _add_stream_options(parser: argparse.ArgumentParser, env: Mapping[str, str], *, verb: str) -> None:
+def _add_stream_options(parser: argparse.ArgumentParser, cli: CliSettings, *, verb: str) -> None:
     """What ``tail`` and ``counts`` share: the query, where it reads, the tailor and the token."""
     parser.add_argument("query", nargs="?", help="Lucene query string, or query DSL as JSON ({...})")
     parser.add_argument("-i", "--index", help=f"the read target to {verb} (index, list, pattern, alias)")
     parser.add_argument("-s", "--sid", help=f"{verb} a registered query by its sid instead of -i/QUERY")
-    parser.add_argument(
-        "--tailor",
-        default=_env(env, "ESTROM_TAILOR_URL", DEFAULT_TAILOR),
-        help="tailor base URL (env ESTROM_TAILOR_URL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--token",
-        default=env.get("ESTROM_TOKEN", ""),
-        help="reader token (env ESTROM_TOKEN); none: anonymous",
-    )
+    _add_from_env(parser, "--tailor", cli.tailor_url, "ESTROM_TAILOR_URL", "tailor base URL")
+    parser.add_argument("--token", default=cli.token, help="reader token (env ESTROM_TOKEN); none: anonymous")
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def build_parser(cli: CliSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="estrom",
         description="Live, filtered tail for JSON document streams: tail, count, post, list queries.",
@@ -103,7 +93,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     tail = sub.add_parser(
         "tail", help="follow the documents matching a query", epilog=TAIL_EXAMPLES, formatter_class=raw
     )
-    _add_stream_options(tail, env, verb="follow")
+    _add_stream_options(tail, cli, verb="follow")
     tail.add_argument(
         "-n", type=int, default=0, metavar="K", help="first the last K stored matches (backfill)"
     )
@@ -116,10 +106,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     counts = sub.add_parser(
         "counts", help="live counts of a query per window", epilog=COUNTS_EXAMPLES, formatter_class=raw
     )
-    _add_stream_options(counts, env, verb="count")
+    _add_stream_options(counts, cli, verb="count")
     counts.add_argument("--by", help="count the top values of this field (dotted paths for nested ones)")
-    counts.add_argument("-k", type=int, default=10, help="how many top values (default %(default)s)")
-    counts.add_argument("--every", type=float, default=1.0, help="window length in seconds (default 1)")
+    counts.add_argument("-k", type=int, help="how many top values (default: the tailor's)")
+    counts.add_argument("--every", type=float, help="window length in seconds (default: the tailor's)")
     counts.add_argument("--since", help="first the windows of this past period (90s, 5m, 1h)")
     counts.add_argument("--limit", type=int, default=0, help="end after this many windows")
     counts.add_argument("--json", action="store_true", help="print each frame as one JSON line")
@@ -132,18 +122,17 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     post.add_argument(
         "file", nargs="?", default="-", help="NDJSON or JSON array file; - (default) reads stdin"
     )
-    post.add_argument("--batch", type=int, default=500, help="documents per request (default %(default)s)")
     post.add_argument(
-        "--max-retries", type=int, default=20, help="retries per batch on 429/503 (default %(default)s)"
+        "--batch", type=int, default=cli.post_batch, help="documents per request (default %(default)s)"
     )
     post.add_argument(
-        "--beater",
-        default=_env(env, "ESTROM_BEATER_URL", DEFAULT_BEATER),
-        help="beater base URL (env ESTROM_BEATER_URL; default %(default)s)",
+        "--max-retries",
+        type=int,
+        default=cli.post_max_retries,
+        help="retries per batch on 429/503 (default %(default)s)",
     )
-    post.add_argument(
-        "--token", default=env.get("ESTROM_INGEST_TOKEN", ""), help="ingest token (env ESTROM_INGEST_TOKEN)"
-    )
+    _add_from_env(post, "--beater", cli.beater_url, "ESTROM_BEATER_URL", "beater base URL")
+    post.add_argument("--token", default=cli.ingest_token, help="ingest token (env ESTROM_INGEST_TOKEN)")
 
     queries = sub.add_parser(
         "queries",
@@ -153,34 +142,25 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     queries.add_argument("-i", "--index", help="only the queries of this index")
     queries.add_argument("--json", action="store_true", help="one JSON object per query")
-    queries.add_argument(
-        "--engine",
-        default=_env(env, "ESTROM_ENGINE_URL", DEFAULT_ENGINE),
-        help="Elasticsearch URL (env ESTROM_ENGINE_URL; default %(default)s)",
+    _add_from_env(queries, "--engine", cli.engine_url, "ESTROM_ENGINE_URL", "Elasticsearch URL")
+    _add_from_env(
+        queries, "--prefix", cli.query_index_prefix, "ESTROM_QUERY_INDEX_PREFIX", "percolator index prefix"
     )
-    queries.add_argument(
-        "--prefix",
-        default=_env(env, "ESTROM_QUERY_INDEX_PREFIX", "estrom-queries-"),
-        help="percolator index prefix (env ESTROM_QUERY_INDEX_PREFIX; default %(default)s)",
-    )
-    queries.add_argument(
-        "--router",
-        default=_env(env, "ESTROM_ROUTER_URL", DEFAULT_ROUTER),
-        help="router WebSocket URL (env ESTROM_ROUTER_URL; default %(default)s)",
-    )
-    queries.add_argument("--realm", default=_env(env, "ESTROM_REALM", "estrom"))
+    _add_from_env(queries, "--router", cli.router_url, "ESTROM_ROUTER_URL", "router WebSocket URL")
+    _add_from_env(queries, "--realm", cli.realm, "ESTROM_REALM", "WAMP realm")
     queries.add_argument(
         "--beater",
         action="append",
-        help="beater URL for match counts; repeat for several (env ESTROM_BEATER_URL; default http://127.0.0.1:8081)",
+        help=f"beater URL for match counts; repeat for several (env ESTROM_BEATER_URL; default {cli.beater_url})",
     )
-    queries.add_argument("--authid", default="admin", help="WAMP-CRA authid for the meta API (default admin)")
+    queries.add_argument(
+        "--authid", default=cli.admin_authid, help="WAMP-CRA authid for the meta API (default %(default)s)"
+    )
     queries.add_argument(
         "--secret",
-        default=env.get("ESTROM_ADMIN_SECRET", ""),
+        default=cli.admin_secret,
         help="WAMP-CRA secret of --authid (env ESTROM_ADMIN_SECRET); without it no subscriber counts",
     )
-    access_file = env.get("ESTROM_ACCESS", "") or env.get("ESTROM_READERS", "")
     for kind, role, example in (
         ("readers", "reader's name (its WAMP authid)", "ops --targets 'logs-*' 'metrics-*'"),
         ("writers", "writer's name (Basic/ApiKey user name)", "shipper --targets 'logs-*'"),
@@ -199,22 +179,28 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         )
         add.add_argument(
             "--file",
-            default=access_file,
+            default=cli.access_file,
             help="the access file (env ESTROM_ACCESS, or ESTROM_READERS)",
         )
     return parser
 
 
+def _check_stream_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``tail`` and ``counts`` read either a sid or a target and a query."""
+    if args.sid and (args.index or args.query):
+        parser.error(f"{args.command}: give either --sid or -i INDEX QUERY, not both")
+    if not args.sid and not (args.index and args.query):
+        parser.error(f"{args.command}: needs -i INDEX and a QUERY (or --sid SID)")
+
+
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    parser = build_parser(env)
+    cli = CliSettings.from_env(env)
+    parser = build_parser(cli)
     args = parser.parse_args(argv)
     try:
+        if args.command in ("tail", "counts"):
+            _check_stream_target(parser, args)
         if args.command == "tail":
-            if args.sid and (args.index or args.query):
-                parser.error("tail: give either --sid or -i INDEX QUERY, not both")
-            if not args.sid and not (args.index and args.query):
-                parser.error("tail: needs -i INDEX and a QUERY (or --sid SID)")
             fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
             return run_tail(
                 args.tailor,
@@ -225,16 +211,12 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 fields=fields,
                 backfill=args.n,
                 limit=args.limit,
-                color=stdout_wants_color(args.color),
+                color=stdout_wants_color(args.color, cli.no_color),
                 quiet=args.quiet,
                 out=sys.stdout,
                 token=args.token,
             )
         if args.command == "counts":
-            if args.sid and (args.index or args.query):
-                parser.error("counts: give either --sid or -i INDEX QUERY, not both")
-            if not args.sid and not (args.index and args.query):
-                parser.error("counts: needs -i INDEX and a QUERY (or --sid SID)")
             return run_counts(
                 args.tailor,
                 args.index,
@@ -273,7 +255,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             args.realm,
             args.authid,
             args.secret,
-            beaters=args.beater or [_env(env, "ESTROM_BEATER_URL", "http://127.0.0.1:8081")],
+            beaters=args.beater or [cli.beater_url],
             as_json=args.json,
             out=sys.stdout,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import sys
 import urllib.parse
 from collections.abc import Iterator
@@ -192,9 +191,10 @@ def run_tail(
     return 0
 
 
-def stdout_wants_color(mode: str) -> bool:
+def stdout_wants_color(mode: str, no_color: bool) -> bool:
+    """``--color``: always, never, or auto (a terminal, unless NO_COLOR says no: ``CliSettings.no_color``)."""
     if mode == "always":
         return True
     if mode == "never":
         return False
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return sys.stdout.isatty() and not no_color

@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from common.config import Settings
+from common.contract import SHUTTING_DOWN
 from common.engine import Engine
 from common.service import listen_and_join
 from common.wamp import SessionHolder
@@ -62,7 +63,7 @@ class Tailor:
         self.hub.router_lost("connection to the router lost")
 
     def _shutting_down(self) -> None:
-        self.api.close_all("shutting_down", "the tailor is shutting down; reconnect")
+        self.api.close_all(SHUTTING_DOWN, "the tailor is shutting down; reconnect")
 
     async def start(self) -> None:
         """Listen, join the router, check the engine; then print the ready line."""

@@ -8,7 +8,7 @@ iterating. Names tests import live in helper modules (``tests/real_stack.py``,
 ``tests/waiting.py``, ...), not here.
 
 Tiers: every test is marked by its directory (``TIERS``), so ``-m unit``,
-``-m memory``, ``-m "not browser"`` choose by cost; see the README.
+``-m memory``, ``-m "not browser"`` choose by cost; see docs/development.md ("Tests").
 """
 
 from __future__ import annotations

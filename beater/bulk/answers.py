@@ -17,6 +17,7 @@ from twisted.web.http import Request
 from beater.bulk.filter_path import FilterPath
 from beater.bulk.items import compact
 from beater.bulk.screen import Screened, refused_only_answer
+from beater.http.drain import close_after
 from beater.http.forwarder import EngineAnswer, forwarded_headers
 from common.http import answered_or_gone
 
@@ -69,11 +70,3 @@ def is_json(answer: EngineAnswer) -> bool:
     """Whether the engine says its answer is JSON."""
     kind = (answer.headers.getRawHeaders(b"content-type") or [b""])[0]
     return b"json" in kind.lower()
-
-
-def close_after(request: Request) -> None:
-    """While draining, an answer closes its connection: the next request finds the port shut."""
-    request.setHeader(b"connection", b"close")
-    channel = getattr(request, "channel", None)
-    if channel is not None:
-        channel.persistent = False

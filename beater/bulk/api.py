@@ -35,7 +35,7 @@ the engine reports the backing index, which the hits carry as ``_index``,
 and the read targets are re-read the first time a ``(name, index)`` pair is
 seen (``StoredPublisher``). On SIGTERM, bulk requests already read are
 finished and their documents published before the beater leaves the router
-(``_track_request``); new ones get 503.
+(``_track_request``); new ones get 503 (``beater/http/drain.py``).
 
 Writers are checked on every path (``beater/writers/gate.py``): a credential
 that is no writer's is 401 and never forwarded; each item's target (its
@@ -64,26 +64,19 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.http_headers import Headers
 
-from beater.bulk.answers import answer_refused, close_after, is_json, replace_body, send_answer
+from beater.bulk.answers import answer_refused, is_json, replace_body, send_answer
 from beater.bulk.filter_path import filtered_answer, split_filter_path
 from beater.bulk.passthrough_rules import passthrough_refusal
 from beater.bulk.publish import StoredPublisher, request_pipeline
-from beater.bulk.routes import route
 from beater.bulk.screen import Screened, UnreadableBulk, rewritten_answer, scan, screen, without_source_params
+from beater.http.drain import Drain, close_after
 from beater.http.forwarder import EngineAnswer, EngineForwarder, EngineUnreachable, forwarded_headers
 from beater.http.request_body import LimitedRequest
+from beater.http.routing import BULK, PASSTHROUGH
 from beater.writers.gate import WriterGate
-from common.config import Settings
-from common.contract import (
-    BODY_TOO_LARGE,
-    ENGINE_ERROR,
-    ENGINE_ILLEGAL_ARGUMENT,
-    ENGINE_SECURITY_EXCEPTION,
-    METHOD_NOT_ALLOWED,
-    NOT_FOUND,
-)
-from common.errors import RetryLater, ShuttingDown
-from common.http import HTTPError
+from common.contract import ENGINE_ERROR, ENGINE_ILLEGAL_ARGUMENT, ENGINE_SECURITY_EXCEPTION
+from common.errors import RetryLater
+from common.http import Handler, HTTPError
 from common.metrics import Metrics
 from common.writers import WriterIdentity
 
@@ -95,21 +88,17 @@ class BulkAPI:
 
     def __init__(
         self,
-        settings: Settings,
         forwarder: EngineForwarder,
         stored: StoredPublisher,
         metrics: Metrics,
         gate: WriterGate,
-        track: Callable[[Deferred[Any]], Deferred[Any]] = lambda d: d,
-        draining: Callable[[], bool] = lambda: False,
+        drain: Drain,
     ) -> None:
-        self.settings = settings
         #: Who writes, and where they may (every item, every pass-through write).
         self.gate = gate
-        #: True once SIGTERM's drain began (``BeaterAPI.draining``): new bulk requests get 503.
-        self.is_draining = draining
-        #: Set when the drain's grace ran out: what still waits is given up (see ``_give_up``).
-        self.giving_up = False
+        #: SIGTERM: new bulk requests get 503; a request in flight is waited for, then given up
+        #: (``_give_up``). Shared with estrom's own routes.
+        self.drain = drain
         self._forwarding: set[Deferred[EngineAnswer]] = set()
         #: Bulk requests between their whole body received and their answer (or refusal).
         self.in_flight = 0
@@ -118,33 +107,34 @@ class BulkAPI:
             "Bulk requests being forwarded, queued for percolation or answered.",
             lambda: self.in_flight,
         )
-        #: Counts work as in flight, so that a shutdown waits for it (BeaterAPI.track).
-        self.track = track
         self.forwarder = forwarder
         #: Publishes what the engine stored (and stops queuing once ``giving_up``).
         self.stored = stored
         self.metrics = metrics
 
-    async def handle(self, request: Request, segments: list[str]) -> None:
-        """The handler of every path estrom's own routes do not know."""
-        method = request.method.decode("ascii", "replace")
-        kind = route(method, segments)
-        if kind is None:
-            raise HTTPError.of(NOT_FOUND, "no such endpoint (the engine's API is not served here)")
-        if kind.endswith("_method"):
-            raise HTTPError.of(METHOD_NOT_ALLOWED, f"{method} not allowed here")
+    def handlers(self) -> dict[str, Handler]:
+        """The handler of each route of the engine's API (``beater/http/routing.py``), by name."""
+        return {BULK: self.bulk, PASSTHROUGH: self.passthrough}
+
+    async def bulk(self, request: Request, segments: list[str]) -> None:
+        """``POST /_bulk``, ``POST /<target>/_bulk``: forwarded, then what the engine stored is published."""
+        identity, headers = self._admit(request)
+        target = segments[0] if len(segments) == 2 else None
+        work = ensureDeferred(self._bulk(request, headers, identity, target))
+        self._track_request(work)
+        await _shielded(work)
+
+    async def passthrough(self, request: Request, segments: list[str]) -> None:
+        """A shipper's start-up request (templates, ILM, ``GET /``): forwarded, its writes checked."""
+        identity, headers = self._admit(request)
+        await _shielded(ensureDeferred(self._passthrough(request, headers, identity, segments)))
+
+    def _admit(self, request: Request) -> tuple[WriterIdentity, Headers]:
+        """The writer (401 for a credential that is nobody's) and the engine's headers; 503 while draining."""
         identity = self.gate.identify(request, engine_api=True)
         headers = self._credentials(request)
-        if self.is_draining():
-            close_after(request)
-            raise ShuttingDown("beater")
-        if kind == "bulk":
-            target = segments[0] if len(segments) == 2 else None
-            work = ensureDeferred(self._bulk(request, headers, identity, target))
-            self._track_request(work)
-        else:
-            work = ensureDeferred(self._passthrough(request, headers, identity, segments))
-        await _shielded(work)
+        self.drain.refuse_new(request)
+        return identity, headers
 
     def _track_request(self, work: Deferred[None]) -> None:
         """Count a bulk request as in flight until it is answered: a SIGTERM's drain waits for it.
@@ -157,12 +147,12 @@ class BulkAPI:
         """
         observer: Deferred[Any] = Deferred(lambda _d: self._give_up())
         work.addBoth(lambda result: (observer.called or observer.callback(None), result)[1])
-        self.track(observer)
+        self.drain.track(observer)
         observer.addErrback(lambda failure: failure.trap(CancelledError) and None)
 
     def _give_up(self) -> None:
-        """The drain's grace is over: stop waiting for the engine (503) and for queue room (unpublished)."""
-        self.giving_up = True
+        """The drain's grace is over: stop waiting for the engine (503); the stored publisher stops
+        waiting for queue room (unpublished) as ``drain.giving_up`` says."""
         for d in list(self._forwarding):
             d.cancel()
 
@@ -197,7 +187,7 @@ class BulkAPI:
 
     def _unreachable(self, request: Request, exc: RetryLater) -> RetryLater:
         """An engine that did not answer (503); past the drain's grace, saying so."""
-        if not self.giving_up:
+        if not self.drain.giving_up:
             return exc
         close_after(request)
         return RetryLater(
@@ -232,7 +222,7 @@ class BulkAPI:
             body.seek(0)
         answer = await self._forward(request, headers, body)
         self.metrics.inc("passthrough_requests_total", status=str(answer.status))
-        await send_answer(request, answer, self.is_draining())
+        await send_answer(request, answer, self.drain.draining)
 
     def _existing(self, headers: Headers) -> Callable[[str], Awaitable[Any]]:
         """``get(path)``: the engine's JSON at ``path`` (None for 404), to check what a write replaces."""
@@ -257,16 +247,9 @@ class BulkAPI:
         status = "error"
         self.in_flight += 1
         try:
-            if isinstance(request, LimitedRequest):
-                if request.body_error is not None:
-                    status = str(request.body_error.status)
-                    raise request.body_error
-                if request.body_size() > self.settings.bulk_max_body:
-                    status = "413"
-                    raise HTTPError.of(
-                        BODY_TOO_LARGE,
-                        f"bulk body is over the limit of {self.settings.bulk_max_body} bytes (ESTROM_BULK_MAX_BODY)",
-                    )
+            if isinstance(request, LimitedRequest) and request.body_error is not None:
+                status = str(request.body_error.status)
+                raise request.body_error
             screened = await self._screen(request, identity, target)
             # Asked in full, whatever filter_path the shipper sent: every item is paired
             # and published; the shipper gets the answer filtered as the engine would have.
@@ -293,7 +276,7 @@ class BulkAPI:
                     answer.body.seek(0)
             if unpublished:
                 answer.headers.setRawHeaders(b"x-estrom-unpublished", [str(unpublished).encode()])
-            await send_answer(request, answer, self.is_draining())
+            await send_answer(request, answer, self.drain.draining)
         finally:
             self.in_flight -= 1
             self.metrics.inc("bulk_requests_total", status=status)

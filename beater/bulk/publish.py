@@ -40,6 +40,7 @@ from beater.bulk.items import (
     stored_documents,
 )
 from beater.bulk.stored_sources import IndexPipelines, Post, ReadBackFailed, read_back, runs_pipeline
+from beater.http.drain import Drain
 from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
@@ -79,9 +80,8 @@ class StoredPublisher:
         clock: IReactorTime,
         index_pipelines: IndexPipelines,
         post: Post,
-        track: Callable[[Any], Any] = lambda d: d,
+        drain: Drain,
         refresh_targets: Callable[[], Awaitable[bool]] | None = None,
-        giving_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.pipeline = pipeline
         self.wamp = wamp
@@ -91,12 +91,11 @@ class StoredPublisher:
         self.index_pipelines = index_pipelines
         #: ``_mget`` to the engine, with estrom's credentials
         self.post = post
-        #: Counts queued work as in flight, so that a shutdown waits for it (BeaterAPI.track).
-        self.track = track
+        #: Queued work counts as in flight, so that a shutdown waits for it; once the drain's grace
+        #: ran out (``giving_up``), nothing more is queued.
+        self.drain = drain
         #: Re-reads the read targets' aliases and data streams (``QueryStore.refresh_targets``).
         self.refresh_targets = refresh_targets
-        #: True once the drain's grace ran out: nothing more is queued.
-        self.giving_up = giving_up
         self.names_known: set[tuple[str, str]] = set()
         #: the causes already logged (each is logged once, then counted)
         self.logged: set[str] = set()
@@ -189,7 +188,7 @@ class StoredPublisher:
     async def _queue(self, docs: list[StoredDocument]) -> int:
         if not docs:
             return 0
-        if self.giving_up():
+        if self.drain.giving_up:
             return self.unpublished(len(docs), "shutting_down")
         if self.wamp.session is None:
             return self.unpublished(len(docs), "no_router")
@@ -206,7 +205,7 @@ class StoredPublisher:
             except QueueFull as exc:
                 return self.unpublished(len(docs) - queued, "queue_full", str(exc))
             queued += len(batch)
-            self.track(d).addCallbacks(self._published, self._failed, errbackArgs=(len(batch),))
+            self.drain.track(d).addCallbacks(self._published, self._failed, errbackArgs=(len(batch),))
         return 0
 
     def _published(self, outcome: IngestOutcome) -> None:
@@ -225,7 +224,7 @@ class StoredPublisher:
             try:
                 return self.pipeline.submit(index, docs, [])
             except QueueFull:
-                if self.clock.seconds() >= deadline or self.giving_up():
+                if self.clock.seconds() >= deadline or self.drain.giving_up:
                     raise
                 await deferLater(self.clock, 0.05, lambda: None)
 

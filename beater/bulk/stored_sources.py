@@ -82,7 +82,7 @@ def runs_pipeline(named: str | None, index: Pipelines | None) -> bool:
 class IndexPipelines:
     """Which indices run a pipeline on every write, asked of the engine and kept ``ttl`` seconds."""
 
-    def __init__(self, get: Get, clock: IReactorTime, ttl: float = 5.0) -> None:
+    def __init__(self, get: Get, clock: IReactorTime, ttl: float) -> None:
         self.get = get
         self.kept: KeptAnswers[Pipelines] = KeptAnswers(self._ask, Pipelines(), clock, ttl, CACHE_MAX)
 

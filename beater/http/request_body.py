@@ -4,10 +4,12 @@ Twisted spools a body to a temporary file once it is over 100 kB, so memory
 stays bounded; what this adds is the limit (refused at the first byte over
 it, not after spooling everything) and ``Content-Encoding``.
 
-An encoded body is spooled as it arrives, still encoded, and decoded only
-when the whole request is in and its route is known: the site's
-``body_gate`` (``BodyGate``) first says whether the route takes this body at
-all. A refused request (no credentials, a content type the route does not
+The request's ``Route`` (``beater/http/routing.py``), decided from its
+request line before the headers end, sets its bounds: ``max_body`` while the
+body arrives and once decoded, ``max_ratio`` while decoding. An encoded body
+is spooled as it arrives, still encoded, and decoded only when the whole
+request is in: the site's ``BodyGate`` first says whether the route takes
+this body at all. A refused request (no credentials, a content type the route does not
 read) is answered without its body ever being decoded or parsed; an admitted
 one is decoded chunk by chunk into a new spool, within the route's size and
 compression-ratio bounds, stopping at the first byte past either. Handlers
@@ -19,7 +21,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from io import BytesIO
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from twisted.web.server import Request
 
@@ -35,6 +37,9 @@ from beater.http.content_encoding import (
 from common.contract import BODY_TOO_LARGE, UNREADABLE_BODY, UNSUPPORTED_ENCODING
 from common.http import HTTPError, raw_json_response
 
+if TYPE_CHECKING:
+    from beater.http.routing import Route
+
 #: Decoded bodies up to this size stay in memory, larger ones go to a temporary file (as Twisted does).
 SPOOL_IN_MEMORY = 100_000
 
@@ -47,24 +52,12 @@ class Bound:
     setting: str = ""
 
 
-@dataclass(frozen=True)
-class Admission:
-    """What a route lets happen to a request's body, decided from its request line and headers.
-
-    ``refusal``: the answer; the body is dropped unread. Otherwise the body
-    is decoded within ``max_body`` (decoded bytes; None: the listener's own
-    limit) and ``max_ratio`` (decoded per encoded byte; None: no limit).
-    """
-
-    refusal: HTTPError | None = None
-    max_body: Bound | None = None
-    max_ratio: Bound | None = None
-
-
 class BodyGate(Protocol):
     """A site's ``body_gate``: admits bodies by route, hears of refusals (for metrics)."""
 
-    def admit_body(self, request: LimitedRequest) -> Admission: ...
+    def admit_body(self, request: LimitedRequest) -> HTTPError | None:
+        """Once the request is in, before its body is decoded: a refusal (the body is dropped unread)."""
+        ...
 
     def body_refused(self, limit: str) -> None: ...
 
@@ -86,7 +79,7 @@ class BodyTooLarge(HTTPError):
 
 
 class LimitedRequest(Request):
-    """Refuses bodies over the limit while they arrive; decodes admitted gzip/deflate bodies.
+    """Refuses bodies over the route's limit while they arrive; decodes admitted gzip/deflate bodies.
 
     ``refusal`` is set when the route refused the request before reading its
     body (the handler answers it); ``body_error`` when the body cannot be
@@ -94,22 +87,27 @@ class LimitedRequest(Request):
     handlers that read a body raise them.
     """
 
-    max_body: int = 64 * 1024 * 1024
+    #: where the request goes, set by the channel from the request line (``beater/sites.py``)
+    route: Route | None = None
     _received = 0
-    _decoded: int | None = None
     _refused = False
     refusal: HTTPError | None = None
     body_error: HTTPError | None = None
     #: ``Content-Encoding`` of the body as sent ("identity" when not encoded).
     encoding: str = "identity"
-    #: ``(method, path)`` of the request line, where the channel noted it (``RoutedLimitChannel``)
-    line: tuple[bytes, bytes] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Twisted would parse multipart/form-data bodies itself and answer a
         # bare, non-JSON 400 on a malformed one; the body is ours to refuse.
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
+
+    @property
+    def max_body(self) -> int:
+        """Bytes of body the route takes (raw and decoded); unrouted, the least the listener grants."""
+        if self.route is not None:
+            return self.route.max_body
+        return int(self.channel.site.policy.smallest)
 
     def gotLength(self, length: int | None) -> None:
         # A body is coming: nothing of it is read (nor spooled) for credentials that are refused.
@@ -169,32 +167,31 @@ class LimitedRequest(Request):
 
     def process(self) -> None:
         """The request line and headers are in: admit the body (or not), decode it, then route."""
-        admission = self._gate().admit_body(self)
-        if admission.refusal is not None:
-            self.refusal = admission.refusal
+        refusal = self._gate().admit_body(self)
+        if refusal is not None:
+            self.refusal = refusal
             self._replace_content(BytesIO())
         elif self.body_error is None:
-            self._read_body(admission)
+            self._read_body()
         super().process()
 
     def _gate(self) -> BodyGate:
         gate = getattr(getattr(self.channel, "site", None), "body_gate", None)
         return gate if gate is not None else _OPEN
 
-    def _read_body(self, admission: Admission) -> None:
+    def _read_body(self) -> None:
         """Apply the route's bounds; an encoded body is decoded, a refused one dropped."""
         size = Bound(self.max_body)
-        if admission.max_body is not None and admission.max_body.value < size.value:
-            size = admission.max_body
+        ratio = self.route.max_ratio if self.route is not None else None
         if self.encoding == "identity":
             if self._received > size.value:
                 reason = f"request body is over the limit of {size.value} bytes"
                 self._over(BodyTooLarge("max_body", size, reason))
             return
         try:
-            self._decode(size, admission.max_ratio)
+            self._decode(size, ratio)
         except RatioTooHigh as exc:
-            self._over(BodyTooLarge("max_ratio", admission.max_ratio or Bound(int(exc.value)), str(exc)))
+            self._over(BodyTooLarge("max_ratio", ratio or Bound(int(exc.value)), str(exc)))
         except DecodedTooLarge as exc:
             self._over(BodyTooLarge("max_body", size, str(exc)))
         except CorruptBody as exc:
@@ -212,7 +209,6 @@ class LimitedRequest(Request):
         except BaseException:
             decoded.close()
             raise
-        self._decoded = decoder.decoded
         self._replace_content(decoded)
 
     def _over(self, error: BodyTooLarge) -> None:
@@ -226,16 +222,12 @@ class LimitedRequest(Request):
         content.seek(0)
         self.content = content
 
-    def body_size(self) -> int:
-        """Bytes of the (decoded) body."""
-        return self._received if self._decoded is None else self._decoded
-
 
 class _OpenGate:
-    """A site without a gate: every body is admitted, within the listener's limit, no ratio."""
+    """A site without a gate: every body is admitted, within its route's bounds."""
 
-    def admit_body(self, request: LimitedRequest) -> Admission:
-        return Admission()
+    def admit_body(self, request: LimitedRequest) -> HTTPError | None:
+        return None
 
     def body_refused(self, limit: str) -> None:
         pass
@@ -246,13 +238,3 @@ class _OpenGate:
 
 _OPEN = _OpenGate()
 _PHRASES = {401: "Unauthorized", 403: "Forbidden"}
-
-
-def request_factory(max_body: int) -> type[LimitedRequest]:
-    """A request class bounded by ``max_body`` bytes (raw and decoded)."""
-
-    class _Request(LimitedRequest):
-        pass
-
-    _Request.max_body = max_body
-    return _Request

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote_to_bytes
 
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, gatherResults
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
-from twisted.web.server import Site
 
-from beater.http.request_body import Admission, Bound, LimitedRequest, request_factory
+from beater.http.drain import Drain
+from beater.http.request_body import LimitedRequest
 from beater.ingest.body import (
     IngestBody,
     TooManyDocuments,
@@ -24,7 +23,6 @@ from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull, Req
 from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.contract import (
-    BODY_TOO_LARGE,
     INVALID_INDEX,
     NOT_FOUND,
     QUEUE_FULL,
@@ -36,46 +34,24 @@ from common.contract import (
 )
 from common.engine import Engine, EngineRejected
 from common.errors import RetryLater, ShuttingDown
-from common.http import (
-    Handler,
-    HTTPError,
-    QuietSite,
-    Routes,
-    answered_or_gone,
-    write_health,
-    write_json,
-    write_metrics,
-)
+from common.http import Handler, HTTPError, answered_or_gone, write_health, write_json, write_metrics
 from common.indices import index_name_problem
 from common.metrics import Metrics
 from common.wamp import RouterUnavailable, SessionHolder
 
 log = Logger()
 
-API = ("api", "v0.1")
 #: Seconds the first write into a name waits for the engine's aliases at most.
 LEARN_WAIT = 2.0
-INGEST = (*API, "ingest")
-
-
-def ingest_rest(method: bytes, path: bytes) -> list[str] | None:
-    """The segments after ``/api/v0.1/ingest`` of a request ``Routes`` hands to ``ingest``, else None.
-
-    Twisted's ``postpath`` (segments percent-decoded) as ``Routes`` reads it:
-    known from the request line, before the handler runs.
-    """
-    if method != b"POST":
-        return None
-    segments = [unquote_to_bytes(s).decode("utf-8", "replace") for s in path[1:].split(b"/")]
-    if segments and segments[-1] == "":
-        segments = segments[:-1]
-    if tuple(segments[: len(INGEST)]) != INGEST:
-        return None
-    return segments[len(INGEST) :]
 
 
 class BeaterAPI:
-    """Owns the HTTP handlers and what they need."""
+    """Owns the handlers of estrom's own routes (``beater/http/routing.py``) and what they need.
+
+    Also the body gate of a listener serving them (``beater/sites.py``): it
+    admits an ingest body, and refuses a credential that is nobody's before
+    any body is read.
+    """
 
     def __init__(
         self,
@@ -85,6 +61,7 @@ class BeaterAPI:
         wamp: SessionHolder,
         metrics: Metrics,
         gate: WriterGate,
+        drain: Drain,
         clock: IReactorTime | None = None,
         learn_index: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
@@ -98,9 +75,8 @@ class BeaterAPI:
         self.engine = engine
         self.wamp = wamp
         self.metrics = metrics
-        #: Set on SIGTERM: new requests get 503, those in flight may finish.
-        self.draining = False
-        self._in_flight: set[Deferred[IngestOutcome]] = set()
+        #: SIGTERM: new requests get 503, those in flight may finish (shared with the bulk API).
+        self.drain = drain
         metrics.counter(
             "body_refusals_total",
             "Request bodies refused (413) by the bound they passed: max_body (raw or decoded size), "
@@ -108,42 +84,26 @@ class BeaterAPI:
             labels=("limit",),
         )
 
-    def site(self, fallback: Handler | None = None, max_body: int | None = None) -> Site:
-        """estrom's routes; ``fallback`` serves every other path (the engine's bulk API, if here)."""
-        routes = Routes(
-            {
-                ("POST", INGEST): self.ingest,
-                ("GET", ("healthz",)): self.healthz,
-                ("GET", ("metrics",)): self.metrics_page,
-            },
-            fallback=fallback,
-            cancel_on_disconnect=True,
-            retry_after=self.settings.retry_after,
-        )
-        site = QuietSite(routes)
-        site.requestFactory = request_factory(max_body or self.settings.ingest_max_body)
-        site.body_gate = self  # type: ignore[attr-defined]  # read by LimitedRequest
-        return site
+    def handlers(self) -> dict[str, Handler]:
+        """The handler of each of estrom's own routes, by the route's name."""
+        return {"ingest": self.ingest, "healthz": self.healthz, "metrics": self.metrics_page}
 
-    def admit_body(self, request: LimitedRequest) -> Admission:
+    def admit_body(self, request: LimitedRequest) -> HTTPError | None:
         """An ingest body is read only for a request it can serve: refused otherwise, unread.
 
         Called by ``LimitedRequest`` once the request is in, before its body
         is decoded or parsed: a request refused anyway (401, 403, 404, 400,
-        415) costs no decoding. An admitted body is decoded within the ingest
-        bounds. Other routes (the bulk API included) read their bodies as before.
+        415) costs no decoding. An admitted body is decoded within its
+        route's bounds. Other routes (the bulk API included) read their bodies as before.
         """
-        rest = ingest_rest(request.method, request.path)
-        if rest is None:
-            return Admission()
+        route = request.route
+        if route is None or route.name != "ingest":
+            return None
         try:
-            self._before_body(request, rest)
+            self._before_body(request, list(route.rest))
         except HTTPError as refusal:
-            return Admission(refusal=refusal)
-        return Admission(
-            max_body=Bound(self.settings.ingest_max_body, "ESTROM_INGEST_MAX_BODY"),
-            max_ratio=Bound(self.settings.ingest_max_ratio, "ESTROM_INGEST_MAX_RATIO"),
-        )
+            return refusal
+        return None
 
     def body_refused(self, limit: str) -> None:
         """A body refused for passing a bound: counted by bound (``estrom_beater_body_refusals_total``)."""
@@ -155,11 +115,11 @@ class BeaterAPI:
         estrom's own routes are judged by estrom; the engine's API (bulk,
         pass-through) as its mode says (``ESTROM_BULK_AUTH``).
         """
-        path = request.line[1] if request.line is not None else b"/api/"
+        route = request.route
         try:
-            self.gate.identify(request, engine_api=not path.startswith((b"/api/", b"/healthz", b"/metrics")))
+            self.gate.identify(request, engine_api=route is not None and route.engine_api)
         except HTTPError as refusal:
-            if path.startswith(b"/api/"):
+            if route is None or route.name == "ingest":
                 self.metrics.inc("ingest_requests_total", outcome="unauthorized")
             return refusal
         return None
@@ -195,20 +155,7 @@ class BeaterAPI:
             raise
         finally:
             self.metrics.observe("ingest_request_seconds", time.perf_counter() - started, outcome=outcome)
-            self._close_if_draining(request)  # errors are written after this
-
-    @property
-    def in_flight(self) -> int:
-        """Ingest requests waiting for the pipeline."""
-        return len(self._in_flight)
-
-    def _close_if_draining(self, request: Request) -> None:
-        """While draining, every answer closes its connection: the next request finds the port shut."""
-        if self.draining:
-            request.setHeader(b"connection", b"close")
-            channel = getattr(request, "channel", None)
-            if channel is not None:
-                channel.persistent = False
+            self.drain.close_if_draining(request)  # errors are written after this
 
     async def _matched_as(self, request: Request, index: str) -> str:
         """The index the documents are matched as, checked against the writer once more.
@@ -267,12 +214,6 @@ class BeaterAPI:
             outcome = {413: "too_large", 415: "unsupported_encoding"}.get(status, "bad_request")
             self.metrics.inc("ingest_requests_total", outcome=outcome)
             raise request.body_error
-        if isinstance(request, LimitedRequest) and request.body_size() > self.settings.ingest_max_body:
-            # The listener's limit is the bulk API's, larger than ingest's.
-            self.metrics.inc("ingest_requests_total", outcome="too_large")
-            decoded = "decoded " if request.encoding != "identity" else ""
-            reason = f"{decoded}request body is over the limit of {self.settings.ingest_max_body} bytes"
-            raise HTTPError.of(BODY_TOO_LARGE, reason)
         raw = request.content.read() if request.content is not None else b""
         content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:
@@ -291,8 +232,7 @@ class BeaterAPI:
         except UnreadableBody as exc:
             self.metrics.inc("ingest_requests_total", outcome="bad_request")
             raise HTTPError.of(UNREADABLE_BODY, exc.reason, rejected=exc.rejected) from None
-        if self.draining:
-            raise ShuttingDown("beater")
+        self.drain.refuse_new(request)
         if self.wamp.session is None:
             raise RouterUnavailable("not connected to the router; retry later")
         try:
@@ -318,51 +258,12 @@ class BeaterAPI:
         self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
         self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
         self.metrics.inc("published_hits_total", amount=outcome.published)
-        self._close_if_draining(request)
+        self.drain.close_if_draining(request)
         write_json(request, 200, outcome.as_json())
 
     def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
         """Queue the request's documents, tracked so that a shutdown can wait for it."""
-        return self.track(self.pipeline.submit(index, body.docs, body.rejected))
-
-    def track(self, d: Deferred[IngestOutcome]) -> Deferred[IngestOutcome]:
-        """Count ``d`` as work in flight: a shutdown waits for it (up to the grace) before leaving."""
-        self._in_flight.add(d)
-        d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
-        return d
-
-    async def drain(self, port: IListeningPort, grace: float, clock: IReactorTime) -> None:
-        """SIGTERM: stop listening, let requests in flight finish for up to ``grace`` s, 503 the rest.
-
-        A request answered 503 here may still have some matches published
-        (the sender retries: at-least-once); none is ever answered 200
-        without every match acknowledged, because 200 comes only from the
-        pipeline. Work in flight may add more while it finishes (a bulk
-        request queues its documents once the engine has answered): the
-        drain waits until nothing is left, not only for what was there at
-        the start.
-        """
-        self.draining = True
-        await port.stopListening()
-        log.info("beater.draining", requests=len(self._in_flight), grace=grace)
-        deadline = clock.seconds() + grace
-        while self._in_flight:
-            observers: list[Deferred[None]] = []
-            for d in list(self._in_flight):
-                seen: Deferred[None] = Deferred()
-                d.addBoth(lambda result, seen=seen: (seen.called or seen.callback(None), result)[1])
-                observers.append(seen)
-            waiting = gatherResults(observers, consumeErrors=True)
-            waiting.addTimeout(max(0.0, deadline - clock.seconds()), clock)
-            try:
-                await waiting
-            except Exception:
-                left = list(self._in_flight)
-                log.warn("beater.drain_timeout", refused=len(left))
-                for d in left:
-                    d.cancel()  # the handler answers 503
-                break
-        log.info("beater.drained")
+        return self.drain.track(self.pipeline.submit(index, body.docs, body.rejected))
 
     async def healthz(self, request: Request, rest: list[str]) -> None:
         await write_health(request, self.engine, self.wamp)

@@ -72,10 +72,6 @@ _METADATA_FIELDS = frozenset(
 )
 
 
-#: Default nesting limit of one document (objects and arrays; the document is 1).
-MAX_DEPTH = 20
-#: Default number of items one request may hold.
-MAX_DOCS = 10_000
 #: Largest text orjson reads (a body, or an NDJSON line): what it may cost is then bounded,
 #: at some 350,000 empty objects (25 MB) of an array counted after reading, or 12 MB for an
 #: error. Larger ones take the standard library's path, arrays item by item.
@@ -127,7 +123,7 @@ def media_type_problem(content_type: str | None) -> str | None:
     )
 
 
-def document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
+def document_problem(doc: Any, max_depth: int) -> str | None:
     """Why an item cannot be ingested as a document, or None."""
     if not isinstance(doc, dict):
         kind = "array" if isinstance(doc, list) else "null" if doc is None else type(doc).__name__
@@ -147,7 +143,7 @@ class _ReadAgain(Exception):
     """A document orjson read is nested too deep to judge on its text: read the body the old way."""
 
 
-def fast_document_problem(doc: Any, max_depth: int = MAX_DEPTH) -> str | None:
+def fast_document_problem(doc: Any, max_depth: int) -> str | None:
     """``document_problem`` of an item orjson has read: no value problem can be left in it.
 
     The rest is decided on the document's JSON text, in C: its nesting depth
@@ -277,8 +273,8 @@ def _several_lines(text: str) -> bool:
 def parse_ingest_body(
     raw: bytes,
     content_type: str | None,
-    max_depth: int = MAX_DEPTH,
-    max_docs: int = MAX_DOCS,
+    max_depth: int,
+    max_docs: int,
     *,
     fast: bool = True,
 ) -> IngestBody:

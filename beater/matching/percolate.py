@@ -1,7 +1,7 @@
 """Percolation: which registered queries match each document of a batch.
 
 Two request shapes exist, measured by the retired percolate-modes study
-(``bench/results-percolate-modes-2026-11-27.txt``, figures in docs/architecture.md;
+(docs/performance.md, "Answered questions"; figures in docs/architecture.md;
 the choice between them is ``beater/matching/percolate_shape.py``'s):
 
 * ``documents``: one percolate query with a ``documents`` array; matches come
@@ -58,10 +58,6 @@ from beater.store.schema import SIGNPOST_FIELD, SIGNPOST_GROUP_FIELD, TARGET_FIE
 from beater.store.targets import Covering
 from common.engine import Engine, EngineRejected, EngineUnavailable
 
-MODES = ("auto", "documents", "msearch")
-#: Below this many documents, ``auto`` uses ``msearch`` (see the figures above).
-DOCUMENTS_MIN = 100
-
 
 @dataclass
 class PercolateResult:
@@ -115,11 +111,9 @@ class Percolator:
         self,
         engine: Engine,
         targets: CoveringTargets,
-        mode: str = "auto",
-        documents_min: int = DOCUMENTS_MIN,
+        mode: str,
+        documents_min: int,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"percolate mode must be one of {MODES}, not {mode!r}")
         self.engine = engine
         #: The targets covering an index and where their queries are (``beater/store/targets.py``).
         self.targets = targets

@@ -3,13 +3,13 @@
 Below a hundred or so documents, whether one ``documents`` request or an
 ``_msearch`` of single-document searches costs the engine less depends on the
 stored queries and on how many of them each document matches: measured here,
-each shape has won by 2x (the retired percolate-modes study,
-``bench/results-percolate-modes-2026-11-27.txt``, with ten matches per
-document favours ``msearch``; ``bench/compare.py`` with one match in ten
-documents favours ``documents``). So ``auto`` measures: the wall time per
-document of each shape, per percolator index and batch-size band, as a moving
-average; the cheaper shape is used, and the other one is tried again now and
-then, in case the workload changed.
+each shape has won by 2x (the retired percolate-modes study, docs/performance.md
+"Answered questions", with ten matches per document favours ``msearch``;
+``bench/compare.py`` with one match in ten documents favours ``documents``).
+So ``auto`` measures: the wall time per document of each shape, per
+percolator index and batch-size band, as a moving average; the cheaper
+shape is used, and the other one is tried again now and then, in case the
+workload changed.
 """
 
 from __future__ import annotations

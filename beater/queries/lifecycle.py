@@ -245,6 +245,7 @@ class QueryLifecycle:
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
         await self.store.sync_mappings()
         await self.store.repair_full_indices()
+        await self.store.migrate_layout()  # a no-op unless the engine failed it at start-up
         await self.store.refresh_targets()
         self.metrics.inc("queries_collected_total", collected)
         return SweepResult(-1 if everything else len(subscribed), deactivated, activated, collected)

@@ -68,7 +68,6 @@ class QueryProcedures:
         #: describes through the memory of unknown sids, lookups rationed per caller
         self.sids = SidCache(store, metrics, settings)
         self.session: ISession | None = None
-        store.events.attach(metrics)
 
     async def register_query(
         self, index: Any = None, query: Any = None, principal: Any = None, details: Any = None

@@ -29,6 +29,7 @@ from beater.store.schema import shared_number
 from beater.store.sweeps import QuerySweeps
 from beater.store.targets import TargetSet
 from common.engine import Engine
+from common.metrics import Metrics
 from common.query.limits import QueryLimits
 from common.query.targets import InvalidTarget, parse_target
 
@@ -47,15 +48,18 @@ class QueryStore:
         limits: QueryLimits | None = None,
         shards: int | None = None,
         replicas: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.prefix = prefix
-        #: what the store and the percolator count for /metrics (``beater/queries/rpc.py`` attaches it)
-        self.events = StoreEvents()
+        #: what the store and the percolator count for /metrics
+        self.events = StoreEvents(metrics)
         self.indices = PercolatorIndices(engine, prefix, shards, replicas, self.events)
         self.migration = LayoutMigration(self.indices)
-        self.targets = TargetSet(engine, prefix)
-        self.targets.events = self.events  # the percolator reaches the store's events through it
+        #: whether the older layout's queries were taken in (``migrate_layout``)
+        self.layout_migrated = False
+        #: the percolator reaches the store's events through the targets
+        self.targets = TargetSet(engine, prefix, self.events)
         self.registry = QueryRegistry(engine, self.indices, self.targets, limits or QueryLimits())
         self.sweeps = QuerySweeps(engine, prefix)
         self.repair = IndexRepair(engine, self.indices, self.events)
@@ -93,15 +97,23 @@ class QueryStore:
         await self.sweeps.touch(sid, (pindex, active))
         return True
 
-    async def refresh_targets(self) -> bool:
-        """Migrate an older layout's percolator indices, re-read targets, aliases and data streams.
+    async def migrate_layout(self) -> None:
+        """Take in the queries of the older one-index-per-target layout (``beater/store/migration.py``), once.
 
-        On joining and at every sweep (an older beater still running may
-        write a per-target index again: its queries then move too).
+        Start-up work: the beater runs it before it serves. Should the engine
+        not answer then, the lifecycle's next sweep runs it; once it has run,
+        it is never run again. EngineUnavailable / EngineRejected when the
+        engine fails it.
         """
+        if self.layout_migrated:
+            return
         copied = await self.migration.migrate()
+        self.layout_migrated = True
         if copied:
             log.info("store.migrated", queries=copied)
+
+    async def refresh_targets(self) -> bool:
+        """Re-read targets, aliases and data streams: on joining, at every sweep, after a bulk's new names."""
         return await self.targets.refresh()
 
     async def deactivate_unsubscribed(

@@ -1,10 +1,10 @@
-"""What the query store and the percolator report to ``/metrics``: counts kept until a registry is attached.
+"""What the query store and the percolator report to ``/metrics``.
 
-The store and the percolator are built before the beater's metrics know
-them; ``StoreEvents`` is the one object both hold (the percolator through
-the target set), and ``attach`` declares the metrics on a service's
-``Metrics`` and forwards everything from then on (``beater/queries/rpc.py`` attaches
-it). Safe from engine threads: prometheus_client's metrics lock themselves.
+``StoreEvents`` is the one object both hold (the percolator through the
+target set): built with the beater's ``Metrics``, it declares the store's
+metrics there and forwards every count. It also keeps the values itself, for
+tests and for a store built without metrics. Safe from engine threads:
+prometheus_client's metrics lock themselves.
 """
 
 from __future__ import annotations
@@ -44,45 +44,34 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 
 class StoreEvents:
-    """Counters and gauges of the store; forwarded to a ``Metrics`` once attached."""
+    """Counters and gauges of the store, forwarded to ``metrics`` (None: kept here only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Any = None) -> None:
         self._lock = threading.Lock()
-        self._metrics: Any = None
-        #: what happened before ``attach`` (and everything, for tests): (name, labels) -> value
+        self._metrics = metrics
+        #: everything counted: (name, labels) -> value
         self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-
-    def attach(self, metrics: Any) -> None:
-        """Declare the store's metrics on ``metrics`` and forward to it, what was counted before too."""
+        if metrics is None:
+            return
         for name, (kind, help_text, labels) in METRICS.items():
             if kind == "counter":
                 metrics.counter(name, help_text, labels)
             else:
                 metrics.gauge(name, help_text, labels=labels)
-        with self._lock:
-            self._metrics = metrics
-            earlier = dict(self.values)
-        for (name, labels), value in earlier.items():
-            if METRICS[name][0] == "counter":
-                metrics.inc(name, value, **dict(labels))
-            else:
-                metrics.set(name, value, **dict(labels))
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self.values[key] = self.values.get(key, 0) + amount
-            metrics = self._metrics
-        if metrics is not None:
-            metrics.inc(name, amount, **labels)
+        if self._metrics is not None:
+            self._metrics.inc(name, amount, **labels)
 
     def set(self, name: str, value: float, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self.values[key] = value
-            metrics = self._metrics
-        if metrics is not None:
-            metrics.set(name, value, **labels)
+        if self._metrics is not None:
+            self._metrics.set(name, value, **labels)
 
     def value(self, name: str, **labels: str) -> float:
         return self.values.get((name, tuple(sorted(labels.items()))), 0.0)

@@ -1,10 +1,11 @@
 """The older one-percolator-index-per-target layout, migrated into the shared indices.
 
 An older beater kept each target's queries in an index of their own,
-``<prefix><name>`` (``<prefix>_t<hash>`` for a pattern or list). On start
-and at every sweep each such index has its queries copied into the shared
-index placement picks (``beater/store/mappings.py``), and its name becomes
-the target's filtered alias on the shared indices.
+``<prefix><name>`` (``<prefix>_t<hash>`` for a pattern or list). Once, when
+a beater starts and before it serves (``QueryStore.migrate_layout``), each
+such index has its queries copied into the shared index placement picks
+(``beater/store/mappings.py``), and its name becomes the target's filtered
+alias on the shared indices.
 """
 
 from __future__ import annotations

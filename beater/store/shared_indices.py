@@ -174,7 +174,7 @@ class SharedIndices:
             es.indices.update_aliases(body={"actions": actions})
             self._aliased.update((t.canonical, n) for t, n in pairs)
         except Exception as exc:
-            # An older per-target index of that name, not migrated yet (the next sweep does it).
+            # An older per-target index of that name, not migrated yet (a beater starting migrates it).
             log.debug("percolator_alias.skipped", error=str(exc))
 
     def aliased(self, target: Target, groups: Iterable[int]) -> None:

@@ -116,7 +116,7 @@ class Covering:
 class TargetSet:
     """The registered targets, the shared indices holding their queries, and the covering cache."""
 
-    def __init__(self, engine: Engine, prefix: str) -> None:
+    def __init__(self, engine: Engine, prefix: str, events: StoreEvents | None = None) -> None:
         self.engine = engine
         self.prefix = prefix
         #: canonical target -> its Target, for targets that are not a single name
@@ -134,7 +134,7 @@ class TargetSet:
         #: False once the engine said it has no data streams (Elasticsearch OSS): not asked again
         self._data_streams = True
         #: the store's counters (``beater/store/events.py``), which the percolator reaches through this set
-        self.events = StoreEvents()
+        self.events = events or StoreEvents()
         #: when the aliases and data streams were last read, epoch ms (``unseen_aliases``)
         self._topology_read_ms = 0
         #: when this beater last learned a target, epoch ms (``aliases_stale``)

@@ -26,8 +26,6 @@ from common.writers import WriterIdentity, Writers, presented, write_refusal, wr
 
 #: The prefix of a data stream's backing indices.
 DATA_STREAM_BACKING = ".ds-"
-#: ``ESTROM_BULK_AUTH``: estrom checks writers (default), or the engine checks its own credentials.
-AUTH_MODES = ("estrom", "engine")
 #: Everything is writable but estrom's own and hidden indices: the engine-credentials mode's identity.
 ENGINE_JUDGES = WriterIdentity("engine-credentials", OPEN_TARGETS)
 
@@ -40,12 +38,10 @@ class WriterGate:
         writers: Writers,
         own_prefix: str,
         metrics: Metrics,
-        mode: str = "estrom",
+        mode: str,
         aliases: WriteAliases | None = None,
         percolated_as: Callable[[str], str] = lambda name: name,
     ) -> None:
-        if mode not in AUTH_MODES:
-            raise ValueError(f"ESTROM_BULK_AUTH must be one of {AUTH_MODES}, not {mode!r}")
         self.writers = writers
         self.own_prefix = own_prefix
         self.mode = mode

@@ -14,7 +14,8 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 
 from common.config import Settings
-from common.engine import EngineRejected, EngineUnavailable
+from common.contract import INVALID_QUERY
+from common.engine import EngineRejected
 from common.http import HTTPError
 from common.metrics import Metrics
 from common.readers import searchable
@@ -69,7 +70,7 @@ class CountEndpoint:
         try:
             return parse_count_request(query_args(request), self.settings.query_limits())
         except BadParameter as exc:
-            raise HTTPError(400, exc.code, exc.reason) from None
+            raise HTTPError.of(exc.error, exc.reason) from None
 
     def _new_stream(self, request: Request, watch: RequestWatch, ask: CountRequest, sid: str) -> CountStream:
         def gone(stream: CountStream) -> None:
@@ -112,10 +113,8 @@ class CountEndpoint:
                 end=now,
                 current=window_start(now, ask.every),
             )
-        except EngineUnavailable as exc:
-            raise self.resolver.unavailable(str(exc)) from None
-        except EngineRejected as exc:
-            raise HTTPError(400, "invalid_query", f"counting search refused: {exc.reason}") from None
+        except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
+            raise HTTPError.of(INVALID_QUERY, f"counting search refused: {exc.reason}") from None
 
     def _abandon(self, sid: str, ask: CountRequest, stream: CountStream) -> None:
         self.streams.discard(stream)

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 
+from common.contract import SLOW_READER
 from common.hits import Hit
 from tailor.backfill.handover import Deduper
 from tailor.counts.counting import WindowCounts, frame, window_start
@@ -193,7 +194,7 @@ class CountStream(PacedResponse):
 
     def _drop_slow_reader(self) -> None:
         reason = f"client fell more than {self.max_pending} bytes behind the counts; dropped"
-        self._close_now("slow_reader", reason)
+        self._close_now(SLOW_READER, reason)
 
     def abandon(self) -> None:
         """Never started (answered with an HTTP error instead)."""

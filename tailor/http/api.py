@@ -21,7 +21,9 @@ from twisted.web.server import Site
 
 from common.aliases import AliasLookup, alias_members
 from common.config import Settings
+from common.contract import UNAVAILABLE
 from common.engine import Engine
+from common.errors import RetryLater
 from common.http import HTTPError, Routes, write_health, write_metrics
 from common.metrics import Metrics
 from common.quotas import ExpiringSet
@@ -164,7 +166,6 @@ class TailorAPI:
             hub,
             clock,
             settings.engine_timeout + 5.0,
-            settings.retry_after,
             ExpiringSet(settings.unknown_sid_ttl, settings.unknown_sid_cache, clock.seconds),
             lambda outcome: self.metrics.inc("sid_lookups_total", outcome=outcome),
         )
@@ -226,7 +227,8 @@ class TailorAPI:
                 ("GET", (*API, "counts")): self.counts,
                 ("GET", ("healthz",)): self.healthz,
                 ("GET", ("metrics",)): self.metrics_page,
-            }
+            },
+            retry_after=self.settings.retry_after,
         )
 
     # -- the request around a stream -------------------------------------
@@ -256,6 +258,9 @@ class TailorAPI:
             self.metrics.inc("requests_failed_total", status=str(err.status))
             if err.status in (401, 403, 429):
                 self.metrics.inc("reader_refusals_total", reason=str(err.extra.get("limit", err.code)))
+            raise
+        except RetryLater:  # answered by Routes: 503 with Retry-After
+            self.metrics.inc("requests_failed_total", status=str(UNAVAILABLE.status))
             raise
 
     def _allow_origin(self, request: Request) -> None:

@@ -14,6 +14,13 @@ from typing import Any
 
 from twisted.web.http import Request
 
+from common.contract import (
+    INVALID_INDEX,
+    INVALID_PARAMETER,
+    INVALID_QUERY,
+    MISSING_PARAMETER,
+    WireError,
+)
 from common.query.identity import InvalidQuery, parse_query_param
 from common.query.limits import QueryLimits, validate_query
 from common.query.targets import canonical_target, target_problem
@@ -22,11 +29,13 @@ FORMAT_NAMES = ("json", "ndjson", "sse")
 
 
 class BadParameter(ValueError):
-    """A parameter is missing or unusable; ``code`` is the JSON error code."""
+    """A parameter is missing or unusable: ``error``, the contract's 400 it is answered with."""
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, error: WireError, reason: str) -> None:
         super().__init__(reason)
-        self.code = code
+        self.error = error
+        #: the JSON error code
+        self.code = error.code
         self.reason = reason
 
 
@@ -57,7 +66,7 @@ def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise BadParameter("invalid_parameter", f"{name} given {len(values)} times; give it once")
+        raise BadParameter(INVALID_PARAMETER, f"{name} given {len(values)} times; give it once")
     return values[0]
 
 
@@ -68,11 +77,11 @@ def _count(args: Mapping[str, Sequence[str]], name: str, maximum: int | None = N
     try:
         value = int(raw)
     except ValueError:
-        raise BadParameter("invalid_parameter", f"{name} must be a whole number, got {raw!r}") from None
+        raise BadParameter(INVALID_PARAMETER, f"{name} must be a whole number, got {raw!r}") from None
     if value < 0:
-        raise BadParameter("invalid_parameter", f"{name} must not be negative, got {value}")
+        raise BadParameter(INVALID_PARAMETER, f"{name} must not be negative, got {value}")
     if maximum is not None and value > maximum:
-        raise BadParameter("invalid_parameter", f"{name} must be at most {maximum}, got {value}")
+        raise BadParameter(INVALID_PARAMETER, f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -86,21 +95,21 @@ def _target(
     query: str | dict[str, Any] | None = None
     if sid is not None:
         if index is not None or raw_query is not None:
-            raise BadParameter("invalid_parameter", "give either s=<sid> or i=<index>&q=<query>, not both")
+            raise BadParameter(INVALID_PARAMETER, "give either s=<sid> or i=<index>&q=<query>, not both")
         if not sid.strip():
-            raise BadParameter("missing_parameter", "s must not be empty")
+            raise BadParameter(MISSING_PARAMETER, "s must not be empty")
     else:
         if index is None or raw_query is None:
             missing = " and ".join(n for n, v in (("i", index), ("q", raw_query)) if v is None)
-            raise BadParameter("missing_parameter", f"missing {missing}: give i=<index>&q=<query> or s=<sid>")
+            raise BadParameter(MISSING_PARAMETER, f"missing {missing}: give i=<index>&q=<query> or s=<sid>")
         problem = target_problem(index)  # a read target: patterns, lists, aliases (common/query/targets.py)
         if problem:
-            raise BadParameter("invalid_index", problem)
+            raise BadParameter(INVALID_INDEX, problem)
         index = canonical_target(index)
         try:
             query = validate_query(parse_query_param(raw_query), limits or QueryLimits())
         except InvalidQuery as exc:
-            raise BadParameter("invalid_query", str(exc)) from None
+            raise BadParameter(INVALID_QUERY, str(exc)) from None
     return sid, index, query
 
 
@@ -111,16 +120,16 @@ def _seconds(args: Mapping[str, Sequence[str]], name: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise BadParameter("invalid_parameter", f"{name} must be a number of seconds, got {raw!r}") from None
+        raise BadParameter(INVALID_PARAMETER, f"{name} must be a number of seconds, got {raw!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise BadParameter("invalid_parameter", f"{name} must be a positive number, got {raw!r}")
+        raise BadParameter(INVALID_PARAMETER, f"{name} must be a positive number, got {raw!r}")
     return value
 
 
 def _format(args: Mapping[str, Sequence[str]], names: Sequence[str], default: str) -> str:
     fmt = _one(args, "format") or default
     if fmt not in names:
-        raise BadParameter("invalid_parameter", f"format must be one of {', '.join(names)}, not {fmt!r}")
+        raise BadParameter(INVALID_PARAMETER, f"format must be one of {', '.join(names)}, not {fmt!r}")
     return fmt
 
 
@@ -179,7 +188,7 @@ def parse_duration(raw: str) -> float:
     value = float(found[1]) * _UNITS[found[2] or "s"] if found else math.nan
     if not math.isfinite(value) or value <= 0:
         raise BadParameter(
-            "invalid_parameter", f"since must be a positive duration such as 90s, 5m or 1h, got {raw!r}"
+            INVALID_PARAMETER, f"since must be a positive duration such as 90s, 5m or 1h, got {raw!r}"
         )
     return value
 
@@ -191,23 +200,21 @@ def parse_count_request(args: Mapping[str, Sequence[str]], limits: QueryLimits |
     if by is not None:
         by = by.strip()
         if not by or any(not part for part in by.split(".")):
-            raise BadParameter(
-                "invalid_parameter", f"by must be a field name (dotted for nested), got {by!r}"
-            )
+            raise BadParameter(INVALID_PARAMETER, f"by must be a field name (dotted for nested), got {by!r}")
     k = _count(args, "k", MAX_K)
     if k == 0:
-        raise BadParameter("invalid_parameter", "k must be at least 1")
+        raise BadParameter(INVALID_PARAMETER, "k must be at least 1")
     every = _seconds(args, "every") or 1.0
     if not MIN_EVERY <= every <= MAX_EVERY or abs(every * 1000 - round(every * 1000)) > 1e-6:
         raise BadParameter(
-            "invalid_parameter",
+            INVALID_PARAMETER,
             f"every must be between {MIN_EVERY:g} and {MAX_EVERY:g} seconds, in whole milliseconds",
         )
     raw_since = _one(args, "since")
     since = parse_duration(raw_since) if raw_since is not None else 0.0
     if since / every > MAX_SINCE_WINDOWS:
         raise BadParameter(
-            "invalid_parameter",
+            INVALID_PARAMETER,
             f"since={raw_since} is {math.ceil(since / every)} windows of {every:g}s, "
             f"over the limit of {MAX_SINCE_WINDOWS}; use a longer every=",
         )

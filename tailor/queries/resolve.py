@@ -1,8 +1,9 @@
 """From what a client asked for to the sid it streams: register, or describe and re-register.
 
 Over WAMP, through whichever beater the router picks; every failure is the
-HTTP error the contract names (400 invalid query or index, 404 unknown sid,
-503 engine or router away, with Retry-After).
+HTTP error the contract names (400 invalid query or index, 404 unknown sid),
+or a RetryLater (common/errors.py) when engine or router is away, which the
+HTTP face answers 503 with Retry-After.
 
 What the caller pays: each registration sent on takes a token of its
 registration bucket, each ``s=`` lookup sent on one of its lookup bucket
@@ -26,12 +27,22 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from common import names
+from common.contract import (
+    DESCRIBE_QUERY,
+    INVALID_INDEX,
+    INVALID_QUERY,
+    NO_SUCH_QUERY,
+    REGISTER_QUERY,
+    UNAVAILABLE,
+    WAMP_NO_SUCH_PROCEDURE,
+    error_for_uri,
+)
+from common.errors import RetryLater
 from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
 from common.quotas import ExpiringSet
-from common.wamp import RouterUnavailable, SessionHolder
-from tailor.subscriptions.hub import SubscribeFailed, SubscriptionHub
+from common.wamp import SessionHolder
+from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.shared import SharedSubscription
 
 
@@ -44,29 +55,30 @@ class Resolved:
     query: str | dict[str, Any]
 
 
-def wamp_error(exc: Exception) -> HTTPError:
-    """A failed register/describe call as the HTTP error the contract names."""
+#: The refusals of register/describe that are the client's to hear; any other error the router
+#: answers is the tailor's trouble, not the client's: unavailable, retry later.
+CLIENTS_REFUSALS = (INVALID_QUERY, INVALID_INDEX, NO_SUCH_QUERY)
+
+
+def wamp_error(exc: Exception) -> HTTPError | RetryLater:
+    """A failed register/describe call as the HTTP error the contract names, or a RetryLater."""
     if isinstance(exc, ApplicationError):
         reason = str(exc.args[0]) if exc.args else exc.error
-        if exc.error == names.INVALID_QUERY:
-            return HTTPError(400, "invalid_query", reason)
-        if exc.error == names.INVALID_INDEX:
-            return HTTPError(400, "invalid_index", reason)
-        if exc.error == names.NO_SUCH_QUERY:
-            return HTTPError(404, "no_such_query", reason)
-        if exc.error == names.UNAVAILABLE:
-            return HTTPError(503, "unavailable", reason)
-        if exc.error == "wamp.error.no_such_procedure":
-            return HTTPError(503, "unavailable", "no beater is registered with the router; retry later")
-        return HTTPError(503, "unavailable", f"router answered {exc.error}: {reason}")
-    return HTTPError(503, "unavailable", f"router call failed: {exc.__class__.__name__}: {exc}")
+        error = error_for_uri(exc.error)
+        if error in CLIENTS_REFUSALS:
+            return HTTPError.of(error, reason)
+        if error == UNAVAILABLE:
+            return RetryLater(reason)
+        if exc.error == WAMP_NO_SUCH_PROCEDURE:
+            return RetryLater("no beater is registered with the router; retry later")
+        return RetryLater(f"router answered {exc.error}: {reason}")
+    return RetryLater(f"router call failed: {exc.__class__.__name__}: {exc}")
 
 
 def sid_changed(asked: str, registered: str, index: str) -> HTTPError:
     """``s=<sid>`` whose stored query now registers as another sid: nothing publishes to the one asked for."""
-    return HTTPError(
-        404,
-        "no_such_query",
+    return HTTPError.of(
+        NO_SUCH_QUERY,
         f"sid {asked} is stored for a query on {index!r} that now registers as sid {registered} "
         f"(the query store canonicalises it differently); tail s={registered}, or i= and q= again",
         registered_as=registered,
@@ -116,7 +128,7 @@ class _Shared:
 
 
 def no_such_query(sid: str) -> HTTPError:
-    return HTTPError(404, "no_such_query", f"no query with sid {sid!r}")
+    return HTTPError.of(NO_SUCH_QUERY, f"no query with sid {sid!r}")
 
 
 class Resolver:
@@ -128,7 +140,6 @@ class Resolver:
         hub: SubscriptionHub,
         clock: IReactorTime,
         timeout: float,
-        retry_after: int,
         unknown: ExpiringSet | None = None,
         on_lookup: Callable[[str], None] | None = None,
     ) -> None:
@@ -136,7 +147,6 @@ class Resolver:
         self.hub = hub
         self.clock = clock
         self.timeout = timeout
-        self.retry_after = retry_after
         #: sids the beater said it does not know, a moment ago
         self.unknown = unknown if unknown is not None else ExpiringSet(0, 0, clock.seconds)
         #: told each ``s=`` lookup's outcome: found, unknown, remembered (answered from ``unknown``)
@@ -144,26 +154,18 @@ class Resolver:
         #: calls on their way, by (procedure, sid), that later requests wait for
         self._shared: dict[tuple[str, str], _Shared] = {}
 
-    def unavailable(self, reason: str) -> HTTPError:
-        return HTTPError(503, "unavailable", reason, headers={"Retry-After": str(self.retry_after)})
-
     async def subscribed(
         self, target: Resolved, joining: Awaitable[SharedSubscription]
     ) -> SharedSubscription:
-        """The target's shared subscription once the router confirmed it (503 if it did not); the
-        sid is then known to stand for the target, so later clients of it skip the round trip."""
-        try:
-            sub = await joining
-        except (RouterUnavailable, SubscribeFailed) as exc:
-            raise self.unavailable(str(exc)) from None
+        """The target's shared subscription once the router confirmed it (a RetryLater if it did
+        not: RouterUnavailable, SubscribeFailed); the sid is then known to stand for the target,
+        so later clients of it skip the round trip."""
+        sub = await joining
         sub.described = (target.index, target.query)
         return sub
 
     async def _call(self, procedure: str, *args: Any) -> Any:
-        try:
-            session = self.wamp.require()
-        except RouterUnavailable as exc:
-            raise self.unavailable(str(exc)) from None
+        session = self.wamp.require()  # RouterUnavailable, a RetryLater, without a session
         d = session.call(procedure, *args)
         d.addTimeout(self.timeout, self.clock)
         try:
@@ -171,10 +173,7 @@ class Resolver:
         except CancelledError:
             raise  # the client went away: nothing to answer
         except Exception as exc:
-            err = wamp_error(exc)
-            if err.status == 503:
-                err.headers["Retry-After"] = str(self.retry_after)
-            raise err from None
+            raise wamp_error(exc) from None
 
     def _once(self, procedure: str, sid: str, charge: Callable[[], None], *args: Any) -> Deferred[Any]:
         """``procedure(*args)`` about ``sid``, or the same call already on its way (charged once)."""
@@ -204,7 +203,7 @@ class Resolver:
             held = self.hub.get(expected)
             if held is not None and held.described is not None:
                 return Resolved(held.sid, index, query)
-            registering = self._once(names.REGISTER_QUERY, expected, charges.registration, index, query)
+            registering = self._once(REGISTER_QUERY, expected, charges.registration, index, query)
             registered = str(await registering)
             self.unknown.discard(registered)
             return Resolved(registered, index, query)
@@ -215,7 +214,7 @@ class Resolver:
             self.on_lookup("remembered")
             raise no_such_query(sid)
         try:
-            found = await self._once(names.DESCRIBE_QUERY, sid, charges.describe, sid)
+            found = await self._once(DESCRIBE_QUERY, sid, charges.describe, sid)
         except HTTPError as err:
             if err.status == 404:
                 self.on_lookup("unknown")
@@ -225,14 +224,14 @@ class Resolver:
         try:
             index, query = str(found["index"]), normalize_query(found["query"])
         except (KeyError, TypeError, InvalidQuery) as exc:
-            raise self.unavailable(f"describe_query answered something unusable: {exc}") from None
+            raise RetryLater(f"describe_query answered something unusable: {exc}") from None
         # Registering the described query again marks it active before we
         # subscribe, so a query idle for a while is percolated again from the
         # first hit on. The stored query is canonical, so it registers as the
         # same sid, unless the store's canonical form changed since: then the
         # hits go to the other sid, and streaming the one asked for would
         # silently carry nothing (or another's).
-        registered = str(await self._once(names.REGISTER_QUERY, sid, charges.registration, index, query))
+        registered = str(await self._once(REGISTER_QUERY, sid, charges.registration, index, query))
         if registered != sid:
             raise sid_changed(sid, registered, index)
         return Resolved(sid, index, query)

@@ -21,11 +21,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from common.aliases import AliasLookup
+from common.contract import NOT_AUTHORIZED
 from common.readers import Identity, may_read
 
 log = Logger()
-
-NOT_AUTHORIZED = "not_authorized"
 
 
 class Endable(Protocol):
@@ -101,7 +100,7 @@ class AccessWatch:
                     continue
                 self.forget(stream)
                 stream.fail(
-                    NOT_AUTHORIZED,
+                    NOT_AUTHORIZED.code,
                     f"{target!r} now reaches what {reader} may not read (an alias or the access file changed)",
                 )
                 self.on_refused()

@@ -13,7 +13,8 @@ from typing import Any
 from twisted.web.http import Request
 
 from common.aliases import AliasLookup
-from common.engine import EngineRejected, EngineUnavailable
+from common.contract import INVALID_INDEX, NOT_AUTHORIZED
+from common.engine import EngineRejected
 from common.http import HTTPError
 from common.readers import Identity
 from tailor.queries.params import query_args
@@ -69,20 +70,17 @@ class ReaderAdmission:
         """The indices behind every alias ``target`` covers must be the reader's too (403, or 404)."""
         try:
             behind = await self.aliases(target, self.own_prefix)
-        except EngineUnavailable as exc:
-            raise self.resolver.unavailable(str(exc)) from None
-        except EngineRejected as exc:
-            raise HTTPError(400, "invalid_index", exc.reason) from None
+        except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
+            raise HTTPError.of(INVALID_INDEX, exc.reason) from None
         if not behind:
             return
         try:
             self.gate.check(identity, ",".join(behind), as_missing_sid=as_missing_sid)
         except HTTPError as refused:
-            if refused.status != 403:
+            if refused.status != NOT_AUTHORIZED.status:
                 raise
             # Not naming the indices behind: they are what the reader may not know of.
-            raise HTTPError(
-                403,
-                "not_authorized",
+            raise HTTPError.of(
+                NOT_AUTHORIZED,
                 f"{target!r} leads through aliases to indices {identity.name} may not read",
             ) from None

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from twisted.logger import Logger
 from twisted.web.http import Request
 
+from common.contract import NO_SUCH_QUERY, NOT_AUTHENTICATED, NOT_AUTHORIZED, QUOTA_EXCEEDED
 from common.http import HTTPError
 from common.quotas import (
     ConcurrentCounter,
@@ -112,8 +113,8 @@ class ReaderGate:
         identity = self.holder.readers.authenticate(token)
         if identity is None:
             reason = "a token is required" if token is None else "the token is not a reader's"
-            raise HTTPError(
-                401, "not_authorized", reason, headers={"WWW-Authenticate": 'Bearer realm="estrom"'}
+            raise HTTPError.of(
+                NOT_AUTHENTICATED, reason, headers={"WWW-Authenticate": 'Bearer realm="estrom"'}
             )
         return identity
 
@@ -122,8 +123,8 @@ class ReaderGate:
         if may_read(identity, target, self.own_prefix):
             return
         if as_missing_sid is not None:
-            raise HTTPError(404, "no_such_query", f"no query with sid {as_missing_sid!r}")
-        raise HTTPError(403, "not_authorized", f"{identity.name} may not read {target!r}")
+            raise HTTPError.of(NO_SUCH_QUERY, f"no query with sid {as_missing_sid!r}")
+        raise HTTPError.of(NOT_AUTHORIZED, f"{identity.name} may not read {target!r}")
 
     def key(self, identity: Identity, request: Request) -> str:
         peer = request.getClientAddress()
@@ -136,9 +137,8 @@ class ReaderGate:
 
     def too_many(self, exc: QuotaExceeded) -> HTTPError:
         """A limit reached, as the 429 that names it (with Retry-After)."""
-        return HTTPError(
-            429,
-            "quota_exceeded",
+        return HTTPError.of(
+            QUOTA_EXCEEDED,
             str(exc),
             headers={"Retry-After": str(max(exc.retry_after, self.retry_after))},
             limit=exc.limit,

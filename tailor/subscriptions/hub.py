@@ -28,16 +28,17 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from common.contract import ROUTER_UNAVAILABLE, topic_for
+from common.errors import RetryLater
 from common.hits import Hit
-from common.names import topic_for
 from common.wamp import SessionHolder
 from tailor.subscriptions.shared import Listener, SharedSubscription, as_is
 
 log = Logger()
 
 
-class SubscribeFailed(Exception):
-    """The router refused or could not take the subscription (HTTP 503)."""
+class SubscribeFailed(RetryLater):
+    """The router refused or could not take the subscription: retry later (HTTP 503)."""
 
 
 class SubscriptionHub:
@@ -130,7 +131,7 @@ class SubscriptionHub:
             sub.settle(Failure(SubscribeFailed(reason)))
             if gap is not None:  # streams that waited through a router loss
                 for listener in listeners:
-                    listener.fail("router_unavailable", reason)
+                    listener.fail(ROUTER_UNAVAILABLE, reason)
 
         def done(_: Any) -> None:
             sub.settle()
@@ -203,7 +204,7 @@ class SubscriptionHub:
             for listener in list(sub.listeners):
                 if not listener.bridges_gaps:
                     sub.listeners.discard(listener)
-                    listener.fail("router_unavailable", reason)
+                    listener.fail(ROUTER_UNAVAILABLE, reason)
             sub._ready = False
             if not sub.listeners:
                 self._drop(sub)
@@ -220,7 +221,7 @@ class SubscriptionHub:
             listeners = list(sub.listeners)
             sub.listeners.clear()
             for listener in listeners:
-                listener.fail("router_unavailable", f"{reason}; not back within {self.router_wait:g}s")
+                listener.fail(ROUTER_UNAVAILABLE, f"{reason}; not back within {self.router_wait:g}s")
 
     def rejoined(self, session: ISession) -> None:
         """A new session: subscribe again every sid whose streams waited, with a gap notice."""

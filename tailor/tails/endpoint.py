@@ -18,7 +18,8 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 
 from common.config import Settings
-from common.engine import EngineRejected, EngineUnavailable
+from common.contract import INVALID_QUERY
+from common.engine import EngineRejected
 from common.http import HTTPError
 from common.metrics import Metrics
 from common.readers import searchable
@@ -79,7 +80,7 @@ class TailEndpoint:
                 self.settings.query_limits(),
             )
         except BadParameter as exc:
-            raise HTTPError(400, exc.code, exc.reason) from None
+            raise HTTPError.of(exc.error, exc.reason) from None
 
     def _new_stream(self, request: Request, watch: RequestWatch, tail: TailRequest, sid: str) -> ClientStream:
         stream = ClientStream(
@@ -109,10 +110,8 @@ class TailEndpoint:
         try:
             own = self.settings.query_index_prefix  # stored queries are never a backfill's
             return await self.backfill.open(searchable(target.index, own), target.query, size)
-        except EngineUnavailable as exc:
-            raise self.resolver.unavailable(str(exc)) from None
-        except EngineRejected as exc:
-            raise HTTPError(400, "invalid_query", f"backfill search refused: {exc.reason}") from None
+        except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
+            raise HTTPError.of(INVALID_QUERY, f"backfill search refused: {exc.reason}") from None
 
     def _abandon(self, sid: str, stream: ClientStream) -> None:
         self.streams.discard(stream)

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 
+from common.contract import INVALID_QUERY, SLOW_READER, UNAVAILABLE
 from common.engine import EngineRejected
 from common.hits import Hit
 from tailor.backfill.handover import Deduper
@@ -125,7 +126,7 @@ class ClientStream(PacedResponse):
                 # bounded all the same.
                 self._held.clear()
                 self._held_bytes = 0
-                self.end = "slow_reader"
+                self.end = SLOW_READER
             return
         if self.state is State.STREAMING:
             # Judged once per event, on what earlier events left unsent: one
@@ -192,7 +193,7 @@ class ClientStream(PacedResponse):
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
         if failed_while_holding is not None:
-            if failed_while_holding == "slow_reader":
+            if failed_while_holding == SLOW_READER:
                 self.stats.dropped("slow_reader")
             self.close("error", failed_while_holding, self._end_reason)
             return
@@ -283,10 +284,10 @@ class ClientStream(PacedResponse):
             return
         exc = failure.value
         if isinstance(exc, EngineRejected):
-            self.close("error", "invalid_query", f"backfill search refused: {exc.reason}")
+            self.close("error", INVALID_QUERY.code, f"backfill search refused: {exc.reason}")
         else:
             log.warn("backfill.failed", error=repr(exc))
-            self.close("error", "unavailable", f"the backfill could not be read on: {exc}")
+            self.close("error", UNAVAILABLE.code, f"the backfill could not be read on: {exc}")
 
     def _end_backfill(self) -> None:
         """The backfill is written: the live hits held behind it follow, checked against it."""
@@ -360,10 +361,10 @@ class ClientStream(PacedResponse):
             "(read faster, or narrow the query)"
         )
         self._close_pages()
-        self.end = "slow_reader"
-        self.stats.ended("slow_reader")
+        self.end = SLOW_READER
+        self.stats.ended(SLOW_READER)
         transport = self.request.transport
-        self._close_now("slow_reader", reason)  # forgets the channel
+        self._close_now(SLOW_READER, reason)  # forgets the channel
         if transport is not None:
             transport.loseConnection()
             self._timers.append(self.clock.callLater(CLOSE_GRACE, transport.abortConnection))

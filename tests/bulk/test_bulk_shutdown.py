@@ -1,6 +1,6 @@
 """A beater stopped (SIGTERM) while bulk requests are in flight: it finishes them, publishes, then exits.
 
-What happens (``beater/bulk/api.py``, ``BeaterAPI.drain``): the ports stop
+What happens (``beater/bulk/api.py``, ``beater/http/drain.py``): the ports stop
 listening; a bulk request already read is finished: forwarded, answered
 with the engine's answer, and its stored documents are published before
 the beater leaves the router, all within ``ESTROM_SHUTDOWN_GRACE``. A bulk

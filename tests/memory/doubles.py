@@ -15,21 +15,24 @@ from collections.abc import Callable
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
 from common.config import Settings
+from common.contract import DESCRIBE_QUERY, REGISTER_QUERY, topic_for
+from common.engine import EngineUnavailable
 from common.query.identity import canonicalize, sid_for
 from common.quotas import QuotaLimits
 from common.readers import Readers, ReadersHolder
+from common.wamp import RouterUnavailable
 from tailor.http.api import TailorAPI
 from tailor.readers.gate import ReaderGate
 from tailor.streaming.format import EncodedHit
 from tailor.subscriptions.hub import SubscriptionHub
 
-REGISTER = "com.estrom.register_query"
-DESCRIBE = "com.estrom.describe_query"
+REGISTER = REGISTER_QUERY
+DESCRIBE = DESCRIBE_QUERY
 
 
 class MemorySubscription:
@@ -53,12 +56,18 @@ class MemorySession:
         #: When set, calls wait here until the test answers them.
         self.hold_calls = False
         self.held: list[tuple[Deferred[Any], Callable[[], Any]]] = []
+        #: Calls of these procedures fail with the error given (a beater's refusal, no beater).
+        self.refuse: dict[str, Exception] = {}
+        #: When set, subscribing fails with it (the router refuses the subscription).
+        self.refuse_subscribe: Exception | None = None
 
     def is_attached(self) -> bool:
         return True
 
     def call(self, procedure: str, *args: Any) -> Deferred[Any]:
         self.calls.append((procedure, args))
+        if procedure in self.refuse:
+            return fail(self.refuse[procedure])
         answer = {REGISTER: self._register, DESCRIBE: self._describe}[procedure]
         if self.hold_calls:
             d: Deferred[Any] = Deferred()
@@ -81,25 +90,31 @@ class MemorySession:
         return self.stored[sid]
 
     def subscribe(self, handler: Callable[..., None], topic: str) -> Deferred[MemorySubscription]:
+        if self.refuse_subscribe is not None:
+            return fail(self.refuse_subscribe)
         subscription = MemorySubscription(self, topic, handler)
         self.topics[topic].append(subscription)
         return succeed(subscription)
 
     def subscribers(self, sid: str) -> int:
-        return len(self.topics[f"docs-for-{sid}"])
+        return len(self.topics[topic_for(sid)])
 
     def publish(self, sid: str, *hits: dict[str, Any]) -> None:
-        for subscription in list(self.topics[f"docs-for-{sid}"]):
+        for subscription in list(self.topics[topic_for(sid)]):
             subscription.handler(*hits)
 
 
 class MemoryWamp:
-    """What SessionHolder offers the tailor: the session, joined from the start."""
+    """What SessionHolder offers the tailor: the session, joined from the start (``joined``
+    False: the router is away)."""
 
     def __init__(self, session: MemorySession) -> None:
         self.session = session
+        self.joined = True
 
     def require(self) -> MemorySession:
+        if not self.joined:
+            raise RouterUnavailable("not connected to the router")
         return self.session
 
     def when_joined(self, callback: Callable[[Any], None]) -> None:
@@ -119,12 +134,16 @@ class MemoryEngine:
         self.hold = False
         self.held: list[Deferred[Any]] = []
         self.searches = 0
+        #: When set, every search fails as an unreachable engine does.
+        self.down = False
 
     def store(self, index: str, *sources: dict[str, Any]) -> None:
         self.docs[index].extend(sources)
 
     async def run(self, fn: Callable[[Any], Any]) -> Any:
         self.searches += 1
+        if self.down:
+            raise EngineUnavailable("engine unreachable: ConnectionError")
         if self.hold:
             d: Deferred[None] = Deferred()
             self.held.append(d)
@@ -157,7 +176,7 @@ class MemoryTailor:
         self.session = MemorySession()
         self.engine = MemoryEngine()
         self.settings = Settings(**settings)
-        wamp = MemoryWamp(self.session)
+        self.wamp = wamp = MemoryWamp(self.session)
         self.hub = SubscriptionHub(wamp, self.clock, 100, 0.0, prepare=EncodedHit)  # type: ignore[arg-type]
         gate = ReaderGate(ReadersHolder(Readers.open_default()), QuotaLimits(), self.settings.retry_after)
         self.api = TailorAPI(

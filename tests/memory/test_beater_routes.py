@@ -17,20 +17,12 @@ from typing import Any
 
 import pytest
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 
-from beater.app import build_metrics
-from beater.bulk.api import BulkAPI
-from beater.bulk.publish import StoredPublisher
-from beater.bulk.stored_sources import IndexPipelines
-from beater.http.forwarder import EngineForwarder
-from beater.ingest.api import BeaterAPI
-from beater.ingest.pipeline import IngestPipeline
 from beater.matching.percolate import PercolateResult
-from beater.writers.gate import WriterGate
+from beater.sites import own_site, shared_site
 from common.config import Settings
-from common.engine import Engine
-from common.wamp import SessionHolder
+from tests.memory.beater_parts import BeaterParts
 from tests.memory.site_agent import SiteAgent, client_for, result_of
 
 BODY = json.dumps([{"a": 1}, {"a": 2}]).encode()
@@ -54,35 +46,10 @@ class Held:
             gate.callback(None)
 
 
-class Parts:
+class Parts(BeaterParts):
     def __init__(self, settings: Settings, agent_reactor: Any, joined: bool) -> None:
         self.held = Held()
-        self.pipeline = IngestPipeline(
-            self.held.percolate,
-            lambda grouped: succeed(0),
-            clock=agent_reactor,
-            batch_size=100,
-            linger=0.0,
-            max_queued=settings.queue_max_docs,
-            concurrency=1,
-        )
-        self.engine = Engine("http://127.0.0.1:9", timeout=1, concurrency=1, reactor=agent_reactor)
-        self.wamp = SessionHolder("ws://127.0.0.1:9/ws", "estrom")
-        if joined:
-            self.wamp.session = object()  # a placeholder: only "is there a session" is asked here
-        self.metrics = build_metrics([self.pipeline])
-        self.gate = WriterGate.build(settings, self.metrics, {})
-        self.api = BeaterAPI(settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
-        forwarder = EngineForwarder(agent_reactor, "http://127.0.0.1:9", 1.0)
-        stored = StoredPublisher(
-            self.pipeline,
-            self.wamp,
-            self.metrics,
-            agent_reactor,
-            IndexPipelines(forwarder.get, agent_reactor),
-            forwarder.post,
-        )
-        self.bulk = BulkAPI(settings, forwarder, stored, self.metrics, self.gate)
+        super().__init__(settings, agent_reactor, self.held.percolate, joined=joined)
 
 
 @pytest.fixture
@@ -93,8 +60,7 @@ def make() -> Iterator[Any]:
         settings = Settings.from_env(env)
         agent = SiteAgent(None)  # type: ignore[arg-type]
         parts = Parts(settings, agent.reactor, joined)
-        limit = max(settings.ingest_max_body, settings.bulk_max_body)
-        agent.site = parts.api.site(parts.bulk.handle, limit)
+        agent.site = shared_site(settings, parts.api, parts.bulk)
         made.append(parts)
         return client_for(agent), agent, parts
 
@@ -146,7 +112,7 @@ def test_routing(make: Any, method: str, path: str, status: int, code: str) -> N
 def test_metrics_route_with_stub_treq(make: Any) -> None:
     # The routing resource alone, in treq's own StubTreq.
     _, _, parts = make()
-    stub = StubTreq(parts.api.site().resource)
+    stub = StubTreq(own_site(parts.settings, parts.api).resource)
     response = result_of(stub.get("http://beater/metrics"))
     text = result_of(stub.content(response)).decode()
     assert response.code == 200
@@ -212,7 +178,7 @@ def test_a_condition_that_clears_is_503_with_the_configured_retry_after(
     make: Any, draining: bool, reason: str
 ) -> None:
     client, agent, parts = make(ESTROM_RETRY_AFTER="7")
-    parts.api.draining = draining
+    parts.drain.draining = draining
     status, headers, body = answer(post(client, "/api/v0.1/ingest/logs", BODY), agent)
     assert (status, body) == (503, {"error": "unavailable", "reason": reason})
     assert headers.getRawHeaders("retry-after") == ["7"]
@@ -241,11 +207,11 @@ def test_client_gone_cancels_the_handler_and_nothing_is_lost(make: Any) -> None:
     d = post(client, "/api/v0.1/ingest/logs", BODY)
     agent.flush()
     assert parts.pipeline.queued == 2
-    assert parts.api.in_flight == 1
+    assert parts.drain.in_flight == 1
     agent.drop_clients()
     d.addErrback(lambda _: None)
     # The handler was cancelled (notifyFinish), it stopped waiting...
-    assert parts.api.in_flight == 0
+    assert parts.drain.in_flight == 0
     assert parts.metrics.value("ingest_requests_total", outcome="client_gone") == 1
     # ...and the documents still go through the pipeline.
     parts.held.release(agent.reactor)

@@ -14,22 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
-from beater.app import build_metrics
-from beater.bulk.api import BulkAPI
-from beater.bulk.publish import StoredPublisher
-from beater.bulk.stored_sources import IndexPipelines
-from beater.http.forwarder import EngineForwarder
-from beater.ingest.api import BeaterAPI
-from beater.ingest.pipeline import IngestPipeline
+from beater.http.routing import RoutePolicy, path_segments
 from beater.matching.percolate import PercolateResult
-from beater.sites import body_limit, bulk_site, path_segments, shared_site
-from beater.writers.gate import WriterGate
+from beater.sites import bulk_site, shared_site
 from common.config import Settings
-from common.engine import Engine
-from common.wamp import SessionHolder
+from tests.memory.beater_parts import BeaterParts
 from tests.memory.site_agent import SiteAgent, client_for, result_of
 
 #: Small limits: ingest's 1,000 bytes, bulk's 10,000; a body of 5,000 is between the two.
@@ -41,49 +33,18 @@ async def match_nothing(index: str, docs: list[dict[str, Any]]) -> PercolateResu
     return PercolateResult(matches=[[] for _ in docs])
 
 
-class Beater:
+class Beater(BeaterParts):
     """The beater's HTTP parts on memory reactors: one for its clients, one for the engine."""
 
     def __init__(self, own_listener: bool, draining: bool, env: dict[str, str]) -> None:
-        self.settings = Settings.from_env({**LIMITS, **env})
         self.agent = SiteAgent(None)  # type: ignore[arg-type]
         self.engine_reactor = MemoryReactorClock()
-        self.pipeline = IngestPipeline(
-            match_nothing,
-            lambda grouped: succeed(0),
-            clock=self.agent.reactor,
-            batch_size=100,
-            linger=0.0,
-            max_queued=1000,
-            concurrency=1,
+        settings = Settings.from_env({**LIMITS, **env})
+        super().__init__(settings, self.agent.reactor, match_nothing, engine_reactor=self.engine_reactor)
+        self.drain.draining = draining
+        self.agent.site = (
+            bulk_site(settings, self.bulk) if own_listener else shared_site(settings, self.api, self.bulk)
         )
-        self.engine = Engine("http://127.0.0.1:9", timeout=1, concurrency=1, reactor=self.agent.reactor)
-        self.wamp = SessionHolder("ws://127.0.0.1:9/ws", "estrom")
-        self.metrics = build_metrics([self.pipeline])
-        self.gate = WriterGate.build(self.settings, self.metrics, {})
-        self.api = BeaterAPI(self.settings, self.pipeline, self.engine, self.wamp, self.metrics, self.gate)
-        self.api.draining = draining
-        forwarder = EngineForwarder(self.engine_reactor, "http://127.0.0.1:9200", 30.0)
-        stored = StoredPublisher(
-            self.pipeline,
-            self.wamp,
-            self.metrics,
-            self.agent.reactor,
-            IndexPipelines(forwarder.get, self.agent.reactor),
-            forwarder.post,
-            track=self.api.track,
-            giving_up=lambda: self.bulk.giving_up,
-        )
-        self.bulk = BulkAPI(
-            self.settings,
-            forwarder,
-            stored,
-            self.metrics,
-            self.gate,
-            track=self.api.track,
-            draining=lambda: self.api.draining,
-        )
-        self.agent.site = bulk_site(self.bulk) if own_listener else shared_site(self.api, self.bulk)
         self.client = client_for(self.agent)
 
     def send(self, method: str, path: str, body: bytes) -> Deferred[Any]:
@@ -211,9 +172,9 @@ def test_a_bulk_limit_smaller_than_ingests_applies_to_bulk_only(make: Any) -> No
     ],
 )
 def test_body_limit_by_request_line(path: bytes, limit: int) -> None:
-    choose = body_limit(Settings.from_env(LIMITS), [("api", "v0.1", "ingest"), ("healthz",)])
-    assert choose(b"POST", path) == limit
-    assert choose(b"GET", path) == 1000
+    policy = RoutePolicy(Settings.from_env(LIMITS), own=True, engine_api=True)
+    assert policy.decide(b"POST", path).max_body == limit
+    assert policy.decide(b"GET", path).max_body == 1000
 
 
 def test_path_segments_as_twisted_routes_them() -> None:

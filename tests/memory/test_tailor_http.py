@@ -9,9 +9,15 @@ through real processes are in tests/tailor.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet.testing import StringTransport
 
+from common.contract import INVALID_QUERY, UNAVAILABLE, WAMP_NO_SUCH_PROCEDURE, WAMP_NOT_AUTHORIZED
+from common.engine import EngineUnavailable
 from common.query.identity import sid_for
 from tailor.http.site import TailSite
 from tests.memory.doubles import DESCRIBE, REGISTER, Collected, MemoryTailor, has_result, result
@@ -168,3 +174,101 @@ def test_clients_of_one_sid_share_one_subscription_and_the_last_out_unsubscribes
     assert all(s.done.called for s in streams), "both ended at their limit"
     assert tailor.session.subscribers(sid) == 0
     assert len(tailor.hub) == 0
+
+
+# --- refused before streaming: one answer each, whoever finds the trouble ---
+
+
+def answer(tailor: MemoryTailor, d) -> tuple[int, dict[str, Any], list[str] | None]:
+    """Status, JSON body and Retry-After of a refused request."""
+    tailor.flush()
+    response = result(d)
+    content = result(tailor.http.content(response))
+    return response.code, json.loads(content), response.headers.getRawHeaders("retry-after")
+
+
+async def engine_away(_target: str, _own_prefix: str) -> list[str]:
+    raise EngineUnavailable("engine unreachable: ConnectionError")
+
+
+def _router_away(tailor: MemoryTailor) -> None:
+    tailor.wamp.joined = False
+
+
+def _no_beater(tailor: MemoryTailor) -> None:
+    tailor.session.refuse[REGISTER] = ApplicationError(WAMP_NO_SUCH_PROCEDURE)
+
+
+def _beater_unavailable(tailor: MemoryTailor) -> None:
+    tailor.session.refuse[REGISTER] = ApplicationError(UNAVAILABLE.uri, "engine did not answer within 5s")
+
+
+def _beater_says_other(tailor: MemoryTailor) -> None:
+    tailor.session.refuse[REGISTER] = ApplicationError("com.example.odd", "what")
+
+
+def _subscription_refused(tailor: MemoryTailor) -> None:
+    tailor.session.refuse_subscribe = ApplicationError(WAMP_NOT_AUTHORIZED, "no")
+
+
+def _aliases_unread(tailor: MemoryTailor) -> None:
+    tailor.api.tail_endpoint.admission.aliases = engine_away
+
+
+def _backfill_unread(tailor: MemoryTailor) -> None:
+    tailor.engine.down = True
+
+
+@pytest.mark.parametrize(
+    ("trouble", "params", "reason"),
+    [
+        (_router_away, {}, "not connected to the router"),
+        (_no_beater, {}, "no beater is registered with the router; retry later"),
+        (_beater_unavailable, {}, "engine did not answer within 5s"),
+        (_beater_says_other, {}, "router answered com.example.odd: what"),
+        (_subscription_refused, {}, "router refused the subscription: "),
+        (_aliases_unread, {}, "engine unreachable: ConnectionError"),
+        (_backfill_unread, {"n": "5"}, "engine unreachable: ConnectionError"),
+    ],
+)
+def test_a_trouble_that_clears_is_a_503_with_the_configured_retry_after(
+    trouble: Callable[[MemoryTailor], None], params: dict[str, str], reason: str
+):
+    tailor = MemoryTailor(retry_after=7)
+    trouble(tailor)
+    status, refusal, retry_after = answer(tailor, tailor.get("/api/v0.1/docs", i="logs", q="x:1", **params))
+    assert (status, refusal["error"], retry_after) == (503, "unavailable", ["7"])
+    assert refusal["reason"].startswith(reason), refusal
+    assert list(refusal) == ["error", "reason"]
+    assert tailor.api.metrics.value("requests_failed_total", status="503") == 1
+    assert tailor.api.metrics.value("reader_refusals_total", reason="unavailable") == 0
+    assert len(tailor.hub) == 0
+    assert tailor.api.streams == set()
+
+
+def test_counting_the_past_with_the_engine_away_is_a_503_too():
+    tailor = MemoryTailor(retry_after=7)
+    tailor.engine.down = True
+    status, refusal, retry_after = answer(
+        tailor, tailor.get("/api/v0.1/counts", i="logs", q="x:1", since="1m")
+    )
+    assert (status, refusal, retry_after) == (
+        503,
+        {"error": "unavailable", "reason": "engine unreachable: ConnectionError"},
+        ["7"],
+    )
+    assert tailor.api.metrics.value("requests_failed_total", status="503") == 1
+    assert len(tailor.hub) == 0
+    assert tailor.api.count_streams == set()
+
+
+def test_a_query_the_beater_refuses_is_its_400_with_the_reason():
+    tailor = MemoryTailor()
+    tailor.session.refuse[REGISTER] = ApplicationError(INVALID_QUERY.uri, "unknown field [nope]")
+    status, refusal, retry_after = answer(tailor, tailor.get("/api/v0.1/docs", i="logs", q="x:1"))
+    assert (status, refusal, retry_after) == (
+        400,
+        {"error": "invalid_query", "reason": "unknown field [nope]"},
+        None,
+    )
+    assert tailor.api.metrics.value("requests_failed_total", status="400") == 1

@@ -83,8 +83,13 @@ def bounds(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
         ESTROM_TAILOR_BACKFILL_STALL=str(STALL),
         ESTROM_TAILOR_IDLE_TIMEOUT=str(IDLE),
     )
-    yield s
-    s.stop()
+    try:
+        yield s
+    finally:
+        s.stop()
+        # The session's engine outlives this stack: left there, its query store would be
+        # documents of any wider target's (``e*``) for the tailors that come after.
+        http("DELETE", f"{engine.url}/{PREFIX}*")
 
 
 def get(base_url: str, path: str, source: str, headers: dict[str, str] | None = None) -> Response:

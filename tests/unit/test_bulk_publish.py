@@ -10,6 +10,7 @@ from twisted.logger import LogEvent, globalLogPublisher
 from beater.app import build_metrics
 from beater.bulk.publish import StoredPublisher, request_pipeline
 from beater.bulk.stored_sources import IndexPipelines
+from beater.http.drain import Drain
 from beater.ingest.pipeline import IngestPipeline
 from common.wamp import SessionHolder
 
@@ -23,14 +24,15 @@ def test_each_cause_is_counted_every_time_and_logged_once() -> None:
     pipeline = IngestPipeline(
         _never, _never, clock=clock, batch_size=1, linger=0.0, max_queued=1, concurrency=1
     )
-    metrics = build_metrics([pipeline])
+    metrics = build_metrics()
     publisher = StoredPublisher(
         pipeline,
         SessionHolder("ws://127.0.0.1:9/ws", "estrom"),
         metrics,
         clock,
-        IndexPipelines(_never, clock),
+        IndexPipelines(_never, clock, ttl=5.0),
         _never,
+        Drain(clock),
     )
     seen: list[LogEvent] = []
     globalLogPublisher.addObserver(seen.append)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import ConfigError, Settings
+from common.config import CliSettings, ConfigError, Settings, local_url
 
 
 def test_defaults_match_the_contract() -> None:
@@ -72,3 +72,56 @@ def test_ingest_token_surrounding_whitespace_is_dropped() -> None:
 def test_ingest_token_must_be_sendable(value: str) -> None:
     with pytest.raises(ConfigError, match="ESTROM_INGEST_TOKEN must be printable ASCII"):
         Settings.from_env({"ESTROM_INGEST_TOKEN": value})
+
+
+def test_one_error_for_every_bad_value_quotas_included() -> None:
+    for env in (
+        {"ESTROM_QUOTA_SUBSCRIPTIONS": "many"},
+        {"ESTROM_QUOTA_REGISTRATIONS_PER_SECOND": "-1"},
+        {"ESTROM_TRUSTED_PROXIES": "proxy.local"},
+        {"ESTROM_ENGINE_TIMEOUT": "nan"},
+        {"ESTROM_QUOTA_DESCRIBES_PER_SECOND": "nan"},
+    ):
+        with pytest.raises(ConfigError):
+            Settings.from_env(env)
+    assert Settings.from_env({"ESTROM_QUOTA_TAILS": " 7 "}).quotas.tails == 7
+    assert Settings.from_env({"ESTROM_BATCH_SIZE": "  "}).batch_size == Settings.batch_size
+
+
+def test_the_cli_defaults_are_where_default_services_listen() -> None:
+    cli = CliSettings.from_env({})
+    assert cli == CliSettings()
+    assert (cli.beater_url, cli.tailor_url) == ("http://127.0.0.1:8081", "http://127.0.0.1:8082")
+    assert (cli.engine_url, cli.router_url, cli.realm) == (
+        Settings.engine_url,
+        Settings.router_url,
+        Settings.realm,
+    )
+    assert cli.query_index_prefix == Settings.query_index_prefix
+
+
+def test_the_cli_reads_its_environment() -> None:
+    cli = CliSettings.from_env(
+        {
+            "ESTROM_BEATER_URL": "http://b:1",
+            "ESTROM_TAILOR_URL": "",  # empty: the default
+            "ESTROM_TOKEN": "r",
+            "ESTROM_READERS": " /etc/estrom/access.json ",
+            "NO_COLOR": "1",
+        }
+    )
+    assert (cli.beater_url, cli.tailor_url, cli.token) == ("http://b:1", CliSettings.tailor_url, "r")
+    assert (cli.access_file, cli.no_color) == ("/etc/estrom/access.json", True)
+
+
+@pytest.mark.parametrize(
+    ("listen", "url"),
+    [
+        ("tcp:8081:interface=127.0.0.1", "http://127.0.0.1:8081"),
+        ("tcp:8082", "http://127.0.0.1:8082"),
+        ("tcp:port=9000:interface=0.0.0.0", "http://127.0.0.1:9000"),
+        (r"tcp:9001:interface=\:\:1", "http://[::1]:9001"),
+    ],
+)
+def test_local_url_of_a_listen_address(listen: str, url: str) -> None:
+    assert local_url(listen) == url

@@ -106,10 +106,10 @@ def _string_constants(path: Path) -> list[str]:
 
 
 def test_no_other_project_module_spells_a_wire_name() -> None:
-    # The contract's URIs, topics and sid pattern are written once (the tailor moves on its own).
+    # The contract's URIs, topics and sid pattern are written once.
     offenders = [
         f"{path.relative_to(REPO)}: {text!r}"
-        for top in ("beater", "common", "estrom_cli", "router/estrom_router")
+        for top in ("beater", "common", "estrom_cli", "router/estrom_router", "tailor")
         for path in (REPO / top).rglob("*.py")
         if path.name != "contract.py"
         for text in _string_constants(path)
@@ -155,11 +155,12 @@ def test_a_procedure_passes_its_other_errors_and_answers_unchanged() -> None:
     assert results == [SID]
 
 
-def test_the_old_names_module_is_only_the_tailors() -> None:
-    # common/names.py stays until the tailor imports common.contract; nothing else may use it.
+def test_the_contract_has_no_second_home() -> None:
+    # common/names.py stood in for the contract while the tailor moved to it; nothing brings it back.
+    assert not (REPO / "common" / "names.py").exists()
     users = [
         str(path.relative_to(REPO))
-        for top in ("beater", "common", "estrom_cli", "router", "devstack", "tests")
+        for top in ("beater", "common", "estrom_cli", "router", "devstack", "tailor", "tests")
         for path in (REPO / top).rglob("*.py")
         if path != Path(__file__).resolve()
         and ("common.names" in path.read_text() or "from common import names" in path.read_text())

@@ -11,21 +11,20 @@ from hypothesis import strategies as st
 from beater.ingest.body import (
     TooManyDocuments,
     UnreadableBody,
-    document_problem,
     media_type,
-    parse_ingest_body,
 )
 from tests.hostile.strategies import RAW_BODIES
+from tests.unit.ingest_defaults import document_problem, parse
 
 
 def test_single_object() -> None:
-    body = parse_ingest_body(b'{"a": 1}', "application/json")
+    body = parse(b'{"a": 1}', "application/json")
     assert body.docs == [(0, {"a": 1})]
     assert body.rejected == []
 
 
 def test_array_keeps_positions_and_rejects_non_objects() -> None:
-    body = parse_ingest_body(json.dumps([{"a": 1}, 2, None, {"b": 2}, [1]]).encode(), "application/json")
+    body = parse(json.dumps([{"a": 1}, 2, None, {"b": 2}, [1]]).encode(), "application/json")
     assert body.docs == [(0, {"a": 1}), (3, {"b": 2})]
     assert [r["position"] for r in body.rejected] == [1, 2, 4]
     assert body.rejected[0]["reason"] == "item is not a JSON object but int"
@@ -34,26 +33,26 @@ def test_array_keeps_positions_and_rejects_non_objects() -> None:
 
 
 def test_empty_array_is_fine_and_empty() -> None:
-    body = parse_ingest_body(b"[]", "application/json")
+    body = parse(b"[]", "application/json")
     assert body.docs == []
     assert body.rejected == []
 
 
 def test_ndjson_positions_are_line_indices() -> None:
     raw = b'{"a":1}\n\n{"a":\n"str"\n{"a":2}\n'
-    body = parse_ingest_body(raw, "application/x-ndjson; charset=utf-8")
+    body = parse(raw, "application/x-ndjson; charset=utf-8")
     assert body.docs == [(0, {"a": 1}), (4, {"a": 2})]
     assert [r["position"] for r in body.rejected] == [2, 3]
     assert body.rejected[0]["reason"].startswith("line is not JSON")
 
 
 def test_ndjson_sent_as_json_is_still_read() -> None:
-    body = parse_ingest_body(b'{"a":1}\n{"a":2}\n', "application/json")
+    body = parse(b'{"a":1}\n{"a":2}\n', "application/json")
     assert [d for _, d in body.docs] == [{"a": 1}, {"a": 2}]
 
 
 def test_missing_content_type_means_json() -> None:
-    assert parse_ingest_body(b'{"a":1}', None).docs == [(0, {"a": 1})]
+    assert parse(b'{"a":1}', None).docs == [(0, {"a": 1})]
 
 
 @pytest.mark.parametrize(
@@ -69,13 +68,13 @@ def test_missing_content_type_means_json() -> None:
 )
 def test_unreadable(raw: bytes, ctype: str, reason: str) -> None:
     with pytest.raises(UnreadableBody) as err:
-        parse_ingest_body(raw, ctype)
+        parse(raw, ctype)
     assert reason in err.value.reason
 
 
 def test_all_bad_items_are_listed_in_the_error() -> None:
     with pytest.raises(UnreadableBody) as err:
-        parse_ingest_body(b"[1, 2]", "application/json")
+        parse(b"[1, 2]", "application/json")
     assert [r["position"] for r in err.value.rejected] == [0, 1]
 
 
@@ -101,32 +100,32 @@ def test_document_problem(doc: dict, problem: str | None) -> None:
 def test_media_type() -> None:
     assert media_type("Application/JSON; charset=UTF-8") == "application/json"
     assert media_type(None) == ""
-    assert parse_ingest_body(b"{}", "application/vnd.acme+json").docs == [(0, {})]
+    assert parse(b"{}", "application/vnd.acme+json").docs == [(0, {})]
 
 
 def test_a_document_deeper_than_the_limit_is_rejected_alone() -> None:
     deep: dict = {"leaf": 1}
     for _ in range(4):
         deep = {"x": deep}
-    body = parse_ingest_body(json.dumps([{"a": 1}, deep]).encode(), "application/json", max_depth=4)
+    body = parse(json.dumps([{"a": 1}, deep]).encode(), "application/json", max_depth=4)
     assert body.docs == [(0, {"a": 1})]
     assert body.rejected[0]["position"] == 1
     assert "ESTROM_INGEST_MAX_DEPTH" in body.rejected[0]["reason"]
-    assert parse_ingest_body(json.dumps(deep).encode(), "application/json", max_depth=5).docs
+    assert parse(json.dumps(deep).encode(), "application/json", max_depth=5).docs
 
 
 def test_nesting_past_the_parser_is_a_rejected_line_or_a_400() -> None:
     abyss = "[" * 100_000 + "]" * 100_000
-    body = parse_ingest_body(('{"a":1}\n' + abyss + "\n").encode(), "application/x-ndjson")
+    body = parse(('{"a":1}\n' + abyss + "\n").encode(), "application/x-ndjson")
     assert body.docs == [(0, {"a": 1})]
     assert "nested too deeply" in body.rejected[0]["reason"]
     with pytest.raises(UnreadableBody, match="nested too deeply"):
-        parse_ingest_body(abyss.encode(), "application/json")
+        parse(abyss.encode(), "application/json")
 
 
 def test_values_the_engine_cannot_read_are_rejected_alone() -> None:
     raw = b'[{"a": "\\ud800"}, {"b": 1e400}, {"c": NaN}, {"d": 1}]'
-    body = parse_ingest_body(raw, "application/json")
+    body = parse(raw, "application/json")
     assert body.docs == [(3, {"d": 1})]
     reasons = [r["reason"] for r in body.rejected]
     assert "surrogate" in reasons[0]
@@ -136,15 +135,15 @@ def test_values_the_engine_cannot_read_are_rejected_alone() -> None:
 
 def test_too_many_items_is_refused_as_a_whole() -> None:
     with pytest.raises(TooManyDocuments, match="ESTROM_INGEST_MAX_DOCS"):
-        parse_ingest_body(json.dumps([{}, 1, {}]).encode(), "application/json", max_docs=2)
+        parse(json.dumps([{}, 1, {}]).encode(), "application/json", max_docs=2)
     with pytest.raises(TooManyDocuments):
-        parse_ingest_body(b'{"a":1}\nx\n{"a":2}\n', "application/x-ndjson", max_docs=2)
-    assert len(parse_ingest_body(b'{"a":1}\n\n{"a":2}\n', "application/x-ndjson", max_docs=2).docs) == 2
+        parse(b'{"a":1}\nx\n{"a":2}\n', "application/x-ndjson", max_docs=2)
+    assert len(parse(b'{"a":1}\n\n{"a":2}\n', "application/x-ndjson", max_docs=2).docs) == 2
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
 def test_utf8_byte_order_mark_is_accepted(content_type: str) -> None:
-    body = parse_ingest_body(b'\xef\xbb\xbf{"a": 1}\n', content_type)
+    body = parse(b'\xef\xbb\xbf{"a": 1}\n', content_type)
     assert body.docs == [(0, {"a": 1})]
 
 
@@ -154,7 +153,7 @@ def test_utf8_byte_order_mark_is_accepted(content_type: str) -> None:
 def _outcome(raw: bytes, content_type: str, max_depth: int, fast: bool) -> str:
     """Everything a caller can see of a parse, exactly (repr: 1 and 1.0, 0.0 and -0.0 differ)."""
     try:
-        body = parse_ingest_body(raw, content_type, max_depth, 50, fast=fast)
+        body = parse(raw, content_type, max_depth, 50, fast=fast)
     except (UnreadableBody, TooManyDocuments) as exc:
         return repr((type(exc).__name__, str(exc), getattr(exc, "rejected", None)))
     return repr((body.docs, body.rejected))
@@ -196,6 +195,6 @@ def test_fast_path_edges(raw: bytes, content_type: str) -> None:
 
 
 def test_a_big_integer_keeps_its_value() -> None:
-    body = parse_ingest_body(b'{"n": 18446744073709551617}', "application/json")
+    body = parse(b'{"n": 18446744073709551617}', "application/json")
     assert body.docs == [(0, {"n": 18446744073709551617})]
     assert isinstance(body.docs[0][1]["n"], int)

@@ -260,15 +260,15 @@ def test_a_shard_that_could_not_parse_the_document_refuses_it() -> None:
 # --- metrics ---------------------------------------------------------------------------
 
 
-def test_store_events_reach_the_metrics_counted_before_and_after_attaching() -> None:
-    events = StoreEvents()
-    events.inc("queries_refused_total", limit="ESTROM_QUERY_MAX_FIELDS")
+def test_store_events_reach_the_metrics_and_are_kept() -> None:
     metrics = Metrics("estrom_beater_", process=False)
-    events.attach(metrics)
+    events = StoreEvents(metrics)
+    events.inc("queries_refused_total", limit="ESTROM_QUERY_MAX_FIELDS")
     events.inc("queries_refused_total", limit="ESTROM_QUERY_MAX_FIELDS")
     events.set("percolator_fields", 42, index=P + "_shared-0")
     assert metrics.value("queries_refused_total", limit="ESTROM_QUERY_MAX_FIELDS") == 2
     assert metrics.value("percolator_fields", index=P + "_shared-0") == 42
+    assert events.value("queries_refused_total", limit="ESTROM_QUERY_MAX_FIELDS") == 2
 
 
 # --- rebuilding an index at its limit ------------------------------------------------------

@@ -37,8 +37,8 @@ from beater.ingest.body import (
     _array_items,
     _content_lines,
     media_type_problem,
-    parse_ingest_body,
 )
+from tests.unit.ingest_defaults import parse
 
 BOMB = gzip.compress(b"\0" * 200_000_000)  # about 200 kB expanding to 200 MB
 
@@ -138,7 +138,7 @@ def peak_while(call: Callable[[], object]) -> int:
     ids=["array", "ndjson", "ndjson-as-json", "blank-lines-first"],
 )
 def test_items_past_max_docs_are_never_all_built(raw: bytes, content_type: str) -> None:
-    peak = peak_while(lambda: parse_ingest_body(raw, content_type, max_docs=10_000))
+    peak = peak_while(lambda: parse(raw, content_type, max_docs=10_000))
     # The body as text and one scan of it for long integers; two million objects: over 100 MB.
     assert peak < 2 * len(raw) + 8_000_000, peak
 
@@ -147,14 +147,14 @@ def test_a_large_text_orjson_would_refuse_costs_about_a_copy() -> None:
     """orjson, refusing a text, first allocates some twelve times it: large texts never go to it."""
     raw = b'{"message": "' + b"x" * 6_000_000  # a string that never ends
     with traced() as peak, pytest.raises(UnreadableBody, match="not JSON"):
-        parse_ingest_body(raw, "application/json")
+        parse(raw, "application/json")
     assert peak() < 3 * len(raw)
 
 
 def test_a_large_ndjson_line_orjson_would_refuse_costs_about_a_copy() -> None:
     raw = b'{"a": 1}\n{"message": "' + b"x" * 6_000_000
     with traced() as peak:
-        body = parse_ingest_body(raw, "application/x-ndjson")
+        body = parse(raw, "application/x-ndjson")
     assert [position for position, _ in body.docs] == [0]
     assert [r["position"] for r in body.rejected] == [1]
     assert peak() < 3 * len(raw)
@@ -164,7 +164,7 @@ def test_small_arrays_are_read_whole_and_counted_after() -> None:
     raw = b"[" + b"{}," * 20_000 + b"{}]"
     assert len(raw) < FAST_MAX
     with pytest.raises(TooManyDocuments, match="ESTROM_INGEST_MAX_DOCS"):
-        parse_ingest_body(raw, "application/json", max_docs=20_000)
+        parse(raw, "application/json", max_docs=20_000)
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -173,7 +173,7 @@ def test_a_large_array_read_item_by_item_reads_the_same(fast: bool) -> None:
     docs[5] = 7  # type: ignore[call-overload]
     raw = json.dumps(docs).encode()
     assert len(raw) > FAST_MAX
-    body = parse_ingest_body(raw, "application/json", max_docs=10_000, fast=fast)
+    body = parse(raw, "application/json", max_docs=10_000, fast=fast)
     assert [position for position, _ in body.docs] == [i for i in range(10_000) if i != 5]
     assert body.docs[5] == (6, docs[6])
     assert [r["position"] for r in body.rejected] == [5]
