@@ -42,9 +42,13 @@ class Tailor:
         )
         try:  # readers: fail closed on a non-loopback listen address without a readers file
             gate = ReaderGate.from_env(
-                os.environ, settings.tailor_listen, settings.retry_after, settings.query_index_prefix
+                os.environ,
+                settings.tailor_listen,
+                settings.retry_after,
+                settings.quotas,
+                settings.query_index_prefix,
             )
-        except ValueError as exc:  # ReadersError, or a quota setting that is not a number
+        except ValueError as exc:  # ReadersError
             print(f"tailor: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         gate.reload_on_sighup(reactor)

@@ -49,17 +49,17 @@ log = Logger()
 API = ("api", "v0.1")
 
 
-def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
+def build_metrics(api: TailorAPI) -> Metrics:
     """The tailor's /metrics; gauges read the live state."""
     m = Metrics("estrom_tailor_")
-    m.gauge("clients", "Connected tail clients.", lambda: len(api_ref[0].streams))
-    m.gauge("subscriptions", "WAMP subscriptions (sids) held by this tailor.", lambda: len(api_ref[0].hub))
-    m.gauge("count_clients", "Connected count clients.", lambda: len(api_ref[0].count_streams))
-    m.gauge("counters", "Shared counters (sid, by, every) of this tailor.", lambda: len(api_ref[0].counters))
+    m.gauge("clients", "Connected tail clients.", lambda: len(api.streams))
+    m.gauge("subscriptions", "WAMP subscriptions (sids) held by this tailor.", lambda: len(api.hub))
+    m.gauge("count_clients", "Connected count clients.", lambda: len(api.count_streams))
+    m.gauge("counters", "Shared counters (sid, by, every) of this tailor.", lambda: len(api.counters))
     m.gauge(
         "pending_bytes",
         "Bytes waiting for slow clients, over all clients.",
-        lambda: sum(s.pending_bytes for s in api_ref[0].streams),
+        lambda: sum(s.pending_bytes for s in api.streams),
     )
     m.counter("streams_total", "Tail requests answered 200, by format.", labels=("format",))
     m.counter("count_streams_total", "Count requests answered 200, by format.", labels=("format",))
@@ -88,25 +88,25 @@ def build_metrics(api_ref: list[TailorAPI]) -> Metrics:
     m.gauge(
         "backfill_bytes",
         "Bytes held for n= backfills (pages in clients' hands, ids and hand-over checks), over all tails.",
-        lambda: api_ref[0].backfill.budget.held,
+        lambda: api.backfill.budget.held,
     )
     m.gauge(
         "backfill_waiting",
         "Backfills waiting for room under ESTROM_TAILOR_BACKFILL_TOTAL.",
-        lambda: api_ref[0].backfill.budget.waiting,
+        lambda: api.backfill.budget.waiting,
     )
-    m.gauge("backfills", "Backfills in progress.", lambda: len(api_ref[0].backfill.open_pages))
+    m.gauge("backfills", "Backfills in progress.", lambda: len(api.backfill.open_pages))
     m.counter(
         "sid_lookups_total",
         "s= lookups: found, unknown (each a describe_query), remembered (answered 404 from memory).",
         labels=("outcome",),
     )
-    m.gauge("unknown_sids", "Sids remembered as unknown.", lambda: len(api_ref[0].resolver.unknown))
+    m.gauge("unknown_sids", "Sids remembered as unknown.", lambda: len(api.resolver.unknown))
     m.counter(
         "connections_timed_out_total",
         "Connections cut for not sending a request's headers within ESTROM_TAILOR_IDLE_TIMEOUT.",
     )
-    m.registry.register(TopTails(lambda: api_ref[0].gate))  # readers: the largest users
+    m.registry.register(TopTails(lambda: api.gate))  # readers: the largest users
     return m
 
 
@@ -175,7 +175,7 @@ class TailorAPI:
         self._cors = settings.cors_origins()
         self.count_history = CountHistory(engine)
         self.counters = Counters(hub, clock)
-        self.metrics = build_metrics([self])
+        self.metrics = build_metrics(self)
         self.metrics.registry.register(CountSeries(self.counters))
         hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
         admission = ReaderAdmission(gate, self.aliases, self.resolver, settings.query_index_prefix)

@@ -82,16 +82,19 @@ class ReaderGate:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str], listen: str, retry_after: int, own_prefix: str = OWN_PREFIX
+        cls,
+        env: Mapping[str, str],
+        listen: str,
+        retry_after: int,
+        quotas: QuotaLimits,
+        own_prefix: str = OWN_PREFIX,
     ) -> ReaderGate:
-        """ReadersError / ValueError when the tailor must not start (they say why)."""
+        """The readers of the access file ``env`` names, with ``quotas`` (``Settings.quotas``).
+
+        ReadersError when the tailor must not start (it says why).
+        """
         readers = readers_for(env, [listen_interface(listen)], "tailor")
-        return cls(
-            ReadersHolder(readers, access_file(env)),
-            QuotaLimits.from_env(env),
-            retry_after,
-            own_prefix=own_prefix,
-        )
+        return cls(ReadersHolder(readers, access_file(env)), quotas, retry_after, own_prefix=own_prefix)
 
     def reload_on_sighup(self, reactor: Any) -> None:
         def reload(_signum: int, _frame: Any) -> None:

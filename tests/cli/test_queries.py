@@ -46,6 +46,8 @@ def test_lists_a_registered_query_with_its_subscribers(cli, engine, router, beat
 
 def test_json_and_no_secret_means_unknown_subscribers(cli, engine, wamp, index):
     sid = wamp.call("com.estrom.register_query", index, {"match": {"kind": "x"}})
+    # Subscribed, so that no sweep deactivates it however long the two commands take to start.
+    wamp.subscribe(f"docs-for-{sid}")
     listed = cli("queries", "-i", index, "--json", ESTROM_ENGINE_URL=engine.url)
     assert listed.wait() == 0
     [query] = [json.loads(line) for line in listed.out_lines]
