@@ -212,7 +212,8 @@ class Beater:
             site = bulk_site(self.settings, self.bulk)
             self.bulk_port = await serverFromString(self.reactor, self.settings.bulk_listen).listen(site)
             address = self.bulk_port.getHost()
-            log.info("beater.bulk_listening", host=address.host, port=address.port)
+            # A TCP endpoint: an IPv4Address or IPv6Address, which IAddress does not declare.
+            log.info("beater.bulk_listening", host=address.host, port=address.port)  # type: ignore[union-attr]
             beater_site = own_site(self.settings, self.api)
         else:
             beater_site = shared_site(self.settings, self.api, self.bulk)
@@ -231,5 +232,7 @@ class Beater:
         """SIGTERM: take no new requests, finish (or 503) those in flight; then we leave the router."""
         self.lifecycle.stop()
         if self.bulk_port is not None:
-            await self.bulk_port.stopListening()
+            stopping = self.bulk_port.stopListening()
+            if stopping is not None:
+                await stopping
         await self.drain.drain(port, self.settings.shutdown_grace)

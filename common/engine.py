@@ -165,7 +165,7 @@ def classify(status: int, error_type: str, reason: str) -> Exception:
 
 def bulk_item_error(item: dict[str, Any]) -> Exception | None:
     """Why one ``_bulk`` item failed (as translate_error would say), or None if it succeeded."""
-    result = next(iter(item.values()), {})
+    result: dict[str, Any] = next(iter(item.values()), {})
     status = int(result.get("status", 500))
     if 200 <= status < 300:
         return None
@@ -227,6 +227,8 @@ def watch_deadline(clock: IReactorTime, d: Deferred[Any], started: list[float], 
     engine request a reactor turn of its own.
     """
 
+    timer: IDelayedCall | None = None
+
     def check() -> None:
         nonlocal timer
         timer = None
@@ -243,7 +245,7 @@ def watch_deadline(clock: IReactorTime, d: Deferred[Any], started: list[float], 
             timer.cancel()
         return result
 
-    timer: IDelayedCall | None = clock.callLater(budget, check)
+    timer = clock.callLater(budget, check)
     d.addBoth(disarm)
 
 
@@ -262,7 +264,7 @@ class Engine:
         self._pool = ThreadPool(minthreads=1, maxthreads=concurrency, name="engine")
         # Daemon workers: a call stuck on a wedged engine (up to the timeout)
         # must not hold a stopping process; see close().
-        self._pool.threadFactory = _daemon_thread  # type: ignore[method-assign]
+        self._pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         self._pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", self.close)  # type: ignore[attr-defined]
 

@@ -150,7 +150,8 @@ _TOKEN_PARAM = re.compile(r"([?&]token=)[^&]*")
 class QuietSite(Site):
     """Access lines are per-request chatter: debug level, not the default log."""
 
-    protocol = JsonErrorChannel
+    # Twisted types it as a factory of its own channel class; a subclass of HTTPChannel is one.
+    protocol = JsonErrorChannel  # type: ignore[assignment]
     noisy = False
     displayTracebacks = False
 
@@ -203,8 +204,8 @@ def serve(
         except HTTPError as err:
             write_json(request, err.status, err.body(), err.headers)
         except RetryLater as exc:
-            err = retry_later_error(exc, retry_after)
-            write_json(request, err.status, err.body(), err.headers)
+            later = retry_later_error(exc, retry_after)
+            write_json(request, later.status, later.body(), later.headers)
         except CancelledError:
             if answered_or_gone(request):
                 log.debug("http.client_gone", path=request.path.decode("utf-8", "replace"))

@@ -71,7 +71,7 @@ def lazy(fn: Callable[..., Any]) -> Callable[..., LogArg]:
     return deferred
 
 
-_DEFERRED_CODE = lazy(len).__code__  # type: ignore[attr-defined]
+_DEFERRED_CODE = lazy(len).__code__
 
 
 def is_lazy(obj: object) -> bool:

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ def pattern_contains(outer: str, inner: str) -> bool:
     return ok(0, 0)
 
 
-def _memo(fn: Any) -> Any:
+def _memo(fn: Callable[[int, int], bool]) -> Callable[[int, int], bool]:
     cache: dict[tuple[int, int], bool] = {}
 
     def wrapped(i: int, j: int) -> bool:

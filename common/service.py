@@ -20,8 +20,9 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from common.config import ConfigError, Settings
+from common.config import Settings
 from common.engine import Engine, EngineUnavailable, UnsupportedEngine
+from common.environment import ConfigError
 from common.logs import start_logging
 from common.wamp import SessionHolder
 
@@ -106,7 +107,8 @@ def run_service(name: str, build: Callable[[Settings, Any], Service]) -> None:
         raise SystemExit(2) from None
     start_logging(name, settings.log_level, settings.log_format)
     txaio.use_twisted()
-    txaio.set_global_log_level("debug" if settings.log_level == "debug" else "warn")
+    # Set on the module by txaio.use_twisted() at run time: not in txaio's annotations.
+    txaio.set_global_log_level("debug" if settings.log_level == "debug" else "warn")  # type: ignore[attr-defined]
 
     async def run(reactor: Any) -> None:
         service = build(settings, reactor)

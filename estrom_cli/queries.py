@@ -76,7 +76,8 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
     import txaio
 
     txaio.use_asyncio()
-    txaio.set_global_log_level("critical")  # the command prints its own one-line errors
+    # Set on the module by txaio.use_asyncio()/use_twisted() at run time: not in txaio's annotations.
+    txaio.set_global_log_level("critical")  # type: ignore[attr-defined]  # the command prints its own one-line errors
     from autobahn.asyncio.component import Component
 
     async def ask() -> dict[str, int]:
@@ -115,12 +116,12 @@ def subscriber_counts(router: str, realm: str, authid: str, secret: str, sids: l
         component.on("join", on_join)
         component.on("leave", on_leave)
         done = component.start(loop)
-        done.add_done_callback(
-            lambda f: (
-                answer.done()
-                or answer.set_exception(CliError(f"cannot reach the router at {router}: {f.exception()}"))
-            )
-        )
+
+        def ended(f: asyncio.Future[Any]) -> None:
+            if not answer.done():
+                answer.set_exception(CliError(f"cannot reach the router at {router}: {f.exception()}"))
+
+        done.add_done_callback(ended)
         try:
             return await asyncio.wait_for(answer, ROUTER_TIMEOUT)
         except TimeoutError:

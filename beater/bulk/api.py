@@ -146,7 +146,13 @@ class BulkAPI:
         up (``_give_up``) instead of cutting the request's answer short.
         """
         observer: Deferred[Any] = Deferred(lambda _d: self._give_up())
-        work.addBoth(lambda result: (observer.called or observer.callback(None), result)[1])
+
+        def answered(result: object) -> object:
+            if not observer.called:
+                observer.callback(None)
+            return result
+
+        work.addBoth(answered)
         self.drain.track(observer)
         observer.addErrback(lambda failure: failure.trap(CancelledError) and None)
 
@@ -300,7 +306,7 @@ class BulkAPI:
         except RetryLater as exc:
             raise self._unreachable(request, exc) from None
         finally:
-            self._forwarding.discard(lookup)  # type: ignore[arg-type]
+            self._forwarding.discard(lookup)
         screened = screen(request.content, scanned, refusals)
         if screened.refused:
             self.metrics.inc("write_refusals_total", len(screened.refused), reason="bulk_item")

@@ -128,7 +128,7 @@ class Scan:
 
     names: list[str]
     #: per item, the index in ``names`` of what it writes (``NO_NAME``: none given, the engine decides)
-    item_names: array
+    item_names: array[int]
     #: whether any action is an update (sent rewritten, see the module's docstring)
     updates: bool
 

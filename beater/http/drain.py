@@ -54,7 +54,12 @@ class Drain:
     def track(self, d: Deferred[T]) -> Deferred[T]:
         """Count ``d`` as work in flight: a drain waits for it (up to the grace), then cancels it."""
         self._in_flight.add(d)
-        d.addBoth(lambda result: (self._in_flight.discard(d), result)[1])
+
+        def forget(result: object) -> object:
+            self._in_flight.discard(d)
+            return result
+
+        d.addBoth(forget)
         return d
 
     def close_if_draining(self, request: Request) -> None:
@@ -80,14 +85,22 @@ class Drain:
         the start.
         """
         self.draining = True
-        await port.stopListening()
+        stopping = port.stopListening()
+        if stopping is not None:
+            await stopping
         log.info("beater.draining", requests=len(self._in_flight), grace=grace)
         deadline = self.clock.seconds() + grace
         while self._in_flight:
             observers: list[Deferred[None]] = []
             for d in list(self._in_flight):
                 seen: Deferred[None] = Deferred()
-                d.addBoth(lambda result, seen=seen: (seen.called or seen.callback(None), result)[1])
+
+                def observe(result: object, seen: Deferred[None] = seen) -> object:
+                    if not seen.called:
+                        seen.callback(None)
+                    return result
+
+                d.addBoth(observe)
                 observers.append(seen)
             waiting = gatherResults(observers, consumeErrors=True)
             waiting.addTimeout(max(0.0, deadline - self.clock.seconds()), self.clock)

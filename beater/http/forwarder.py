@@ -125,7 +125,7 @@ class EngineForwarder:
             # Credentials in ESTROM_ENGINE_URL: used when the sender presented estrom's token instead.
             secret = f"{parts.username}:{parts.password or ''}".encode()
             self.authorization = b"Basic " + base64.b64encode(secret)
-            parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+            parts = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
         self.base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")).encode()
         self.reactor = reactor
         self.timeout = timeout

@@ -203,6 +203,8 @@ class LimitedRequest(Request):
         decoder = BodyDecoder(self.encoding, size.value, ratio.value if ratio is not None else None)
         # The spool outlives this call: it becomes the request's content.
         decoded: IO[bytes] = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # noqa: SIM115
+        # Spooled since gotLength: a body was received.
+        assert self.content is not None
         try:
             for piece in decode_file(self.content, decoder):
                 decoded.write(piece)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
@@ -166,7 +166,12 @@ class BeaterAPI:
         under the index that this check saw, so access and matching agree.
         """
         if self.learn_index is not None and self.clock is not None:
-            learning = ensureDeferred(self.learn_index(index))
+            learn_index = self.learn_index
+
+            async def learned() -> object:
+                return await learn_index(index)
+
+            learning = Deferred.fromCoroutine(learned())
             learning.addTimeout(min(self.settings.engine_timeout, LEARN_WAIT), self.clock)
             try:
                 await learning
@@ -236,7 +241,7 @@ class BeaterAPI:
         if self.wamp.session is None:
             raise RouterUnavailable("not connected to the router; retry later")
         try:
-            outcome = await self._submit(index, body)
+            submitted = await self._submit(index, body)
         except CancelledError:
             if answered_or_gone(request):
                 # The sender left: its documents still go through (at-least-once).
@@ -255,11 +260,11 @@ class BeaterAPI:
             # The engine refused a whole batch it should have taken item by item.
             raise RetryLater(f"engine refused the batch: {exc.reason}") from None
         self.metrics.inc("ingest_requests_total", outcome="ok")
-        self.metrics.inc("ingest_documents_total", outcome="accepted", amount=outcome.accepted)
-        self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(outcome.rejected))
-        self.metrics.inc("published_hits_total", amount=outcome.published)
+        self.metrics.inc("ingest_documents_total", outcome="accepted", amount=submitted.accepted)
+        self.metrics.inc("ingest_documents_total", outcome="rejected", amount=len(submitted.rejected))
+        self.metrics.inc("published_hits_total", amount=submitted.published)
         self.drain.close_if_draining(request)
-        write_json(request, 200, outcome.as_json())
+        write_json(request, 200, submitted.as_json())
 
     def _submit(self, index: str, body: IngestBody) -> Deferred[IngestOutcome]:
         """Queue the request's documents, tracked so that a shutdown can wait for it."""

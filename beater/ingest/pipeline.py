@@ -209,9 +209,11 @@ class IngestPipeline:
 
     async def _run_percolate(self, lane: _Lane, batch: _Batch) -> None:
         try:
-            result: PercolateResult = await self._sem.run(
-                lambda: ensureDeferred(self._percolate(lane.index, [i.source for i in batch.items]))
-            )
+
+            async def percolated() -> PercolateResult:
+                return await self._percolate(lane.index, [i.source for i in batch.items])
+
+            result: PercolateResult = await self._sem.run(percolated)
             # _index: the concrete index (an alias or data stream name resolved, beater/matching/percolate.py).
             batch.matched, batch.grouped = self._group(result.index or lane.index, batch.items, result)
         except Exception as exc:

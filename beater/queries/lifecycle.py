@@ -33,7 +33,7 @@ from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
-from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
@@ -215,7 +215,7 @@ class QueryLifecycle:
                 errors.append(f"{sub_id}: unexpected answer {details!r}")
             self.metrics.inc("lifecycle_lookups_total", outcome="failed")
 
-        await gatherResults([limit.run(lambda i=i: ensureDeferred(one(i))) for i in ids])
+        await gatherResults([limit.run(lambda sub_id: Deferred.fromCoroutine(one(sub_id)), i) for i in ids])
         if errors:
             raise LookupsFailed(
                 f"{len(errors)} of {len(ids)} subscription lookups failed, first: {errors[0]}"

@@ -10,7 +10,7 @@ requests grow instead of queueing up.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -29,7 +29,7 @@ class Coalescer(Generic[T, R]):
     later flush, which starts after it was submitted.
     """
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R | Exception]]]) -> None:
         self._flush = flush
         self._running = False
         self._waiting: list[tuple[T, Deferred[R]]] = []

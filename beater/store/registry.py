@@ -34,7 +34,7 @@ from common.query.targets import parse_target, percolator_suffix
 log = Logger()
 
 
-def consistent(meta: dict[str, Any], target: Any) -> bool:
+def consistent(meta: dict[str, Any], target: object) -> bool:
     """Whether a query document's description names the target its matching uses.
 
     Who may subscribe is decided from the description (``describe_query``);

@@ -150,12 +150,12 @@ class IndexRepair:
                 top=generation(self.prefix, concrete),
             )
         for name in mappings:
-            n = shared_number(self.prefix, name)
-            if n is None or n not in groups or name == groups[n].concrete:
+            number = shared_number(self.prefix, name)
+            if number is None or number not in groups or name == groups[number].concrete:
                 continue
             created = _optional_int((settings.get(name) or {}).get("settings", {}).get("index.creation_date"))
-            groups[n].others[name] = created or 0
-            groups[n].top = max(groups[n].top, generation(self.prefix, name))
+            groups[number].others[name] = created or 0
+            groups[number].top = max(groups[number].top, generation(self.prefix, name))
         return [groups[n] for n in sorted(groups)]
 
     async def _one(self, group: Group) -> bool:

@@ -189,7 +189,7 @@ class QuerySweeps:
 
         ``prefixes``: sid prefixes a pattern subscription covers (``docs-for-ab``).
         """
-        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        listened: list[dict[str, Any]] = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
         if subscribed:
             listened.append({"ids": {"values": sorted(subscribed)}})
         query = {
@@ -218,7 +218,7 @@ class QuerySweeps:
         ``everything``: a pattern subscription covers every sid.
         """
         inactive = {"term": {ACTIVE_FIELD: False}}
-        listened = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
+        listened: list[dict[str, Any]] = [{"prefix": {SID_FIELD: p}} for p in sorted(prefixes)]
         if subscribed:
             listened.append({"ids": {"values": sorted(subscribed)}})
         if everything:

@@ -49,7 +49,7 @@ def aggregation_field(mappings: dict[str, Any], by: str) -> str:
     for index_mappings in mappings.values():
         fields = index_mappings.get("mappings", {})
         for name, spec in fields.items():
-            leaf = next(iter(spec.get("mapping", {}).values()), {})
+            leaf: dict[str, Any] = next(iter(spec.get("mapping", {}).values()), {})
             if name == by and leaf.get("type") == "text":
                 text = True
             elif name == by:

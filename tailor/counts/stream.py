@@ -151,7 +151,8 @@ class CountStream(PacedResponse):
             self.close("error", *self._failed)
             return
         for start, counts in history:
-            if self.state is not State.STREAMING:
+            # _open() moved self.state on: mypy keeps the narrowing from the guard above.
+            if self.state is not State.STREAMING:  # type: ignore[comparison-overlap]
                 return
             self._emit(self.framing.frame(frame(start, counts, self.k)))
             self.frames_sent += 1

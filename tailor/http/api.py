@@ -11,9 +11,10 @@ answer names that origin (``Vary: Origin``), or ``*`` when so configured.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from twisted.internet.defer import CancelledError, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
@@ -240,12 +241,12 @@ class TailorAPI:
         await self._serve(request, self.count_endpoint.handle)
 
     async def _serve(
-        self, request: Request, handler: Callable[[Request, RequestWatch], Awaitable[None]]
+        self, request: Request, handler: Callable[[Request, RequestWatch], Coroutine[Any, Any, None]]
     ) -> None:
         """Run a streaming handler; cancel its work should the client go away before it starts."""
         watch = RequestWatch(request)  # now, before anything can be awaited
         self._allow_origin(request)
-        work = ensureDeferred(handler(request, watch))
+        work: Deferred[None] = ensureDeferred(handler(request, watch))
         watch.on_gone(work.cancel)  # a no-op once the stream started
         try:
             await work

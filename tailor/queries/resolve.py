@@ -96,7 +96,7 @@ class Charges(Protocol):
 class _Shared:
     """One call several requests wait for; it is cancelled only when all of them left."""
 
-    def __init__(self, done: Callable[[], None]) -> None:
+    def __init__(self, done: Callable[[], object]) -> None:
         self.work: Deferred[Any] = Deferred()
         self.waiters: list[Deferred[Any]] = []
         self._done = done

@@ -39,7 +39,8 @@ class ReaderAdmission:
         sid); the caller's slot is held until the request finishes, and what resolving sends
         on (registrations, lookups) is charged to it."""
         gate = self.gate
-        identity = gate.identify(request, (query_args(request).get("token") or [None])[-1])
+        tokens = query_args(request).get("token")
+        identity = gate.identify(request, tokens[-1] if tokens else None)
         if index is not None:
             gate.check(identity, index)
             await self._check_aliases(identity, index)

@@ -156,7 +156,8 @@ class PacedResponse:
     def _abort(self) -> None:
         transport = self.request.transport
         if transport is not None:
-            transport.abortConnection()
+            # A TCP (or TLS) transport: ITransport does not declare abortConnection, ITCPTransport does.
+            transport.abortConnection()  # type: ignore[attr-defined]
         self._release()
 
     def _cancel_timers(self) -> None:

@@ -108,7 +108,12 @@ class SubscriptionHub:
             if pending is not None:
                 # Let an unsubscribe of the same topic reach the router first.
                 done: Deferred[None] = Deferred()
-                pending.addBoth(lambda r: (done.callback(None), r)[1])
+
+                def unsubscribed(result: object) -> object:
+                    done.callback(None)
+                    return result
+
+                pending.addBoth(unsubscribed)
                 await done
             subscription = await session.subscribe(sub.on_event, topic_for(sub.sid))
             sub.wamp_subscription = subscription

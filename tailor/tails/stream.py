@@ -201,7 +201,7 @@ class ClientStream(PacedResponse):
             if resume.gap is not None:
                 self._emit(self.framing.gap(resume.gap))
             self._held = [*resume.replay, *self._held]
-        first = pages.first if pages is not None else list(backfill)
+        first = backfill.first if isinstance(backfill, BackfillPages) else list(backfill)
         if pages is not None:
             pages.first = []  # the stream holds the page now, and lets go of it once written
         self._start_timers(self.timeout)
@@ -216,7 +216,8 @@ class ClientStream(PacedResponse):
         self._backfill_event_id = backfill_event_id
         self._send_page(first)
         del first
-        if self.state is State.STREAMING:
+        # _open() and _send_page() move self.state on: mypy keeps the narrowing from the guard above.
+        if self.state is State.STREAMING:  # type: ignore[comparison-overlap]
             self._pump()
 
     # -- the backfill, page by page ------------------------------------
@@ -367,7 +368,10 @@ class ClientStream(PacedResponse):
         self._close_now(SLOW_READER, reason)  # forgets the channel
         if transport is not None:
             transport.loseConnection()
-            self._timers.append(self.clock.callLater(CLOSE_GRACE, transport.abortConnection))
+            # A TCP (or TLS) transport: ITransport does not declare abortConnection, ITCPTransport does.
+            self._timers.append(
+                self.clock.callLater(CLOSE_GRACE, transport.abortConnection)  # type: ignore[attr-defined]
+            )
 
     def abandon(self) -> None:
         """Never started (the request is answered with an HTTP error instead): let go quietly."""
