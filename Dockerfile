@@ -50,7 +50,8 @@ COPY router/estrom_router /app/router/estrom_router
 # The router's readers gate imports these modules (standard library only, but
 # metrics.py: prometheus-client, which router/requirements.txt adds to crossbar's pins);
 # contract.py holds the wire's names, the router's and the services' alike.
-COPY common/__init__.py common/contract.py common/environment.py common/lazy_log_args.py common/readers.py common/quotas.py common/indices.py common/metrics.py /app/common/
+COPY common/__init__.py common/contract.py common/environment.py common/lazy_log_args.py common/indices.py common/metrics.py common/periodic.py /app/common/
+COPY common/access/__init__.py common/access/access_file.py common/access/callers.py common/access/errors.py common/access/exposure.py common/access/quotas.py common/access/readers.py common/access/scopes.py common/access/tokens.py /app/common/access/
 COPY common/query/__init__.py common/query/target_syntax.py /app/common/query/
 COPY --from=build-router /src/config.rendered.json /app/router/config.json
 COPY --from=assets /assets/node_modules /app/router/node_modules

@@ -25,10 +25,10 @@ from beater.sites import bulk_site, own_site, shared_site
 from beater.store import QueryStore
 from beater.writers.aliases import WriteAliases
 from beater.writers.gate import WriterGate
+from common.access.errors import ReadersError
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.metrics import Metrics
-from common.readers import ReadersError
 from common.service import listen_and_join
 from common.wamp import SessionHolder
 

@@ -45,8 +45,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.harness import bench_main, bench_stack, emit_figures, load_note, log, pids
-from bench.measure import Probe, cpu_seconds, machine_busy_seconds, proc_status_kib, process_tree
-from bench.tail_swarm import Reader, Swarm, log_lines, summarize, tailor_metrics, thread_cpu_seconds
+from bench.measure import (
+    Probe,
+    cpu_seconds,
+    machine_busy_seconds,
+    proc_status_kib,
+    process_tree,
+    thread_cpu_seconds,
+)
+from bench.tail_client import Reader
+from bench.tail_swarm import Swarm, log_lines, summarize, tailor_metrics
 from devstack.sender import Sender
 from devstack.stack import Stack
 
@@ -58,7 +66,7 @@ PAD = 120  # message padding: hits of ~330 bytes on the wire
 
 @dataclass
 class FanoutRow:
-    """One client count; the first seven keys are what bench/compare.py reads."""
+    """One client count; the first seven keys are what bench/compare/ reads."""
 
     clients: int
     hits_per_s_sent: float
@@ -233,7 +241,7 @@ def goals(rows: list[FanoutRow]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="1 and 100 clients, shorter ingest (< 90 s)")
-    p.add_argument("--json", type=Path, help="also write the rows as JSON here (for bench/compare.py)")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON here (for bench/compare/)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     p.add_argument("--out", type=Path, help="also write the table here")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 100, 1000], help=argparse.SUPPRESS)

@@ -121,3 +121,12 @@ class Probe:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2)
+
+
+def thread_cpu_seconds(tid: int) -> float:
+    """User + system CPU time of one thread of this process (the swarm's loop)."""
+    try:
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -292,7 +292,7 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     # A shared machine can hold the engine past the default 5 s: a timeout here would only retry.
     settings = {"ESTROM_ENGINE_TIMEOUT": "30"} | dict(item.split("=", 1) for item in cfg.beater_env)
     with bench_stack(workdir, tailors=1, beater_settings=settings) as (stack, _anonymous):
-        wamp = stack.client("tailor")  # subscribes before registering: see bench/compare.py
+        wamp = stack.client("tailor")  # subscribes before registering: see bench/compare/__main__.py
         trees = {name: process_tree(pid) for name, pid in pids(stack).items()}
         probe = Probe(trees)
         es = sync_client(stack.engine.url, timeout=60, maxsize=16)

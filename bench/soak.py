@@ -48,7 +48,8 @@ from typing import Any
 
 from bench.harness import bench_main, bench_stack, emit_figures, load_note, log, pids
 from bench.measure import cpu_seconds, proc_status_kib, process_tree
-from bench.tail_swarm import Reader, Swarm, TailStats, log_lines, summarize, tailor_metrics
+from bench.tail_client import Reader, TailStats
+from bench.tail_swarm import Swarm, log_lines, summarize, tailor_metrics
 from devstack.sender import Sender, SendStats
 from devstack.stack import Stack
 

@@ -29,7 +29,7 @@ Query = str | dict[str, Any]
 LEVELS = ["info", "warn", "error"]
 LEVEL_WEIGHTS = [80, 12, 8]
 STATUSES = [200, 201, 204, 301, 304, 400, 401, 403, 404, 429, 500, 502, 503]
-#: The words log messages are made of (``bench/query_gc.py`` grows its vocabulary from them).
+#: The words log messages are made of (``bench/query_gc/log_data.py`` grows its vocabulary from them).
 _LOG_TEXT = (
     "timeout connection refused reset retry failed success request response latency slow error "
     "exception null pointer disk full memory heap cpu thread pool exhausted queue backlog dropped "

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from common.access.scopes import OWN_PREFIX
 from common.engine import Engine
-from common.readers import OWN_PREFIX
 
 #: ``lookup(target, own_prefix)``: what :func:`alias_members` answers (a test may answer it otherwise).
 AliasLookup = Callable[[str, str], Awaitable[list[str]]]

@@ -6,7 +6,7 @@ for the beater and the tailor, ``CliSettings`` for the ``estrom`` command
 need from them as arguments. Read elsewhere: the readers' quotas
 (``QuotaLimits``, which the router reads on its own, with the same readers:
 ``common/environment.py``) and the access file's variables
-(``common/readers.py``, ``common/writers.py``). Every variable is listed in
+(``common/access/``). Every variable is listed in
 the configuration reference; the defaults match the contract's ports so that
 nothing needs configuring locally.
 """
@@ -19,12 +19,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.access.access_file import access_file
+from common.access.exposure import listen_interface
+from common.access.quotas import QuotaLimits
+from common.access.scopes import OWN_PREFIX
 from common.engine_urls import parse_urls
 from common.environment import ConfigError, flag, number, one_of, optional_integer, text
 from common.errors import DEFAULT_RETRY_AFTER
 from common.query.limits import QueryLimits
-from common.quotas import QuotaLimits
-from common.readers import OWN_PREFIX, access_file, listen_interface
 
 #: ``ESTROM_PERCOLATE_MODE``: the percolate request's shape (``beater/matching/percolate.py``)
 PERCOLATE_MODES = ("auto", "documents", "msearch")

@@ -1,7 +1,7 @@
 """Reading ``ESTROM_*`` variables: one reader per kind of value, one error for a value we cannot use.
 
 ``common/config.py`` (``Settings``, ``CliSettings``) and ``QuotaLimits``
-(``common/quotas.py``) read every variable through these, so a value is
+(``common/access/quotas.py``) read every variable through these, so a value is
 taken, refused and explained the same way wherever it is read. Unset, empty
 or blank is the default.
 

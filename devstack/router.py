@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common.access.access_file import access_file, readers_for
 from common.environment import flag
-from common.readers import access_file, readers_for
 from devstack.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,6 +18,9 @@ Loads run in the background until ``seconds`` pass or ``stop()``:
 ``start(concurrency)`` sends back to back (closed loop); ``start_paced(rate)``
 keeps a schedule (batch ``k`` due at ``k * batch / rate`` seconds) whatever
 the answers, counting the batches that started late.
+
+The retry policy is ``devstack.sender_retry``, the record of attempts
+``devstack.sender_stats``; their names are importable from here too.
 """
 
 from __future__ import annotations
@@ -27,142 +30,28 @@ import http.client
 import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Answers a sender retries (Logstash's ``retryable_codes``); any other 4xx drops the batch.
-RETRIED = frozenset({429, 500, 502, 503, 504})
+from devstack.sender_retry import DEFAULT_RETRY, ONCE, RETRIED, Retry, retried
+from devstack.sender_stats import Attempt, SendStats
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "ONCE",
+    "RETRIED",
+    "Attempt",
+    "BodyFor",
+    "Retry",
+    "SendStats",
+    "Sender",
+    "retried",
+]
+
 #: ``body_for(document numbers, wall-clock send time) -> request body``
 BodyFor = Callable[[Sequence[int], float], bytes]
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How a refused batch is sent again: back-off from ``first`` doubling to ``most`` seconds."""
-
-    #: attempts per batch; None: until the beater takes it
-    attempts: int | None = None
-    first: float = 0.1
-    most: float = 5.0
-    #: wait what the beater's ``Retry-After`` says instead, when it says
-    retry_after: bool = True
-
-
-#: One attempt per batch (a probe, not a sender).
-ONCE = Retry(attempts=1)
-
-
-def retried(outcome: str) -> bool:
-    """Whether a sender sends a batch again after this outcome (a status, or a connection error)."""
-    return outcome != "200" and not (outcome.isdigit() and int(outcome) not in RETRIED)
-
-
-@dataclass
-class Attempt:
-    """One POST of one batch."""
-
-    batch: int  # index into SendStats.batches
-    started: float  # time.monotonic()
-    ended: float
-    #: "200", "503", ... or the connection error: "refused", "reset", "timeout", "closed", "oserror:<name>"
-    outcome: str
-    #: the request was completely written before the outcome
-    sent: bool
-    accepted: int = 0  # the beater's answer, for a 200
-    published: int = 0
-
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.started
-
-
-@dataclass
-class SendStats:
-    """What a sender saw during one load; read it under ``lock`` while the load runs."""
-
-    batches: list[Sequence[int]] = field(default_factory=list)  # document numbers, in sending order
-    attempts: list[Attempt] = field(default_factory=list)
-    acked: list[int] = field(default_factory=list)  # batches the beater took, in answer order
-    dropped: list[int] = field(default_factory=list)  # batches given up on (another 4xx, attempts spent)
-    errors: list[str] = field(default_factory=list)
-    late: int = 0  # paced batches started more than one interval after they were due
-    start: float = 0.0  # time.monotonic()
-    end: float = 0.0
-    lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
-
-    @property
-    def acked_numbers(self) -> list[int]:
-        """The numbers of the documents the beater acknowledged, in answer order (repeats included)."""
-        with self.lock:
-            return [n for b in self.acked for n in self.batches[b]]
-
-    @property
-    def acked_ids(self) -> set[int]:
-        return set(self.acked_numbers)
-
-    @property
-    def sent_ids(self) -> set[int]:
-        with self.lock:
-            return {n for b in self.batches for n in b}
-
-    @property
-    def docs(self) -> int:
-        """Documents in acknowledged batches."""
-        with self.lock:
-            return sum(len(self.batches[b]) for b in self.acked)
-
-    @property
-    def accepted(self) -> int:
-        with self.lock:
-            return sum(a.accepted for a in self.attempts)
-
-    @property
-    def published(self) -> int:
-        with self.lock:
-            return sum(a.published for a in self.attempts)
-
-    @property
-    def requests(self) -> int:
-        """Requests the beater answered 200."""
-        return len(self.acked)
-
-    @property
-    def latencies(self) -> list[float]:
-        """Seconds each acknowledged request took (its last attempt)."""
-        with self.lock:
-            return [a.seconds for a in self.attempts if a.outcome == "200"]
-
-    @property
-    def retries(self) -> Counter[str]:
-        """Attempts that were to be sent again, by outcome."""
-        with self.lock:
-            return Counter(a.outcome for a in self.attempts if retried(a.outcome))
-
-    @property
-    def retried(self) -> int:
-        return sum(self.retries.values())
-
-    @property
-    def seconds(self) -> float:
-        return max(0.0, (self.end or time.monotonic()) - self.start)
-
-    @property
-    def docs_per_s(self) -> float:
-        return self.docs / self.seconds if self.seconds else 0.0
-
-    def outcomes_since(self, t: float) -> list[str]:
-        with self.lock:
-            return [a.outcome for a in self.attempts if a.started >= t]
-
-    def between(self, start: float, end: float) -> tuple[list[Attempt], int]:
-        """Attempts answered 200 in ``[start, end)``, and how many were answered 429/503 then."""
-        with self.lock:
-            window = [a for a in self.attempts if start <= a.ended < end]
-        return [a for a in window if a.outcome == "200"], sum(a.outcome in ("429", "503") for a in window)
 
 
 class Sender:
@@ -176,7 +65,7 @@ class Sender:
         *,
         docs_per_batch: int = 20,
         timeout: float = 60.0,
-        retry: Retry = Retry(),
+        retry: Retry = DEFAULT_RETRY,
         strict: bool = False,
         first_number: int = 0,
         headers: dict[str, str] | None = None,

@@ -16,8 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from common.readers import ReadersError, new_token, parse_readers, token_hash
-from common.writers import parse_writers
+from common.access.access_file import parse_readers
+from common.access.errors import ReadersError
+from common.access.tokens import new_token, token_hash
+from common.access.writers import parse_writers
 from estrom_cli._http import CliError, say
 
 

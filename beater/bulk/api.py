@@ -74,11 +74,11 @@ from beater.http.forwarder import EngineAnswer, EngineForwarder, EngineUnreachab
 from beater.http.request_body import LimitedRequest
 from beater.http.routing import BULK, PASSTHROUGH
 from beater.writers.gate import WriterGate
+from common.access.writers import WriterIdentity
 from common.contract import ENGINE_ERROR, ENGINE_ILLEGAL_ARGUMENT, ENGINE_SECURITY_EXCEPTION
 from common.errors import RetryLater
 from common.http import Handler, HTTPError
 from common.metrics import Metrics
-from common.writers import WriterIdentity
 
 log = Logger()
 

@@ -35,7 +35,6 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred, DeferredSemaphore, ensureDeferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 from beater.queries.subscription_topics import (
@@ -47,6 +46,7 @@ from beater.store import QueryStore
 from common.contract import TOPIC_PREFIX, WAMP_NO_SUCH_SUBSCRIPTION
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
+from common.periodic import Periodic
 from common.wamp import RouterUnavailable, SessionHolder
 
 log = Logger()
@@ -85,8 +85,7 @@ class QueryLifecycle:
         self.metrics = metrics
         self.grace = grace
         self.interval = interval
-        self._loop: LoopingCall | None = None
-        self._sweeping = False
+        self.sweeps = Periodic(self._sweep_logged, interval, "lifecycle.sweep", clock)
         self.topics = SubscriptionTopics()
         metrics.counter(
             "lifecycle_lookups_total",
@@ -131,22 +130,13 @@ class QueryLifecycle:
             log.failure("lifecycle.touch_failed", sid=sid, level=LogLevel.warn)
 
     def start(self) -> None:
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
+        self.sweeps.start()
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    def _tick(self) -> None:
-        if self._sweeping:
-            return
-        ensureDeferred(self._sweep_logged())
+        self.sweeps.stop()
 
     async def _sweep_logged(self) -> None:
         """Run one sweep; whatever goes wrong is one warning, and the next sweep runs as usual."""
-        self._sweeping = True
         try:
             result = await self.sweep()
         except RouterUnavailable as exc:
@@ -164,8 +154,6 @@ class QueryLifecycle:
                     activated=result.activated,
                     collected=result.collected,
                 )
-        finally:
-            self._sweeping = False
 
     async def subscribed_sids(self) -> tuple[set[str], frozenset[str]] | None:
         """(sids subscribed exactly, sid prefixes covered), or None if everything is covered.

@@ -26,11 +26,11 @@ from typing import Any
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 
+from common.access.scopes import OWN_PREFIX
 from common.aliases import alias_members
 from common.contract import NOT_AUTHORIZED, ROUTER_ADMIT, error_for_uri
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.errors import RetryLater
-from common.readers import OWN_PREFIX
 from common.wamp import RouterUnavailable
 
 #: roles whose calls need no reader check

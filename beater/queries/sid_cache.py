@@ -31,8 +31,8 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from common.config import Settings
+from common.expiring_set import ExpiringSet
 from common.metrics import Metrics
-from common.quotas import ExpiringSet
 
 Found = dict[str, Any] | None
 

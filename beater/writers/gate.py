@@ -1,7 +1,7 @@
 """Who is writing, and where they may write: the beater's one gate for ingest, bulk and pass-through.
 
 Built at start-up from the access file and ``ESTROM_INGEST_TOKEN``
-(``common/writers.py``). ``ESTROM_BULK_AUTH=engine`` is the one mode in
+(``common/access/writers.py``). ``ESTROM_BULK_AUTH=engine`` is the one mode in
 which credentials are not estrom's: the bulk API and the pass-through then
 forward the shipper's ``Authorization`` and the engine judges it (its own
 security must be on); estrom still refuses every write into its own and
@@ -16,13 +16,15 @@ from twisted.web.http import Request
 
 from beater.http.forwarder import EngineUnreachable
 from beater.writers.aliases import WriteAliases
+from common.access.exposure import listen_interface
+from common.access.scopes import OPEN_TARGETS
+from common.access.tokens import presented
+from common.access.writers import WriterIdentity, Writers, write_refusal, writers_for
 from common.config import Settings
 from common.contract import WRITER_UNAUTHORIZED
 from common.errors import RetryLater
 from common.http import HTTPError
 from common.metrics import Metrics
-from common.readers import OPEN_TARGETS, listen_interface
-from common.writers import WriterIdentity, Writers, presented, write_refusal, writers_for
 
 #: The prefix of a data stream's backing indices.
 DATA_STREAM_BACKING = ".ds-"

@@ -21,7 +21,7 @@ the engine's aliases and data streams through the names passed in.
 
 Standard library only (with common/indices.py): the router's readers gate
 (router/estrom_router/, its own virtualenv without pyfarmhash) parses targets
-with this module too, through common/readers.py. What needs farmhash (the
+with this module too, through common/access/. What needs farmhash (the
 name of a target's percolator index) is in common/query/targets.py.
 """
 

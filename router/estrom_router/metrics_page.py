@@ -58,7 +58,7 @@ class _ReadersCollector:
             "Refusals by the readers gate (register, describe, subscribe), by limit or not_authorized.",
             labels=["reason"],
         )
-        for reason, n in sorted(self.gate.refusals.by_limit.items()):
+        for reason, n in sorted(self.gate.rates.refusals.by_limit.items()):
             refusals.add_metric([reason], n)
         yield refusals
         top = GaugeMetricFamily(
@@ -66,7 +66,7 @@ class _ReadersCollector:
             f"Subscriptions to docs-for-* held by the {TOP} largest users (reader, or anonymous@address).",
             labels=["key"],
         )
-        for key, n in self.gate.subscriptions.top(TOP):
+        for key, n in self.gate.held.counter.top(TOP):
             top.add_metric([key], n)
         yield top
 
@@ -77,9 +77,11 @@ def build_metrics(gate: Any) -> Metrics:
     m.gauge(
         "reader_subscriptions",
         "Subscriptions to docs-for-* held by reader and anonymous sessions, over all of them.",
-        lambda: sum(gate.subscriptions.held.values()),
+        lambda: sum(gate.held.counter.held.values()),
     )
-    m.gauge("reader_sessions", "Reader and anonymous sessions the gate knows.", lambda: len(gate.sessions))
+    m.gauge(
+        "reader_sessions", "Reader and anonymous sessions the gate knows.", lambda: len(gate.held.sessions)
+    )
     m.gauge("reader_targets_cached", "Sids whose read target the gate remembers.", lambda: len(gate.targets))
     m.histogram(
         "authorize_seconds",

@@ -32,9 +32,9 @@ hold ``allow``, ``cache``, ``disclose`` and ``validate``,
 identity already holds its subscription quota, so clients that register
 before they subscribe (all of ours) see which limit they hit.
 
-The readers file (``ESTROM_READERS``) is re-read when it changes (crossbar's
-node controller owns the router's signals, so the router polls the file
-instead of waiting for SIGHUP).
+The access file is re-read when it changes (``readers_file.py``); the
+subscriptions counted against quotas are kept by crossbar's meta events
+(``held_subscriptions.py``); the rules themselves are ``common/access/``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ from typing import Any
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from common.access.callers import client_address, peer_host, quota_key
+from common.access.quotas import CallerRates, ConcurrentCounter, QuotaExceeded, QuotaLimits
+from common.access.readers import ANONYMOUS, Identity, may_read
+from common.access.scopes import OWN_PREFIX
 from common.contract import (
     DESCRIBE_QUERY,
     NO_SUCH_QUERY,
@@ -64,31 +66,13 @@ from common.contract import (
     sid_of_topic,
 )
 from common.lazy_log_args import AUTOBAHN, CROSSBAR, install
-from common.quotas import (
-    ConcurrentCounter,
-    DescribeRate,
-    QuotaExceeded,
-    QuotaLimits,
-    Refusals,
-    RegistrationRate,
-    client_address,
-    peer_host,
-    quota_key,
-)
-from common.readers import (
-    ANONYMOUS,
-    OWN_PREFIX,
-    Identity,
-    Readers,
-    ReadersError,
-    access_file,
-    load_readers,
-    may_read,
-)
+from common.periodic import Periodic
 
 from .authorizer import browser_may
+from .held_subscriptions import HeldSubscriptions
 from .metrics_page import NOT_AUTHORIZED as REFUSED
 from .metrics_page import build_metrics, serve
+from .readers_file import ReadersFile
 
 log = Logger()
 
@@ -101,11 +85,11 @@ TARGET_CACHE = 100_000
 RECHECK_EVERY = 10.0
 
 
-def _readers_from_env(env: Mapping[str, str]) -> tuple[Readers, str]:
-    path = access_file(env)
-    if path:
-        return load_readers(path), path
-    return Readers.open_default(), ""
+def over_quota(exc: QuotaExceeded) -> ApplicationError:
+    """A limit reached, as the WAMP error that names it."""
+    return ApplicationError(
+        QUOTA_EXCEEDED.uri, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
+    )
 
 
 class ReadersGate(ApplicationSession):
@@ -116,33 +100,17 @@ class ReadersGate(ApplicationSession):
         # This component runs in the router worker: its debug arguments stop costing CPU at warn.
         log.debug("router.lazy_log_args", rebound=install({**AUTOBAHN, **CROSSBAR}))
         env = os.environ
-        self.readers, self.readers_path = _readers_from_env(env)
+        self.access = ReadersFile(env)
         #: estrom's own indices (the beaters' ESTROM_QUERY_INDEX_PREFIX): no reader's target names them
         self.own_prefix = env.get("ESTROM_QUERY_INDEX_PREFIX", "").strip() or OWN_PREFIX
         self.limits = QuotaLimits.from_env(env)
-        self.refusals = Refusals()
-        self.registrations = RegistrationRate(self.limits, self._now, self.refusals)
-        self.describes = DescribeRate(self.limits, self._now, self.refusals)
-        self.subscriptions = ConcurrentCounter(
-            self.limits.subscriptions,
-            self.limits.subscriptions_total,
-            "ESTROM_QUOTA_SUBSCRIPTIONS",
-            "ESTROM_QUOTA_SUBSCRIPTIONS_TOTAL",
-            self.refusals,
-        )
-        #: session id -> (identity name, quota key)
-        self.sessions: dict[int, tuple[str, str]] = {}
-        #: session id -> {topic uri: quota key} of its subscriptions we counted
-        self.held: dict[int, dict[str, str]] = {}
-        #: subscription id -> topic uri (from wamp.subscription.on_create)
-        self.topics: dict[int, str] = {}
+        self.rates = CallerRates.build(self.limits, self._now)
+        self.held = HeldSubscriptions(ConcurrentCounter.subscriptions(self.limits, self.rates.refusals))
         self.targets: OrderedDict[str, str] = OrderedDict()
-        self._stamp = self._file_stamp()
-        self._poll: LoopingCall | None = None
+        self.polls = Periodic(self.access.poll, 1.0 if self.access.path else 0.0, "readers.reload")
         #: seconds between second looks at live subscriptions (``recheck``); 0: never
-        self.recheck_every = float(env.get("ESTROM_ROUTER_ACCESS_RECHECK", "").strip() or RECHECK_EVERY)
-        self._recheck: LoopingCall | None = None
-        self._rechecking = False
+        recheck_every = float(env.get("ESTROM_ROUTER_ACCESS_RECHECK", "").strip() or RECHECK_EVERY)
+        self.rechecks = Periodic(self.recheck, recheck_every, "readers.recheck")
         #: the router's /metrics (router/config.json's "metrics" path, metrics_page.py)
         self.metrics = build_metrics(self)
         serve(self)
@@ -160,58 +128,24 @@ class ReadersGate(ApplicationSession):
         await self.register(self._authorize, ROUTER_AUTHORIZE)
         await self.register(self._authenticate, ROUTER_AUTHENTICATE)
         await self.register(self._admit, ROUTER_ADMIT)
-        await self.subscribe(self._on_create, "wamp.subscription.on_create")
-        await self.subscribe(self._on_unsubscribe, "wamp.subscription.on_unsubscribe")
-        await self.subscribe(self._on_delete, "wamp.subscription.on_delete")
-        await self.subscribe(self._on_leave, "wamp.session.on_leave")
-        if self.readers_path:
-            self._poll = LoopingCall(self._maybe_reload)
-            self._poll.start(1.0, now=False)
-        if self.recheck_every > 0:
-            self._recheck = LoopingCall(self._recheck_tick)
-            self._recheck.start(self.recheck_every, now=False)
+        await self.subscribe(self.held.on_create, "wamp.subscription.on_create")
+        await self.subscribe(self.held.on_unsubscribe, "wamp.subscription.on_unsubscribe")
+        await self.subscribe(self.held.on_delete, "wamp.subscription.on_delete")
+        await self.subscribe(self.held.on_leave, "wamp.session.on_leave")
+        self.polls.start()
+        self.rechecks.start()
         log.info(
             "readers.ready readers={n} anonymous={anon}",
-            n=len(self.readers.readers),
-            anon=self.readers.anonymous is not None,
+            n=len(self.access.readers.readers),
+            anon=self.access.readers.anonymous is not None,
         )
 
     def onLeave(self, details: Any) -> None:
         # The router leaves and detaches its embedded sessions itself when it stops.
-        for loop in (self._poll, self._recheck):
-            if loop is not None and loop.running:
-                loop.stop()
-
-    def _file_stamp(self) -> tuple[float, int] | None:
-        if not self.readers_path:
-            return None
-        try:
-            st = os.stat(self.readers_path)
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
-
-    def _maybe_reload(self) -> None:
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            self.readers = load_readers(self.readers_path)
-        except ReadersError as exc:
-            log.warn("readers.reload_failed reason={reason}", reason=str(exc))
-            return
-        log.info("readers.reloaded readers={n}", n=len(self.readers.readers))
+        self.polls.stop()
+        self.rechecks.stop()
 
     # --- live subscriptions judged again ---------------------------------------------
-
-    def _recheck_tick(self) -> None:
-        if self._rechecking:  # a slow beater: the next look waits for this one
-            return
-        self._rechecking = True
-        d = ensureDeferred(self.recheck())
-        d.addErrback(lambda f: log.warn("readers.recheck_failed error={e}", e=f.getErrorMessage()))
-        d.addBoth(lambda _: setattr(self, "_rechecking", False))
 
     async def recheck(self) -> int:
         """Judge every held subscription again; remove (and tell) those refused now.
@@ -223,13 +157,11 @@ class ReadersGate(ApplicationSession):
         carries the reason ``com.estrom.error.not_authorized``.
         """
         by_target: dict[str, list[tuple[int, str, str]]] = {}
-        for session_id, held in list(self.held.items()):
-            name = self.sessions.get(session_id, ("", ""))[0]
-            for uri in held:
-                target = self.targets.get(uri.removeprefix(TOPIC_PREFIX))
-                if target is not None:
-                    by_target.setdefault(target, []).append((session_id, uri, name))
-        subscription_of = {uri: sub_id for sub_id, uri in self.topics.items()}
+        for session_id, uri, name in self.held.holders():
+            target = self.targets.get(uri.removeprefix(TOPIC_PREFIX))
+            if target is not None:
+                by_target.setdefault(target, []).append((session_id, uri, name))
+        subscription_of = self.held.subscription_of()
         removed = 0
         for target, holders in by_target.items():
             try:
@@ -238,12 +170,8 @@ class ReadersGate(ApplicationSession):
                 log.debug("readers.reach_unknown target={t} error={e}", t=target, e=exc.error)
                 continue
             for session_id, uri, name in holders:
-                identity = self.readers.identity(name)
-                allowed = identity is not None and may_read(identity, target, self.own_prefix)
-                if allowed and behind:
-                    allowed = may_read(identity, ",".join(behind), self.own_prefix)  # type: ignore[arg-type]
                 sub_id = subscription_of.get(uri)
-                if allowed or sub_id is None:
+                if sub_id is None or self._still_readable(name, target, behind):
                     continue
                 try:
                     await self.call(
@@ -256,15 +184,22 @@ class ReadersGate(ApplicationSession):
                 log.info("readers.subscription_removed reader={r} target={t}", r=name, t=target)
         return removed
 
+    def _still_readable(self, name: str, target: str, behind: list[str]) -> bool:
+        identity = self.access.readers.identity(name)
+        if identity is None or not may_read(identity, target, self.own_prefix):
+            return False
+        return not behind or may_read(identity, ",".join(behind), self.own_prefix)
+
     # --- who is this ----------------------------------------------------------------
 
     def _identity_of(self, session: Mapping[str, Any]) -> tuple[Identity | None, str]:
         """The identity of a session (by its role and authid) and its quota key."""
         role = session.get("authrole")
+        readers = self.access.readers
         if role == READER_ROLE:
-            identity = self.readers.identity(str(session.get("authid")))
+            identity = readers.identity(str(session.get("authid")))
         elif role == BROWSER_ROLE:
-            identity = self.readers.anonymous
+            identity = readers.anonymous
         else:
             identity = None
         name = identity.name if identity else str(session.get("authid"))
@@ -276,14 +211,14 @@ class ReadersGate(ApplicationSession):
 
     def _remember(self, session: Mapping[str, Any]) -> tuple[Identity | None, str]:
         identity, key = self._identity_of(session)
-        if identity is not None and isinstance(session.get("session"), int):
-            self.sessions[session["session"]] = (identity.name, key)
+        if identity is not None:
+            self.held.remember(session.get("session"), identity.name, key)
         return identity, key
 
     # --- authentication ---------------------------------------------------------------
 
     def _authenticate(self, realm: str, authid: str | None, details: Mapping[str, Any]) -> dict[str, Any]:
-        identity = self.readers.authenticate(str(details.get("ticket") or "") or "\0none")
+        identity = self.access.readers.authenticate(str(details.get("ticket") or "") or "\0none")
         if identity is None:
             raise ApplicationError(NOT_AUTHENTICATED.uri, "no reader has this token")
         if authid and authid != identity.name:
@@ -299,9 +234,9 @@ class ReadersGate(ApplicationSession):
     ) -> dict[str, Any]:
         with self.metrics.timer("authorize_seconds", action=action):
             decision = await self._decide(session, uri, action, options)
-        over_quota = decision.pop("quota", False)  # counted under its limit already
-        if not decision["allow"] and not over_quota:
-            self.refusals.count_reason(REFUSED)
+        quota = decision.pop("quota", False)  # counted under its limit already
+        if not decision["allow"] and not quota:
+            self.rates.refusals.count_reason(REFUSED)
         return decision
 
     async def _decide(
@@ -318,24 +253,16 @@ class ReadersGate(ApplicationSession):
         sid = sid_of_topic(uri)
         if sid is None:
             return deny
-        if sid not in self.targets:
-            try:  # learning the target costs a lookup in the query store: the caller's quota
-                self.describes.take(key)
-            except QuotaExceeded as exc:  # counted by the bucket, under its limit
-                log.debug("readers.quota key={key} limit={limit}", key=key, limit=exc.limit)
-                return {**deny, "quota": True}
-        target = await self._target_of(sid)
-        if target is None or not may_read(identity, target, self.own_prefix):
-            return deny
-        sid_session = int(session["session"])
-        held = self.held.setdefault(sid_session, {})
-        if uri not in held:
-            try:
-                self.subscriptions.acquire(key)
-            except QuotaExceeded as exc:  # counted by the counter, under its limit
-                log.debug("readers.quota key={key} limit={limit}", key=key, limit=exc.limit)
-                return {**deny, "quota": True}
-            held[uri] = key
+        try:
+            if sid not in self.targets:  # learning the target costs a lookup in the query store
+                self.rates.describes.take(key)
+            target = await self._target_of(sid)
+            if target is None or not may_read(identity, target, self.own_prefix):
+                return deny
+            self.held.hold(int(session["session"]), uri, key)
+        except QuotaExceeded as exc:  # counted by the bucket or the counter, under its limit
+            log.debug("readers.quota key={key} limit={limit}", key=key, limit=exc.limit)
+            return {**deny, "quota": True}
         return {"allow": True, "cache": False}
 
     async def _target_of(self, sid: str) -> str | None:
@@ -360,61 +287,25 @@ class ReadersGate(ApplicationSession):
 
     def _admit(self, caller: Any, action: str, index: Any) -> None:
         with self.metrics.timer("authorize_seconds", action="admit"):
-            self._check_admit(caller, action, index)
+            try:
+                self._check_admit(caller, action, index)
+            except QuotaExceeded as exc:
+                raise over_quota(exc) from None
 
     def _check_admit(self, caller: Any, action: str, index: Any) -> None:
-        known = self.sessions.get(caller) if isinstance(caller, int) else None
+        known = self.held.sessions.get(caller) if isinstance(caller, int) else None
         if known is None:
-            self.refusals.count_reason(REFUSED)
+            self.rates.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED.uri, "the router does not know this caller")
         name, key = known
         if action == "lookup":  # before any target is known: only the caller's lookup quota
-            try:
-                self.describes.take(key)
-            except QuotaExceeded as exc:
-                raise ApplicationError(
-                    QUOTA_EXCEEDED.uri,
-                    str(exc),
-                    limit=exc.limit,
-                    value=exc.value,
-                    retry_after=exc.retry_after,
-                ) from None
+            self.rates.describes.take(key)
             return
-        identity = self.readers.identity(name) if name != ANONYMOUS else self.readers.anonymous
+        readers = self.access.readers
+        identity = readers.identity(name) if name != ANONYMOUS else readers.anonymous
         if identity is None or not isinstance(index, str) or not may_read(identity, index, self.own_prefix):
-            self.refusals.count_reason(REFUSED)
+            self.rates.refusals.count_reason(REFUSED)
             raise ApplicationError(NOT_AUTHORIZED.uri, f"{name} may not read {index!r}")
-        if action != "register":
-            return
-        try:
-            per_key = self.limits.subscriptions
-            if per_key and self.subscriptions.held[key] >= per_key:
-                exc = QuotaExceeded("ESTROM_QUOTA_SUBSCRIPTIONS", per_key, key)
-                self.refusals.count(exc)
-                raise exc
-            self.registrations.take(key)
-        except QuotaExceeded as exc:
-            raise ApplicationError(
-                QUOTA_EXCEEDED.uri, str(exc), limit=exc.limit, value=exc.value, retry_after=exc.retry_after
-            ) from None
-
-    # --- subscription bookkeeping (meta events) ---------------------------------------
-
-    def _on_create(self, session_id: int, details: Mapping[str, Any]) -> None:
-        if isinstance(details, Mapping) and "id" in details:
-            self.topics[int(details["id"])] = str(details.get("uri", ""))
-
-    def _on_unsubscribe(self, session_id: int, subscription_id: int) -> None:
-        uri = self.topics.get(subscription_id)
-        held = self.held.get(session_id)
-        if uri is None or not held or uri not in held:
-            return
-        self.subscriptions.release(held.pop(uri))
-
-    def _on_delete(self, session_id: int, subscription_id: int) -> None:
-        self.topics.pop(subscription_id, None)
-
-    def _on_leave(self, session_id: int, *_args: Any) -> None:
-        self.sessions.pop(session_id, None)
-        for key in (self.held.pop(session_id, None) or {}).values():
-            self.subscriptions.release(key)
+        if action == "register":
+            self.held.counter.check_room(key)
+            self.rates.registrations.take(key)

@@ -25,9 +25,9 @@ from common.config import Settings
 from common.contract import UNAVAILABLE
 from common.engine import Engine
 from common.errors import RetryLater
+from common.expiring_set import ExpiringSet
 from common.http import HTTPError, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.quotas import ExpiringSet
 from common.wamp import SessionHolder
 from tailor.backfill.budget import BackfillBudget
 from tailor.backfill.pages import Backfill

@@ -38,9 +38,9 @@ from common.contract import (
     error_for_uri,
 )
 from common.errors import RetryLater
+from common.expiring_set import ExpiringSet
 from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
-from common.quotas import ExpiringSet
 from common.wamp import SessionHolder
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.shared import SharedSubscription

@@ -13,16 +13,15 @@ ending: the JSON document's member, NDJSON's line, SSE's ``end`` event).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from common.access.readers import Identity, may_read
 from common.aliases import AliasLookup
 from common.contract import NOT_AUTHORIZED
-from common.readers import Identity, may_read
+from common.periodic import Periodic
 
 log = Logger()
 
@@ -51,8 +50,7 @@ class AccessWatch:
         self.on_refused = on_refused
         #: stream -> (its reader's name, its target)
         self.watched: dict[Endable, tuple[str, str]] = {}
-        self._loop: LoopingCall | None = None
-        self._running: Deferred[Any] | None = None
+        self.looks = Periodic(self.recheck, interval, "access.recheck", clock)
 
     def watch(self, stream: Endable, reader: str, target: str) -> None:
         self.watched[stream] = (reader, target)
@@ -62,26 +60,10 @@ class AccessWatch:
 
     def start(self) -> None:
         """Look again every ``interval`` seconds (0: never)."""
-        if self.interval <= 0 or self._loop is not None:
-            return
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
+        self.looks.start()
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-
-    def _tick(self) -> None:
-        if self._running is None:  # a slow engine: the next look waits for this one
-            self._running = ensureDeferred(self.recheck())
-            self._running.addErrback(lambda f: log.failure("access.recheck_failed", f))
-            self._running.addBoth(self._done)
-
-    def _done(self, result: Any) -> Any:
-        self._running = None
-        return result
+        self.looks.stop()
 
     async def recheck(self) -> int:
         """Judge every watched stream again; how many were ended."""

@@ -12,11 +12,11 @@ from typing import Any
 
 from twisted.web.http import Request
 
+from common.access.readers import Identity
 from common.aliases import AliasLookup
 from common.contract import INVALID_INDEX, NOT_AUTHORIZED
 from common.engine import EngineRejected
 from common.http import HTTPError
-from common.readers import Identity
 from tailor.queries.params import query_args
 from tailor.queries.resolve import Resolved, Resolver
 from tailor.readers.gate import ReaderGate

@@ -28,28 +28,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from twisted.logger import Logger
 from twisted.web.http import Request
 
+from common.access.access_file import ReadersHolder, access_file, readers_for
+from common.access.callers import client_address, quota_key
+from common.access.exposure import listen_interface
+from common.access.quotas import CallerRates, ConcurrentCounter, QuotaExceeded, QuotaLimits
+from common.access.readers import Identity, may_read
+from common.access.scopes import OWN_PREFIX
+from common.access.tokens import bearer_token
 from common.contract import NO_SUCH_QUERY, NOT_AUTHENTICATED, NOT_AUTHORIZED, QUOTA_EXCEEDED
 from common.http import HTTPError
-from common.quotas import (
-    ConcurrentCounter,
-    DescribeRate,
-    QuotaExceeded,
-    QuotaLimits,
-    Refusals,
-    RegistrationRate,
-    client_address,
-    quota_key,
-)
-from common.readers import (
-    OWN_PREFIX,
-    Identity,
-    ReadersHolder,
-    access_file,
-    bearer_token,
-    listen_interface,
-    may_read,
-    readers_for,
-)
 
 log = Logger()
 
@@ -73,12 +60,8 @@ class ReaderGate:
         self.own_prefix = own_prefix
         self.limits = limits
         self.retry_after = retry_after
-        self.refusals = Refusals()
-        self.tails = ConcurrentCounter(
-            limits.tails, limits.tails_total, "ESTROM_QUOTA_TAILS", "ESTROM_QUOTA_TAILS_TOTAL", self.refusals
-        )
-        self.registrations = RegistrationRate(limits, clock, self.refusals)
-        self.describes = DescribeRate(limits, clock, self.refusals)
+        self.rates = CallerRates.build(limits, clock)
+        self.tails = ConcurrentCounter.tails(limits, self.rates.refusals)
 
     @classmethod
     def from_env(
@@ -172,13 +155,13 @@ class Charges:
 
     def registration(self) -> None:
         try:
-            self.gate.registrations.take(self.key)
+            self.gate.rates.registrations.take(self.key)
         except QuotaExceeded as exc:
             raise self.gate.too_many(exc) from None
 
     def describe(self) -> None:
         try:
-            self.gate.describes.take(self.key)
+            self.gate.rates.describes.take(self.key)
         except QuotaExceeded as exc:
             raise self.gate.too_many(exc) from None
 

@@ -19,12 +19,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
+from common.access.access_file import ReadersHolder
+from common.access.quotas import QuotaLimits
+from common.access.readers import Readers
 from common.config import Settings
 from common.contract import DESCRIBE_QUERY, REGISTER_QUERY, topic_for
 from common.engine import EngineUnavailable
 from common.query.identity import canonicalize, sid_for
-from common.quotas import QuotaLimits
-from common.readers import Readers, ReadersHolder
 from common.wamp import RouterUnavailable
 from tailor.http.api import TailorAPI
 from tailor.readers.gate import ReaderGate

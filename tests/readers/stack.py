@@ -18,7 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from devstack.handles import RouterHandle, ServiceHandle
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient, on_reactor

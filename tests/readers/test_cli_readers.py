@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from tests.cli.conftest import Cli
 from tests.http_client import http
 from tests.readers.stack import OPS, WRONG, ReadersStack

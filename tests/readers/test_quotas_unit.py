@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.quotas import (
+from common.access.callers import client_address, peer_host, quota_key
+from common.access.quotas import (
     ConcurrentCounter,
     QuotaExceeded,
     QuotaLimits,
     Refusals,
     RegistrationRate,
     TokenBucket,
-    client_address,
-    peer_host,
-    quota_key,
 )
 
 

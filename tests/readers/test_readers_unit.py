@@ -9,24 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.readers import (
-    ANONYMOUS,
-    ReadersError,
-    ReadersHolder,
+from common.access.access_file import ReadersHolder, load_readers, parse_readers, readers_for
+from common.access.errors import ReadersError
+from common.access.exposure import listen_interface
+from common.access.readers import ANONYMOUS, may_read
+from common.access.scopes import (
     Scope,
-    bearer_token,
-    listen_interface,
-    load_readers,
-    may_read,
-    parse_readers,
     pattern_contains,
     pattern_matches,
     patterns_disjoint,
-    readers_for,
     scope_of,
     target_within,
-    token_hash,
 )
+from common.access.tokens import bearer_token, token_hash
 
 OPS_TOKEN = "ops-token-0123456789abcdef"
 TWO_TOKEN = "two-token-0123456789abcdef"
@@ -158,7 +153,7 @@ def test_dot_indices_are_never_readable():
 
 
 def test_open_default_reads_everything_but_dot_indices():
-    from common.readers import Readers
+    from common.access.readers import Readers
 
     anon = Readers.open_default().authenticate(None)
     assert anon is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.readers import ReadersError
+from common.access.errors import ReadersError
 from devstack.router import REPO, render_config
 
 

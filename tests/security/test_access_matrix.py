@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from devstack.handles import EngineHandle, RouterHandle, ServiceHandle
 from devstack.stack import Stack
 from tests.http_client import Response, engine_request, http

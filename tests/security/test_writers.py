@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from tests.data_streams import put_data_stream_template
 from tests.http_client import engine_request, http
 from tests.real_stack import EngineHandle, ServiceHandle, StartService

@@ -53,7 +53,7 @@ from typing import Any
 
 import pytest
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from devstack.engine import cache_dir
 from devstack.wamp_client import WampClient
 from tests.bulk.streaming_bulk_case import engine_family

@@ -49,7 +49,7 @@ from typing import Any
 
 import pytest
 
-from common.readers import token_hash
+from common.access.tokens import token_hash
 from devstack.wamp_client import WampClient
 from tests.bulk.streaming_bulk_case import engine_family
 from tests.http_client import engine_request, http

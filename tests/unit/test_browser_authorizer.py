@@ -84,10 +84,10 @@ def test_the_router_config_wires_the_reader_roles_to_the_gate() -> None:
     assert [a for a, allowed in grants["estrom.router."]["allow"].items() if allowed] == ["register"]
     assert ROUTER_AUTHORIZE.startswith("estrom.router.")
     # Relative to the config's directory, as crossbar resolves it (devstack makes it absolute):
-    # the gate's own package, and the repository root for common/ (contract.py, readers.py, ...).
+    # the gate's own package, and the repository root for common/ (contract.py, access/, ...).
     assert worker["options"]["pythonpath"] == [".", ".."]
     assert (ROUTER_DIR / module.replace(".", "/")).with_suffix(".py").is_file()
-    assert (ROUTER_DIR / ".." / "common" / "readers.py").is_file()
+    assert (ROUTER_DIR / ".." / "common" / "access" / "readers.py").is_file()
 
 
 def test_the_gate_imports_in_the_router_virtualenv_as_crossbar_imports_it() -> None:

@@ -191,12 +191,12 @@ def test_ports_match_the_code() -> None:
 def test_environment_names_are_the_ones_the_code_reads() -> None:
     read = settings_variables()
     assert "ESTROM_ENGINE_URL" in read  # the recording works
-    # Read access (common/readers.py, not Settings): the router and the tailor only.
+    # Read access (common/access/, not Settings): the router and the tailor only.
     readers = {"ESTROM_READERS", "ESTROM_ANONYMOUS_READS"}
     assert readers <= set(_environment(SERVICES["tailor"]))
     assert readers <= set(_environment(SERVICES["router"]))
     assert not readers & set(_environment(SERVICES["beater"]))
-    # Write access (common/writers.py, not Settings): the beater only.
+    # Write access (common/access/writers.py, not Settings): the beater only.
     writers = {"ESTROM_ACCESS", "ESTROM_ANONYMOUS_WRITES"}
     assert writers <= set(_environment(SERVICES["beater"]))
     for name in ("beater", "tailor"):

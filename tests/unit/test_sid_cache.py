@@ -9,9 +9,10 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from beater.queries.sid_cache import SidCache
+from common.access.quotas import DescribeRate, QuotaExceeded, QuotaLimits, Refusals
 from common.config import Settings
+from common.expiring_set import ExpiringSet
 from common.metrics import Metrics
-from common.quotas import DescribeRate, ExpiringSet, QuotaExceeded, QuotaLimits, Refusals
 
 
 class Clock:

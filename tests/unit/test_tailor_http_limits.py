@@ -14,9 +14,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from common import contract
+from common.access.access_file import ReadersHolder
+from common.access.quotas import QuotaLimits
+from common.access.readers import Readers
 from common.config import Settings, router_page_origins
-from common.quotas import QuotaLimits
-from common.readers import Readers, ReadersHolder
 from tailor.http.api import TailorAPI
 from tailor.http.site import TailSite
 from tailor.readers.gate import ReaderGate

@@ -1,4 +1,4 @@
-"""Writers: credentials, the start-up policy, and what a writer may write (common/writers.py)."""
+"""Writers: credentials, the start-up policy, and what a writer may write (common/access/writers.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 
 from beater.bulk.screen import rewritten_answer, scan, screen, without_source_params
 from beater.writers.aliases import write_indices
-from common.readers import ReadersError, scope_of, token_hash
-from common.writers import (
+from common.access.errors import ReadersError
+from common.access.scopes import scope_of
+from common.access.tokens import Credential, presented, token_hash
+from common.access.writers import (
     INGEST_TOKEN_WRITER,
-    Credential,
     WriterIdentity,
     date_math_pattern,
     parse_writers,
-    presented,
     write_refusal,
     writers_for,
 )

@@ -13,7 +13,7 @@ name and token (Logstash's ``user``/``password``) or ``ApiKey`` of
 writer too, named ``ingest-token``, of every index.
 
 Targets use the read-target syntax and the same conservative containment as
-readers (``common/readers.py``): a name (or a template's pattern) is
+readers (``common/access/scopes.py``): a name (or a template's pattern) is
 writable only when it is provably inside the writer's targets. Names
 starting with ``.`` and estrom's own indices (``ESTROM_QUERY_INDEX_PREFIX``)
 are nobody's, whatever the file says. Standard library only, as readers.
@@ -21,37 +21,29 @@ are nobody's, whatever the file says. Standard library only, as readers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from common.query.target_syntax import InvalidTarget
-from common.readers import (
+from common.access.access_file import access_file, anonymous_targets, entries_of, read_document
+from common.access.errors import ReadersError
+from common.access.exposure import exposed_without_opt_in
+from common.access.scopes import (
     OPEN_TARGETS,
-    ReadersError,
     Scope,
-    access_file,
-    configured_targets,
-    exposed_without_opt_in,
     pattern_matches,
     patterns_disjoint,
     scope_of,
     target_within,
-    token_digest,
 )
+from common.access.tokens import Credential, Principal, holder_of
+from common.query.target_syntax import InvalidTarget
 
 #: The name of the writer that ``ESTROM_INGEST_TOKEN`` is.
 INGEST_TOKEN_WRITER = "ingest-token"
 ANONYMOUS_WRITER = "anonymous"
-#: A presented credential that can never match (malformed header): refused, not anonymous.
-_MALFORMED = "\0malformed"
 #: ``<static{date math}static>``: an index name with date math, as the engine resolves it.
 _DATE_MATH = re.compile(r"\{[^{}]*(\{[^{}]*\}[^{}]*)?\}")
 
@@ -65,48 +57,10 @@ class WriterIdentity:
 
 
 @dataclass(frozen=True)
-class _Writer:
-    name: str
-    digest: bytes
-    targets: tuple[Scope, ...]
-
-
-@dataclass(frozen=True)
-class Credential:
-    """What a request presented: a token, and the name it was presented with (Basic, ApiKey)."""
-
-    token: str
-    name: str | None = None
-
-
-def presented(authorization: bytes | None) -> Credential | None:
-    """The credential of an ``Authorization`` header; None when there is none.
-
-    A header that is present but not understood is a credential that matches
-    no writer (refused), never "no credentials" (anonymous).
-    """
-    if authorization is None or not authorization.strip():
-        return None
-    scheme, _, value = authorization.strip().partition(b" ")
-    scheme, value = scheme.lower(), value.strip()
-    if scheme == b"bearer" and value:
-        return Credential(value.decode("latin-1"))
-    if scheme in (b"basic", b"apikey") and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return Credential(_MALFORMED)
-        name, sep, token = decoded.partition(":")
-        if sep and name and token:
-            return Credential(token, name)
-    return Credential(_MALFORMED)
-
-
-@dataclass(frozen=True)
 class Writers:
     """The writers of the access file, the ingest token's writer, and the anonymous writer (if any)."""
 
-    writers: tuple[_Writer, ...] = ()
+    writers: tuple[Principal, ...] = ()
     anonymous: WriterIdentity | None = None
     source: str = ""
 
@@ -118,17 +72,12 @@ class Writers:
     def authenticate(self, credential: Credential | None) -> WriterIdentity | None:
         """The identity presenting ``credential`` (None: anonymous); None when refused (401).
 
-        Every digest is compared in constant time, so the time says nothing of
-        which writer matched. A name given with the token (Basic, ApiKey) must
-        be that writer's.
+        Tokens are compared in constant time (:func:`holder_of`). A name
+        given with the token (Basic, ApiKey) must be that writer's.
         """
         if credential is None:
             return self.anonymous
-        digest = hashlib.sha256(credential.token.encode("utf-8")).digest()
-        found: _Writer | None = None
-        for writer in self.writers:
-            if hmac.compare_digest(digest, writer.digest):
-                found = writer
+        found = holder_of(credential.token, self.writers)
         if found is None or (credential.name is not None and credential.name != found.name):
             return None
         return WriterIdentity(found.name, found.targets)
@@ -140,45 +89,17 @@ def parse_writers(document: Any, source: str = "", ingest_token: str = "") -> Wr
     document = document if document is not None else {}
     if not isinstance(document, dict):
         raise ReadersError(f"{where}: must be a JSON object")
-    entries = document.get("writers", [])
-    if not isinstance(entries, list):
-        raise ReadersError(f"{where}: 'writers' must be a list")
-    writers: list[_Writer] = []
-    names: set[str] = set()
-    digests: set[bytes] = set()
+    taken: list[Principal] = []
     if ingest_token:
-        names.add(INGEST_TOKEN_WRITER)
         digest = hashlib.sha256(ingest_token.encode("utf-8")).digest()
-        digests.add(digest)
-        writers.append(_Writer(INGEST_TOKEN_WRITER, digest, OPEN_TARGETS))
-    for i, entry in enumerate(entries):
-        at = f"{where}: writers[{i}]"
-        if not isinstance(entry, dict):
-            raise ReadersError(f"{at}: must be an object with name, token, targets")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name or name == ANONYMOUS_WRITER or ":" in name:
-            raise ReadersError(
-                f"{at}: 'name' must be a non-empty string without ':', not {ANONYMOUS_WRITER!r}"
-            )
-        if name in names:
-            raise ReadersError(f"{at}: name {name!r} appears twice (or is the ingest token's writer)")
-        digest = token_digest(entry.get("token"), f"{at} ({name})")
-        if digest in digests:
-            raise ReadersError(f"{at} ({name}): the same token as another writer")
-        targets, _raw = configured_targets(entry.get("targets"), f"{at} ({name})")
-        if not targets:
-            raise ReadersError(f"{at} ({name}): 'targets' is empty: a writer of nothing")
-        names.add(name)
-        digests.add(digest)
-        writers.append(_Writer(name, digest, targets))
-    anonymous: WriterIdentity | None = None
-    if "anonymous_writer" in document:
-        anon = document["anonymous_writer"]
-        if not isinstance(anon, dict):
-            raise ReadersError(f"{where}: 'anonymous_writer' must be an object with 'targets'")
-        targets, _raw = configured_targets(anon.get("targets"), f"{where}: anonymous_writer")
-        anonymous = WriterIdentity(ANONYMOUS_WRITER, targets)
-    return Writers(tuple(writers), anonymous, source)
+        taken.append(Principal(INGEST_TOKEN_WRITER, digest, OPEN_TARGETS, ("*",)))
+    entries = entries_of(document, "writers", where, ANONYMOUS_WRITER, taken, no_colon=True)
+    for entry in entries:
+        if not entry.targets:
+            raise ReadersError(f"{where}: writer {entry.name!r}: 'targets' is empty: a writer of nothing")
+    targets = anonymous_targets(document, "anonymous_writer", where)
+    anonymous = WriterIdentity(ANONYMOUS_WRITER, targets) if targets is not None else None
+    return Writers((*taken, *entries), anonymous, source)
 
 
 def writers_for(env: Mapping[str, str], interfaces: Iterable[str], ingest_token: str = "") -> Writers:
@@ -190,14 +111,7 @@ def writers_for(env: Mapping[str, str], interfaces: Iterable[str], ingest_token:
     or ``ESTROM_ANONYMOUS_WRITES=all`` says an open write side is intended.
     """
     path = access_file(env)
-    document: Any = None
-    if path:
-        try:
-            document = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ReadersError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise ReadersError(f"{path}: not JSON: {exc}") from None
+    document = read_document(path) if path else None
     writers = parse_writers(document, path, ingest_token)
     if writers.configured:
         return writers

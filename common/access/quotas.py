@@ -1,13 +1,9 @@
-"""Quotas per reader identity: registrations and sid lookups per second, subscriptions, concurrent tails.
+"""Quotas per caller: registrations and sid lookups per second, subscriptions, concurrent tails.
 
-Standard library only (the router imports it too). The key of a quota is a
-reader's name, or ``anonymous@<address>`` for anonymous callers: an
-anonymous authid is per session, so a flood of sessions from one address
-would otherwise each get a fresh allowance. ``0`` means unlimited.
-
-Also here, because beater and tailor both need it and it is what keeps a
-caller's lookups cheap: ``ExpiringSet``, the bounded memory of sids found
-unknown a moment ago.
+The key of a quota is a reader's name, or ``anonymous@<address>`` for
+anonymous callers (``common/access/callers.py``): an anonymous authid is
+per session, so a flood of sessions from one address would otherwise each
+get a fresh allowance. ``0`` means unlimited.
 
 Over a limit the caller gets :class:`QuotaExceeded`, naming the limit and its
 value (WAMP ``com.estrom.error.quota_exceeded``, HTTP 429 with Retry-After);
@@ -18,12 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from common.environment import ConfigError, integer, listed, real
-from common.readers import ANONYMOUS
 
 #: ends every refusal of a quota's value
 _UNLIMITED = " (0 for unlimited)"
@@ -96,45 +91,6 @@ class QuotaLimits:
             tails_total=count("ESTROM_QUOTA_TAILS_TOTAL", d.tails_total),
             trusted_proxies=proxies,
         )
-
-
-def quota_key(identity_name: str, address: str) -> str:
-    """What a quota counts against: the reader, or the anonymous caller's address."""
-    return f"{ANONYMOUS}@{address}" if identity_name == ANONYMOUS else identity_name
-
-
-def client_address(peer: str, forwarded_for: str | None, trusted: Iterable[str]) -> str:
-    """The caller's address: the transport peer, or X-Forwarded-For's when the peer is a trusted proxy.
-
-    Walks X-Forwarded-For from the right, past trusted proxies, to the first
-    address nobody trusted wrote: the left-most entries are whatever the
-    client chose to send.
-    """
-    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in n for n in networks)
-
-    if not forwarded_for or not is_trusted(peer):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            return hop
-    return hops[0] if hops else peer
-
-
-def peer_host(peer: str) -> str:
-    """The host of a crossbar/Twisted peer string (``tcp4:127.0.0.1:5000``, ``tcp6:[::1]:5000``)."""
-    kind, _, rest = peer.partition(":")
-    if kind not in ("tcp4", "tcp6", "tcp"):
-        return peer
-    host, _, _port = rest.rpartition(":")
-    return host.strip("[]") or rest
 
 
 class TokenBucket:
@@ -224,50 +180,6 @@ class DescribeRate(RateLimit):
         super().__init__(self.LIMIT, limits.describes_per_second, limits.describes_burst, clock, refusals)
 
 
-class ExpiringSet:
-    """Keys remembered for ``ttl`` seconds, at most ``size`` of them (the oldest go first).
-
-    What beater and tailor know about unknown sids: a lookup found none a
-    moment ago, so asking the engine again now would cost the same search
-    for the same answer. ``discard`` forgets one at once (the sid was just
-    registered). ``ttl`` or ``size`` 0 remembers nothing.
-    """
-
-    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
-        self.ttl = ttl
-        self.size = size
-        self.clock = clock
-        self._until: OrderedDict[str, float] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._until)
-
-    def __contains__(self, key: object) -> bool:
-        until = self._until.get(key)  # type: ignore[call-overload]
-        if until is None:
-            return False
-        if until <= self.clock():
-            del self._until[key]  # type: ignore[arg-type]
-            return False
-        return True
-
-    def add(self, key: str) -> None:
-        if self.ttl <= 0 or self.size <= 0:
-            return
-        now = self.clock()
-        self._until.pop(key, None)
-        self._until[key] = now + self.ttl
-        # Insertion order is expiry order (one ttl for all): drop the expired, then the oldest.
-        while self._until:
-            oldest, until = next(iter(self._until.items()))
-            if until > now and len(self._until) <= self.size:
-                break
-            del self._until[oldest]
-
-    def discard(self, key: str) -> None:
-        self._until.pop(key, None)
-
-
 class ConcurrentCounter:
     """Held slots per key and in total (subscriptions, tails); ``release`` gives one back."""
 
@@ -280,6 +192,31 @@ class ConcurrentCounter:
         self.total_name = total_name
         self.refusals = refusals
         self.held: Counter[str] = Counter()
+
+    @classmethod
+    def subscriptions(cls, limits: QuotaLimits, refusals: Refusals) -> ConcurrentCounter:
+        """Subscriptions to ``docs-for-*`` (the router's)."""
+        return cls(
+            limits.subscriptions,
+            limits.subscriptions_total,
+            "ESTROM_QUOTA_SUBSCRIPTIONS",
+            "ESTROM_QUOTA_SUBSCRIPTIONS_TOTAL",
+            refusals,
+        )
+
+    @classmethod
+    def tails(cls, limits: QuotaLimits, refusals: Refusals) -> ConcurrentCounter:
+        """Concurrent tails and counts (a tailor's)."""
+        return cls(
+            limits.tails, limits.tails_total, "ESTROM_QUOTA_TAILS", "ESTROM_QUOTA_TAILS_TOTAL", refusals
+        )
+
+    def check_room(self, key: str) -> None:
+        """QuotaExceeded (counted) when ``key`` already holds its per-key limit; nothing is held."""
+        if self.per_key and self.held[key] >= self.per_key:
+            exc = QuotaExceeded(self.per_key_name, self.per_key, key)
+            self.refusals.count(exc)
+            raise exc
 
     def acquire(self, key: str) -> None:
         """Hold one slot for ``key``, or QuotaExceeded naming the limit that is full."""
@@ -301,3 +238,17 @@ class ConcurrentCounter:
     def top(self, n: int = 5) -> list[tuple[str, int]]:
         """The largest users, for metrics."""
         return self.held.most_common(n)
+
+
+@dataclass(frozen=True)
+class CallerRates:
+    """A process's rate limits for its callers (registrations, sid lookups) and the refusals they count."""
+
+    refusals: Refusals
+    registrations: RegistrationRate
+    describes: DescribeRate
+
+    @classmethod
+    def build(cls, limits: QuotaLimits, clock: Callable[[], float]) -> CallerRates:
+        refusals = Refusals()
+        return cls(refusals, RegistrationRate(limits, clock, refusals), DescribeRate(limits, clock, refusals))
