@@ -13,7 +13,7 @@ On real processes it starts itself (engine, router, beater, tailor on free
 loopback ports), it registers one query over WAMP and, for each client count:
 
 1. opens that many ``GET /api/v0.1/docs?s=<sid>`` tails from this process
-   (bench/tail_swarm.py: asyncio, no JSON parsing), each until its stream
+   (bench/tail_client.py: asyncio, no JSON parsing), each until its stream
    started; the tailor's RSS before and after, with every client idle (no
    hit yet), gives the growth per idle client;
 2. ingests at a steady 100 documents/s (JSON arrays of 10 POSTed to the

@@ -5,7 +5,7 @@ Below a hundred or so documents, whether one ``documents`` request or an
 stored queries and on how many of them each document matches: measured here,
 each shape has won by 2x (the retired percolate-modes study, docs/performance.md
 "Answered questions", with ten matches per document favours ``msearch``;
-``bench/compare.py`` with one match in ten documents favours ``documents``).
+``bench/compare/`` with one match in ten documents favours ``documents``).
 So ``auto`` measures: the wall time per document of each shape, per
 percolator index and batch-size band, as a moving average; the cheaper
 shape is used, and the other one is tried again now and then, in case the

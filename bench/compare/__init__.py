@@ -40,9 +40,3 @@ The parts: ``runs`` (the figures of one run, what sections share),
 and 2), ``end_to_end`` (sections 3 and 5), ``warm_up``, ``fanout_child``
 (section 4), ``report``, and ``__main__`` (options and the order of it all).
 """
-
-from bench.compare.report import format_fanout, goals
-from bench.compare.runs import Run
-
-# What is read of this benchmark from outside it: the shape of a run and the verdicts on it.
-__all__ = ["Run", "format_fanout", "goals"]

@@ -1,4 +1,8 @@
-"""The comparison benchmark's data: every sid's expected hit count must be exact."""
+"""The benchmarks' own checks: every sid's expected hit count exact, the figures and verdicts as printed.
+
+Here, not in tests/: the product's suite never imports the benchmarks; pytest collects
+this folder too (pyproject.toml's testpaths), so the README's test command runs these.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from bench.compare import Run, format_fanout, goals
+from bench.compare.report import format_fanout, goals
+from bench.compare.runs import Run
 from bench.measure import pct
 from bench.receivers import HitLog
 from bench.workload import QuerySet, Stream, base_docs
