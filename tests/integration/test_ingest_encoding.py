@@ -17,7 +17,7 @@ import pytest
 
 from devstack.wamp_client import WampClient
 from tests.http_client import ingest
-from tests.integration.test_beater_errors import fence, markers, watch_all
+from tests.integration.delivery_fence import fence, markers, watch_all
 from tests.real_stack import ServiceHandle, StartService
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Who may do what on the router: roles, secrets, anonymous access, origins.
 
 The ingest endpoint's bearer token (ESTROM_INGEST_TOKEN → 401) is covered by
-tests/integration/test_beater_errors.py::test_ingest_token.
+tests/integration/test_beater_errors_limits.py::test_ingest_token.
 """
 
 from __future__ import annotations

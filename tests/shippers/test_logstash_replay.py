@@ -1,7 +1,7 @@
 """Logstash 8's ``elasticsearch`` output pointed at the beater, replayed request for request.
 
 Logstash cannot be installed on the test machine, so
-``tests/shippers/logstash_requests.py`` replays what
+``tests/shippers/logstash/`` replays what
 logstash-output-elasticsearch (the 11.x/12.x line Logstash 8.x ships) sends
 with its default configuration, ``elasticsearch { hosts => "<beater>" }``
 (plus ``user``/``password`` against a beater with writers), and reacts to
@@ -54,13 +54,9 @@ from devstack.wamp_client import WampClient
 from tests.bulk.streaming_bulk_case import engine_family
 from tests.http_client import engine_request, http
 from tests.real_stack import EngineHandle, ServiceHandle, StartService
-from tests.shippers.logstash_requests import (
-    BULK_PATH,
-    BootstrapFailed,
-    ConfigurationError,
-    LogstashOutput,
-    OutputConfig,
-)
+from tests.shippers.logstash.bootstrap import BootstrapFailed, ConfigurationError
+from tests.shippers.logstash.bulk import BULK_PATH, LogstashOutput
+from tests.shippers.logstash.transport import OutputConfig
 from tests.tailor.tail_client import Tail
 
 pytestmark = pytest.mark.integration
