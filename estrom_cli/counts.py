@@ -11,6 +11,7 @@ import http.client
 import json
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, TextIO
 
 from estrom_cli._http import CliError, open_stream, say
@@ -19,30 +20,38 @@ READ_TIMEOUT = 60.0
 BAR_WIDTH = 30
 
 
-def counts_path(
-    index: str | None,
-    query: str | None,
-    sid: str | None,
-    *,
-    by: str | None,
-    k: int | None,
-    every: float | None,
-    since: str | None,
-    limit: int,
-) -> str:
-    """The counts request; ``k`` and ``every`` left out (None) are the tailor's defaults."""
-    params: dict[str, str] = {"s": sid} if sid else {"i": index or "", "q": query or ""}
-    if by:
-        params["by"] = by
-        if k is not None:
-            params["k"] = str(k)
-    if every is not None:
-        params["every"] = f"{every:g}"
-    if since:
-        params["since"] = since
-    if limit:
-        params["limit"] = str(limit)
-    return "/api/v0.1/counts?" + urllib.parse.urlencode(params)
+@dataclass(frozen=True)
+class CountAsk:
+    """What a counts request asks the tailor: built once from the command line, read by both the
+    request and the drawing of its answers."""
+
+    index: str | None
+    query: str | None
+    sid: str | None
+    _: KW_ONLY
+    by: str | None = None
+    #: ``k`` and ``every`` left out (None) are the tailor's defaults
+    k: int | None = None
+    every: float | None = None
+    since: str | None = None
+    limit: int = 0
+
+    def path(self) -> str:
+        """The counts request's path and query string."""
+        params: dict[str, str] = (
+            {"s": self.sid} if self.sid else {"i": self.index or "", "q": self.query or ""}
+        )
+        if self.by:
+            params["by"] = self.by
+            if self.k is not None:
+                params["k"] = str(self.k)
+        if self.every is not None:
+            params["every"] = f"{self.every:g}"
+        if self.since:
+            params["since"] = self.since
+        if self.limit:
+            params["limit"] = str(self.limit)
+        return "/api/v0.1/counts?" + urllib.parse.urlencode(params)
 
 
 def read_lines(response: http.client.HTTPResponse) -> Iterator[Any]:
@@ -80,29 +89,15 @@ def frame_table(frame: dict[str, Any], by: str | None) -> list[str]:
 
 
 def run_counts(
-    tailor: str,
-    index: str | None,
-    query: str | None,
-    sid: str | None,
-    *,
-    by: str | None,
-    k: int | None,
-    every: float | None,
-    since: str | None,
-    limit: int,
-    as_json: bool,
-    redraw: bool,
-    quiet: bool,
-    out: TextIO,
-    token: str = "",
+    tailor: str, ask: CountAsk, *, as_json: bool, redraw: bool, quiet: bool, out: TextIO, token: str = ""
 ) -> int:
-    path = counts_path(index, query, sid, by=by, k=k, every=every, since=since, limit=limit)
+    """Count until the stream ends (``limit``) or breaks off: 0, or CliError with the reason."""
     conn, response = open_stream(
         tailor,
-        path,
+        ask.path(),
         accept="application/x-ndjson",
         token=token,
-        timeout=READ_TIMEOUT + (every or 0.0),
+        timeout=READ_TIMEOUT + (ask.every or 0.0),
         what="counts",
     )
     drawn = 0
@@ -118,7 +113,7 @@ def run_counts(
             elif as_json:
                 out.write(json.dumps(value, ensure_ascii=False) + "\n")
             elif redraw:
-                lines = frame_table(value, by)
+                lines = frame_table(value, ask.by)
                 # Back to the top of the last table, clear to the end, draw anew.
                 out.write((f"\033[{drawn}F\033[J" if drawn else "") + "\n".join(lines) + "\n")
                 drawn = len(lines)

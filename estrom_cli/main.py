@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from common.config import CliSettings
 from estrom_cli._http import CliError, say
-from estrom_cli.counts import run_counts
+from estrom_cli.counts import CountAsk, run_counts
 from estrom_cli.post import run_post
 from estrom_cli.queries import run_queries
 from estrom_cli.readers import run_readers_add
@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 token=args.token,
             )
         if args.command == "counts":
-            return run_counts(
-                args.tailor,
+            ask = CountAsk(
                 args.index,
                 args.query,
                 args.sid,
@@ -227,6 +226,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 every=args.every,
                 since=args.since,
                 limit=args.limit,
+            )
+            return run_counts(
+                args.tailor,
+                ask,
                 as_json=args.json,
                 redraw=sys.stdout.isatty(),
                 quiet=args.quiet,

@@ -62,6 +62,10 @@ class QueryStore:
         self.targets = TargetSet(engine, prefix, self.events)
         self.registry = QueryRegistry(engine, self.indices, self.targets, limits or QueryLimits())
         self.sweeps = QuerySweeps(engine, prefix)
+        #: the lifecycle's sweep steps are the sweeps' own, with their signatures and docstrings
+        self.deactivate_unsubscribed = self.sweeps.deactivate_unsubscribed
+        self.activate_subscribed = self.sweeps.activate_subscribed
+        self.collect_idle = self.sweeps.collect_idle
         self.repair = IndexRepair(engine, self.indices, self.events)
 
     async def register(self, index: str, query: object, principal: str | None = None) -> str:
@@ -115,24 +119,6 @@ class QueryStore:
     async def refresh_targets(self) -> bool:
         """Re-read targets, aliases and data streams: on joining, at every sweep, after a bulk's new names."""
         return await self.targets.refresh()
-
-    async def deactivate_unsubscribed(
-        self, subscribed: set[str], cutoff_ms: int, now_ms: int, prefixes: frozenset[str] = frozenset()
-    ) -> int:
-        return await self.sweeps.deactivate_unsubscribed(subscribed, cutoff_ms, now_ms, prefixes)
-
-    async def activate_subscribed(
-        self,
-        subscribed: set[str],
-        now_ms: int,
-        prefixes: frozenset[str] = frozenset(),
-        *,
-        everything: bool = False,
-    ) -> int:
-        return await self.sweeps.activate_subscribed(subscribed, now_ms, prefixes, everything=everything)
-
-    async def collect_idle(self, idle_before_ms: int) -> int:
-        return await self.sweeps.collect_idle(idle_before_ms)
 
     async def sync_mappings(self) -> int:
         return await self.indices.sync_mappings(list(self.targets.registered()))

@@ -15,9 +15,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from common.hits import Hit
+
+K = TypeVar("K", str, bytes)
 
 
 def _source_key(hit: Hit) -> bytes:
@@ -65,19 +67,18 @@ class Deduper:
         """Whether ``hit`` was backfilled (and, if so, count it as matched)."""
         if self._left <= 0:
             return False
-        if "_id" in hit:
-            ids, key = self._ids, _id_key(hit)
-            if ids[key] > 0:
-                ids[key] -= 1
-                self._left -= 1
-                return True
-            return False
-        sources, digest = self._sources, _source_key(hit)
-        if sources[digest] > 0:
-            sources[digest] -= 1
+        matched = _take(self._ids, _id_key(hit)) if "_id" in hit else _take(self._sources, _source_key(hit))
+        if matched:
             self._left -= 1
-            return True
+        return matched
+
+
+def _take(left: Counter[K], key: K) -> bool:
+    """One of the backfill hits under ``key`` matched, if any is left (a Counter's miss adds no key)."""
+    if left[key] <= 0:
         return False
+    left[key] -= 1
+    return True
 
 
 def splice(backfill: Sequence[Hit], live: Sequence[Any], hit_of: Any = None) -> list[Any]:

@@ -1,1 +1,1 @@
-"""The tailor's HTTP face: the routes and the request around a stream (api), the connections (site)."""
+"""The tailor's HTTP face: the routes (api), what every streaming endpoint does around its stream (endpoint), the connections (site)."""

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
 
+from common.access.readers import searchable
 from common.config import Settings
 from common.contract import INVALID_QUERY
 from common.engine import EngineRejected
 from common.http import HTTPError
 from common.metrics import Metrics
-from common.readers import searchable
 from tailor.backfill.pages import Backfill, BackfillPages
-from tailor.queries.params import BadParameter, TailRequest, parse_tail_request, query_args
+from tailor.http.endpoint import StreamEndpoint
+from tailor.queries.params import TailRequest, parse_tail_request, query_args
 from tailor.queries.resolve import Resolved, Resolver
 from tailor.readers.access_watch import AccessWatch
 from tailor.readers.admission import ReaderAdmission
@@ -38,9 +40,10 @@ log = Logger()
 
 
 @dataclass(eq=False)
-class TailEndpoint:
+class TailEndpoint(StreamEndpoint[TailRequest, ClientStream]):
     """The tails of this tailor: each request's way to its stream, and the streams open."""
 
+    started_total: ClassVar[str] = "streams_total"
     settings: Settings
     clock: IReactorTime
     hub: SubscriptionHub
@@ -53,37 +56,17 @@ class TailEndpoint:
     #: the tails open now
     streams: set[ClientStream] = field(default_factory=set)
 
-    async def handle(self, request: Request, watch: RequestWatch) -> None:
-        tail = self._parse(request)
-        target, reader = await self.admission.resolve(request, tail.sid, tail.index, tail.query)
-        stream = self._new_stream(request, watch, tail, target.sid)
-        self.access.watch(stream, reader.name, target.index)
-        try:
-            sub = await self._join(stream, target, history=tail.format == "sse")
-            joined_at = sub.last_seq
-            resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
-            backfill = await self._backfill(target, tail.backfill) if resume is None else None
-        except BaseException:
-            self._abandon(target.sid, stream)
-            raise
-        self.metrics.inc("streams_total", format=tail.format)
-        log.debug("stream.start", sid=target.sid, stream_format=tail.format, backfill=tail.backfill)
-        stream.start(target.sid, sub.event_id, backfill or (), sub.event_id(joined_at), resume)
-
     def _parse(self, request: Request) -> TailRequest:
         last_event_id = request.getHeader(b"last-event-id")
-        try:
-            return parse_tail_request(
-                query_args(request),
-                last_event_id.decode("utf-8", "replace") if last_event_id else None,
-                self.settings.tailor_max_backfill,
-                self.settings.query_limits(),
-            )
-        except BadParameter as exc:
-            raise HTTPError.of(exc.error, exc.reason) from None
+        return parse_tail_request(
+            query_args(request),
+            last_event_id.decode("utf-8", "replace") if last_event_id else None,
+            self.settings.tailor_max_backfill,
+            self.settings.query_limits(),
+        )
 
     def _new_stream(self, request: Request, watch: RequestWatch, tail: TailRequest, sid: str) -> ClientStream:
-        stream = ClientStream(
+        return ClientStream(
             request,
             framing_for(tail.format),
             self.clock,
@@ -92,12 +75,23 @@ class TailEndpoint:
             heartbeat=self.settings.tailor_heartbeat,
             max_pending=self.settings.tailor_max_pending,
             stats=self.stats,
-            on_gone=self._stream_gone(sid, linger=tail.format == "sse"),
+            on_gone=self._on_gone(sid, tail),
             watch=watch,
             backfill_stall=self.settings.tailor_backfill_stall,
         )
-        self.streams.add(stream)
-        return stream
+
+    async def _prepare(self, stream: ClientStream, target: Resolved, tail: TailRequest) -> Callable[[], None]:
+        """Joined, then the hand-over planned: a resume from the SSE history, or else the backfill."""
+        sub = await self._join(stream, target, history=tail.format == "sse")
+        joined_at = sub.last_seq
+        resume = sub.resume(tail.last_event_id) if tail.last_event_id else None
+        backfill = await self._backfill(target, tail.backfill) if resume is None else None
+
+        def start() -> None:
+            log.debug("stream.start", sid=target.sid, stream_format=tail.format, backfill=tail.backfill)
+            stream.start(target.sid, sub.event_id, backfill or (), sub.event_id(joined_at), resume)
+
+        return start
 
     async def _join(self, listener: Listener, target: Resolved, history: bool) -> SharedSubscription:
         """The sid's shared subscription, confirmed by the router; live hits are held from here on."""
@@ -113,16 +107,7 @@ class TailEndpoint:
         except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
             raise HTTPError.of(INVALID_QUERY, f"backfill search refused: {exc.reason}") from None
 
-    def _abandon(self, sid: str, stream: ClientStream) -> None:
-        self.streams.discard(stream)
-        self.access.forget(stream)
-        self.hub.leave(sid, stream)
-        stream.abandon()
-
-    def _stream_gone(self, sid: str, linger: bool) -> Callable[[ClientStream], None]:
-        def gone(stream: ClientStream) -> None:
-            self.streams.discard(stream)
-            self.access.forget(stream)
-            self.hub.leave(sid, stream, linger=linger)
-
-        return gone
+    def _leave(self, sid: str, tail: TailRequest, stream: ClientStream, *, abandoned: bool) -> None:
+        """An SSE client's subscription lingers after it (its browser reconnects with Last-Event-ID),
+        never after an HTTP error."""
+        self.hub.leave(sid, stream, linger=tail.format == "sse" and not abandoned)
