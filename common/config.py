@@ -188,6 +188,8 @@ class Settings:
     tailor_idle_timeout: float = 30.0
     #: seconds between second looks at open streams' targets (aliases, the access file); 0: never
     tailor_access_recheck: float = 10.0
+    #: the longest ``delay=`` a tail or count may ask for (hits held for ordering, windows kept open)
+    tailor_max_delay: float = 10.0
     #: seconds an unknown sid is remembered as unknown (beater and tailor), and how many are
     unknown_sid_ttl: float = 5.0
     unknown_sid_cache: int = 10_000

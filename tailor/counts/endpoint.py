@@ -53,7 +53,9 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
     streams: set[CountStream] = field(default_factory=set)
 
     def _parse(self, request: Request) -> CountRequest:
-        return parse_count_request(query_args(request), self.settings.query_limits())
+        return parse_count_request(
+            query_args(request), self.settings.query_limits(), self.settings.tailor_max_delay
+        )
 
     def _new_stream(self, request: Request, watch: RequestWatch, ask: CountRequest, sid: str) -> CountStream:
         return CountStream(

@@ -26,6 +26,12 @@ from common.query.limits import QueryLimits, validate_query
 from common.query.targets import canonical_target, target_problem
 
 FORMAT_NAMES = ("json", "ndjson", "sse")
+#: What ``delay=`` orders by unless ``order_by=`` says otherwise.
+ORDER_BY = "@timestamp"
+#: The most patterns one ``fields=`` may list.
+MAX_FIELDS = 100
+#: A field pattern: dotted segments of anything but ``,`` and ``.``, ``*`` anywhere.
+_FIELD_PATTERN = re.compile(r"[^.,\s]+(\.[^.,\s]+)*")
 
 
 class BadParameter(ValueError):
@@ -51,6 +57,19 @@ class TailRequest:
     backfill: int = 0
     format: str = "json"
     last_event_id: str | None = None
+    #: only these fields of each hit's ``_source`` (dotted paths, ``*`` wildcards); None: all
+    fields: tuple[str, ...] | None = None
+    #: seconds hits are held to be released in ``order_by`` order (0: as they arrive)
+    delay: float = 0.0
+    #: the field whose value orders held hits (with ``delay``)
+    order_by: str = ORDER_BY
+    #: hits per second above which hits are sampled (None: never sampled)
+    max_rate: int | None = None
+
+    @property
+    def shaped(self) -> bool:
+        """Whether the hits are shaped for this tail (fields, delay, sampling), not sent as they come."""
+        return self.fields is not None or self.delay > 0 or self.max_rate is not None
 
 
 def query_args(request: Request) -> dict[str, list[str]]:
@@ -138,9 +157,17 @@ def parse_tail_request(
     last_event_id: str | None = None,
     max_backfill: int = 10_000,
     limits: QueryLimits | None = None,
+    max_delay: float = 10.0,
 ) -> TailRequest:
     """Validate the query arguments of a tail request (``Last-Event-ID`` header passed apart)."""
     sid, index, query = _target(args, limits)
+    delay = _delay(args, max_delay)
+    order_by = _one(args, "order_by")
+    if order_by is not None and not delay:
+        raise BadParameter(INVALID_PARAMETER, "order_by orders the hits a delay holds: give delay= with it")
+    max_rate = _count(args, "max_rate")
+    if max_rate == 0:
+        raise BadParameter(INVALID_PARAMETER, "max_rate must be at least 1 hit per second")
     timeout = _seconds(args, "timeout")
     fmt = _format(args, FORMAT_NAMES, "json")
     # EventSource polyfills that cannot set headers pass it as a parameter.
@@ -154,7 +181,51 @@ def parse_tail_request(
         backfill=_count(args, "n", max_backfill) or 0,
         format=fmt,
         last_event_id=resume.strip() if resume and resume.strip() and fmt == "sse" else None,
+        fields=_fields(args),
+        delay=delay,
+        order_by=_field_name(order_by, "order_by") if order_by is not None else ORDER_BY,
+        max_rate=max_rate,
     )
+
+
+def _field_name(raw: str, name: str) -> str:
+    """One field name (dotted for nested), as ``by=`` and ``order_by=`` take it."""
+    field = raw.strip()
+    if not field or any(not part for part in field.split(".")):
+        raise BadParameter(INVALID_PARAMETER, f"{name} must be a field name (dotted for nested), got {raw!r}")
+    return field
+
+
+def _fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
+    """``fields=a,b.c,d*``: the patterns, each checked; None when not given."""
+    raw = _one(args, "fields")
+    if raw is None:
+        return None
+    patterns = tuple(p.strip() for p in raw.split(","))
+    if not raw.strip() or len(patterns) > MAX_FIELDS:
+        raise BadParameter(INVALID_PARAMETER, f"fields must list 1 to {MAX_FIELDS} field names, got {raw!r}")
+    for pattern in patterns:
+        if not _FIELD_PATTERN.fullmatch(pattern):
+            raise BadParameter(
+                INVALID_PARAMETER,
+                f"fields: {pattern!r} is not a field name or pattern (dotted paths such as a.b, "
+                "* as a wildcard, separated by commas)",
+            )
+    return tuple(dict.fromkeys(patterns))
+
+
+def _delay(args: Mapping[str, Sequence[str]], max_delay: float) -> float:
+    """``delay=<duration>`` in seconds, at most ``max_delay`` (``ESTROM_TAILOR_MAX_DELAY``); 0 if not given."""
+    raw = _one(args, "delay")
+    if raw is None or raw.strip() in ("0", "0s", "0ms"):
+        return 0.0
+    delay = parse_duration(raw, "delay")
+    if delay > max_delay:
+        raise BadParameter(
+            INVALID_PARAMETER,
+            f"delay={raw} is over this tailor's limit of {max_delay:g}s (ESTROM_TAILOR_MAX_DELAY)",
+        )
+    return delay
 
 
 COUNT_FORMATS = ("ndjson", "sse")
@@ -180,27 +251,29 @@ class CountRequest:
     format: str = "ndjson"
     limit: int | None = None
     timeout: float | None = None
+    #: seconds each window stays open for late hits, counted by their ``@timestamp`` (0: by arrival)
+    delay: float = 0.0
 
 
-def parse_duration(raw: str) -> float:
-    """``90``, ``90s``, ``5m``, ``1h``, ``1d``, ``500ms`` as seconds; BadParameter otherwise."""
+def parse_duration(raw: str, name: str = "since") -> float:
+    """``90``, ``90s``, ``5m``, ``1h``, ``1d``, ``500ms`` as seconds; BadParameter (naming ``name``) otherwise."""
     found = _DURATION.fullmatch(raw.strip().lower())
     value = float(found[1]) * _UNITS[found[2] or "s"] if found else math.nan
     if not math.isfinite(value) or value <= 0:
         raise BadParameter(
-            INVALID_PARAMETER, f"since must be a positive duration such as 90s, 5m or 1h, got {raw!r}"
+            INVALID_PARAMETER, f"{name} must be a positive duration such as 500ms, 90s, 5m or 1h, got {raw!r}"
         )
     return value
 
 
-def parse_count_request(args: Mapping[str, Sequence[str]], limits: QueryLimits | None = None) -> CountRequest:
+def parse_count_request(
+    args: Mapping[str, Sequence[str]], limits: QueryLimits | None = None, max_delay: float = 10.0
+) -> CountRequest:
     """Validate the query arguments of ``GET /api/v0.1/counts``."""
     sid, index, query = _target(args, limits)
     by = _one(args, "by")
     if by is not None:
-        by = by.strip()
-        if not by or any(not part for part in by.split(".")):
-            raise BadParameter(INVALID_PARAMETER, f"by must be a field name (dotted for nested), got {by!r}")
+        by = _field_name(by, "by")
     k = _count(args, "k", MAX_K)
     if k == 0:
         raise BadParameter(INVALID_PARAMETER, "k must be at least 1")
@@ -229,4 +302,5 @@ def parse_count_request(args: Mapping[str, Sequence[str]], limits: QueryLimits |
         format=_format(args, COUNT_FORMATS, "ndjson"),
         limit=_count(args, "limit"),
         timeout=_seconds(args, "timeout"),
+        delay=_delay(args, max_delay),
     )

@@ -63,6 +63,7 @@ class TailEndpoint(StreamEndpoint[TailRequest, ClientStream]):
             last_event_id.decode("utf-8", "replace") if last_event_id else None,
             self.settings.tailor_max_backfill,
             self.settings.query_limits(),
+            self.settings.tailor_max_delay,
         )
 
     def _new_stream(self, request: Request, watch: RequestWatch, tail: TailRequest, sid: str) -> ClientStream:
