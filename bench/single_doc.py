@@ -45,6 +45,7 @@ from bench.measure import Probe, pct, process_tree
 from bench.receivers import HitLog, Tails
 from bench.stored_queries import PERC_PREFIX, check_document_shape, query_document
 from bench.workload import QuerySet, Stream, base_docs
+from common.contract import topic_for
 from common.engine import sync_client
 from devstack.metrics_page import samples
 from devstack.sender import Retry, Sender
@@ -62,7 +63,7 @@ def subscribe_and_register(wamp: WampClient, es: Any, qs: QuerySet, hitlog: HitL
 
     async def run() -> None:
         sem = DeferredSemaphore(256)
-        subs = [sem.run(wamp.session.subscribe, hitlog.handler(s), f"docs-for-{s}") for s in qs.sids]
+        subs = [sem.run(wamp.session.subscribe, hitlog.handler(s), topic_for(s)) for s in qs.sids]
         await gatherResults(subs, consumeErrors=True)
         await wamp.session.call("com.estrom.register_query", qs.index, qs.queries[0])
         sem = DeferredSemaphore(16)

@@ -18,6 +18,7 @@ from bench.compare.runs import DRAIN_S, Bench, Run, cpu_pct, percentiles
 from bench.receivers import HitLog
 from bench.stored_queries import PERC_PREFIX
 from bench.workload import QuerySet, Stream
+from common.contract import topic_for
 from devstack.wamp_client import on_reactor
 
 
@@ -93,7 +94,7 @@ def router_ceiling(b: Bench) -> Run:
     # Serialized as the beater's publishes are (common/wamp.py); received as
     # the end-to-end WAMP subscribers receive (an anonymous JSON session).
     publisher = b.stack.client("beater", serializers=("cbor",))
-    topic = f"docs-for-{secrets.token_hex(8)}"  # a sid-shaped topic: browsers may subscribe to nothing else
+    topic = topic_for(secrets.token_hex(8))  # a sid-shaped topic: browsers may subscribe to nothing else
     received = HitLog()
     sub = on_reactor(lambda: b.wamp.session.subscribe(received.handler("ceiling"), topic))
     hit = {"_index": "router-ceiling", "_source": json.loads(b.base[0] + ',"slot":"q00000","sent_at":0}')}

@@ -20,6 +20,7 @@ from bench.measure import rss_kib
 from bench.receivers import HitLog
 from bench.stored_queries import PERC_PREFIX, check_document_shape, write_query_documents
 from bench.workload import QuerySet
+from common.contract import topic_for
 from devstack.wamp_client import on_reactor
 
 REGISTER_IN_FLIGHT = 64
@@ -30,7 +31,7 @@ def subscribe(b: Bench, sids: list[str], hitlog: HitLog) -> list[Any]:
 
     async def run() -> list[Any]:
         sem = DeferredSemaphore(256)
-        calls = [sem.run(b.wamp.session.subscribe, hitlog.handler(s), f"docs-for-{s}") for s in sids]
+        calls = [sem.run(b.wamp.session.subscribe, hitlog.handler(s), topic_for(s)) for s in sids]
         return await gatherResults(calls, consumeErrors=True)
 
     return on_reactor(run, timeout=600)

@@ -15,11 +15,12 @@ from twisted.internet.defer import DeferredSemaphore, gatherResults
 
 from bench.harness import log
 from bench.stored_queries import PERC_PREFIX, Query, write_query_documents
+from common.contract import TOPIC_PREFIX, topic_for
 from common.query.identity import canonicalize, normalize_query, sid_for
 from devstack.wamp_client import WampClient, on_reactor
 
 #: A prefix subscription covering every sid: it holds every sweep (step 3 of the package docstring).
-HOLD_TOPIC = "docs-for-"
+HOLD_TOPIC = TOPIC_PREFIX
 
 
 class HitCounter:
@@ -86,7 +87,7 @@ def seed_queries(es: Any, index: str, queries: dict[str, Query], chunk: int = 10
 
 def subscribe_all(client: WampClient, sids: list[str], handler: HitCounter) -> None:
     on_reactor(
-        lambda: gatherResults([client.session.subscribe(handler, f"docs-for-{sid}") for sid in sids]),
+        lambda: gatherResults([client.session.subscribe(handler, topic_for(sid)) for sid in sids]),
         timeout=120,
     )
 
