@@ -3,6 +3,9 @@
 On a terminal the table (value, count in the last window, a bar) is redrawn
 each window; piped, each window is one line ``<t> total=<n> <value>=<n>...``
 that a script can read, or with ``--json`` the tailor's frame as it came.
+With ``--delay`` a window may come again, revised by hits later than the delay:
+piped, as a line ending in ``(revised)``; on a terminal, redrawn if it is the
+window shown.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class CountAsk:
     k: int | None = None
     every: float | None = None
     since: str | None = None
+    #: a duration (``2s``): count by ``@timestamp``, each window kept open that long for late hits
+    delay: str | None = None
     limit: int = 0
 
     def path(self) -> str:
@@ -49,6 +54,8 @@ class CountAsk:
             params["every"] = f"{self.every:g}"
         if self.since:
             params["since"] = self.since
+        if self.delay:
+            params["delay"] = self.delay
         if self.limit:
             params["limit"] = str(self.limit)
         return "/api/v0.1/counts?" + urllib.parse.urlencode(params)
@@ -69,9 +76,14 @@ def read_lines(response: http.client.HTTPResponse) -> Iterator[Any]:
 
 
 def frame_line(frame: dict[str, Any]) -> str:
-    """One window as one line: ``2026-12-01T11:09:00Z total=12 api=7 web=5``."""
+    """One window as one line: ``2026-12-01T11:09:00Z total=12 api=7 web=5``.
+
+    ``(revised)`` ends the line of a window sent again (``--delay``: hits later than the delay).
+    """
     parts = [frame["t"], f"total={frame['total']}"]
     parts += [f"{value}={n}" for value, n in frame.get("by", {}).items()]
+    if frame.get("revised"):
+        parts.append("(revised)")
     return " ".join(parts)
 
 
@@ -81,7 +93,11 @@ def frame_table(frame: dict[str, Any], by: str | None) -> list[str]:
     rows = rows or [("total", frame["total"])]
     width = max([len(by or "query"), *(len(str(v)) for v, _ in rows)])
     top = max([n for _, n in rows] + [1])
-    lines = [f"{frame['t']}  total {frame['total']}/window", f"{(by or 'query'):<{width}}  {'count':>7}"]
+    revised = " (revised)" if frame.get("revised") else ""
+    lines = [
+        f"{frame['t']}  total {frame['total']}/window{revised}",
+        f"{(by or 'query'):<{width}}  {'count':>7}",
+    ]
     for value, n in rows:
         bar = "#" * round(BAR_WIDTH * n / top)
         lines.append(f"{value!s:<{width}}  {n:>7}  {bar}")
@@ -101,6 +117,7 @@ def run_counts(
         what="counts",
     )
     drawn = 0
+    shown: str | None = None  # the window the table shows
     try:
         for value in read_lines(response):
             if "subscription_id" in value:
@@ -113,6 +130,9 @@ def run_counts(
             elif as_json:
                 out.write(json.dumps(value, ensure_ascii=False) + "\n")
             elif redraw:
+                if value.get("revised") and value["t"] != shown:
+                    continue  # an older window than the one shown: the table stays on the newest
+                shown = value["t"]
                 lines = frame_table(value, ask.by)
                 # Back to the top of the last table, clear to the end, draw anew.
                 out.write((f"\033[{drawn}F\033[J" if drawn else "") + "\n".join(lines) + "\n")

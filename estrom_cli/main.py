@@ -12,19 +12,24 @@ from estrom_cli.counts import CountAsk, run_counts
 from estrom_cli.post import run_post
 from estrom_cli.queries import run_queries
 from estrom_cli.readers import run_readers_add
-from estrom_cli.tail import run_tail, stdout_wants_color
+from estrom_cli.tail import TailAsk, run_tail, stdout_wants_color
 
 TAIL_EXAMPLES = """\
 examples:
   estrom tail -i logs 'level:error'                  follow errors in index logs
   estrom tail -i logs -n 20 'service:api'            the last 20 stored matches, then live ones
   estrom tail -i logs --json 'level:error' | jq .    raw hits, one JSON object per line
-  estrom tail -i logs --fields host,level 'boom'     choose the columns
+  estrom tail -i logs --fields host,level 'boom'     choose the columns (only they are sent)
+  estrom tail -i logs --delay 5s 'level:error'       in @timestamp order; a late hit marked "late"
+  estrom tail -i logs --max-rate 100 '*'             at most 100 hits/s, sampled seconds on stderr
   estrom tail -i logs --limit 5 '{"match": {"level": "error"}}'
   estrom tail --sid 3f2a9c0d1e4b5a67                 a query registered elsewhere
 
 Ends with exit code 0 on Ctrl-C or when the stream ends (--limit); 1 when the
 tailor cannot be reached or refuses the query (its reason is printed).
+With --max-rate, each second the tailor sampled says so on stderr,
+"sampled: <sent> of <matched> in <second>" (with --json: a line
+{"sampled": {"t": ..., "matched": n, "sent": k}} among the hits).
 """
 
 POST_EXAMPLES = """\
@@ -43,12 +48,14 @@ COUNTS_EXAMPLES = """\
 examples:
   estrom counts -i logs --by service 'level:error'   errors per second, by service
   estrom counts -i logs --every 10 --since 5m 'boom' the last 5 minutes, then live, per 10 s
+  estrom counts -i logs --delay 5s --by service '*'  by @timestamp, late hits in their own window
   estrom counts -i logs --by http.status '*' | cat   one line per window (as when piped)
   estrom counts -i logs --json --by host 'x'         the tailor's frames, one JSON per line
 
 On a terminal the table is redrawn in place each window; piped, each window
 is one line: <window start> total=<n> <value>=<n> ... (_other: the rest,
-_missing: hits without the field).
+_missing: hits without the field). With --delay, a window that late hits
+changed comes again, its line ending in (revised).
 """
 
 QUERIES_EXAMPLES = """\
@@ -99,7 +106,24 @@ def build_parser(cli: CliSettings) -> argparse.ArgumentParser:
     )
     tail.add_argument("--limit", type=int, default=0, help="end after this many hits")
     tail.add_argument("--json", action="store_true", help="print each hit as one JSON line (NDJSON)")
-    tail.add_argument("--fields", help="comma-separated fields to show (dotted paths allowed)")
+    tail.add_argument(
+        "--fields",
+        help="comma-separated fields to show (dotted paths, * patterns); the tailor sends only these "
+        "(and @timestamp and message, which each line shows; with --json exactly these)",
+    )
+    tail.add_argument(
+        "--delay",
+        metavar="DURATION",
+        help="hold hits this long (500ms, 5s; at most the tailor's limit, 10s by default) and print "
+        "them in @timestamp order; a hit older than one already printed is marked late",
+    )
+    tail.add_argument("--order-by", metavar="FIELD", help="with --delay: order by this field, not @timestamp")
+    tail.add_argument(
+        "--max-rate",
+        type=int,
+        metavar="N",
+        help="at most N hits per second: above it the tailor samples, and says so each second",
+    )
     tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     tail.add_argument("-q", "--quiet", action="store_true", help="no 'following <sid>' line on stderr")
 
@@ -111,6 +135,12 @@ def build_parser(cli: CliSettings) -> argparse.ArgumentParser:
     counts.add_argument("-k", type=int, help="how many top values (default: the tailor's)")
     counts.add_argument("--every", type=float, help="window length in seconds (default: the tailor's)")
     counts.add_argument("--since", help="first the windows of this past period (90s, 5m, 1h)")
+    counts.add_argument(
+        "--delay",
+        metavar="DURATION",
+        help="count by @timestamp, each window sent this long after its end (2s; at most the tailor's "
+        "limit, 10s by default); a hit later than that sends its window again, marked (revised)",
+    )
     counts.add_argument("--limit", type=int, default=0, help="end after this many windows")
     counts.add_argument("--json", action="store_true", help="print each frame as one JSON line")
     counts.add_argument("-q", "--quiet", action="store_true", help="no 'counting <sid>' line on stderr")
@@ -193,6 +223,28 @@ def _check_stream_target(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error(f"{args.command}: needs -i INDEX and a QUERY (or --sid SID)")
 
 
+def _tail_ask(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TailAsk:
+    """What ``tail``'s options ask the tailor, checked as far as the command can (the tailor says
+    the rest: a delay over its limit, a field name it refuses)."""
+    if args.order_by and not args.delay:
+        parser.error("tail: --order-by orders the hits --delay holds: give --delay too")
+    if args.max_rate is not None and args.max_rate < 1:
+        parser.error("tail: --max-rate must be at least 1 hit per second")
+    fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else ()
+    return TailAsk(
+        args.index,
+        args.query,
+        args.sid,
+        backfill=args.n,
+        fields=fields or None,
+        limit=args.limit,
+        as_json=args.json,
+        delay=args.delay,
+        order_by=args.order_by,
+        max_rate=args.max_rate,
+    )
+
+
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     cli = CliSettings.from_env(env)
     parser = build_parser(cli)
@@ -201,16 +253,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         if args.command in ("tail", "counts"):
             _check_stream_target(parser, args)
         if args.command == "tail":
-            fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
             return run_tail(
                 args.tailor,
-                args.index,
-                args.query,
-                args.sid,
-                as_json=args.json,
-                fields=fields,
-                backfill=args.n,
-                limit=args.limit,
+                _tail_ask(parser, args),
                 color=stdout_wants_color(args.color, cli.no_color),
                 quiet=args.quiet,
                 out=sys.stdout,
@@ -225,6 +270,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                 k=args.k,
                 every=args.every,
                 since=args.since,
+                delay=args.delay,
                 limit=args.limit,
             )
             return run_counts(

@@ -1,6 +1,11 @@
 // estrom live view: register a query over WAMP, subscribe to docs-for-<sid>,
 // show hits newest on top. Plain JS, no build step; autobahn-js is served by
 // the router from router/node_modules (see router/package.json).
+//
+// Shaping: a delay holds hits here, on the WAMP stream, and shows them in
+// @timestamp order (a hit older than one already shown is marked late); a max
+// rate switches to the tailor's SSE tail (max_rate=, delay=, fields=), which
+// samples above it and says so each second (event: sampled).
 (function () {
   "use strict";
 
@@ -21,6 +26,7 @@
   };
 
   const RETRIED = ["wamp.error.no_such_procedure", "com.estrom.error.unavailable"];
+  const SAMPLING_STALE_MS = 3000; // "k of n/s" dims when no second was sampled for this long
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -32,6 +38,8 @@
     rate: $("rate"), total: $("total"), waiting: $("waiting"), waitingBox: $("waiting-box"),
     pause: $("pause"), clear: $("clear"), fields: $("fields"), maxRows: $("max-rows"), tailorUrl: $("tailor-url"),
     head: $("hits-head"), rows: $("rows"), empty: $("empty"),
+    delay: $("delay"), maxRate: $("max-rate"), held: $("held"), heldBox: $("held-box"),
+    sampled: $("sampled"), sampledBox: $("sampled-box"),
   };
 
   const state = {
@@ -50,6 +58,12 @@
     terms: [],
     generation: 0,      // bumps with every new query, so late answers of old ones are dropped
     drawScheduled: false,
+    tail: null,         // the tailor's EventSource while a max rate is set (else hits come over WAMP)
+    tailUrl: null,      // what it asked for
+    held: [],           // delay: hits waiting for their turn, {hit, arrived, key, due}
+    holdTimer: null,
+    released: null,     // delay: the order key of the newest hit shown; an older one is late
+    sampling: { matched: 0, sent: 0, seconds: 0, at: 0 },
   };
 
   // ---- settings kept in the browser --------------------------------------------------------
@@ -75,19 +89,34 @@
   }
   renderRecent();
 
-  // ---- the URL carries the view: #i=<index>&q=<query>[&f=<fields>] -------------------------
+  // ---- the URL carries the view: #i=<index>&q=<query>[&f=<fields>][&d=<delay s>][&r=<max rate>] --
 
   function readHash() {
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-    return { index: params.get("i") || "", query: params.get("q") || "", fields: params.get("f") };
+    return { index: params.get("i") || "", query: params.get("q") || "", fields: params.get("f"),
+             delay: params.get("d"), maxRate: params.get("r") };
   }
   function writeHash(index, text) {
     const params = new URLSearchParams();
     params.set("i", index);
     params.set("q", text);
     if (el.fields.value.trim()) params.set("f", el.fields.value.trim());
+    if (delaySeconds()) params.set("d", String(delaySeconds()));
+    if (maxRate()) params.set("r", String(maxRate()));
     const hash = "#" + params.toString();
     if (location.hash !== hash) history.replaceState(null, "", hash);
+  }
+
+  // A value from a shared URL that the list does not offer becomes one of its options.
+  function selectValue(select, value) {
+    if (value === null || value === undefined) return;
+    if (![...select.options].some((o) => o.value === value)) {
+      const o = document.createElement("option");
+      o.value = value;
+      o.textContent = value;
+      select.appendChild(o);
+    }
+    select.value = value;
   }
 
   // ---- connection ----------------------------------------------------------------------------
@@ -149,9 +178,11 @@
     const generation = ++state.generation;
     const session = state.session;
     setLive(false);
+    closeTail();
     if (!resubscribe) {
       clearRows();
       resetStats();
+      resetHold();
       setSid(null);
     }
     state.current = target;
@@ -164,6 +195,7 @@
     session.call("com.estrom.register_query", [target.index, target.query]).then(
       (sid) => {
         if (generation !== state.generation || session !== state.session) return;
+        if (maxRate()) { openTail(sid); return; }
         return session.subscribe("docs-for-" + sid, onEvent).then((sub) => {
           if (generation !== state.generation || session !== state.session) { session.unsubscribe(sub).catch(() => {}); return; }
           state.subscription = sub;
@@ -184,11 +216,21 @@
     });
   }
 
+  // Hits over WAMP: shown as they come, or held first when a delay is set.
   function onEvent(args) {
     const now = Date.now();
+    const items = [];
     for (const hit of args || []) {
-      if (!hit || typeof hit !== "object") continue;
-      const item = { hit: hit, arrived: now };
+      if (hit && typeof hit === "object") items.push({ hit: hit, arrived: now });
+    }
+    if (delaySeconds()) hold(items);
+    else show(items);
+  }
+
+  // Hits for the table: into it on the next frame, or into the buffer while paused.
+  function show(items) {
+    const now = Date.now();
+    for (const item of items) {
       state.total += 1;
       state.arrivals.push(now);
       if (state.paused) {
@@ -200,6 +242,170 @@
       }
     }
     scheduleDraw();
+  }
+
+  // ---- delay: hold, then show in @timestamp order ---------------------------------------------
+  //
+  // The tailor's rules for delay= (tailor/views/order.py), on the WAMP stream: each
+  // hit waits up to the delay after it arrived. When one is due, it is shown with
+  // every held hit not newer than it, oldest first (equal ones in arrival order):
+  // the table never shows a hit after a newer one it held. A hit older than one
+  // already shown cannot be put in its place: it is shown at once, marked late (an
+  // equal one goes at once too, in order). Hits without a usable @timestamp keep
+  // their arrival order, are shown when their own time is up, and are never late.
+
+  function delaySeconds() { return parseFloat(el.delay.value) || 0; }
+
+  function orderKey(item) {
+    const ts = item.hit._source ? item.hit._source["@timestamp"] : undefined;
+    const t = typeof ts === "number" ? ts : typeof ts === "string" ? Date.parse(ts) : NaN;
+    return isNaN(t) ? null : t;
+  }
+
+  function hold(items) {
+    const delayMs = delaySeconds() * 1000;
+    for (const item of items) {
+      item.key = orderKey(item);
+      if (item.key !== null && state.released !== null && item.key <= state.released) {
+        item.late = item.key < state.released;
+        show([item]);
+        continue;
+      }
+      item.due = item.arrived + delayMs;
+      state.held.push(item);
+    }
+    // Bounded, as the tailor's buffer is: past the cap, all that is held goes now, in order.
+    if (state.held.length > BUFFER_CAP) for (const item of state.held) item.due = 0;
+    releaseDue();
+  }
+
+  function releaseDue() {
+    clearTimeout(state.holdTimer);
+    state.holdTimer = null;
+    const now = Date.now();
+    let upto = null;
+    for (const item of state.held) {
+      if (item.key !== null && item.due <= now && (upto === null || item.key > upto)) upto = item.key;
+    }
+    const inOrder = upto === null ? [] : state.held.filter((i) => i.key !== null && i.key <= upto);
+    const out = inOrder.sort((a, b) => a.key - b.key).concat(state.held.filter((i) => i.key === null && i.due <= now));
+    if (out.length) {
+      const gone = new Set(out);
+      state.held = state.held.filter((i) => !gone.has(i));
+      if (upto !== null) state.released = state.released === null ? upto : Math.max(state.released, upto);
+      show(out);
+    }
+    if (state.held.length) {
+      const next = Math.min(...state.held.map((i) => i.due));
+      state.holdTimer = setTimeout(releaseDue, Math.max(0, next - now));
+    }
+    scheduleDraw();
+  }
+
+  function resetHold() {
+    clearTimeout(state.holdTimer);
+    state.holdTimer = null;
+    state.held = [];
+    state.released = null;
+  }
+
+  // ---- max rate: the tailor's SSE tail, sampled above it ----------------------------------------
+
+  function maxRate() { return parseInt(el.maxRate.value, 10) || 0; }
+
+  function tailorBase() { return (el.tailorUrl.value.trim() || "http://127.0.0.1:8082").replace(/\/+$/, ""); }
+
+  // The columns the page shows, as the tailor's fields=: the time column's @timestamp and the
+  // columns typed under Settings. None while the columns are chosen from the first hit (the
+  // document column then shows whole documents).
+  function shownFields() {
+    const typed = el.fields.value.split(",").map((f) => f.trim()).filter(Boolean);
+    return typed.length ? [...new Set(["@timestamp"].concat(typed))] : null;
+  }
+
+  // A tail of the tailor as this page shows it: the columns, the delay, the max rate. Commas, @
+  // and * stay as typed (a readable curl line); a quote is escaped for the shell's '...'.
+  function tailPath(sid, sse) {
+    const params = [["s", sid]];
+    const fields = shownFields();
+    if (fields) params.push(["fields", fields.join(",")]);
+    if (delaySeconds()) params.push(["delay", delaySeconds() + "s"]);
+    if (maxRate()) params.push(["max_rate", String(maxRate())]);
+    if (sse) params.push(["format", "sse"]);
+    const enc = (v) => encodeURIComponent(v).replace(/%2C/g, ",").replace(/%40/g, "@").replace(/'/g, "%27");
+    return "/api/v0.1/docs?" + params.map(([k, v]) => k + "=" + enc(v)).join("&");
+  }
+
+  function openTail(sid) {
+    const url = tailorBase() + tailPath(sid, true);
+    const es = new EventSource(url);
+    state.tail = es;
+    state.tailUrl = url;
+    scheduleDraw(); // the page holds nothing now: the tailor does
+    const mine = (fn) => (e) => { if (state.tail === es) fn(e); };
+    // The tailor has joined the sid's subscription before it answers: from here on, hits arrive.
+    es.addEventListener("subscription", mine(() => { setSid(sid); setLive(true); hideError(); }));
+    es.addEventListener("hit", mine((e) => {
+      const hit = JSON.parse(e.data);
+      show([{ hit: hit, arrived: Date.now(), late: hit._late === true }]);
+    }));
+    es.addEventListener("sampled", mine((e) => onSampled(JSON.parse(e.data))));
+    es.addEventListener("gap", mine((e) => {
+      const gap = JSON.parse(e.data);
+      showError("Hits may be missing here:", (gap.reason || "the tailor lost the router") +
+        (gap.missed ? " (" + gap.missed + " missed)" : ""));
+    }));
+    es.addEventListener("end", mine((e) => {
+      const end = JSON.parse(e.data);
+      closeTail();
+      setLive(false);
+      if (end.error) showError("The tailor ended the tail:", end.error + (end.reason ? ": " + end.reason : ""));
+    }));
+    es.onerror = mine(() => {
+      setLive(false); // EventSource reconnects on its own (Last-Event-ID) unless it was refused
+      if (es.readyState === EventSource.CLOSED) explainRefusal(url);
+    });
+  }
+
+  // EventSource does not say why it was refused: ask once more to read the tailor's reason.
+  function explainRefusal(url) {
+    const abort = new AbortController();
+    fetch(url, { signal: abort.signal }).then((resp) => {
+      if (resp.ok) { abort.abort(); return; }
+      return resp.json().then(
+        (body) => showError("The tailor refused the tail:", resp.status + " " + body.error + (body.reason ? ": " + body.reason : "")),
+        () => showError("The tailor refused the tail:", String(resp.status)),
+      );
+    }).catch(() => {
+      if (!abort.signal.aborted) showError("Cannot reach the tailor", "at " + tailorBase() + " (the tailor URL is under Settings)");
+    });
+  }
+
+  function closeTail() {
+    if (state.tail) state.tail.close();
+    state.tail = null;
+    scheduleDraw();
+  }
+
+  function onSampled(frame) {
+    const s = state.sampling;
+    s.matched += frame.matched;
+    s.sent += frame.sent;
+    s.seconds += 1;
+    s.at = Date.now();
+    el.sampled.textContent = frame.sent.toLocaleString() + " of " + frame.matched.toLocaleString();
+    el.sampledBox.title = "second " + frame.t + ": " + frame.sent + " of " + frame.matched + " matches shown (max rate " + maxRate() + "/s)";
+    el.sampledBox.dataset.matched = String(s.matched);
+    el.sampledBox.dataset.sent = String(s.sent);
+    el.sampledBox.dataset.seconds = String(s.seconds);
+    el.sampledBox.classList.remove("stale");
+    el.sampledBox.hidden = false;
+  }
+
+  function resetSampling() {
+    state.sampling = { matched: 0, sent: 0, seconds: 0, at: 0 };
+    el.sampledBox.hidden = true;
+    for (const key of ["matched", "sent", "seconds"]) el.sampledBox.dataset[key] = "0";
   }
 
   // ---- rendering -----------------------------------------------------------------------------
@@ -217,6 +423,8 @@
     el.total.textContent = state.total.toLocaleString();
     el.waiting.textContent = state.waiting.toLocaleString();
     el.waitingBox.hidden = !state.paused && state.waiting === 0;
+    el.held.textContent = state.held.length.toLocaleString();
+    el.heldBox.hidden = !delaySeconds() || !!state.tail;
     if (!state.pending.length) return;
     const cap = maxRows();
     const items = state.pending.length > cap ? state.pending.slice(-cap) : state.pending;
@@ -297,6 +505,14 @@
     time.textContent = valid ? clock(when) : String(ts);
     time.title = (ts !== undefined ? "@timestamp " + ts : "arrived " + new Date(item.arrived).toISOString());
     if (ts === undefined) time.classList.add("arrival");
+    if (item.late) {
+      tr.classList.add("late");
+      const badge = document.createElement("span");
+      badge.className = "late-badge";
+      badge.textContent = "late";
+      badge.title = "older than a hit already shown: out of @timestamp order";
+      time.appendChild(badge);
+    }
     tr.appendChild(time);
     for (const col of state.columns) {
       const td = document.createElement("td");
@@ -312,11 +528,12 @@
     doc.className = "doc";
     highlightInto(doc, JSON.stringify(source));
     tr.appendChild(doc);
-    tr.addEventListener("click", () => toggleDetail(tr, hit));
+    tr.addEventListener("click", () => toggleDetail(tr, item));
     return tr;
   }
 
-  function toggleDetail(tr, hit) {
+  function toggleDetail(tr, item) {
+    const hit = item.hit;
     const next = tr.nextSibling;
     if (next && next.classList.contains("detail")) { next.remove(); tr.classList.remove("open"); return; }
     const detail = document.createElement("tr");
@@ -326,6 +543,7 @@
     const pre = document.createElement("pre");
     const meta = { _index: hit._index };
     if (hit._id !== undefined) meta._id = hit._id;
+    if (item.late) meta._late = true;
     highlightInto(pre, JSON.stringify(meta) + "\n" + JSON.stringify(hit._source, null, 2));
     td.appendChild(pre);
     detail.appendChild(td);
@@ -396,6 +614,7 @@
     state.buffer = [];
     state.pending = [];
     state.arrivals = [];
+    resetSampling();
     scheduleDraw();
   }
 
@@ -403,11 +622,11 @@
     const now = Date.now();
     while (state.arrivals.length && state.arrivals[0] < now - RATE_WINDOW_MS) state.arrivals.shift();
     el.rate.textContent = (state.arrivals.length / (RATE_WINDOW_MS / 1000)).toFixed(1);
+    if (now - state.sampling.at > SAMPLING_STALE_MS) el.sampledBox.classList.add("stale");
   }, 500);
 
   function curlLine(sid) {
-    const base = (el.tailorUrl.value.trim() || "http://127.0.0.1:8082").replace(/\/+$/, "");
-    return "curl -N '" + base + "/api/v0.1/docs?s=" + sid + "'";
+    return "curl -N '" + tailorBase() + tailPath(sid, false) + "'";
   }
 
   // Whether hits of the current sid reach this page right now (false while resubscribing).
@@ -515,18 +734,50 @@
     store.set("fields", el.fields.value.trim());
     state.columns = [];
     state.autoColumns = true;
-    if (state.current) writeHash(state.current.index, state.current.text);
+    shapingChanged({ tailorAsked: maxRate() > 0 });
+  });
+
+  // A shaping control changed: the URL, the curl line, and the stream where it asks the tailor.
+  function shapingChanged(opts) {
+    if (state.sid) el.curl.value = curlLine(state.sid);
+    if (!state.current) return;
+    writeHash(state.current.index, state.current.text);
+    if (opts.tailorAsked) follow(state.current, { resubscribe: true });
+  }
+
+  el.delay.addEventListener("change", () => {
+    if (!state.tail) {
+      const delayMs = delaySeconds() * 1000;
+      for (const item of state.held) item.due = item.arrived + delayMs;
+      releaseDue(); // without a delay, everything held is shown now, in order
+    }
+    shapingChanged({ tailorAsked: maxRate() > 0 });
+  });
+
+  el.maxRate.addEventListener("change", () => {
+    resetSampling();
+    for (const item of state.held) item.due = 0; // held hits are shown now, in order, not lost
+    releaseDue();
+    shapingChanged({ tailorAsked: true });
   });
 
   function restoreFromHash() {
     const h = readHash();
+    const shaping = () => [el.fields.value, el.delay.value, el.maxRate.value].join("\n");
+    const before = shaping();
+    const tailorAsked = maxRate() > 0;
     if (h.fields !== null) el.fields.value = h.fields;
+    selectValue(el.delay, h.delay || "0");
+    selectValue(el.maxRate, h.maxRate || "");
     if (!h.index || !h.query) return;
     el.index.value = h.index;
     el.query.value = h.query;
     let query;
     try { query = parseQuery(h.query); } catch (e) { showWampError(e); return; }
-    if (state.current && state.current.index === h.index && state.current.text === h.query) return;
+    if (state.current && state.current.index === h.index && state.current.text === h.query) {
+      if (shaping() !== before) shapingChanged({ tailorAsked: tailorAsked || maxRate() > 0 });
+      return;
+    }
     state.columns = [];
     state.autoColumns = true;
     renderHead();
@@ -538,6 +789,8 @@
   (function () {
     const h = readHash();
     if (h.fields !== null) el.fields.value = h.fields;
+    selectValue(el.delay, h.delay);
+    selectValue(el.maxRate, h.maxRate);
     if (h.index) el.index.value = h.index;
     if (h.query) el.query.value = h.query;
     if (h.index && h.query) {

@@ -9,6 +9,7 @@ the one before (``ClientStream``). A page holds about
 ``ESTROM_TAILOR_BACKFILL_TOTAL`` (``BackfillBudget``: past it, a tail waits
 for its next page until others have been read). Up to ``ONE_SEARCH``
 documents are one search with their sources, as a small backfill always was.
+With ``fields=``, the engine sends only those fields of each source.
 What the search finds, and in which order: tailor/backfill/search.py; how the
 live hits after it are checked against it: tailor/backfill/handover.py.
 """
@@ -52,6 +53,7 @@ class BackfillPages:
         index: str,
         query: Any,
         on_close: Callable[[BackfillPages], None] | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> None:
         self.engine = engine
         self.on_close = on_close
@@ -59,6 +61,8 @@ class BackfillPages:
         self.buffer = buffer
         self.index = index
         self.query = query
+        #: only these fields of each source (``fields=``); None: the whole source
+        self.fields = fields
         self.first: list[Hit] = []
         #: (concrete index, _id) of the documents still to fetch, oldest first
         self._ids: deque[tuple[str, Any]] = deque()
@@ -82,7 +86,7 @@ class BackfillPages:
         if size <= ONE_SEARCH:
             await self._reserve_page()
             self.first = hits_from_search(
-                self.index, await self._run(search_with_sources(self.index, self.query, size))
+                self.index, await self._run(search_with_sources(self.index, self.query, size, self.fields))
             )
             return
         ids = await self._run(search_ids(self.index, self.query, size))
@@ -104,7 +108,7 @@ class BackfillPages:
         # The first page is one document: its size tells how many the next may hold.
         count = 1 if not self._per_hit else max(1, min(MAX_PAGE, self.buffer // self._per_hit))
         page = [self._ids.popleft() for _ in range(min(count, len(self._ids)))]
-        response = await self._run(search_page(self.index, page))
+        response = await self._run(search_page(self.index, page, self.fields))
         by_key = {(h.get("_index"), h.get("_id")): h for h in response.get("hits", {}).get("hits", [])}
         del response
         hits: list[Hit] = []
@@ -192,13 +196,17 @@ class Backfill:
         #: the backfills in progress (for /metrics)
         self.open_pages: set[BackfillPages] = set()
 
-    async def open(self, index: str, query: str | dict[str, Any], size: int) -> BackfillPages:
-        """The first page fetched; later pages as the client reads.
+    async def open(
+        self, index: str, query: str | dict[str, Any], size: int, fields: tuple[str, ...] | None = None
+    ) -> BackfillPages:
+        """The first page fetched; later pages as the client reads; sources cut to ``fields`` if given.
 
         Raises EngineUnavailable (503) or EngineRejected (the query does not
         run against this index: 400 with the engine's reason).
         """
-        pages = BackfillPages(self.engine, self.budget, self.buffer, index, query, self.open_pages.discard)
+        pages = BackfillPages(
+            self.engine, self.budget, self.buffer, index, query, self.open_pages.discard, fields
+        )
         if size <= 0:
             return pages
         self.open_pages.add(pages)

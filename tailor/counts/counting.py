@@ -27,8 +27,13 @@ MAX_VALUES = 10_000
 
 def window_start(t: float, every: float) -> float:
     """The start of the window holding instant ``t`` (seconds since the epoch)."""
+    return window_ms(t, every) / 1000
+
+
+def window_ms(t: float, every: float) -> int:
+    """``window_start`` in whole milliseconds: what windows are keyed by."""
     ms = round(every * 1000)
-    return math.floor(round(t * 1000, 3) / ms) * ms / 1000
+    return math.floor(round(t * 1000, 3) / ms) * ms
 
 
 def rfc3339(t: float) -> str:

@@ -22,7 +22,8 @@ from common.engine import EngineRejected
 from common.http import HTTPError
 from common.metrics import Metrics
 from tailor.counts.counting import window_start
-from tailor.counts.history import CountHistory, History
+from tailor.counts.delayed_stream import DelayedCountStream
+from tailor.counts.history import RECENT, CountHistory, History
 from tailor.counts.stream import Counters, CountStream
 from tailor.http.endpoint import StreamEndpoint
 from tailor.queries.params import CountRequest, parse_count_request, query_args
@@ -58,7 +59,8 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
         )
 
     def _new_stream(self, request: Request, watch: RequestWatch, ask: CountRequest, sid: str) -> CountStream:
-        return CountStream(
+        kind = DelayedCountStream if ask.delay else CountStream
+        return kind(
             request,
             watch,
             count_framing_for(ask.format),
@@ -78,19 +80,24 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
         history = await self._history(target, ask) if ask.since else None
 
         def start() -> None:
-            log.debug("counts.start", sid=target.sid, by=ask.by, every=ask.every, since=ask.since)
+            log.debug(
+                "counts.start", sid=target.sid, by=ask.by, every=ask.every, since=ask.since, delay=ask.delay
+            )
             if history is None:
                 stream.start(target.sid, window_start(self.clock.seconds(), ask.every))
             else:
-                stream.start(target.sid, history.current, history.windows, history.seed, history.recent)
+                stream.start(target.sid, history.current, history)
 
         return start
 
     async def _attach(self, stream: CountStream, target: Resolved, ask: CountRequest) -> SharedSubscription:
         """The stream's shared counter, subscribed: from here on its hits are held for it."""
-        return await self.resolver.subscribed(
-            target, self.counters.attach(target.sid, ask.by, ask.every, stream)
-        )
+        counters = self.counters
+        if isinstance(stream, DelayedCountStream):
+            attached = counters.attach_delayed(target.sid, ask.by, ask.every, ask.delay, stream)
+        else:
+            attached = counters.attach(target.sid, ask.by, ask.every, stream)
+        return await self.resolver.subscribed(target, attached)
 
     async def _history(self, target: Resolved, ask: CountRequest) -> History:
         now = self.clock.seconds()
@@ -104,9 +111,11 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
                 start=window_start(now - ask.since, ask.every),
                 end=now,
                 current=window_start(now, ask.every),
+                # with delay=, documents stamped that much earlier may still arrive on time
+                recent=RECENT + ask.delay,
             )
         except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
             raise HTTPError.of(INVALID_QUERY, f"counting search refused: {exc.reason}") from None
 
     def _leave(self, sid: str, ask: CountRequest, stream: CountStream, *, abandoned: bool) -> None:
-        self.counters.detach(sid, ask.by, ask.every, stream)
+        self.counters.detach(sid, ask.by, ask.every, stream, delay=ask.delay)

@@ -24,8 +24,8 @@ from common.hits import make_hit
 from tailor.backfill.handover import Deduper
 from tailor.backfill.search import backfill_query
 from tailor.counts.counting import WindowCounts, value_key
+from tailor.counts.event_time import TIMESTAMP
 
-TIMESTAMP = "@timestamp"
 #: Documents this long before the end of the period are checked against live hits.
 RECENT = 10.0
 #: At most this many of them (at 1,000 documents a second, the last 10 seconds).
@@ -136,8 +136,11 @@ class CountHistory:
         start: float,
         end: float,
         current: float,
+        recent: float = RECENT,
     ) -> History:
         """Windows from ``start`` (aligned) to ``end``; the one starting at ``current`` is the seed.
+
+        The documents stamped in the last ``recent`` seconds before ``end`` are the hand-over's.
 
         Raises EngineUnavailable (503) or EngineRejected (400 with the engine's reason).
         """
@@ -157,16 +160,16 @@ class CountHistory:
                 by_field = aggregation_field(mappings, by)
             options = {"index": index, "ignore_unavailable": True, "allow_no_indices": True}
             counted = es.search(body=history_body(query, by_field, every, start, end, k), **options)
-            recent = es.search(body=recent_body(query, max(start, end - RECENT), end), **options)
-            return counted, recent
+            latest = es.search(body=recent_body(query, max(start, end - recent), end), **options)
+            return counted, latest
 
-        counted, recent = await self.engine.run(search)
+        counted, latest = await self.engine.run(search)
         found = {round(t, 3): c for t, c in windows_from(counted, by)}
         windows: list[tuple[float, WindowCounts]] = []
         t = start
         while t < current - 1e-6:  # every window of the period, empty ones too
             windows.append((t, found.get(round(t, 3)) or WindowCounts(by)))
             t = round(t + every, 3)
-        hits = recent.get("hits", {}).get("hits", [])
+        hits = latest.get("hits", {}).get("hits", [])
         recent_hits = [make_hit(index, h.get("_source", {}), h.get("_id")) for h in hits]
         return History(windows, current, found.get(round(current, 3)), Deduper(recent_hits))

@@ -1,4 +1,4 @@
-"""Live counts over HTTP: one shared counter per (sid, by, every), one stream per client.
+"""Live counts over HTTP: one shared counter per (sid, by, every, delay), one stream per client.
 
 Counting must cost next to nothing per viewer, so each hit is counted once
 per tailor and key, by a ``SharedCounter`` that is the hub's listener of the
@@ -7,31 +7,33 @@ and each cuts its own top ``k``. A stream counts hits itself (*private*)
 only while its counts cannot be the shared ones: its first, partial window
 (it joined mid-window), and for ``since=`` the hand-over, while live hits
 may still be documents the engine already counted (see tailor/counts/history.py).
+With ``delay=`` windows are cut by ``@timestamp`` instead, by a ``DelayedCounter``
+for ``DelayedCountStream``s (tailor/counts/delayed_counter.py, delayed_stream.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 
 from common.contract import SLOW_READER
 from common.hits import Hit
 from tailor.backfill.handover import Deduper
+from tailor.counts.base import BaseCounter, WindowListener
 from tailor.counts.counting import WindowCounts, frame, window_start
+from tailor.counts.delayed_counter import DelayedCounter, DelayedListener, LateTally
+from tailor.counts.history import History
 from tailor.streaming.format import CountFraming
 from tailor.streaming.paced_response import PacedResponse, State
 from tailor.streaming.request_watch import RequestWatch
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.resume import SequencedHit
 from tailor.subscriptions.shared import SharedSubscription
-
-log = Logger()
 
 #: How long a ``since=`` stream checks live hits against the documents the
 #: engine had just counted (a sender may store a document before its hit arrives).
@@ -128,30 +130,18 @@ class CountStream(PacedResponse):
 
     # -- start -------------------------------------------------------------
 
-    def start(
-        self,
-        sid: str,
-        current: float,
-        history: Sequence[tuple[float, WindowCounts]] = (),
-        seed: WindowCounts | None = None,
-        deduper: Deduper | None = None,
-    ) -> None:
+    def start(self, sid: str, current: float, past: History | None = None) -> None:
         """Headers, opening, the past period's frames, then the windows the held hits arrived in.
 
-        ``current`` is the window the past period ended in (its stored part
-        is ``seed``); windows that closed while the stream was held are sent
-        now, and hits held in windows the past period already covers count
-        in the first live one: late, but once.
+        ``current`` is the window the past period (``since=``) ended in (its
+        stored part is the past's ``seed``); windows that closed while the
+        stream was held are sent now, and hits held in windows the past
+        period already covers count in the first live one: late, but once.
         """
-        if self.gone or self.state is not State.HOLDING:
+        if self.gone or self.state is not State.HOLDING or not self._opened(sid):
             return
-        self._open()
-        self._emit(self.framing.opening(sid))
-        if self._failed is not None:
-            self.close("error", *self._failed)
-            return
-        for start, counts in history:
-            # _open() moved self.state on: mypy keeps the narrowing from the guard above.
+        for start, counts in past.windows if past is not None else ():
+            # _opened() moved self.state on: mypy keeps the narrowing from the guard above.
             if self.state is not State.STREAMING:  # type: ignore[comparison-overlap]
                 return
             self._emit(self.framing.frame(frame(start, counts, self.k)))
@@ -159,12 +149,12 @@ class CountStream(PacedResponse):
             if self.limit is not None and self.frames_sent >= self.limit:
                 self.close("limit")
                 return
-        if deduper is not None and not deduper.exhausted:
-            self._deduper = deduper
+        if past is not None and not past.recent.exhausted:
+            self._deduper = past.recent
             self._handover_until = self.clock.seconds() + HANDOVER_WINDOW
         counts = WindowCounts(self.by)
-        if seed is not None:
-            counts.merge(seed)
+        if past is not None and past.seed is not None:
+            counts.merge(past.seed)
         held_windows, self._held_windows = self._held_windows, []
         for start, hits in held_windows:
             self._counts = counts
@@ -181,6 +171,15 @@ class CountStream(PacedResponse):
         held, self._held = self._held, []
         self._count(held)
         self._start_timers(self.timeout)
+
+    def _opened(self, sid: str) -> bool:
+        """Headers and the opening line; False when the stream failed while held (it has ended)."""
+        self._open()
+        self._emit(self.framing.opening(sid))
+        if self._failed is not None:
+            self.close("error", *self._failed)
+            return False
+        return True
 
     # -- writing -----------------------------------------------------------
 
@@ -212,28 +211,14 @@ def _noop(_stream: CountStream) -> None:
     return None
 
 
-class SharedCounter:
-    """Counts the hits of one sid by one field in windows of one length, for all its streams."""
+class SharedCounter(BaseCounter[CountStream]):
+    """Counts by arrival: a hit is in the window open when it arrives."""
 
     def __init__(self, sid: str, by: str | None, every: float, clock: IReactorTime) -> None:
-        self.sid = sid
-        self.by = by
-        self.every = every
-        self.clock = clock
-        self.streams: set[CountStream] = set()
-        #: Streams that want every hit (their first window, a hand-over).
-        self.private: set[CountStream] = set()
-        self.hits_total = 0
-        self.last: WindowCounts | None = None
+        super().__init__(sid, by, every, clock)
         self.current = WindowCounts(by)
         self.current_start = window_start(clock.seconds(), every)
-        self.since = clock.seconds()
-        self._tick_call: IDelayedCall | None = None
-        self.outcome: SharedSubscription | Failure | None = None
-        self._waiters: list[Deferred[SharedSubscription]] = []
         self._schedule()
-
-    # -- the hub's listener ------------------------------------------------
 
     def deliver(self, entries: Sequence[SequencedHit]) -> None:
         add = self.current.add
@@ -245,23 +230,8 @@ class SharedCounter:
             for stream in list(self.private):
                 stream.observe(hits)
 
-    @property
-    def bridges_gaps(self) -> bool:
-        return True  # a count stream can say "hits may be missing here"
-
-    def gap(self, info: dict[str, Any]) -> None:
-        for stream in list(self.streams):
-            stream.gap(info)
-
-    def fail(self, error: str, reason: str) -> None:
-        for stream in list(self.streams):
-            stream.fail(error, reason)
-
-    # -- windows -----------------------------------------------------------
-
     def _schedule(self) -> None:
-        delay = max(0.0, self.current_start + self.every - self.clock.seconds())
-        self._tick_call = self.clock.callLater(delay, self._tick)
+        self._schedule_at(self.current_start + self.every)
 
     def _tick(self) -> None:
         now = self.clock.seconds() + 1e-4  # a timer may fire a hair early
@@ -269,79 +239,63 @@ class SharedCounter:
             closed, start = self.current, self.current_start
             self.current = WindowCounts(self.by)
             self.current_start = round(start + self.every, 3)
-            self.last = closed
-            for stream in list(self.streams):
-                try:
-                    stream.window_closed(start, closed)
-                except Exception:
-                    log.failure("counts.window_failed", sid=self.sid)
-                if not stream.private:
-                    self.private.discard(stream)
+            self._hand_out(start, closed)
         self._schedule()
 
-    def stop(self) -> None:
-        if self._tick_call is not None and self._tick_call.active():
-            self._tick_call.cancel()
-        self._tick_call = None
 
-    # -- readiness (one hub join, many streams waiting on it) ----------------
-
-    def joined(self, outcome: SharedSubscription | Failure) -> None:
-        self.outcome = outcome
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if d.called:  # cancelled: its client left
-                continue
-            if isinstance(outcome, Failure):
-                d.errback(outcome)
-            else:
-                d.callback(outcome)
-
-    def when_joined(self) -> Deferred[SharedSubscription]:
-        d: Deferred[SharedSubscription] = Deferred()
-        if isinstance(self.outcome, Failure):
-            d.errback(self.outcome)
-        elif self.outcome is not None:
-            d.callback(self.outcome)
-        else:
-            self._waiters.append(d)
-        return d
-
-
-Key = tuple[str, str | None, float]
+#: (sid, by, every, delay): streams of one key share one counter.
+Key = tuple[str, str | None, float, float]
+ListenerT = TypeVar("ListenerT", bound=WindowListener)
 
 
 class Counters:
-    """Every shared counter of this tailor, keyed by (sid, by, every)."""
+    """Every shared counter of this tailor, keyed by (sid, by, every, delay)."""
 
     def __init__(self, hub: SubscriptionHub, clock: IReactorTime) -> None:
         self.hub = hub
         self.clock = clock
-        self._counters: dict[Key, SharedCounter] = {}
+        self._counters: dict[Key, BaseCounter[Any]] = {}
+        #: hits counted after their window's frame, tailor-wide (/metrics)
+        self.late = LateTally()
 
     def __len__(self) -> int:
         return len(self._counters)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[BaseCounter[Any]]:
         return iter(list(self._counters.values()))
 
     async def attach(self, sid: str, by: str | None, every: float, stream: CountStream) -> SharedSubscription:
         """Add ``stream`` to its counter (joining the sid on first use); returns once subscribed."""
-        key = (sid, by, every)
+        return await self._attach(
+            (sid, by, every, 0.0), stream, lambda: SharedCounter(sid, by, every, self.clock)
+        )
+
+    async def attach_delayed(
+        self, sid: str, by: str | None, every: float, delay: float, stream: DelayedListener
+    ) -> SharedSubscription:
+        """As ``attach``, for a stream counting by ``@timestamp`` with ``delay``."""
+        return await self._attach(
+            (sid, by, every, round(delay, 3)),  # 1.5s and 1500ms: one key
+            stream,
+            lambda: DelayedCounter(sid, by, every, delay, self.clock, self.late),
+        )
+
+    async def _attach(
+        self, key: Key, stream: ListenerT, new: Callable[[], BaseCounter[ListenerT]]
+    ) -> SharedSubscription:
         counter = self._counters.get(key)
         if counter is None:
-            counter = SharedCounter(sid, by, every, self.clock)
+            counter = new()
             self._counters[key] = counter
             self._join(key, counter)
-        counter.streams.add(stream)
-        counter.private.add(stream)
+        counter.add(stream)
         try:
             return await counter.when_joined()
         except BaseException:
-            self.detach(sid, by, every, stream)
+            self.detach(*key[:3], stream, delay=key[3])
             raise
 
-    def _join(self, key: Key, counter: SharedCounter) -> None:
+    def _join(self, key: Key, counter: BaseCounter[Any]) -> None:
         def failed(failure: Failure) -> None:
             if self._counters.get(key) is counter:
                 del self._counters[key]
@@ -350,14 +304,15 @@ class Counters:
 
         ensureDeferred(self.hub.join(counter.sid, counter)).addCallbacks(counter.joined, failed)
 
-    def detach(self, sid: str, by: str | None, every: float, stream: CountStream) -> None:
+    def detach(
+        self, sid: str, by: str | None, every: float, stream: WindowListener, *, delay: float = 0.0
+    ) -> None:
         """Remove ``stream``; the last one out stops the counter and leaves the sid."""
-        key = (sid, by, every)
+        key = (sid, by, every, round(delay, 3))
         counter = self._counters.get(key)
         if counter is None or stream not in counter.streams:
             return
-        counter.streams.discard(stream)
-        counter.private.discard(stream)
+        counter.remove(stream)
         if counter.streams:
             return
         del self._counters[key]

@@ -44,6 +44,7 @@ from tailor.streaming.request_watch import RequestWatch
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.tails.endpoint import TailEndpoint
 from tailor.tails.stream import ClientStream, StreamStats
+from tailor.views.view import Views, ViewStats
 
 log = Logger()
 
@@ -71,6 +72,28 @@ def build_metrics(api: TailorAPI) -> Metrics:
         "requests_cancelled_total", "Requests whose client left before streaming (their work cancelled)."
     )
     m.counter("hits_sent_total", "Hits framed for clients (backfill and live).")
+    m.gauge(
+        "views",
+        "Shared views (sid, fields, delay, order_by) of tails with fields= or delay=.",
+        lambda: len(api.views),
+    )
+    m.gauge(
+        "view_held_hits", "Hits held by views for delay= ordering, over all views.", lambda: api.views.held
+    )
+    m.gauge(
+        "view_held_bytes",
+        "Bytes of hits held by views for delay=, over all views.",
+        lambda: api.views.held_bytes,
+    )
+    m.counter(
+        "late_hits_total",
+        "Hits released after one with a greater order_by value (sent, marked _late); once per view.",
+    )
+    m.counter(
+        "view_early_releases_total",
+        "Hits released before their delay was up: their view held over ESTROM_TAILOR_MAX_PENDING bytes.",
+    )
+    m.counter("sampled_out_total", "Hits left out by max_rate= sampling, over all tails.")
     m.counter("clients_dropped_total", "Clients dropped for falling behind, by reason.", labels=("reason",))
     m.counter(
         "reader_refusals_total",
@@ -111,18 +134,27 @@ def build_metrics(api: TailorAPI) -> Metrics:
     return m
 
 
-class _Stats(StreamStats):
+class _Stats(StreamStats, ViewStats):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def hits_sent(self, n: int) -> None:
         self.metrics.inc("hits_sent_total", n)
 
+    def sampled_out(self, n: int) -> None:
+        self.metrics.inc("sampled_out_total", n)
+
     def dropped(self, reason: str) -> None:
         self.metrics.inc("clients_dropped_total", reason=reason)
 
     def ended(self, how: str) -> None:
         self.metrics.inc("streams_ended_total", how=how)
+
+    def late(self, n: int) -> None:
+        self.metrics.inc("late_hits_total", n)
+
+    def early(self, n: int) -> None:
+        self.metrics.inc("view_early_releases_total", n)
 
 
 class TailorAPI:
@@ -177,6 +209,9 @@ class TailorAPI:
         self.count_history = CountHistory(engine)
         self.counters = Counters(hub, clock)
         self.metrics = build_metrics(self)
+        #: shared views of tails with fields= or delay=, each holding at most what one client may fall behind
+        stats = _Stats(self.metrics)
+        self.views = Views(hub, settings.tailor_max_pending, stats)
         self.metrics.registry.register(CountSeries(self.counters))
         hub.on_delivered = lambda seconds: self.metrics.observe("delivery_seconds", seconds)
         admission = ReaderAdmission(gate, self.aliases, self.resolver, settings.query_index_prefix)
@@ -189,7 +224,8 @@ class TailorAPI:
             self.backfill,
             self.access,
             self.metrics,
-            _Stats(self.metrics),
+            stats,
+            self.views,
         )
         self.count_endpoint = CountEndpoint(
             settings,

@@ -4,6 +4,8 @@ Pure functions of their inputs, so every shape the contract promises is unit
 tested without a socket. A stream is ``opening`` + ``hit``... + ``closing``,
 with ``heartbeat`` whenever it has been quiet; every prefix of the JSON form
 is a prefix of one valid JSON document, so incremental parsers read it live.
+A tail that samples (``max_rate=``) also gets a ``sampled`` report per second
+it left hits out, in each format's one in-band place for it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class Framing(Protocol):
 
     def gap(self, info: dict[str, Any]) -> bytes: ...
 
+    def sampled(self, report: dict[str, Any], first: bool) -> bytes:
+        """A second of a sampled tail: ``{"t": ..., "matched": n, "sent": k}``."""
+        ...
+
     def heartbeat(self) -> bytes: ...
 
     def closing(self, end: str, error: str | None = None, reason: str | None = None) -> bytes: ...
@@ -60,7 +66,9 @@ class JsonFraming:
 
     Each hit goes on its own line (``curl -N`` shows one hit per line); the
     separating comma comes *before* a hit, so the bytes sent so far never end
-    in a dangling comma and any of them can be followed by the closing.
+    in a dangling comma and any of them can be followed by the closing. A
+    sampled second is an element of the array too, ``{"sampled": {...}}``:
+    the only place a JSON document has for something said along the way.
     """
 
     content_type = b"application/json"
@@ -74,6 +82,9 @@ class JsonFraming:
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return b""  # a JSON document has no place for one: it ends with an "error" instead
+
+    def sampled(self, report: dict[str, Any], first: bool) -> bytes:
+        return (b"\n" if first else b",\n") + _dumps({"sampled": report}).encode()
 
     def heartbeat(self) -> bytes:
         return b"\n"
@@ -89,7 +100,8 @@ class NdjsonFraming:
 
     A back-end failure or a dropped reader ends with one more line,
     ``{"error": code, "reason": text}``; heartbeats are empty lines; where
-    hits may be missing (router lost and back) a line ``{"gap": {...}}``.
+    hits may be missing (router lost and back) a line ``{"gap": {...}}``; a
+    sampled second, a line ``{"sampled": {...}}``.
     """
 
     content_type = b"application/x-ndjson"
@@ -103,6 +115,9 @@ class NdjsonFraming:
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return (_dumps({"gap": info}) + "\n").encode()
+
+    def sampled(self, report: dict[str, Any], first: bool) -> bytes:
+        return (_dumps({"sampled": report}) + "\n").encode()
 
     def heartbeat(self) -> bytes:
         return b"\n"
@@ -118,9 +133,10 @@ class SseFraming:
 
     ``event: subscription`` first (no id, so it never moves Last-Event-ID),
     then ``event: hit`` with ``id: <epoch>:<seq>``; ``event: gap`` when a
-    resume cannot be complete; ``event: end`` before the server closes (on
-    limit, timeout or error: the page should ``close()`` its EventSource,
-    which otherwise reconnects). Heartbeats are comment lines.
+    resume cannot be complete; ``event: sampled`` (no id) for a sampled
+    second; ``event: end`` before the server closes (on limit, timeout or
+    error: the page should ``close()`` its EventSource, which otherwise
+    reconnects). Heartbeats are comment lines.
     """
 
     content_type = b"text/event-stream"
@@ -138,6 +154,9 @@ class SseFraming:
 
     def gap(self, info: dict[str, Any]) -> bytes:
         return f"event: gap\ndata: {_dumps(info)}\n\n".encode()
+
+    def sampled(self, report: dict[str, Any], first: bool) -> bytes:
+        return f"event: sampled\ndata: {_dumps(report)}\n\n".encode()
 
     def heartbeat(self) -> bytes:
         return b": heartbeat\n\n"

@@ -15,6 +15,10 @@ say so (NDJSON, SSE) wait for the session to come back (``router_wait``
 seconds at most): then each sid is subscribed again, in a new epoch, and its
 clients get a *gap notice* where the hits published meanwhile would be.
 Others (JSON, streams not yet started) end at once with an ``"error"``.
+
+A listener may have clients of its own: a shared view (tailor/views/view.py)
+is one listener for all the tails of one shape. It is told of a router loss
+as it happens (``Relay``), so that its tails that cannot wait end at once.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from common.contract import ROUTER_UNAVAILABLE, topic_for
 from common.errors import RetryLater
 from common.hits import Hit
 from common.wamp import SessionHolder
-from tailor.subscriptions.shared import Listener, SharedSubscription, as_is
+from tailor.subscriptions.shared import Listener, Relay, SharedSubscription, as_is
 
 log = Logger()
 
@@ -80,6 +84,19 @@ class SubscriptionHub:
         listener receives every hit. ``history``: start keeping the last hits
         for resumes (SSE). Raises RouterUnavailable / SubscribeFailed.
         """
+        sub = self.attach(sid, listener, history)
+        try:
+            await sub.when_ready()
+        except BaseException:
+            # Refused, or the client went away meanwhile (cancelled): the
+            # last one out unsubscribes, as on any leave.
+            self.leave(sid, listener)
+            raise
+        return sub
+
+    def attach(self, sid: str, listener: Listener, history: bool = False) -> SharedSubscription:
+        """``join`` without the wait: for a listener whose own clients each wait on ``when_ready``
+        (a shared view). A refused subscription lets go of its listeners itself."""
         session = self.wamp.require()
         sub = self._subs.get(sid)
         if sub is None:
@@ -91,13 +108,6 @@ class SubscriptionHub:
         sub.linger_call = None
         sub.keep_history = sub.keep_history or (history and self.history_size > 0)
         sub.listeners.add(listener)
-        try:
-            await sub.when_ready()
-        except BaseException:
-            # Refused, or the client went away meanwhile (cancelled): the
-            # last one out unsubscribes, as on any leave.
-            self.leave(sid, listener)
-            raise
         return sub
 
     def _subscribe(
@@ -210,6 +220,8 @@ class SubscriptionHub:
                 if not listener.bridges_gaps:
                     sub.listeners.discard(listener)
                     listener.fail(ROUTER_UNAVAILABLE, reason)
+                elif isinstance(listener, Relay):  # a view: its streams that cannot wait end now
+                    listener.router_lost(ROUTER_UNAVAILABLE, reason)
             sub._ready = False
             if not sub.listeners:
                 self._drop(sub)

@@ -2,7 +2,9 @@
 
 The hub subscribes each sid once (tailor/subscriptions/hub.py); every hit it
 receives is numbered, kept for resumes where SSE clients want it
-(tailor/subscriptions/resume.py), and handed to each listener in turn.
+(tailor/subscriptions/resume.py), and handed to each listener in turn. That
+numbered fan-out (``Fanout``) is also what a shared view (tailor/views/view.py)
+hands its own hits out with, so that its tails' SSE ids resume the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -46,32 +48,34 @@ class Listener(Protocol):
         """Hits may be missing here (router lost and back): say so in the stream."""
 
 
+@runtime_checkable
+class Relay(Listener, Protocol):
+    """A listener with listeners of its own (a shared view).
+
+    Told of a router loss as it happens, so that those of its listeners that
+    cannot outlive one end at once, as the hub ends its own.
+    """
+
+    def router_lost(self, error: str, reason: str) -> None: ...
+
+
 @dataclass(eq=False)
-class SharedSubscription:
-    """The state of one sid in this process."""
+class Fanout:
+    """Hits numbered in an epoch, the last ones kept for resumes, handed to each listener in turn."""
 
     sid: str
     history_size: int
     #: Turns a received hit into what listeners get (the app passes the
-    #: wire format's encode-once hit); the hub itself knows no format.
+    #: wire format's encode-once hit); the fan-out itself knows no format.
     prepare: Callable[[Hit], Hit] = as_is
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))
     next_seq: int = 1
     listeners: set[Listener] = field(default_factory=set)
     history: deque[SequencedHit] = field(init=False)
-    wamp_subscription: Any = None
-    linger_call: IDelayedCall | None = None
-    dropped: bool = False
-    #: Only SSE clients resume: a sid that never had one keeps no history.
+    #: Only SSE clients resume: a fan-out that never had one keeps no history.
     keep_history: bool = False
-    #: (index, query) the sid stands for, once a client resolved it: later
-    #: clients of the sid skip the register/describe round trip.
-    described: tuple[str, Any] | None = None
     #: Told, per listener and event, the seconds from the event's arrival to its hand-over (metrics).
     on_delivered: Callable[[float], None] | None = None
-    _ready: bool = False
-    _error: Failure | None = None
-    _waiters: list[Deferred[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -84,13 +88,12 @@ class SharedSubscription:
         return f"{self.epoch}:{seq}"
 
     def new_epoch(self) -> None:
-        """Subscribed again after a gap: old event ids no longer resume without one."""
+        """After a gap: old event ids no longer resume without one."""
         self.epoch = secrets.token_hex(4)
         self.history.clear()
-        self._ready, self._error = False, None
 
-    def on_event(self, *hits: Hit, **_details: Any) -> None:
-        """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
+    def fan_out(self, hits: Sequence[Hit]) -> None:
+        """Number, remember and hand out ``hits`` (each prepared once for all listeners)."""
         entries: list[SequencedHit] = []
         prepare = self.prepare
         for hit in hits:
@@ -112,6 +115,30 @@ class SharedSubscription:
 
     def resume(self, last_event_id: str) -> Resume:
         return plan_resume(last_event_id, self.epoch, self.next_seq, self.history)
+
+
+@dataclass(eq=False)
+class SharedSubscription(Fanout):
+    """The state of one sid in this process: its fan-out, and its WAMP subscription."""
+
+    wamp_subscription: Any = None
+    linger_call: IDelayedCall | None = None
+    dropped: bool = False
+    #: (index, query) the sid stands for, once a client resolved it: later
+    #: clients of the sid skip the register/describe round trip.
+    described: tuple[str, Any] | None = None
+    _ready: bool = False
+    _error: Failure | None = None
+    _waiters: list[Deferred[None]] = field(default_factory=list)
+
+    def new_epoch(self) -> None:
+        """Subscribed again after a gap: old event ids no longer resume without one."""
+        super().new_epoch()
+        self._ready, self._error = False, None
+
+    def on_event(self, *hits: Hit, **_details: Any) -> None:
+        """The WAMP event handler: number, remember and fan out the hits (each encoded once for all)."""
+        self.fan_out(hits)
 
     def when_ready(self) -> Deferred[None]:
         d: Deferred[None] = Deferred()

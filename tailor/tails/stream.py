@@ -17,6 +17,9 @@ hits are held behind it meanwhile (at most ``max_pending`` bytes of them).
 A client that leaves a page unread for ``backfill_stall`` seconds, or lets
 more live hits than that pile up behind its backfill, is dropped as a slow
 reader, its document closed with an ``"error"`` saying why.
+
+A tail with ``max_rate=`` samples the live hits it frames, never the backfill
+(tailor/views/sampling.py), and says in the stream which seconds it sampled.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from tailor.streaming.format import Framing, hit_json
 from tailor.streaming.paced_response import CLOSE_GRACE, PacedResponse, State
 from tailor.streaming.request_watch import RequestWatch
 from tailor.subscriptions.resume import Resume, SequencedHit
+from tailor.views.sampling import RateSampler, SampledSecond, TailSampling
 
 log = Logger()
 
@@ -51,6 +55,8 @@ class StreamStats:
     """Counters a stream reports to; the app wires them to /metrics."""
 
     def hits_sent(self, n: int) -> None: ...
+
+    def sampled_out(self, n: int) -> None: ...
 
     def dropped(self, reason: str) -> None: ...
 
@@ -74,9 +80,13 @@ class ClientStream(PacedResponse):
         on_gone: Callable[[ClientStream], None],
         watch: RequestWatch,
         backfill_stall: float = 60.0,
+        handover_window: float = HANDOVER_WINDOW,
+        sampler: RateSampler | None = None,
     ) -> None:
         super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
         self.backfill_stall = backfill_stall
+        #: how long after the backfill live hits are checked against it (longer by a view's delay)
+        self.handover_window = handover_window
         self.framing: Framing = framing
         self.limit = limit
         self.timeout = timeout
@@ -84,6 +94,10 @@ class ClientStream(PacedResponse):
         self.on_gone = on_gone
         self.end: str | None = None
         self.sent = 0  # hits framed for this client
+        self._reports = 0  # sampled seconds said: elements of the JSON array, as hits are
+        self._sampling = (
+            TailSampling(sampler, clock, self._sampled, stats.sampled_out) if sampler is not None else None
+        )
         self.event_id: Callable[[int], str] = str
         self._held: list[SequencedHit] = []
         self._held_bytes = 0
@@ -138,6 +152,9 @@ class ClientStream(PacedResponse):
             # One write per event, not per hit: the fan-out costs a few
             # byte joins per client, the JSON was encoded once for all.
             frames: list[bytes] = []
+            sampling = self._sampling
+            if sampling is not None:
+                sampling.begin()
             for seq, hit in entries:
                 if self.limit is not None and self.sent >= self.limit:
                     break
@@ -146,9 +163,11 @@ class ClientStream(PacedResponse):
                         continue
                     if self._deduper.exhausted:
                         self._deduper = None
-                frames.append(self.framing.hit(hit, self.event_id(seq), first=self.sent == 0))
+                if sampling is not None and not sampling.admit():
+                    continue
+                frames.append(self.framing.hit(hit, self.event_id(seq), first=self.sent + self._reports == 0))
                 self.sent += 1
-            if frames:
+            if frames:  # hits only: a sampled second's report is written on its own
                 self._emit(b"".join(frames))
                 self.stats.hits_sent(len(frames))
             if self.limit is not None and self.sent >= self.limit:
@@ -170,6 +189,18 @@ class ClientStream(PacedResponse):
             self.end, self._end_reason = error, reason
             return
         self.close("error", error, reason)
+
+    def _sampled(self, second: SampledSecond) -> None:
+        """A second that left hits out, said in its place in the stream."""
+        if self.state is State.STREAMING:
+            self._emit(self.framing.sampled(second.frame(), first=self.sent + self._reports == 0))
+            self._reports += 1
+
+    def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
+        """End the document; a sampled tail's current second is reported first."""
+        if self.state is State.STREAMING and self._sampling is not None:
+            self._sampling.flush()
+        super().close(end, error, reason)
 
     # -- start ---------------------------------------------------------
 
@@ -297,7 +328,7 @@ class ClientStream(PacedResponse):
         gaps, self._held_gaps = self._held_gaps, []
         self._held_bytes = 0
         if self._deduper is not None:
-            self._timers.append(self.clock.callLater(HANDOVER_WINDOW, self._end_handover))
+            self._timers.append(self.clock.callLater(self.handover_window, self._end_handover))
         self._allowance = self.pending_bytes
         done = 0
         for position, info in gaps:

@@ -167,6 +167,19 @@ class Tail:
         """The whole JSON body, once the stream ended."""
         return json.loads(self.wait_end())
 
+    def sampled(self) -> list[dict[str, Any]]:
+        """The ``sampled`` reports of a ``max_rate=`` tail so far, whatever the format."""
+        with self._cond:
+            if self.format == "sse":
+                return [e.json for e in self.events if e["event"] == "sampled"]
+            items = self.hits if self.format == "json" else self.lines
+            return [item["sampled"] for item in items if isinstance(item, dict) and "sampled" in item]
+
+    def documents(self) -> list[Any]:
+        """The hits so far, without the ``sampled`` reports that a JSON tail's array also holds."""
+        with self._cond:
+            return [h for h in self.hits if not (isinstance(h, dict) and "sampled" in h)]
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             sock = self.conn.sock
