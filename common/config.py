@@ -190,6 +190,11 @@ class Settings:
     tailor_access_recheck: float = 10.0
     #: the longest ``delay=`` a tail or count may ask for (hits held for ordering, windows kept open)
     tailor_max_delay: float = 10.0
+    #: seconds after an ``n=`` backfill (or a ``since=`` count) during which live hits are still
+    #: checked against it: a sender may store a document a moment before its live hit arrives
+    tailor_handover: float = 10.0
+    #: seconds an ended or dropped stream's connection is given to take its last bytes
+    tailor_close_grace: float = 30.0
     #: seconds an unknown sid is remembered as unknown (beater and tailor), and how many are
     unknown_sid_ttl: float = 5.0
     unknown_sid_cache: int = 10_000

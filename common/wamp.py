@@ -15,7 +15,9 @@ from autobahn.twisted.wamp import Session
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.interfaces import ISession
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from common.contract import UNAVAILABLE
 from common.errors import RetryLater
@@ -45,6 +47,53 @@ def procedure(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
             raise ApplicationError(UNAVAILABLE.uri, exc.reason) from None
 
     return call
+
+
+class CallTimedOut(Exception):
+    """The router did not answer a call within its time (lost, or slow)."""
+
+
+def call_within(
+    session: ISession, clock: IReactorTime, timeout: float, procedure: str, *args: Any
+) -> Deferred[Any]:
+    """``session.call(procedure, *args)``, failing with CallTimedOut after ``timeout`` seconds.
+
+    At the timeout the call is left to finish unobserved rather than
+    cancelled: autobahn's canceller sends a CANCEL, and on a session already
+    gone that raises inside the cancellation, so the call would never fire at
+    all. Cancelling the returned Deferred (the HTTP client left) cancels the
+    call too, where the session can still say so.
+    """
+    call = session.call(procedure, *args)
+
+    def give_up(_result: Deferred[Any]) -> None:
+        if timer.active():
+            timer.cancel()
+        try:
+            call.cancel()
+        except Exception as exc:  # the session went away meanwhile: nothing left to cancel
+            log.debug("router.call_cancel_failed", procedure=procedure, error=repr(exc))
+
+    result: Deferred[Any] = Deferred(give_up)
+
+    def expire() -> None:
+        if not result.called:
+            result.errback(CallTimedOut(f"{procedure} got no answer within {timeout:g}s"))
+
+    timer = clock.callLater(timeout, expire)
+
+    def settle(outcome: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if result.called:
+            return  # timed out, or given up on: the late answer is dropped (a failure too)
+        if isinstance(outcome, Failure):
+            result.errback(outcome)
+        else:
+            result.callback(outcome)
+
+    call.addBoth(settle)
+    return result
 
 
 class QuietSession(Session):

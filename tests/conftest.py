@@ -49,11 +49,6 @@ TIERS = {
     "cluster": "cluster",
 }
 _TESTS = Path(__file__).resolve().parent
-#: No readers' quotas but those a test sets (tests/readers, tests/security). Sid lookups too:
-#: every anonymous subscription to a sid the router has not seen yet costs one, and a fast
-#: machine's tests subscribe faster than the default 20 a second (100 at once) per address,
-#: which all anonymous sessions of the session share.
-SESSION_QUOTAS = UNLIMITED_QUOTAS | {"ESTROM_QUOTA_DESCRIBES_PER_SECOND": "0"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -88,7 +83,7 @@ def stack(workdir: Path) -> Iterator[Stack]:
     external = os.environ.get("ESTROM_TEST_ENGINE_URL", "")
     with Stack(
         workdir,
-        env=without_estrom(os.environ) | SESSION_QUOTAS,
+        env=without_estrom(os.environ) | UNLIMITED_QUOTAS,
         secrets=SECRETS,
         settings=TEST_SETTINGS,
         engine_urls=[u for u in external.split(",") if u.strip()],

@@ -14,18 +14,49 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from common.hits import Hit
+from tailor.streaming.format import EncodedHit
 
 K = TypeVar("K", str, bytes)
 
 
-def _source_key(hit: Hit) -> bytes:
-    """A digest of the hit's source: what a live copy without ``_id`` is recognised by."""
-    text = json.dumps(hit.get("_source"), sort_keys=True, separators=(",", ":"), default=str)
+def source_digest(source: Any) -> bytes:
+    """A digest of a whole ``_source``: what a live copy without ``_id`` is recognised by."""
+    text = json.dumps(source, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class CutHit(EncodedHit):
+    """A hit whose ``_source`` was cut by ``fields=``, with the digest of its whole source.
+
+    Cut sources are often alike (``fields=level``: every error is
+    ``{"level": "error"}``), so the hand-over compares the whole sources'
+    digests, or a new document would be taken for a backfilled one.
+    """
+
+    __slots__ = ("whole",)
+
+    def __init__(self, members: Hit, whole: bytes) -> None:
+        super().__init__(members)
+        self.whole = whole
+
+    def with_members(self, **extra: Any) -> CutHit:
+        """A copy with more top-level members (``_late``), keeping the whole source's digest."""
+        return CutHit({**self, **extra}, self.whole)
+
+
+def cut(hit: Hit, project: Callable[[dict[str, Any]], dict[str, Any]]) -> CutHit:
+    """``hit`` with its ``_source`` cut by ``project`` (``_index``, ``_id`` kept), remembering its whole digest."""
+    source = hit.get("_source")
+    members = {k: project(v) if k == "_source" and isinstance(v, dict) else v for k, v in hit.items()}
+    return CutHit(members, source_digest(source))
+
+
+def _source_key(hit: Hit) -> bytes:
+    return hit.whole if isinstance(hit, CutHit) else source_digest(hit.get("_source"))
 
 
 def _id_key(hit: Hit) -> str:

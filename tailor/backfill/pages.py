@@ -9,7 +9,8 @@ the one before (``ClientStream``). A page holds about
 ``ESTROM_TAILOR_BACKFILL_TOTAL`` (``BackfillBudget``: past it, a tail waits
 for its next page until others have been read). Up to ``ONE_SEARCH``
 documents are one search with their sources, as a small backfill always was.
-With ``fields=``, the engine sends only those fields of each source.
+With ``fields=``, each source is cut here as live hits are (the whole
+source's digest kept for the hand-over: tailor/backfill/handover.py).
 What the search finds, and in which order: tailor/backfill/search.py; how the
 live hits after it are checked against it: tailor/backfill/handover.py.
 """
@@ -25,7 +26,9 @@ from twisted.internet.defer import Deferred
 from common.engine import Engine
 from common.hits import Hit, make_hit
 from tailor.backfill.budget import BackfillBudget
+from tailor.backfill.handover import cut
 from tailor.backfill.search import hits_from_search, search_ids, search_page, search_with_sources
+from tailor.views.fields import compile_fields
 
 #: Backfills of at most this many documents are one search with their sources.
 ONE_SEARCH = 10
@@ -61,8 +64,8 @@ class BackfillPages:
         self.buffer = buffer
         self.index = index
         self.query = query
-        #: only these fields of each source (``fields=``); None: the whole source
-        self.fields = fields
+        #: cuts each source to ``fields=``; None: the whole source
+        self.project = compile_fields(fields) if fields is not None else None
         self.first: list[Hit] = []
         #: (concrete index, _id) of the documents still to fetch, oldest first
         self._ids: deque[tuple[str, Any]] = deque()
@@ -85,9 +88,10 @@ class BackfillPages:
         """Find the newest ``size`` matches and fetch the first page (raises the engine's errors)."""
         if size <= ONE_SEARCH:
             await self._reserve_page()
-            self.first = hits_from_search(
-                self.index, await self._run(search_with_sources(self.index, self.query, size, self.fields))
+            found = hits_from_search(
+                self.index, await self._run(search_with_sources(self.index, self.query, size))
             )
+            self.first = self._cut(found)
             return
         ids = await self._run(search_ids(self.index, self.query, size))
         found = ids.get("hits", {}).get("hits", []) if isinstance(ids, dict) else []
@@ -108,7 +112,7 @@ class BackfillPages:
         # The first page is one document: its size tells how many the next may hold.
         count = 1 if not self._per_hit else max(1, min(MAX_PAGE, self.buffer // self._per_hit))
         page = [self._ids.popleft() for _ in range(min(count, len(self._ids)))]
-        response = await self._run(search_page(self.index, page, self.fields))
+        response = await self._run(search_page(self.index, page))
         by_key = {(h.get("_index"), h.get("_id")): h for h in response.get("hits", {}).get("hits", [])}
         del response
         hits: list[Hit] = []
@@ -116,7 +120,11 @@ class BackfillPages:
             h = by_key.get((name, doc_id))
             if h is not None:  # deleted since: skipped
                 hits.append(make_hit(str(h.get("_index") or name), h.get("_source", {}), h.get("_id")))
-        return hits
+        return self._cut(hits)
+
+    def _cut(self, hits: list[Hit]) -> list[Hit]:
+        project = self.project
+        return hits if project is None else [cut(hit, project) for hit in hits]
 
     def framed(self, size: int, hits: int) -> None:
         """The page just handed to the client came to ``size`` bytes in ``hits`` hits: count

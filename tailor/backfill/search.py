@@ -14,7 +14,6 @@ from typing import Any
 
 from common.hits import Hit, make_hit
 from common.query.identity import to_dsl
-from tailor.views.fields import engine_patterns
 
 
 def backfill_query(query: str | dict[str, Any]) -> dict[str, Any]:
@@ -45,19 +44,6 @@ def backfill_body(query: str | dict[str, Any], size: int) -> dict[str, Any]:
     }
 
 
-def source_filter(fields: tuple[str, ...] | None) -> dict[str, Any]:
-    """The body's ``_source`` for ``fields=``: the engine cuts each source down as the live
-    hits are (tailor/views/fields.py), so the hand-over still recognises them; none: whole.
-
-    Patterns that can match nothing are left out (OpenSearch 3 would match some); if none is
-    left, no field is (``_source: false``: a hit without one is read as ``{}``).
-    """
-    if not fields:
-        return {}
-    includes = engine_patterns(fields)
-    return {"_source": {"includes": list(includes)} if includes else False}
-
-
 def hits_from_search(index: str, response: dict[str, Any]) -> list[Hit]:
     """Search hits as live hits look (``_index`` the concrete index each was found in), oldest first."""
     found = response.get("hits", {}).get("hits", [])
@@ -66,9 +52,9 @@ def hits_from_search(index: str, response: dict[str, Any]) -> list[Hit]:
     ]
 
 
-def search_with_sources(index: str, query: Any, size: int, fields: tuple[str, ...] | None = None) -> Any:
-    """The newest ``size`` matches with their sources (only ``fields``, if given): a small backfill in one search."""
-    body = {**backfill_body(query, size), **source_filter(fields)}
+def search_with_sources(index: str, query: Any, size: int) -> Any:
+    """The newest ``size`` matches with their sources: a small backfill in one search."""
+    body = backfill_body(query, size)
 
     def search(es: Any) -> dict[str, Any]:
         return es.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
@@ -92,8 +78,8 @@ def search_ids(index: str, query: Any, size: int) -> Any:
     return search
 
 
-def search_page(index: str, page: list[tuple[str, Any]], fields: tuple[str, ...] | None = None) -> Any:
-    """The documents of one page, by (concrete index, ``_id``), with only ``fields`` if given."""
+def search_page(index: str, page: list[tuple[str, Any]]) -> Any:
+    """The documents of one page, by (concrete index, ``_id``)."""
     by_index: dict[str, list[Any]] = {}
     for name, doc_id in page:
         by_index.setdefault(name, []).append(doc_id)
@@ -109,7 +95,6 @@ def search_page(index: str, page: list[tuple[str, Any]], fields: tuple[str, ...]
         },
         "size": len(page),
         "track_total_hits": False,
-        **source_filter(fields),
     }
 
     def search(es: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tailor.counts.counting import WindowCounts, frame
 from tailor.counts.delayed_counter import PlacedHit
 from tailor.counts.event_time import EventWindows
 from tailor.counts.history import History
-from tailor.counts.stream import HANDOVER_WINDOW, CountStream
+from tailor.counts.stream import CountStream
 from tailor.streaming.paced_response import State
 
 
@@ -89,7 +89,7 @@ class DelayedCountStream(CountStream):
             self.own_until = at + windows.every_ms
             if not past.recent.exhausted:
                 self._deduper = past.recent
-                self._handover_until = self.clock.seconds() + HANDOVER_WINDOW
+                self._handover_until = self.clock.seconds() + self.handover_window
         held, self._held_placed = self._held_placed, []
         self._count_own(held)
         t = self.first

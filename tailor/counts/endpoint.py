@@ -23,7 +23,7 @@ from common.http import HTTPError
 from common.metrics import Metrics
 from tailor.counts.counting import window_start
 from tailor.counts.delayed_stream import DelayedCountStream
-from tailor.counts.history import RECENT, CountHistory, History
+from tailor.counts.history import CountHistory, History
 from tailor.counts.stream import Counters, CountStream
 from tailor.http.endpoint import StreamEndpoint
 from tailor.queries.params import CountRequest, parse_count_request, query_args
@@ -72,6 +72,8 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
             heartbeat=self.settings.tailor_heartbeat,
             max_pending=self.settings.tailor_max_pending,
             on_gone=self._on_gone(sid, ask),
+            handover_window=self.settings.tailor_handover + ask.delay,
+            close_grace=self.settings.tailor_close_grace,
         )
 
     async def _prepare(self, stream: CountStream, target: Resolved, ask: CountRequest) -> Callable[[], None]:
@@ -112,7 +114,7 @@ class CountEndpoint(StreamEndpoint[CountRequest, CountStream]):
                 end=now,
                 current=window_start(now, ask.every),
                 # with delay=, documents stamped that much earlier may still arrive on time
-                recent=RECENT + ask.delay,
+                recent=self.settings.tailor_handover + ask.delay,
             )
         except EngineRejected as exc:  # EngineUnavailable, a RetryLater, is the HTTP face's: 503
             raise HTTPError.of(INVALID_QUERY, f"counting search refused: {exc.reason}") from None

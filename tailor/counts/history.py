@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.config import Settings
 from common.engine import NOT_FOUND_ERRORS, Engine
 from common.hits import make_hit
 from tailor.backfill.handover import Deduper
@@ -26,8 +27,6 @@ from tailor.backfill.search import backfill_query
 from tailor.counts.counting import WindowCounts, value_key
 from tailor.counts.event_time import TIMESTAMP
 
-#: Documents this long before the end of the period are checked against live hits.
-RECENT = 10.0
 #: At most this many of them (at 1,000 documents a second, the last 10 seconds).
 RECENT_MAX = 10_000
 
@@ -136,7 +135,7 @@ class CountHistory:
         start: float,
         end: float,
         current: float,
-        recent: float = RECENT,
+        recent: float = Settings.tailor_handover,
     ) -> History:
         """Windows from ``start`` (aligned) to ``end``; the one starting at ``current`` is the seed.
 

@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 
+from common.config import Settings
 from common.contract import SLOW_READER
 from common.hits import Hit
 from tailor.backfill.handover import Deduper
@@ -37,7 +38,6 @@ from tailor.subscriptions.shared import SharedSubscription
 
 #: How long a ``since=`` stream checks live hits against the documents the
 #: engine had just counted (a sender may store a document before its hit arrives).
-HANDOVER_WINDOW = 10.0
 
 
 class CountStream(PacedResponse):
@@ -57,8 +57,14 @@ class CountStream(PacedResponse):
         heartbeat: float,
         max_pending: int,
         on_gone: Callable[[CountStream], None],
+        handover_window: float = Settings.tailor_handover,
+        close_grace: float = Settings.tailor_close_grace,
     ) -> None:
-        super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
+        super().__init__(
+            request, framing, clock, heartbeat=heartbeat, max_pending=max_pending, close_grace=close_grace
+        )
+        #: how long after a ``since=`` history live hits are still checked against it
+        self.handover_window = handover_window
         self.framing: CountFraming = framing
         self.by = by
         self.k = k
@@ -151,7 +157,7 @@ class CountStream(PacedResponse):
                 return
         if past is not None and not past.recent.exhausted:
             self._deduper = past.recent
-            self._handover_until = self.clock.seconds() + HANDOVER_WINDOW
+            self._handover_until = self.clock.seconds() + self.handover_window
         counts = WindowCounts(self.by)
         if past is not None and past.seed is not None:
             counts.merge(past.seed)

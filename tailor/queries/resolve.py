@@ -41,7 +41,7 @@ from common.errors import RetryLater
 from common.expiring_set import ExpiringSet
 from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
-from common.wamp import SessionHolder
+from common.wamp import SessionHolder, call_within
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.shared import SharedSubscription
 
@@ -166,10 +166,8 @@ class Resolver:
 
     async def _call(self, procedure: str, *args: Any) -> Any:
         session = self.wamp.require()  # RouterUnavailable, a RetryLater, without a session
-        d = session.call(procedure, *args)
-        d.addTimeout(self.timeout, self.clock)
         try:
-            return await d
+            return await call_within(session, self.clock, self.timeout, procedure, *args)
         except CancelledError:
             raise  # the client went away: nothing to answer
         except Exception as exc:

@@ -18,8 +18,10 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.web.http import Request
 from zope.interface import implementer
 
+from common.config import Settings
+
 #: After the closing frame, how long a client that does not read may keep its connection.
-CLOSE_GRACE = 30.0
+CLOSE_GRACE = Settings.tailor_close_grace
 
 
 class State(Enum):
@@ -33,10 +35,19 @@ class PacedResponse:
     """Flow control, heartbeat, timers and ending of one streaming response."""
 
     def __init__(
-        self, request: Request, framing: Any, clock: IReactorTime, *, heartbeat: float, max_pending: int
+        self,
+        request: Request,
+        framing: Any,
+        clock: IReactorTime,
+        *,
+        heartbeat: float,
+        max_pending: int,
+        close_grace: float = CLOSE_GRACE,
     ) -> None:
         self.request, self.framing, self.clock = request, framing, clock
         self.heartbeat, self.max_pending = heartbeat, max_pending
+        #: seconds an ended document's connection is given to take its last bytes
+        self.close_grace = close_grace
         self.state = State.HOLDING
         #: Frames written while paused, and their size: what ``max_pending`` bounds.
         self._pending: deque[bytes] = deque()
@@ -130,7 +141,7 @@ class PacedResponse:
         self._ended(end, error)
         if self._pending:
             self._finish_when_flushed = True
-            self._timers.append(self.clock.callLater(CLOSE_GRACE, self._abort))
+            self._timers.append(self.clock.callLater(self.close_grace, self._abort))
         else:
             self._finish()
 

@@ -35,7 +35,7 @@ from tailor.streaming.format import framing_for
 from tailor.streaming.request_watch import RequestWatch
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.shared import Fanout
-from tailor.tails.stream import HANDOVER_WINDOW, ClientStream, StreamStats
+from tailor.tails.stream import ClientStream, StreamStats
 from tailor.views.sampling import RateSampler
 from tailor.views.view import Views, ViewShape
 
@@ -85,7 +85,8 @@ class TailEndpoint(StreamEndpoint[TailRequest, ClientStream]):
             watch=watch,
             backfill_stall=self.settings.tailor_backfill_stall,
             # A document stored around the backfill's search may reach the tail a delay later.
-            handover_window=HANDOVER_WINDOW + tail.delay,
+            handover_window=self.settings.tailor_handover + tail.delay,
+            close_grace=self.settings.tailor_close_grace,
             sampler=RateSampler(tail.max_rate) if tail.max_rate is not None else None,
         )
 

@@ -27,28 +27,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.http import Request
 
-from common.contract import INVALID_QUERY, SLOW_READER, UNAVAILABLE
-from common.engine import EngineRejected
+from common.config import Settings
+from common.contract import SLOW_READER
 from common.hits import Hit
 from tailor.backfill.handover import Deduper
 from tailor.backfill.pages import BackfillPages
 from tailor.streaming.format import Framing, hit_json
-from tailor.streaming.paced_response import CLOSE_GRACE, PacedResponse, State
+from tailor.streaming.paced_response import PacedResponse, State
 from tailor.streaming.request_watch import RequestWatch
 from tailor.subscriptions.resume import Resume, SequencedHit
+from tailor.tails.backfill_feed import BackfillFeed
 from tailor.views.sampling import RateSampler, SampledSecond, TailSampling
 
 log = Logger()
-
-#: How long after a backfill live hits are still checked against it: a sender
-#: may store a document (searchable) a moment before its live hit arrives.
-HANDOVER_WINDOW = 10.0
 
 
 class StreamStats:
@@ -80,11 +75,13 @@ class ClientStream(PacedResponse):
         on_gone: Callable[[ClientStream], None],
         watch: RequestWatch,
         backfill_stall: float = 60.0,
-        handover_window: float = HANDOVER_WINDOW,
+        handover_window: float = Settings.tailor_handover,
         sampler: RateSampler | None = None,
+        close_grace: float = Settings.tailor_close_grace,
     ) -> None:
-        super().__init__(request, framing, clock, heartbeat=heartbeat, max_pending=max_pending)
-        self.backfill_stall = backfill_stall
+        super().__init__(
+            request, framing, clock, heartbeat=heartbeat, max_pending=max_pending, close_grace=close_grace
+        )
         #: how long after the backfill live hits are checked against it (longer by a view's delay)
         self.handover_window = handover_window
         self.framing: Framing = framing
@@ -106,13 +103,11 @@ class ClientStream(PacedResponse):
         self._allowance = 0
         self._deduper: Deduper | None = None
         self._end_reason = "fell more than the bound behind while the stream was being set up"
-        # A backfill read page by page (None: none, or written whole).
-        self._pages: BackfillPages | None = None
+        # A backfill read page by page, as the client takes its pages.
+        self._feed = BackfillFeed(self, clock, backfill_stall)
         self._backfilling = False  # live hits wait behind the backfill
-        self._fetching = False  # a page is on its way from the engine
         self._backfill_event_id = ""
         self._held_gaps: list[tuple[int, dict[str, Any]]] = []  # (position in _held, gap)
-        self._stall_call: IDelayedCall | None = None
         # The watch was made when the request arrived: it knows if the
         # client left while its query was resolved.
         watch.on_gone(self._connection_done)
@@ -124,7 +119,7 @@ class ClientStream(PacedResponse):
             self._held.extend(entries)
             self._held_bytes += sum(len(hit_json(hit)) for _, hit in entries)
             if self._held_bytes > self.max_pending:
-                self._drop_slow_reader(
+                self.drop_slow_reader(
                     f"more than {self.max_pending} bytes of live hits waited behind the backfill "
                     "the client was reading; dropped (read faster, or ask for a smaller n=)",
                     "slow_reader",
@@ -147,7 +142,7 @@ class ClientStream(PacedResponse):
             # event (a beater batch) may be bigger than the bound and still be
             # read in time by a client that keeps up.
             if self.pending_bytes > self.max_pending + self._allowance:
-                self._drop_slow_reader()
+                self.drop_slow_reader()
                 return
             # One write per event, not per hit: the fan-out costs a few
             # byte joins per client, the JSON was encoded once for all.
@@ -219,7 +214,7 @@ class ClientStream(PacedResponse):
                 pages.close()
             return
         self.event_id = event_id
-        self._pages = pages
+        self._feed.pages = pages
         self._open()
         failed_while_holding, self.end = self.end, None
         self._emit(self.framing.opening(sid))
@@ -237,7 +232,7 @@ class ClientStream(PacedResponse):
             pages.first = []  # the stream holds the page now, and lets go of it once written
         self._start_timers(self.timeout)
         if not first and (pages is None or pages.done):
-            self._end_backfill()
+            self.end_backfill()
             return
         # Live hits held so far, and those arriving while the backfill is read,
         # wait behind it, up to the bound.
@@ -245,15 +240,27 @@ class ClientStream(PacedResponse):
         self._held_bytes = sum(len(hit_json(hit)) for _, hit in self._held)
         self._deduper = Deduper()
         self._backfill_event_id = backfill_event_id
-        self._send_page(first)
+        self.send_page(first)
         del first
         # _open() and _send_page() move self.state on: mypy keeps the narrowing from the guard above.
         if self.state is State.STREAMING:  # type: ignore[comparison-overlap]
-            self._pump()
+            self._feed.pump()
 
-    # -- the backfill, page by page ------------------------------------
+    # -- the backfill, page by page (tailor/tails/backfill_feed.py) -------
 
-    def _send_page(self, hits: list[Hit]) -> None:
+    @property
+    def streaming(self) -> bool:
+        return self.state is State.STREAMING
+
+    @property
+    def reading_backfill(self) -> bool:
+        return self.state is State.STREAMING and self._backfilling
+
+    @property
+    def client_busy(self) -> bool:
+        return self._paused or bool(self._pending)
+
+    def send_page(self, hits: list[Hit]) -> None:
         frames: list[bytes] = []
         deduper = self._deduper
         for hit in hits:
@@ -264,8 +271,7 @@ class ClientStream(PacedResponse):
             frames.append(self.framing.hit(hit, self._backfill_event_id, first=self.sent + len(frames) == 0))
         hits.clear()  # the encoded frames are all that is held from here on
         size = sum(len(f) for f in frames)
-        if self._pages is not None:
-            self._pages.framed(size, len(frames))
+        self._feed.framed(size, len(frames))
         if frames:
             self.sent += len(frames)
             self._emit(b"".join(frames))
@@ -273,55 +279,7 @@ class ClientStream(PacedResponse):
         if self.limit is not None and self.sent >= self.limit:
             self.close("limit")
 
-    def _pump(self) -> None:
-        """Ask for the next page once the client has taken this one; end the backfill after the last."""
-        if not self._backfilling or self._fetching or self.state is not State.STREAMING:
-            return
-        pages = self._pages
-        if pages is None or pages.done:
-            self._end_backfill()
-            if self.state is State.STREAMING:
-                self._await_page_read()
-            return
-        if self._paused or self._pending:
-            self._await_page_read()
-            return
-        self._cancel_stall()
-        pages.page_read()
-        self._fetching = True
-        d = Deferred.fromCoroutine(pages.next())
-        d.addCallbacks(self._page_in, self._page_failed)
-
-    def _await_page_read(self) -> None:
-        """The page is not all taken yet: the client has ``backfill_stall`` seconds to take it."""
-        if not (self._paused or self._pending):
-            if self._pages is not None:
-                self._pages.page_read()
-            return
-        if self._stall_call is None or not self._stall_call.active():
-            self._stall_call = self.clock.callLater(self.backfill_stall, self._stalled)
-
-    def _page_in(self, hits: list[Hit]) -> None:
-        self._fetching = False
-        if self.state is not State.STREAMING or not self._backfilling:
-            return
-        self._send_page(hits)
-        self._pump()
-
-    def _page_failed(self, failure: Failure) -> None:
-        self._fetching = False
-        if self.state is not State.STREAMING or (self._pages is not None and self._pages.closed):
-            return  # ended meanwhile: whatever the fetch says no longer matters
-        if failure.check(CancelledError):
-            return
-        exc = failure.value
-        if isinstance(exc, EngineRejected):
-            self.close("error", INVALID_QUERY.code, f"backfill search refused: {exc.reason}")
-        else:
-            log.warn("backfill.failed", error=repr(exc))
-            self.close("error", UNAVAILABLE.code, f"the backfill could not be read on: {exc}")
-
-    def _end_backfill(self) -> None:
+    def end_backfill(self) -> None:
         """The backfill is written: the live hits held behind it follow, checked against it."""
         self._backfilling = False
         held, self._held = self._held, []
@@ -341,40 +299,17 @@ class ClientStream(PacedResponse):
         if self.state is State.STREAMING and self.limit is not None and self.sent >= self.limit:
             self.close("limit")
 
-    def _stalled(self) -> None:
-        self._stall_call = None
-        if self.state is not State.STREAMING or not (self._paused or self._pending):
-            return
-        self._drop_slow_reader(
-            f"client did not read a page of the backfill within {self.backfill_stall:g}s; dropped "
-            "(read faster, or ask for a smaller n=)",
-            "slow_backfill_reader",
-        )
-
-    def _cancel_stall(self) -> None:
-        call, self._stall_call = self._stall_call, None
-        if call is not None and call.active():
-            call.cancel()
-
-    def _close_pages(self) -> None:
-        self._backfilling = False
-        self._cancel_stall()
-        pages, self._pages = self._pages, None
-        if pages is not None:
-            pages.close()
-
     def _end_handover(self) -> None:
         self._deduper = None
-        if self._pages is not None:
-            self._pages.handover_over()
+        self._feed.handover_over()
 
     def _drained(self) -> None:
         self._allowance = 0
-        self._cancel_stall()
-        if self._backfilling:
-            self._pump()
-        elif self._pages is not None:
-            self._pages.page_read()
+        self._feed.drained()
+
+    def _close_pages(self) -> None:
+        self._backfilling = False
+        self._feed.close()
 
     # -- ending --------------------------------------------------------
 
@@ -383,7 +318,7 @@ class ClientStream(PacedResponse):
         self.stats.ended(self.end)
         self._close_pages()
 
-    def _drop_slow_reader(self, reason: str | None = None, why: str = "slow_reader") -> None:
+    def drop_slow_reader(self, reason: str | None = None, why: str = "slow_reader") -> None:
         """Discard what the client has not taken and end its document with an error."""
         dropped_bytes = self.pending_bytes
         self.stats.dropped(why)
@@ -401,7 +336,7 @@ class ClientStream(PacedResponse):
             transport.loseConnection()
             # A TCP (or TLS) transport: ITransport does not declare abortConnection, ITCPTransport does.
             self._timers.append(
-                self.clock.callLater(CLOSE_GRACE, transport.abortConnection)  # type: ignore[attr-defined]
+                self.clock.callLater(self.close_grace, transport.abortConnection)  # type: ignore[attr-defined]
             )
 
     def abandon(self) -> None:

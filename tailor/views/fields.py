@@ -1,10 +1,9 @@
 """``fields=``: each hit's ``_source`` cut down to the fields a client asked for.
 
-The same patterns go to the engine for a backfill (``_source`` includes), so
-a live hit and a stored one must look alike, or the hand-over would not
-recognise a document it already sent by its ``_source``. This is therefore
-the engine's own source filtering (Elasticsearch 7.17's and OpenSearch's
-``XContentMapValues.filter``), rule for rule:
+Live hits and the ``n=`` backfill's are cut here alike, and a pattern means
+what it means to the engine's own ``_source`` filtering (Elasticsearch
+7.17's and OpenSearch's ``XContentMapValues.filter``, compared document by
+document in tests/integration/test_source_projection_engine.py), rule for rule:
 
 - a pattern selects a field and everything under it: ``a`` keeps the whole
   object ``a`` (empty or not), and so does ``a*``, whose ``*`` matches any
@@ -17,8 +16,8 @@ the engine's own source filtering (Elasticsearch 7.17's and OpenSearch's
 - a pattern with a character beyond the Basic Multilingual Plane (an emoji)
   matches nothing: the engine compares UTF-16 units against code points
   (``*`` still spans such characters in keys). OpenSearch 3 matches them
-  when no pattern has a ``*`` or a dot, so the engine is never sent such
-  patterns (``engine_patterns``);
+  when no pattern has a ``*`` or a dot; estrom follows the others
+  (``engine_patterns``: the patterns that can match);
 - no pattern at all is the whole source, as the engine's empty includes.
 
 Selected values are the input's own (not copied): a hit is read-only once

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from common.hits import Hit
+from tailor.backfill.handover import CutHit, cut
 from tailor.queries.params import TailRequest
 from tailor.streaming.format import EncodedHit, hit_json
 from tailor.subscriptions.hub import SubscriptionHub
@@ -177,9 +178,7 @@ class SharedView:
         project = self._project
         if project is None:
             return hit if isinstance(hit, EncodedHit) else EncodedHit(hit)
-        return EncodedHit(
-            {k: project(v) if k == "_source" and isinstance(v, dict) else v for k, v in hit.items()}
-        )
+        return cut(hit, project)
 
     def _release(self, released: list[Released[EncodedHit]]) -> None:
         if not released:
@@ -189,7 +188,11 @@ class SharedView:
         for hit, is_late, is_early in released:
             if is_late:
                 late += 1
-                hit = EncodedHit({**hit, "_late": True})
+                hit = (
+                    hit.with_members(_late=True)
+                    if isinstance(hit, CutHit)
+                    else EncodedHit({**hit, "_late": True})
+                )
             early += is_early
             hits.append(hit)
         if late:

@@ -32,7 +32,12 @@ def test_streaming_bulk_answers_and_stores_as_the_engine_does(
     if engine_family(engine) != "elasticsearch":
         pytest.skip("elasticsearch-py's case; OpenSearch's client runs it in test_bulk_opensearch_client.py")
     check_streaming_bulk(
-        lambda url: Elasticsearch([url]), helpers.streaming_bulk, beater, engine, wamp, index
+        lambda url: Elasticsearch([url], timeout=120),  # the client's 10 s: less than a busy engine's pace
+        helpers.streaming_bulk,
+        beater,
+        engine,
+        wamp,
+        index,
     )
 
 

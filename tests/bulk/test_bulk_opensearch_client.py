@@ -25,4 +25,11 @@ def test_opensearch_py_streaming_bulk_answers_and_stores_as_the_engine_does(
 ) -> None:
     if engine_family(engine) != "opensearch":
         pytest.skip("opensearch-py's case runs against OpenSearch (ESTROM_ENGINE_DIST=opensearch-2.19.6)")
-    check_streaming_bulk(lambda url: OpenSearch([url]), helpers.streaming_bulk, beater, engine, wamp, index)
+    check_streaming_bulk(
+        lambda url: OpenSearch([url], timeout=120),  # the client's 10 s: less than a busy engine's pace
+        helpers.streaming_bulk,
+        beater,
+        engine,
+        wamp,
+        index,
+    )

@@ -34,7 +34,7 @@ CLUSTER_SETTINGS = {
 }
 
 
-def get_json(url: str, timeout: float = 5.0) -> object:
+def get_json(url: str, timeout: float = 30.0) -> object:  # three JVMs on a busy 2-core machine
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.load(resp)
 

@@ -82,22 +82,24 @@ def test_kill_one_node_under_load(
     finally:
         sender.stop()
 
-    attempts = sender.stats.attempts
+    attempts = sender.stats.attempts  # one request at a time, in order
     refused = [a for a in attempts if a.outcome != "200"]
     outcomes = {a.outcome for a in attempts}
     print(f"outcomes {sorted(outcomes)}; refused {len(refused)} of {len(attempts)}")
+    # Every request was answered by the beater, none left to the sender's own 30 s timeout
+    # (no "timeout" outcome): no request waited on the engine past the beater's timeouts.
     assert outcomes <= {"200", "503", "429"}, outcomes
-    # Refused only because of the kill: ended after it (a request begun well before may
-    # be refused by it on a slow machine), begun before the cluster answered with two
-    # nodes plus one engine timeout.
-    for attempt in refused:
-        assert attempt.ended >= killed, attempt
-        assert attempt.started <= writable + ENGINE_TIMEOUT, attempt
-    # No request waited on the engine past its timeout: each answer came
-    # within the timeout of its percolation, its one retry and the publish.
     slowest = max(a.ended - a.started for a in attempts)
     print(f"slowest request {slowest:.2f}s (engine timeout {ENGINE_TIMEOUT:g}s)")
-    assert slowest < 2 * ENGINE_TIMEOUT + 5
+    # Refused only because of the kill: ended after it (a request begun well before may
+    # be refused by it on a slow machine), and came before the first request begun once
+    # the cluster answered with two nodes was acknowledged; none after it, the node's
+    # return included.
+    recovered = next(i for i, a in enumerate(attempts) if a.outcome == "200" and a.started >= writable)
+    for i, attempt in enumerate(attempts):
+        if attempt.outcome != "200":
+            assert attempt.ended >= killed, attempt
+            assert i < recovered, (attempt, attempts[recovered])
 
     sent = sender.stats.sent_ids
     acked_ids = sender.stats.acked_ids

@@ -97,9 +97,10 @@ def test_router_restart_mid_stream(
         report(f"{fmt} tail", sender.stats.acked_ids, numbers(before + after))
         tail.close()
 
-    # A client arriving after the restart gets what is acknowledged from then on.
+    # A client arriving after the restart gets what is acknowledged from then on (sent until
+    # acknowledged: a busy router may outlast the 3 s publish timeout once).
     late = Tail(tailor.url, {**params, "limit": 1})
-    assert run_sender(beater.url, index, run, retry=False).send([10**6]) == "200"
+    assert run_sender(beater.url, index, run).send([10**6]) == "200"
     assert numbers(late.document()["hits"]) == [10**6]
 
 

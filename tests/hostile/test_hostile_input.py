@@ -21,11 +21,13 @@ from autobahn.wamp.exception import ApplicationError
 from hypothesis import given
 
 from common import contract
-from devstack.wamp_client import WampClient
+from devstack.wamp_client import EventSink, WampClient
 from tests.hostile.conftest import TRIED, hostile_settings
 from tests.hostile.strategies import CONTENT_TYPES, DSL, INDEX_NAMES, LUCENE, RAW_BODIES, TAIL_PARAMS
-from tests.http_client import http
+from tests.http_client import http, ingest
+from tests.real_stack import EngineHandle
 from tests.security.serving import assert_still_serving
+from tests.waiting import wait_until
 
 INDEX = f"hostile-{uuid.uuid4().hex[:8]}"
 SID = re.compile(r"^[0-9a-f]{16}$")
@@ -44,14 +46,42 @@ def assert_json_answer(status: int, content_type: str, body: bytes) -> Any:
     return None
 
 
+def percolated(engine: EngineHandle, sid: str) -> bool:
+    """Whether the stored query is active as a search sees it: what percolation sees."""
+    resp = http(
+        "POST",
+        f"{engine.url}/estrom-queries-{INDEX}/_search",
+        json.dumps({"query": {"ids": {"values": [sid]}}}),
+        {"content-type": "application/json"},
+    )
+    hits = resp.json()["hits"]["hits"] if resp.status == 200 else []
+    return bool(hits) and hits[0]["_source"].get("estrom_active") is True
+
+
 @pytest.fixture
-def listened_index(wamp: WampClient) -> str:
-    """An index with a match-all query, so hostile documents are percolated, not skipped."""
-    wamp.call("com.estrom.register_query", INDEX, "*:*")
+def listener(wamp: WampClient, engine: EngineHandle) -> EventSink:
+    """A match-all query on INDEX, subscribed for the whole test, so hostile documents are
+    percolated, not skipped, however long the examples take.
+
+    Unsubscribed, the beater's lifecycle sweep would deactivate it after a
+    sweep interval, and a slow machine's later examples would test nothing.
+    The subscription also reactivates it should a sweep have deactivated it
+    before (between two tests of this module), asynchronously: wait until
+    percolation sees it active. The ``wamp`` session, and so the
+    subscription, ends with the test.
+    """
+    sid = wamp.call("com.estrom.register_query", INDEX, "*:*")
+    sink = wamp.subscribe(f"docs-for-{sid}")
+    wait_until(lambda: percolated(engine, sid), what="the match-all query percolated")
+    return sink
+
+
+@pytest.fixture
+def listened_index(listener: EventSink) -> str:
     return INDEX
 
 
-def test_ingest_bodies(beater: Any, listened_index: str) -> None:
+def test_ingest_bodies(beater: Any, listened_index: str, listener: EventSink) -> None:
     @hostile_settings()
     @given(body=RAW_BODIES, content_type=CONTENT_TYPES)
     def run(body: bytes, content_type: str) -> None:
@@ -68,6 +98,12 @@ def test_ingest_bodies(beater: Any, listened_index: str) -> None:
             assert answer["accepted"] + len(answer["rejected"]) >= 1 or body.strip() in (b"[]",)
 
     run()
+    # The match-all query was percolated up to the last example: a document now is a hit.
+    marker = uuid.uuid4().hex
+    resp = ingest(beater.url, listened_index, {"marker": marker})
+    assert resp.status == 200, resp.body
+    assert resp.json()["published"] >= 1, resp.body
+    listener.wait_for_marker(marker)
 
 
 def test_ingest_paths(beater: Any) -> None:

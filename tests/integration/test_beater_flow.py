@@ -315,9 +315,15 @@ def test_a_document_matching_more_queries_than_a_page_reaches_them_all(
 ) -> None:
     """Matches are read page by page (msearch pages are small): none is cut off."""
     beater = start_beater(ESTROM_PERCOLATE_MODE=mode)
-    sids = sorted({register(wamp, index, f"tag:wide OR z:q{i}") for i in range(150)})
-    assert len(sids) == 150
-    first, last = wamp.subscribe(f"docs-for-{sids[0]}"), wamp.subscribe(f"docs-for-{sids[-1]}")
+    # Each subscribed as it is registered: a sweep deactivates a query that has had no
+    # subscriber for a sweep interval, and 150 registrations may take longer than that.
+    sinks = {}
+    for i in range(150):
+        sid = register(wamp, index, f"tag:wide OR z:q{i}")
+        sinks[sid] = wamp.subscribe(f"docs-for-{sid}")
+    assert len(sinks) == 150
+    sids = sorted(sinks)
+    first, last = sinks[sids[0]], sinks[sids[-1]]
     resp = ingest(beater.url, index, [{"tag": "wide", "n": 1}, {"tag": "narrow", "n": 2}])
     assert resp.status == 200, resp.body
     assert resp.json() == {"accepted": 2, "published": 150, "rejected": []}

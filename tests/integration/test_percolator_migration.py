@@ -65,11 +65,16 @@ SHARED = re.compile(r"^estrom-queries-_shared-\d+(_g\d+)?$")
 
 
 def test_queries_of_the_older_layout_move_to_the_shared_index_on_start(
-    start_beater: StartService, wamp: WampClient, engine: EngineHandle, index: str
+    start_beater: StartService, wamp: WampClient, admin_wamp: WampClient, engine: EngineHandle, index: str
 ) -> None:
     single, single_sids = legacy_index(engine, index, {"kind:a": True, "kind:idle": False})
     pattern, pattern_sids = legacy_index(engine, f"{index}-*", {"kind:b": True})
-    # Slow sweeps: the migration is the beater's start's (none of these queries has a subscriber).
+    # The active ones have a subscriber (an admin session may subscribe to any topic): else
+    # any beater's sweep (the session's too) deactivates them once their last activity is a
+    # sweep interval old, which a slow start and migration can outlast.
+    for sid in (single_sids["kind:a"], pattern_sids["kind:b"]):
+        admin_wamp.subscribe(f"docs-for-{sid}")
+    # Slow sweeps: the migration is the beater's start's.
     beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="600")
 
     def migrated() -> bool:

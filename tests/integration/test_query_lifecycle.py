@@ -17,8 +17,13 @@ from tests.real_stack import EngineHandle, RouterHandle, ServiceHandle, StartSer
 from tests.tcp_proxy import TCPProxy
 from tests.waiting import wait_until
 
-# Short enough for a test, long enough for register-then-subscribe on a busy machine.
+# Short, for a test: under such a beater, a query nobody subscribes to is gone within seconds.
+# So a query meant to stay is subscribed before that beater starts, or before it is registered
+# (an admin session may subscribe to any topic): never in between, where a slow machine could
+# take longer than the grace.
 FAST = {"ESTROM_QUERY_GRACE": "2", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
+#: Frequent sweeps that never remove a query: deactivation and activation only.
+SWEEPING = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
 
 
 def exists(wamp: WampClient, sid: str) -> bool:
@@ -103,15 +108,15 @@ def beater_log(service: ServiceHandle) -> str:
 def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
     start_beater: StartService, router: RouterHandle, index: str, engine: EngineHandle
 ) -> None:
-    beater = start_beater(**FAST)
     listener = WampClient(router.url)
     sid = listener.call("com.estrom.register_query", index, "kind:gc")
     sink = listener.subscribe(f"docs-for-{sid}")
+    beater = start_beater(**FAST)
     published_once(beater.url, index, {"kind": "gc", "marker": "one"})
     sink.wait_for_marker("one")
     listener.close()  # the last subscriber leaves
 
-    observer = WampClient(router.url)
+    observer = admin_client(router.url)
     wait_until(lambda: stored(engine, index, sid) is None, what="query removed")
     # describe searches, and a search sees the delete once the index refreshed.
     wait_until(lambda: not exists(observer, sid), what="describe says no_such_query")
@@ -122,9 +127,10 @@ def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
         >= 1
     )
 
+    # Subscribed first: from its registration on, the query has its subscriber.
+    sink = observer.subscribe(f"docs-for-{sid}")
     again = observer.call("com.estrom.register_query", index, "kind:gc")
     assert again == sid
-    sink = observer.subscribe(f"docs-for-{sid}")
     published_once(beater.url, index, {"kind": "gc", "marker": "two"})
     assert [h["_source"]["marker"] for h in sink.wait_for_marker("two")] == ["two"]
     observer.close()
@@ -133,9 +139,9 @@ def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
 def test_subscribed_query_is_never_removed(
     start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    beater = start_beater(**FAST)
     sid = wamp.call("com.estrom.register_query", index, "kind:kept")
     sink = wamp.subscribe(f"docs-for-{sid}")
+    beater = start_beater(**FAST)
     before = metric(beater.url, "estrom_beater_lifecycle_sweeps_total")
     wait_until(
         lambda: metric(beater.url, "estrom_beater_lifecycle_sweeps_total") >= before + 10,
@@ -150,11 +156,12 @@ def test_subscribed_query_is_never_removed(
 def test_only_queries_with_subscribers_are_percolated(
     start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    beater = start_beater(ESTROM_QUERY_GRACE="600", ESTROM_QUERY_SWEEP_INTERVAL="0.5")
     heard = wamp.call("com.estrom.register_query", index, "kind:both")
     unheard = wamp.call("com.estrom.register_query", index, "kind:both AND kind:both")
     assert heard != unheard
     wamp.subscribe(f"docs-for-{heard}")
+    # Sweeping from now on: ``heard`` has had its subscriber since before.
+    beater = start_beater(**SWEEPING)
     wait_until(lambda: stored(engine, index, unheard)["estrom_active"] is False, what="unheard deactivated")
     assert stored(engine, index, heard)["estrom_active"] is True
     assert ingest(beater.url, index, {"kind": "both"}).json()["published"] == 1
@@ -169,14 +176,14 @@ def test_only_queries_with_subscribers_are_percolated(
 
 
 def test_two_beaters_collect_consistently_and_reregistration_wins(
-    start_beater: StartService, wamp: WampClient, index: str, engine: EngineHandle
+    start_beater: StartService, wamp: WampClient, admin_wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    first = start_beater(**FAST)
-    second = start_beater(**FAST)
     kept = []
     for i in range(5):
         kept.append(wamp.call("com.estrom.register_query", index, f"n:{i}"))
         wamp.subscribe(f"docs-for-{kept[-1]}")
+    first = start_beater(**FAST)
+    second = start_beater(**FAST)
     dropped = [wamp.call("com.estrom.register_query", index, f"m:{i}") for i in range(5)]
     wait_until(
         lambda: all(stored(engine, index, s) is None for s in dropped), what="abandoned queries removed"
@@ -186,14 +193,19 @@ def test_two_beaters_collect_consistently_and_reregistration_wins(
     assert metric(second.url, "estrom_beater_lifecycle_sweeps_total") >= 1
 
     # Re-register an abandoned query again and again while both beaters sweep:
-    # every registration that was acknowledged leaves it registered.
+    # every registration that was acknowledged leaves it registered. A subscriber held from
+    # before the registration until describe answered keeps the sweeps from removing it
+    # meanwhile, however slow the machine; once it leaves, they do.
+    topic = f"docs-for-{dropped[0]}"
     for _ in range(10):
+        held = on_reactor(lambda: admin_wamp.session.subscribe(lambda *_a: None, topic))
         sid = wamp.call("com.estrom.register_query", index, "m:0")
         assert sid == dropped[0]
         assert exists(wamp, sid)
+        on_reactor(held.unsubscribe)
         wait_until(lambda sid=sid: stored(engine, index, sid) is None, what="removed again")
+    sink = admin_wamp.subscribe(topic)
     sid = wamp.call("com.estrom.register_query", index, "m:0")
-    sink = wamp.subscribe(f"docs-for-{sid}")
     published_once(first.url, index, {"m": 0, "marker": "end"})
     sink.wait_for_marker("end")
     assert engine_request(engine.url, "GET", f"/estrom-queries-{index}/_count")["count"] == len(kept) + 1
@@ -222,7 +234,6 @@ def test_fields_added_to_the_document_index_reach_the_percolator_without_restart
 def test_prefix_subscription_keeps_only_what_it_covers(
     start_beater: StartService, wamp: WampClient, admin_wamp: WampClient, index: str, engine: EngineHandle
 ) -> None:
-    start_beater(**FAST)
     queries = [f"p:{i}" for i in range(12)]
     sids = [wamp.call("com.estrom.register_query", index, q) for q in queries]
     # A prefix subscription for the first sid's first two hex digits covers
@@ -231,6 +242,7 @@ def test_prefix_subscription_keeps_only_what_it_covers(
     # prefix subscriber is a trusted session.
     covered_prefix = sids[0][:2]
     admin_wamp.subscribe(f"docs-for-{covered_prefix}", match="prefix")
+    start_beater(**FAST)  # collecting from now on, under the subscription
     covered = [s for s in sids if s.startswith(covered_prefix)]
     others = [s for s in sids if not s.startswith(covered_prefix)]
     assert others, "the generator should give sids with other prefixes"
@@ -301,7 +313,9 @@ def test_steady_sweeps_look_nothing_up_and_a_rejoin_learns_again(
     before = [wamp.call("com.estrom.register_query", index, f"early:{i}") for i in range(3)]
     for sid in before:
         wamp.subscribe(f"docs-for-{sid}")
-    beater = start_beater(router_url=ws_url(router_link), **FAST)
+    # Frequent sweeps, no collection: a slow subscribe after the registration below is only
+    # a deactivation, undone by the subscription.
+    beater = start_beater(router_url=ws_url(router_link), **SWEEPING)
     wait_until(lambda: lookups(beater, "found") >= len(before), what="pre-existing subscriptions looked up")
     # One more subscriber after the beater joined: the meta event teaches it.
     late = wamp.call("com.estrom.register_query", index, "late:1")

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from tailor.backfill.search import source_filter
-from tailor.views.fields import compile_fields
+from tailor.views.fields import compile_fields, engine_patterns
 from tests.http_client import engine_request, http
 from tests.real_stack import EngineHandle
 from tests.tailor.test_tail_backfill import bulk
@@ -119,10 +118,12 @@ def corpus(engine: EngineHandle) -> Iterator[str]:
 def engine_cuts(
     engine: EngineHandle, index: str, pattern_sets: list[tuple[str, ...]]
 ) -> list[dict[str, Any]]:
-    """Per pattern set, the engine's cut source of each document by ``_id``, asked as a backfill asks."""
+    """Per pattern set, the engine's cut source of each document by ``_id`` (its ``_source`` includes)."""
     lines = []
     for patterns in pattern_sets:
-        body = {"query": {"match_all": {}}, "size": len(DOCS), **source_filter(patterns)}
+        includes = engine_patterns(patterns)
+        source: Any = {"includes": list(includes)} if includes else False
+        body = {"query": {"match_all": {}}, "size": len(DOCS), "_source": source}
         lines += [json.dumps({"index": index}), json.dumps(body)]
     resp = http(
         "POST", f"{engine.url}/_msearch", "\n".join(lines) + "\n", {"content-type": "application/x-ndjson"}

@@ -38,6 +38,7 @@ from devstack.metrics_page import metric
 from devstack.stack import Stack
 from tests.http_client import Response, http, ingest
 from tests.readers.stack import ReadersStack, from_address, start_readers_stack
+from tests.real_stack import StartService
 from tests.tailor.tail_client import Tail, docs_path
 from tests.waiting import wait_until
 
@@ -50,10 +51,20 @@ OPS = "ops-" + uuid.uuid4().hex
 #: "estrom-queries-", which the session's own beater would take for an older layout of its own)
 PREFIX = f"estrom-bounds-{RUN}-"
 BURST = 5
-TTL = 600
+#: Registrations and lookups a second past the burst: one more every 10,000 s. The tests count
+#: what a burst lets through, so no refill may come while they run, however slow the machine.
+RATE = 0.0001
+#: Longer than any test here may run: an unknown sid asked about twice is remembered between.
+TTL = 3600
 BUFFER = 256 * 1024
 TOTAL = 1024 * 1024
+#: Short: the slow readers are dropped one or two at a time as the total lets them have a page,
+#: and the first dropped must still be there to be read when the last is (the tailor cuts a
+#: dropped reader's connection CLOSE_GRACE, 30 s, after the drop).
 STALL = 2
+#: The header deadline of the tailor of the trickling test. Not the stack's: a connection idle
+#: that long after its response is cut 15 s later, and a dropped slow reader's connection (its
+#: last words unread) must last the whole CLOSE_GRACE instead.
 IDLE = 2
 #: the backfill: documents of about DOC_BYTES each
 DOCS = 300
@@ -70,9 +81,9 @@ def bounds(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
             "readers": [{"name": "ops", "token": OPS, "targets": ["public-*"]}],
             "anonymous": {"targets": ["public-*"]},
         },
-        ESTROM_QUOTA_REGISTRATIONS_PER_SECOND="0.01",
+        ESTROM_QUOTA_REGISTRATIONS_PER_SECOND=str(RATE),
         ESTROM_QUOTA_REGISTRATIONS_BURST=str(BURST),
-        ESTROM_QUOTA_DESCRIBES_PER_SECOND="0.01",
+        ESTROM_QUOTA_DESCRIBES_PER_SECOND=str(RATE),
         ESTROM_QUOTA_DESCRIBES_BURST=str(BURST),
         ESTROM_QUOTA_TAILS="50",
         ESTROM_UNKNOWN_SID_TTL=str(TTL),
@@ -81,7 +92,7 @@ def bounds(stack: Stack, engine: EngineHandle) -> Iterator[ReadersStack]:
         ESTROM_TAILOR_BACKFILL_BUFFER=str(BUFFER),
         ESTROM_TAILOR_BACKFILL_TOTAL=str(TOTAL),
         ESTROM_TAILOR_BACKFILL_STALL=str(STALL),
-        ESTROM_TAILOR_IDLE_TIMEOUT=str(IDLE),
+        ESTROM_TAILOR_IDLE_TIMEOUT="3600",
     )
     try:
         yield s
@@ -122,7 +133,7 @@ def test_tails_and_counts_over_the_registration_quota_are_429(bounds: ReadersSta
     assert (body["error"], body["limit"], body["value"]) == (
         "quota_exceeded",
         "ESTROM_QUOTA_REGISTRATIONS_PER_SECOND",
-        0.01,
+        RATE,
     )
     assert int(refused.headers["retry-after"]) >= 1
     counts = get(
@@ -326,11 +337,19 @@ def test_tails_answer_cors_to_the_router_page_only(bounds: ReadersStack) -> None
     assert local.headers["access-control-allow-origin"] == f"http://localhost:{bounds.router.port}"
 
 
-def test_a_client_trickling_its_headers_is_cut_and_a_stream_is_not(bounds: ReadersStack) -> None:
+def test_a_client_trickling_its_headers_is_cut_and_a_stream_is_not(
+    bounds: ReadersStack, start_tailor: StartService
+) -> None:
     index = f"{PUBLIC}-idle"
-    stream = Tail(bounds.tailor.url, {"i": index, "q": "idle:yes", "format": "ndjson"}, timeout=60)
+    tailor = start_tailor(
+        router_url=bounds.router.url,
+        ESTROM_READERS=str(bounds.readers_path),
+        ESTROM_QUERY_INDEX_PREFIX=PREFIX,
+        ESTROM_TAILOR_IDLE_TIMEOUT=str(IDLE),
+    )
+    stream = Tail(tailor.url, {"i": index, "q": "idle:yes", "format": "ndjson"}, timeout=60)
     assert stream.status == 200
-    url = urllib.parse.urlsplit(bounds.tailor.url)
+    url = urllib.parse.urlsplit(tailor.url)
     sock = socket.create_connection((url.hostname, url.port), timeout=60, source_address=("127.0.0.51", 0))
     try:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -350,7 +369,7 @@ def test_a_client_trickling_its_headers_is_cut_and_a_stream_is_not(bounds: Reade
         assert closed, "the tailor kept a connection that never finished its headers"
     finally:
         sock.close()
-    assert metric(bounds.tailor.url, "estrom_tailor_connections_timed_out_total") >= 1
+    assert metric(tailor.url, "estrom_tailor_connections_timed_out_total") >= 1
     # The stream, silent for longer than the timeout, still carries hits.
     assert ingest(bounds.beater.url, index, {"idle": "yes", "k": 1}).status == 200
     assert stream.wait_hits(1)[0]["_source"] == {"idle": "yes", "k": 1}

@@ -72,7 +72,9 @@ def _hits_seen_by(tail: Tail, n: int) -> list[dict]:
 def test_sse_reconnect_resumes_from_history_or_reports_the_gap(
     start_tailor, beater, index, history, replayed, gap
 ):
-    tailor = start_tailor(ESTROM_TAILOR_SSE_HISTORY=history)
+    # The sid outlives its last SSE client as long as it lingers: far longer than this test, so
+    # that a slow machine's watcher (below) cannot arrive after it was let go.
+    tailor = start_tailor(ESTROM_TAILOR_SSE_HISTORY=history, ESTROM_TAILOR_SSE_LINGER="600")
     params = {"i": index, "q": "fmt:resume"}
     first = sse(tailor.url, params)
     send(beater.url, index, [{"fmt": "resume", "k": 1}])

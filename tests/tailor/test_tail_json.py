@@ -13,6 +13,7 @@ import pytest
 from devstack.metrics_page import metric
 from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
+from tests.tailor.test_tail_backfill import bulk
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -93,15 +94,15 @@ def test_limit_zero_is_an_empty_document(tailor, index):
     assert doc["hits"] == []
 
 
-def test_timeout_ends_a_complete_document(tailor, beater, index):
-    # Long enough for the hit to arrive first on a slow machine; the point is how it ends.
-    tail = Tail(tailor.url, {"i": index, "q": "t:yes", "timeout": 15})
+def test_timeout_ends_a_complete_document(tailor, engine, index):
+    # The point is how it ends: after a hit. A stored document backfilled (n=1) is written
+    # in the turn the stream starts, before its timeout can run out, on any machine.
+    bulk(engine.url, index, [{"t": "yes", "m": 1}])
+    tail = Tail(tailor.url, {"i": index, "q": "t:yes", "n": 1, "timeout": 1})
     assert tail.status == 200
-    send(beater.url, index, [{"t": "yes", "m": 1}])
-    tail.wait_hits(1)
     doc = tail.document()
     tail.close()
-    assert doc["hits"] == [{"_index": index, "_source": {"t": "yes", "m": 1}}]
+    assert [(h["_index"], h["_source"]) for h in doc["hits"]] == [(index, {"t": "yes", "m": 1})]
     assert "error" not in doc
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailor.backfill.budget import BackfillBudget
+from tailor.backfill.handover import CutHit, source_digest
 from tailor.backfill.pages import Backfill
 from tailor.backfill.search import search_ids, search_page, search_with_sources
 from tailor.views import fields as fields_module
@@ -180,34 +181,31 @@ def test_more_patterns_never_select_less(
         assert set(alone) <= set(both)
 
 
-# -- the backfill asks the engine for the same ----------------------------------------
+# -- the backfill cuts its hits as the live ones, and keeps their whole digests ---------
 
 
-def test_backfill_searches_ask_for_the_fields_sources_only() -> None:
+def test_backfill_searches_ask_for_whole_sources() -> None:
     engine = PagedEngine([])
-    for search in (
-        search_with_sources("l", "x", 5, ("a.b", "c*")),
-        search_page("l", [("l", "1")], ("a.b", "c*")),
-    ):
-        search(engine)
-    assert [body["_source"] for body in engine.bodies] == [{"includes": ["a.b", "c*"]}] * 2
-    engine.bodies.clear()
     for search in (search_with_sources("l", "x", 5), search_page("l", [("l", "1")])):
         search(engine)
     assert all("_source" not in body for body in engine.bodies)
     search_ids("l", "x", 5)(engine)
-    assert engine.bodies[-1]["_source"] is False  # ids only, fields or not
+    assert engine.bodies[-1]["_source"] is False  # ids only
 
 
 @pytest.mark.parametrize("size", [3, 40], ids=["one-search", "paged"])
-def test_a_backfill_opened_with_fields_carries_them_to_every_search(size: int) -> None:
+def test_a_backfill_opened_with_fields_cuts_every_hit_and_keeps_its_whole_digest(size: int) -> None:
     engine = PagedEngine(docs(50))
+    whole = {str(i): source_digest(doc) for i, doc in enumerate(engine.docs)}
     backfill = Backfill(engine, BackfillBudget(1_000_000), buffer=1000)  # type: ignore[arg-type]
     pages = run(backfill.open("l", "x", size, fields=("n",)))
+    hits = list(pages.first)
     while not pages.done:
         pages.page_read()
-        run(pages.next())
+        hits += run(pages.next())
     pages.close()
-    searches = [body for body in engine.bodies if body.get("_source") is not False]
-    assert searches
-    assert all(body["_source"] == {"includes": ["n"]} for body in searches)
+    assert len(hits) == size
+    for hit in hits:
+        assert isinstance(hit, CutHit)
+        assert set(hit["_source"]) == {"n"}
+        assert hit.whole == whole[hit["_id"]]
