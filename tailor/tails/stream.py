@@ -76,7 +76,7 @@ class ClientStream(PacedResponse):
         watch: RequestWatch,
         backfill_stall: float = 60.0,
         handover_window: float = Settings.tailor_handover,
-        sampler: RateSampler | None = None,
+        sampler: RateSampler[SequencedHit] | None = None,
         close_grace: float = Settings.tailor_close_grace,
     ) -> None:
         super().__init__(
@@ -93,8 +93,11 @@ class ClientStream(PacedResponse):
         self.sent = 0  # hits framed for this client
         self._reports = 0  # sampled seconds said: elements of the JSON array, as hits are
         self._sampling = (
-            TailSampling(sampler, clock, self._sampled, stats.sampled_out) if sampler is not None else None
+            TailSampling(sampler, clock, self._send_live, self._sampled, stats.sampled_out)
+            if sampler is not None
+            else None
         )
+        self._closing = False
         self.event_id: Callable[[int], str] = str
         self._held: list[SequencedHit] = []
         self._held_bytes = 0
@@ -144,29 +147,36 @@ class ClientStream(PacedResponse):
             if self.pending_bytes > self.max_pending + self._allowance:
                 self.drop_slow_reader()
                 return
-            # One write per event, not per hit: the fan-out costs a few
-            # byte joins per client, the JSON was encoded once for all.
-            frames: list[bytes] = []
             sampling = self._sampling
             if sampling is not None:
-                sampling.begin()
-            for seq, hit in entries:
-                if self.limit is not None and self.sent >= self.limit:
-                    break
+                sampling.begin()  # the second before: its sample and its report go first
+            fresh: list[SequencedHit] = []
+            for entry in entries:
                 if self._deduper is not None:
-                    if self._deduper.seen(hit):
+                    if self._deduper.seen(entry[1]):
                         continue
                     if self._deduper.exhausted:
                         self._deduper = None
-                if sampling is not None and not sampling.admit():
-                    continue
-                frames.append(self.framing.hit(hit, self.event_id(seq), first=self.sent + self._reports == 0))
-                self.sent += 1
-            if frames:  # hits only: a sampled second's report is written on its own
-                self._emit(b"".join(frames))
-                self.stats.hits_sent(len(frames))
+                if sampling is None or sampling.offer(entry):
+                    fresh.append(entry)
+            self._send_live(fresh)
+
+    def _send_live(self, entries: Sequence[SequencedHit]) -> None:
+        """Frame live hits up to ``limit``; one write for all: the fan-out costs a few byte joins
+        per client, the JSON was encoded once for all."""
+        if self.state is not State.STREAMING:
+            return
+        frames: list[bytes] = []
+        for seq, hit in entries:
             if self.limit is not None and self.sent >= self.limit:
-                self.close("limit")
+                break
+            frames.append(self.framing.hit(hit, self.event_id(seq), first=self.sent + self._reports == 0))
+            self.sent += 1
+        if frames:  # hits only: a sampled second's report is written on its own
+            self._emit(b"".join(frames))
+            self.stats.hits_sent(len(frames))
+        if self.limit is not None and self.sent >= self.limit and not self._closing:
+            self.close("limit")
 
     @property
     def bridges_gaps(self) -> bool:
@@ -192,8 +202,9 @@ class ClientStream(PacedResponse):
             self._reports += 1
 
     def close(self, end: str, error: str | None = None, reason: str | None = None) -> None:
-        """End the document; a sampled tail's current second is reported first."""
-        if self.state is State.STREAMING and self._sampling is not None:
+        """End the document; a sampled tail's current second (its sample, its report) goes first."""
+        if self.state is State.STREAMING and self._sampling is not None and not self._closing:
+            self._closing = True
             self._sampling.flush()
         super().close(end, error, reason)
 

@@ -11,90 +11,109 @@ from twisted.internet.task import Clock
 from tailor.streaming.format import JsonFraming, NdjsonFraming, SseFraming
 from tailor.streaming.request_watch import RequestWatch
 from tailor.tails.stream import ClientStream
-from tailor.views.sampling import RateSampler, SampledSecond
+from tailor.views.sampling import RateSampler, SampledSecond, Verdict
 from tests.tailor.tail_client import parse_sse
 from tests.unit.test_tailor_client_stream import FakeRequest, Stats
 
 T0 = 1_700_000_000  # a whole second
+Rolled = tuple[list[int], SampledSecond | None]
 
 
-def second_of(sampler: RateSampler, now: float, hits: int) -> tuple[SampledSecond | None, list[bool]]:
-    """The report ``roll`` gave on entering ``now``'s second, and which of ``hits`` were sent."""
-    report = sampler.roll(now)
-    return report, [sampler.admit() for _ in range(hits)]
+def second_of(sampler: RateSampler[int], now: float, hits: int) -> tuple[Rolled, list[Verdict]]:
+    """What ``roll`` gave on entering ``now``'s second (the second before's sample and report),
+    and the verdict on each of ``hits`` hits, numbered from 0."""
+    rolled = sampler.roll(now)
+    return rolled, [sampler.offer(i) for i in range(hits)]
 
 
-def test_under_the_rate_every_hit_passes_and_nothing_is_reported():
-    sampler = RateSampler(5, random.Random(1))
+def test_under_the_rate_every_hit_passes_at_once_and_nothing_is_reported():
+    sampler: RateSampler[int] = RateSampler(5, random.Random(1))
     for s in range(3):
-        report, sent = second_of(sampler, T0 + s + 0.2, 5)
-        assert report is None
-        assert all(sent)
-    assert sampler.roll(T0 + 10) is None
+        rolled, verdicts = second_of(sampler, T0 + s + 0.2, 5)
+        assert rolled == ([], None)
+        assert verdicts == [Verdict.SEND] * 5
+    assert sampler.roll(T0 + 10) == ([], None)
 
 
 def test_a_burst_after_a_quiet_second_sends_its_first_k_and_is_reported_when_over():
-    sampler = RateSampler(3, random.Random(1))
-    _, sent = second_of(sampler, T0 + 0.5, 10)
-    assert sent == [True] * 3 + [False] * 7
-    assert sampler.leaving_out
-    report = sampler.roll(T0 + 1.0)
+    sampler: RateSampler[int] = RateSampler(3, random.Random(1))
+    _, verdicts = second_of(sampler, T0 + 0.5, 10)
+    assert verdicts == [Verdict.SEND] * 3 + [Verdict.OUT] * 7
+    released, report = sampler.roll(T0 + 1.0)
+    assert released == []
     assert report == SampledSecond(T0, matched=10, sent=3)
     assert report.frame() == {"t": "2023-11-14T22:13:20Z", "matched": 10, "sent": 3}
 
 
 def test_a_steady_rate_sends_exactly_k_a_second_every_hit_equally_likely():
-    sampler = RateSampler(5, random.Random(7))
+    sampler: RateSampler[int] = RateSampler(5, random.Random(7))
     per_position: Counter[int] = Counter()
     seconds = 4000
     for s in range(seconds):
-        report, sent = second_of(sampler, T0 + s, 50)
-        if s >= 2:  # each report is of the second before, which had an expected count
-            assert report == SampledSecond(T0 + s - 1, matched=50, sent=5)
+        (released, report), verdicts = second_of(sampler, T0 + s, 50)
         if s >= 1:
-            per_position.update(i for i, kept in enumerate(sent) if kept)
+            assert verdicts == [Verdict.HELD] * 50  # the second before was over: a sample is drawn
+        if s >= 2:  # the sample of the second before, in arrival order, and its report
+            assert released == sorted(released)
+            assert len(released) == 5
+            assert report == SampledSecond(T0 + s - 1, matched=50, sent=5)
+            per_position.update(released)
     # Each of the 50 places in a second is sent about 1 time in 10 (deterministic: seeded).
-    frequencies = [per_position[i] / (seconds - 1) for i in range(50)]
+    frequencies = [per_position[i] / (seconds - 2) for i in range(50)]
     assert all(0.085 < f < 0.115 for f in frequencies), frequencies
 
 
-def test_never_more_than_k_when_the_rate_rises_and_a_fall_is_reported_as_it_was():
-    sampler = RateSampler(4, random.Random(3))
+def test_never_more_than_k_and_a_second_that_falls_under_the_rate_loses_nothing():
+    sampler: RateSampler[int] = RateSampler(4, random.Random(3))
     second_of(sampler, T0, 20)
-    _, rising = second_of(sampler, T0 + 1, 60)  # expected 20, got 60
-    assert sum(rising) == 4
-    assert not any(rising[20:])  # past the expected count, no slot is left
-    report, falling = second_of(sampler, T0 + 2, 2)  # expected 60: each of the two goes 1 time in 15
+    (_, first), rising = second_of(sampler, T0 + 1, 60)
+    assert first == SampledSecond(T0, 20, 4)
+    assert set(rising) == {Verdict.HELD}
+    (released, report), falling = second_of(sampler, T0 + 2, 2)
+    assert len(released) == 4
     assert report == SampledSecond(T0 + 1, 60, 4)
-    expected = None if all(falling) else SampledSecond(T0 + 2, 2, sum(falling))
-    assert sampler.roll(T0 + 3) == expected
+    assert falling == [Verdict.HELD, Verdict.HELD]
+    assert sampler.roll(T0 + 3) == ([0, 1], None)  # two hits, under the rate: both, no report
 
 
-def test_a_second_with_no_hits_resets_the_expectation():
-    sampler = RateSampler(2, random.Random(1))
+def test_a_second_with_no_hits_resets_the_rule():
+    sampler: RateSampler[int] = RateSampler(2, random.Random(1))
     second_of(sampler, T0, 100)
-    _, sent = second_of(sampler, T0 + 2, 2)  # T0 + 1 had none
-    assert sent == [True, True]
+    _, verdicts = second_of(sampler, T0 + 2, 2)  # T0 + 1 had none
+    assert verdicts == [Verdict.SEND, Verdict.SEND]
 
 
-def test_time_never_goes_back_and_flush_reports_the_open_second():
-    sampler = RateSampler(1, random.Random(1))
+def test_time_never_goes_back_and_flush_gives_the_open_second():
+    sampler: RateSampler[int] = RateSampler(1, random.Random(1))
     second_of(sampler, T0 + 5.5, 3)
-    assert sampler.roll(T0 + 4.0) is None  # an earlier instant stays in the current second
-    assert sampler.admit() is False
-    assert sampler.flush() == SampledSecond(T0 + 5, matched=4, sent=1)
-    assert sampler.flush() is None
+    assert sampler.roll(T0 + 4.0) == ([], None)  # an earlier instant stays in the current second
+    assert sampler.offer(9) is Verdict.OUT
+    assert sampler.flush() == ([], SampledSecond(T0 + 5, matched=4, sent=1))
+    assert sampler.flush() == ([], None)
+    second_of(sampler, T0 + 6.5, 3)  # over the rate again: T0 + 7 is sampled at its end
+    _, verdicts = second_of(sampler, T0 + 7.5, 3)
+    assert verdicts == [Verdict.HELD] * 3
+    released, report = sampler.flush()
+    assert len(released) == 1
+    assert report == SampledSecond(T0 + 7, matched=3, sent=1)
 
 
 def test_counts_add_up_over_the_reported_seconds():
-    sampler = RateSampler(3, random.Random(11))
+    sampler: RateSampler[int] = RateSampler(3, random.Random(11))
     matched = sent = 0
     reports: list[SampledSecond] = []
+
+    def take(rolled: Rolled) -> None:
+        nonlocal sent
+        released, report = rolled
+        sent += len(released)
+        reports.extend([report] if report else [])
+
     for s in range(50):
-        report, kept = second_of(sampler, T0 + s + 0.1, 10 + s % 7)
-        reports += [report] if report else []
-        matched, sent = matched + len(kept), sent + sum(kept)
-    reports += [r for r in [sampler.flush()] if r]
+        rolled, verdicts = second_of(sampler, T0 + s + 0.1, 10 + s % 7)
+        take(rolled)
+        matched, sent = matched + len(verdicts), sent + verdicts.count(Verdict.SEND)
+    take(sampler.flush())
     # Every second here left some out, so every hit is in a report.
     assert sum(r.matched for r in reports) == matched
     assert sum(r.sent for r in reports) == sent
@@ -153,7 +172,7 @@ def test_json_reports_are_elements_of_the_hits_array_and_close_with_the_document
     stream, request, clock, _ = sampled_stream(JsonFraming(), max_rate=1, limit=3)
     stream.deliver(hits(1, 2))
     clock.advance(1)
-    stream.deliver(hits(3, 4, 5))  # expected 2, k=1: one of these may go
+    stream.deliver(hits(3, 4, 5))  # the second before was over k=1: one of these goes at its end
     clock.advance(1)
     stream.deliver(hits(6, 7, 8))
     stream.close("timeout")
