@@ -81,6 +81,7 @@ class TailProtocol(asyncio.Protocol):
         self._in_body = False
         self._rest = b""
         self._tail = b""
+        self._opening = b""
         self._t0 = time.perf_counter()
         self._window_start = 0.0
         self._window_bytes = 0
@@ -105,7 +106,9 @@ class TailProtocol(asyncio.Protocol):
             self._in_body = True
             parts = head.split(b" ", 2)
             self.stats.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
-        self._tail = (self._tail + data)[-1024:]
+        self._tail = (self._tail + data)[-1024:]  # the body's end: where an error or the closing is
+        if len(self._opening) < 1024:  # the body's start: where the stream's opening is
+            self._opening += data[: 1024 - len(self._opening)]
         buf = self._rest + data
         cut = buf.rfind(b"\n")
         if cut < 0:
@@ -113,7 +116,7 @@ class TailProtocol(asyncio.Protocol):
         else:
             self._rest = buf[cut:]
             self._count(buf[:cut])
-        if not self.stats.started and (b'"subscription_id"' in self._tail or self.stats.status != 200):
+        if not self.stats.started and (b'"subscription_id"' in self._opening or self.stats.status != 200):
             self.stats.started = self.stats.status == 200
             self.stats.connect_s = time.perf_counter() - self._t0
             if not self.started.done():

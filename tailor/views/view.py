@@ -132,16 +132,17 @@ class SharedView:
     def deliver(self, entries: Sequence[SequencedHit]) -> None:
         if self._stopped:
             return
-        hits = [self._shaped(entry.hit) for entry in entries]
         buffer = self.buffer
         if buffer is None:
-            self.feed.fan_out(hits)
+            self.feed.fan_out([self._shaped(entry.hit) for entry in entries])
             return
         now = self.clock.seconds()
         released = buffer.due(now)  # overdue ones (a busy reactor) go before the newcomers
         order_by = self.shape.order_by
-        for hit in hits:
-            released += buffer.add(hit, order_key(hit.get("_source"), order_by), now, len(hit_json(hit)))
+        for _seq, whole in entries:
+            hit = self._shaped(whole)
+            # Ordered by the whole source: fields= may leave out the field it orders by.
+            released += buffer.add(hit, order_key(whole.get("_source"), order_by), now, len(hit_json(hit)))
         self._release(released)
         self._schedule(now)
 

@@ -184,6 +184,15 @@ def test_a_delay_releases_in_timestamp_order_when_time_is_up_and_marks_late_ones
     assert s.views.held == 0
 
 
+def test_fields_that_leave_out_the_order_field_still_order_by_it():
+    s = Setup()
+    tail = Tail()
+    s.join(tail, ViewShape(("n",), 2.0, "@timestamp"))
+    s.publish({"@timestamp": ts(3), "n": 3}, {"@timestamp": ts(1), "n": 1}, {"@timestamp": ts(2), "n": 2})
+    s.clock.advance(2.0)
+    assert tail.sources() == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
 def test_hits_without_the_field_are_released_when_their_time_is_up():
     s = Setup()
     tail = Tail()
