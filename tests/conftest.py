@@ -27,6 +27,7 @@ from devstack.settings import UNLIMITED_QUOTAS, without_estrom
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 from tests.real_stack import ARTIFACTS, SECRETS, TEST_SETTINGS, admin_client, service_fixture
+from tests.service_logs import excerpt
 
 #: The browser fixtures, shared by the browser, deploy and readers tiers.
 pytest_plugins = ["tests.browser_page"]
@@ -49,6 +50,8 @@ TIERS = {
     "cluster": "cluster",
 }
 _TESTS = Path(__file__).resolve().parent
+#: The session's working directories, whose service logs a failed test's report quotes.
+_WORKDIRS: list[Path] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -62,12 +65,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(tier)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report quotes what the services logged while it ran."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed and _WORKDIRS:
+        text = excerpt(_WORKDIRS, since=call.start - 1)
+        if text:
+            report.sections.append(("service logs while the test ran", text))
+
+
 @pytest.fixture(scope="session")
 def workdir() -> Iterator[Path]:
     # Under /tmp, not the checkout: the unprivileged engine user must reach it.
     path = Path(tempfile.mkdtemp(prefix="estrom-test-"))
     path.chmod(0o755)
+    _WORKDIRS.append(path)
     yield path
+    _WORKDIRS.remove(path)
     keep = ARTIFACTS / "logs"
     keep.mkdir(parents=True, exist_ok=True)
     for log in path.rglob("*.log"):

@@ -38,8 +38,10 @@ class TCPProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def hang(self) -> None:
+        # Hanging first: a client reconnecting after the drop is held, never forwarded.
+        with self._lock:
+            self._hanging = True
         self._drop_connections()
-        self._hanging = True
 
     def _drop_connections(self) -> None:
         with self._lock:
@@ -69,7 +71,8 @@ class TCPProxy:
         self._blackhole = False
         self._delay = 0.0
         if self._hanging:
-            self._hanging = False
+            with self._lock:
+                self._hanging = False
             self._drop_connections()
         with self._lock:
             if self._listener is not None:
@@ -117,6 +120,10 @@ class TCPProxy:
                     client.close()
                     upstream.close()
                     return
+                if self._hanging:  # hung while it was being connected: held, never answered
+                    upstream.close()
+                    self._conns.add(client)
+                    continue
                 self._conns |= {client, upstream}
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 

@@ -149,6 +149,8 @@ class Tail:
             self._cond.wait_for(lambda: predicate(self) or self.ended, timeout)
             if predicate(self):
                 return
+        if self.status != 200:
+            raise AssertionError(f"{what}: the tail was refused, {self.status}: {self.body[:2000]!r}")
         raise AssertionError(
             f"{what} not met within {timeout}s (ended={self.ended}, error={self.error!r}); "
             f"received: {bytes(self.raw)[-2000:]!r}"
