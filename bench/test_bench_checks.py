@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from bench.compare.report import format_fanout, goals
 from bench.compare.runs import Run
 from bench.measure import pct
 from bench.receivers import HitLog
+from bench.router_tier.config import render
 from bench.workload import QuerySet, Stream, base_docs
 from common.query.identity import canonicalize, normalize_query, sid_for
 
@@ -90,3 +92,24 @@ def test_waiting_for_hits_is_per_sid_so_duplicates_do_not_count_for_others() -> 
     log.record("b", hit)
     assert fired == [True]
     assert log.wait_complete(Counter({"a": 2}), timeout=60).result is True
+
+
+def test_router_tier_links_every_worker_to_every_other_and_proxies_reach_all(tmp_path: Path) -> None:
+    tier = render(tmp_path, [9001, 9002, 9003], 9000, key="ab" * 32, proxies=2)
+    config = json.loads((tmp_path / "config.json").read_text())
+    routers = [w for w in config["workers"] if w["type"] == "router"]
+    proxies = [w for w in config["workers"] if w["type"] == "proxy"]
+    links = {
+        (r["id"], link["transport"]["endpoint"]["port"]) for r in routers for link in r["realms"][0]["rlinks"]
+    }
+    assert len(links) == 6
+    assert ("router0", 9001) not in links
+    assert all(
+        link["forward_local_events"] and not link["forward_remote_events"]
+        for r in routers
+        for link in r["realms"][0]["rlinks"]
+    )
+    assert [len(p["routes"]["estrom"]["load"]) for p in proxies] == [3, 3]
+    assert all(p["transports"][0]["endpoint"]["shared"] for p in proxies)
+    assert tier.worker_urls[1] == "ws://127.0.0.1:9002/ws"
+    assert tier.proxy_url == "ws://127.0.0.1:9000/ws"

@@ -1,0 +1,24 @@
+import secrets
+
+import pytest
+
+from common.partitions import partition_of
+
+
+def test_one_partition_takes_every_sid() -> None:
+    assert {partition_of(secrets.token_hex(8), 1) for _ in range(100)} == {0}
+
+
+def test_sids_spread_evenly_and_always_the_same_way() -> None:
+    sids = [secrets.token_hex(8) for _ in range(4000)]
+    counts = [0, 0, 0, 0]
+    for sid in sids:
+        counts[partition_of(sid, 4)] += 1
+    assert min(counts) > 800  # 1000 expected each
+    assert [partition_of(s, 4) for s in sids] == [partition_of(s, 4) for s in sids]
+    assert partition_of("000000000000000b", 4) == 3
+
+
+def test_no_partitions_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        partition_of("000000000000000b", 0)
