@@ -34,6 +34,12 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Shared percolator indices rebuilt with only the fields their queries name, by outcome.",
         ("outcome",),
     ),
+    "percolator_fields_refused_total": (
+        "counter",
+        "Document fields a shared percolator index refused to map (mapped there with another type, or "
+        "an object where a value is): each counted once, and not asked again at the next sweeps.",
+        ("index",),
+    ),
     "percolate_documents_folded_total": (
         "counter",
         "Documents percolated again with the fields the percolator index does not map folded into "

@@ -262,7 +262,8 @@ class PercolatorIndices(SharedIndices):
         """
         name = self.name(n)
         docs = document_properties(es, self.prefix, target, templates)
-        missing = sorted(f for f in leaf_fields(docs) if lookup(have, f) is None)
+        refused = self.unmappable(name)
+        missing = sorted(f for f in leaf_fields(docs) if lookup(have, f) is None and f not in refused)
         if not missing:
             return 0
         room = int(DOCUMENT_SHARE * self.limit_now(es, n)) - count_fields(have)

@@ -69,6 +69,10 @@ class SharedIndices:
         self._concrete: dict[int, str] = {}
         #: (canonical target, shared index number) whose filtered alias exists
         self._aliased: set[tuple[str, int]] = set()
+        #: shared index name -> document fields the engine refused to map there (another type, or an
+        #: object where there is a value): not asked again at every sweep, one request per field each
+        #: time, until the index is rebuilt or forgotten
+        self._unmappable: dict[str, set[str]] = {}
 
     def name(self, n: int) -> str:
         return shared_index(self.prefix, n)
@@ -95,6 +99,7 @@ class SharedIndices:
         n = shared_number(self.prefix, pindex)
         self._fits = {k: v for k, v in self._fits.items() if k[1] != n}
         self._aliased = {k for k in self._aliased if k[1] != n}
+        self._unmappable.pop(pindex, None)
         if n is not None:
             self._limits.pop(n, None)
             self._concrete.pop(n, None)
@@ -104,8 +109,13 @@ class SharedIndices:
         beater knew of its fields and aliases is stale; the index itself is there."""
         self._fits = {k: v for k, v in self._fits.items() if k[1] != n}
         self._aliased = {k for k in self._aliased if k[1] != n}
+        self._unmappable.pop(self.name(n), None)
         self._limits.pop(n, None)
         self._concrete.pop(n, None)
+
+    def unmappable(self, name: str) -> frozenset[str]:
+        """The fields shared index ``name`` refused to map (``_put``): left out of the next attempts."""
+        return frozenset(self._unmappable.get(name, ()))
 
     def drop_fits(self, target: Target, n: int) -> None:
         """Forget which fields of ``target`` are mapped in shared index ``n`` (the engine said otherwise)."""
@@ -154,13 +164,21 @@ class SharedIndices:
                 log.warn("mapping.field_limit", index=name, fields=len(props), error=str(exc))
                 return
             # A field mapped meanwhile (by another beater) with another type: the rest one by one.
-            for field_name, mapping in props.items():
-                try:
-                    es.indices.put_mapping(index=name, body={"properties": {field_name: mapping}})
-                except Exception as one:
-                    log.debug("mapping.skipped", field=field_name, error=str(one))
-                    if field_limit_error(one):
-                        return
+            refused: list[str] = []
+            try:
+                for field_name, mapping in props.items():
+                    try:
+                        es.indices.put_mapping(index=name, body={"properties": {field_name: mapping}})
+                    except Exception as one:
+                        if field_limit_error(one):
+                            return
+                        log.debug("mapping.skipped", field=field_name, error=str(one))
+                        refused.append(field_name)
+            finally:
+                if refused:
+                    self._unmappable.setdefault(name, set()).update(refused)
+                    self.events.inc("percolator_fields_refused_total", len(refused), index=name)
+                    log.info("mapping.fields_refused", index=name, fields=len(refused), first=refused[0])
 
     async def ensure_alias(self, target: Target, n: int) -> None:
         """The target's filtered alias covers shared index ``n`` (once per beater and pair)."""

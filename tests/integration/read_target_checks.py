@@ -11,6 +11,9 @@ from tests.http_client import ingest
 from tests.real_stack import ServiceHandle
 from tests.waiting import wait_until
 
+#: A beater whose sweeps come twice a second, and whose unsubscribed queries stay stored meanwhile.
+FAST_SWEEPS = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
+
 
 def published(beater: ServiceHandle, index: str, doc: dict | list[dict]) -> int:
     resp = ingest(beater.url, index, doc)

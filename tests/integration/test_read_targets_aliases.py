@@ -12,12 +12,10 @@ import pytest
 from devstack.wamp_client import WampClient
 from tests.data_streams import put_data_stream_template
 from tests.http_client import engine_request, http
-from tests.integration.read_target_checks import published, wait_for_sweeps
+from tests.integration.read_target_checks import FAST_SWEEPS, published, wait_for_sweeps
 from tests.real_stack import EngineHandle, StartService
 
 pytestmark = pytest.mark.integration
-
-FAST_SWEEPS = {"ESTROM_QUERY_GRACE": "600", "ESTROM_QUERY_SWEEP_INTERVAL": "0.5"}
 
 
 def test_an_alias_added_and_removed_while_a_tail_runs(

@@ -8,13 +8,17 @@ indices.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from common.query.targets import parse_target, percolator_suffix
+from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 from tests.http_client import engine_request, ingest
-from tests.integration.read_target_checks import published
-from tests.real_stack import EngineHandle, ServiceHandle
+from tests.integration.read_target_checks import FAST_SWEEPS, metric, published, wait_for_sweeps
+from tests.real_stack import EngineHandle, ServiceHandle, StartService
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +153,34 @@ def test_a_query_naming_a_field_another_target_maps_as_a_value_matches_with_its_
     assert published(beater, flat, [{"host": "web-2"}, {"host": "web-1", "marker": "flat"}]) == 1
     assert [h["_source"]["host"] for h in nested_sink.wait_for_marker("ecs")] == [{"name": "web-1"}]
     assert [h["_source"]["host"] for h in flat_sink.wait_for_marker("flat")] == ["web-1"]
+
+
+def test_a_document_field_the_shared_index_refuses_is_asked_once_not_at_every_sweep(
+    stack: Stack, start_beater: StartService, index: str
+) -> None:
+    # ``root`` is a value in one target's documents and, later, an object in the other's: the
+    # shared index holding both targets' queries can never map ``root.name``. Asking again at every
+    # sweep cost one engine request per such field each time (hundreds for ECS documents arriving
+    # beside older ones).
+    root = f"f{uuid.uuid4().hex[:10]}"
+    # This beater alone stores and sweeps these queries, in shared indices of their own.
+    router = stack.start_router(f"refused-{root}")
+    beater = start_beater(router_url=router.url, ESTROM_QUERY_INDEX_PREFIX=f"q-{root}-", **FAST_SWEEPS)
+    wamp = WampClient(router.url)
+    try:
+        # Stored in the engine, as a shipper's documents are: the targets' field types come from there.
+        engine_request(stack.engine.url, "POST", f"/{index}-a/_doc?refresh=true", {root: "x"})
+        engine_request(stack.engine.url, "POST", f"/{index}-b/_doc?refresh=true", {"msg": "m"})
+        for target, query in ((f"{index}-a", f"{root}:x"), (f"{index}-b", "msg:m")):
+            wamp.subscribe(f"docs-for-{wamp.call('com.estrom.register_query', target, query)}")
+        # Later documents of b bring the object: the sweeps try to map its fields where b's query is.
+        engine_request(stack.engine.url, "POST", f"/{index}-b/_doc?refresh=true", {root: {"name": "y"}})
+        refused = "estrom_beater_percolator_fields_refused_total"
+        wait_until(lambda: metric(beater, refused) >= 1, what=f"{root}.name refused")
+        first = metric(beater, refused)
+        wait_for_sweeps(beater, 3)
+        assert metric(beater, refused) == first
+        assert published(beater, f"{index}-b", {root: {"name": "z"}, "msg": "m"}) == 1
+    finally:
+        wamp.close()
+        router.stop()
