@@ -16,7 +16,7 @@ from bench.compare.report import format_fanout, goals
 from bench.compare.runs import Run
 from bench.measure import pct
 from bench.receivers import HitLog
-from bench.router_tier.config import render
+from bench.router_tier.config import PROXY_ID, proxy_node, router_node
 from bench.workload import QuerySet, Stream, base_docs
 from common.query.identity import canonicalize, normalize_query, sid_for
 
@@ -94,22 +94,18 @@ def test_waiting_for_hits_is_per_sid_so_duplicates_do_not_count_for_others() -> 
     assert log.wait_complete(Counter({"a": 2}), timeout=60).result is True
 
 
-def test_router_tier_links_every_worker_to_every_other_and_proxies_reach_all(tmp_path: Path) -> None:
-    tier = render(tmp_path, [9001, 9002, 9003], 9000, key="ab" * 32, proxies=2)
-    config = json.loads((tmp_path / "config.json").read_text())
-    routers = [w for w in config["workers"] if w["type"] == "router"]
-    proxies = [w for w in config["workers"] if w["type"] == "proxy"]
-    links = {
-        (r["id"], link["transport"]["endpoint"]["port"]) for r in routers for link in r["realms"][0]["rlinks"]
-    }
-    assert len(links) == 6
-    assert ("router0", 9001) not in links
-    assert all(
-        link["forward_local_events"] and not link["forward_remote_events"]
-        for r in routers
-        for link in r["realms"][0]["rlinks"]
-    )
-    assert [len(p["routes"]["estrom"]["load"]) for p in proxies] == [3, 3]
-    assert all(p["transports"][0]["endpoint"]["shared"] for p in proxies)
-    assert tier.worker_urls[1] == "ws://127.0.0.1:9002/ws"
-    assert tier.proxy_url == "ws://127.0.0.1:9000/ws"
+def test_router_tier_links_every_router_to_every_other_and_the_proxy_reaches_all(tmp_path: Path) -> None:
+    ports, keys = [9001, 9002, 9003], ["aa" * 32, "bb" * 32, "cc" * 32]
+    nodes = [router_node(i, ports, 9101 + i, keys, "dd" * 32) for i in range(3)]
+    links = [link for node in nodes for link in node["workers"][0]["realms"][0]["rlinks"]]
+    targets = {(link["id"], link["transport"]["endpoint"]["port"]) for link in links}
+    assert len(targets) == 6
+    assert ("link_0_to_1", 9002) in targets
+    assert all(link["forward_local_events"] and not link["forward_remote_events"] for link in links)
+    public, backend = nodes[2]["workers"][0]["transports"]
+    assert public["auth"]["cryptosign"]["principals"]["rlink"]["authorized_keys"] == keys
+    assert backend["endpoint"]["port"] == 9103
+    assert backend["auth"]["cryptosign-proxy"]["principals"][PROXY_ID]["authorized_keys"] == ["dd" * 32]
+    proxy = proxy_node(9000, [9101, 9102, 9103], tmp_path)
+    assert proxy["controller"]["id"] == PROXY_ID
+    assert proxy["workers"][0]["routes"]["estrom"]["load"] == ["router0", "router1", "router2"]

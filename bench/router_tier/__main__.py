@@ -3,22 +3,25 @@
 Why this exists
 ---------------
 Every estrom event passes through one crossbar router worker, on one core
-(docs/scaling.md). crossbar's answer is several router workers hosting the
-same realm, router links between them, and proxy workers in front
-(bench/router_tier/config.py). Before estrom's router is built on it, this
+(docs/scaling.md). crossbar's answer is several routers hosting the same
+realm, router links between them, and proxy workers in front; here each
+router is a node of its own, so that one router's crash is its partition's
+alone (bench/router_tier/config.py). Before estrom's router is built on it, this
 measures what the mechanism itself gives on this machine, on a router-bound
 workload shaped like estrom's: acknowledged publishes of one event per sid
 (as a beater publishes), one subscriber holding every sid (as a tailor does).
 
-For each layout, on a fresh crossbar node (no estrom service, no engine):
+For each layout, on fresh crossbar nodes (no estrom service, no engine):
 
-- ``K=1``: one router worker; publisher and subscriber connect to it.
-- ``K=2``: two router workers; publisher and subscriber each hold one session
-  per worker and use the sid's partition (``common/partitions.py``).
-- ``K=2 proxied``: the publisher as in K=2, the subscriber through a proxy
-  worker on one URL, as a client that knows nothing of partitions: its
-  session lands on one worker, the other worker's events reach it over a
-  router link.
+- ``K=1``: one router; publisher and subscriber connect to it.
+- ``K=2``: two router nodes; publisher and subscriber each hold one session
+  per router and use the sid's partition (``common/partitions.py``).
+- ``K=2 unlinked``: as K=2 without the router links, which a partition-aware
+  subscriber does not need: what the links cost.
+- ``K=2 proxied``: the publisher as in K=2, the subscriber through the proxy
+  node's one URL, as a client that knows nothing of partitions: its session
+  lands on one router, the other router's events reach it over a router
+  link.
 
 It reports events delivered per second in the measured window, the router
 workers' (and proxy's) CPU per delivered event, the load processes' CPU, and
@@ -43,7 +46,7 @@ from typing import Any
 
 from bench.harness import bench_main, bench_parser, emit_figures, load_note, log
 from bench.measure import cpu_seconds, process_tree
-from bench.router_tier.config import Tier, node_key, render
+from bench.router_tier.config import Tier, render
 from devstack.processes import free_port
 from devstack.router import router_venv
 
@@ -56,9 +59,15 @@ class Layout:
     name: str
     workers: int
     proxied: bool
+    links: bool = True
 
 
-LAYOUTS = [Layout("K=1", 1, False), Layout("K=2", 2, False), Layout("K=2 proxied", 2, True)]
+LAYOUTS = [
+    Layout("K=1", 1, False),
+    Layout("K=2", 2, False),
+    Layout("K=2 unlinked", 2, False, links=False),
+    Layout("K=2 proxied", 2, True),
+]
 
 
 @dataclass
@@ -80,6 +89,11 @@ def _parse(argv: list[str] | None) -> Any:
     p.add_argument("--sids", type=int, default=64, help="distinct sids (topics)")
     p.add_argument("--hits", type=int, default=1, help="hits per event")
     p.add_argument("--inflight", type=int, default=32, help="acknowledged publishes in flight per session")
+    p.add_argument(
+        "--layouts",
+        default=",".join(layout.name for layout in LAYOUTS),
+        help="which layouts, in this order (the first is the base of the ratio)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     return p.parse_args(argv)
 
@@ -98,15 +112,13 @@ def _wait_listening(port: int, timeout: float, node: subprocess.Popen[bytes]) ->
     raise TimeoutError(f"nothing listens on {port} after {timeout:.0f}s")
 
 
-def _wait_links(log_path: Path, links: int, timeout: float) -> None:
+def _wait_links(log_paths: list[Path], links_each: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log_path.read_text(errors="replace").count("Router link ") >= 2 * links and (
-            log_path.read_text(errors="replace").count(" started on realm ") >= links
-        ):
+        if all(p.read_text(errors="replace").count(" started on realm ") >= links_each for p in log_paths):
             return
         time.sleep(0.2)
-    raise TimeoutError(f"{links} router links not started after {timeout:.0f}s")
+    raise TimeoutError(f"router links not all started after {timeout:.0f}s")
 
 
 def _roles(node_pid: int) -> dict[str, list[int]]:
@@ -147,25 +159,55 @@ def _child(role: str, urls: list[str], sids_file: Path, *extra: str) -> subproce
     )
 
 
-def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Result:
-    cbdir = workdir / layout.name.replace(" ", "-").replace("=", "")
-    ports = [free_port() for _ in range(layout.workers)]
-    tier: Tier = render(cbdir, ports, free_port() if layout.proxied else None, node_key(cbdir))
-    log_path = cbdir / "node.log"
-    with log_path.open("wb") as out:
-        node = subprocess.Popen(
+def _start_node(cbdir: Path) -> subprocess.Popen[bytes]:
+    with (cbdir / "node.log").open("wb") as out:
+        return subprocess.Popen(
             [str(router_venv() / "bin" / "crossbar"), "start", "--cbdir", str(cbdir), "--loglevel", "info"],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def _stop(nodes: list[subprocess.Popen[bytes]]) -> None:
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        try:
+            node.wait(30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+
+def _measured(
+    nodes: list[subprocess.Popen[bytes]], load: list[int], window: tuple[float, float]
+) -> dict[str, float]:
+    """CPU seconds of the router workers, the proxy workers and the load processes within ``window``."""
+    roles: dict[str, list[int]] = {}
+    for node in nodes:
+        for kind, found in _roles(node.pid).items():
+            roles.setdefault(kind, []).extend(found)
+    time.sleep(max(0.0, window[0] - time.time()))
+    before = {k: cpu_seconds(v) for k, v in roles.items()} | {"load": cpu_seconds(load)}
+    time.sleep(max(0.0, window[1] - time.time()))
+    after = {k: cpu_seconds(v) for k, v in roles.items()} | {"load": cpu_seconds(load)}
+    return {k: after[k] - before[k] for k in after}
+
+
+def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Result:
+    root = workdir / layout.name.replace(" ", "-").replace("=", "")
+    ports = [free_port() for _ in range(layout.workers)]
+    proxy = (free_port(), [free_port() for _ in range(layout.workers)]) if layout.proxied else None
+    tier: Tier = render(root, ports, proxy, layout.links)
+    nodes = [_start_node(d) for d in [*tier.router_dirs, *([tier.proxy_dir] if tier.proxy_dir else [])]]
     children: list[subprocess.Popen[str]] = []
     try:
-        for port in [*tier.worker_ports, *([tier.proxy_port] if tier.proxy_port else [])]:
+        for port, node in zip(tier.worker_ports, nodes, strict=False):
             _wait_listening(port, 120, node)
-        links = layout.workers * (layout.workers - 1)
-        if links:
-            _wait_links(log_path, links, 60)
-        sub_urls = [tier.proxy_url] if layout.proxied and tier.proxy_url else tier.worker_urls
+        if tier.proxy_port is not None:
+            _wait_listening(tier.proxy_port, 120, nodes[-1])
+        if layout.workers > 1 and layout.links:
+            _wait_links([d / "node.log" for d in tier.router_dirs], layout.workers - 1, 60)
+        sub_urls = [tier.proxy_url] if tier.proxy_url else tier.worker_urls
         start = time.time() + 5.0
         window = (start + WARM_UP_S, start + WARM_UP_S + cfg.seconds)
         until = window[1] + DRAIN_S
@@ -176,8 +218,8 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
         assert sub.stdout is not None
         if sub.stdout.readline().strip() != "ready":
             raise RuntimeError("the subscriber did not get ready")
-        start = max(start, time.time() + 1.0)
-        window = (start + WARM_UP_S, start + WARM_UP_S + cfg.seconds)
+        if time.time() + 1.0 > start:
+            raise RuntimeError("the subscriber took too long to subscribe; the window is gone")
         pub = _child(
             "pub",
             tier.worker_urls,
@@ -192,24 +234,14 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
             str(cfg.hits),
         )
         children.append(pub)
-        roles = _roles(node.pid)
-        time.sleep(max(0.0, window[0] - time.time()))
-        load = [sub.pid, pub.pid]
-        before = {k: cpu_seconds(v) for k, v in roles.items()} | {"load": cpu_seconds(load)}
-        time.sleep(max(0.0, window[1] - time.time()))
-        after = {k: cpu_seconds(v) for k, v in roles.items()} | {"load": cpu_seconds(load)}
+        used = _measured(nodes, [sub.pid, pub.pid], window)
         assert pub.stdout is not None
         published = json.loads(pub.stdout.readline())["sent"]
         got = json.loads(sub.stdout.readline())
     finally:
         for child in children:
             child.kill()
-        node.terminate()
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-    used = {k: after[k] - before[k] for k in after}
+        _stop(nodes)
     delivered = max(1, got["events"])
     return Result(
         layout=layout.name,
@@ -248,7 +280,9 @@ def run(cfg: Any, workdir: Path, started: float) -> None:
     sids_file = workdir / "sids.json"
     sids_file.write_text(json.dumps([secrets.token_hex(8) for _ in range(cfg.sids)]))
     results = []
-    for layout in LAYOUTS:
+    chosen = {layout.name: layout for layout in LAYOUTS}
+    for name in cfg.layouts.split(","):
+        layout = chosen[name.strip()]
         log(f"{layout.name}: starting")
         results.append(run_layout(cfg, layout, workdir, sids_file))
         log(f"{layout.name}: {results[-1].events_per_s:,.0f} events/s")
