@@ -263,7 +263,13 @@ class PercolatorIndices(SharedIndices):
         name = self.name(n)
         docs = document_properties(es, self.prefix, target, templates)
         refused = self.unmappable(name)
-        missing = sorted(f for f in leaf_fields(docs) if lookup(have, f) is None and f not in refused)
+        # Under a field the index maps as a value (``host.name`` where ``host`` is a keyword) a field
+        # can never be mapped: left out without asking, as are those the engine refused before.
+        missing = sorted(
+            f
+            for f in leaf_fields(docs)
+            if lookup(have, f) is None and f not in refused and value_above(have, f) is None
+        )
         if not missing:
             return 0
         room = int(DOCUMENT_SHARE * self.limit_now(es, n)) - count_fields(have)
