@@ -64,7 +64,7 @@ from beater.store.schema import (
     lookup,
     value_above,
 )
-from beater.store.shared_indices import SharedIndices, current_indices
+from beater.store.shared_indices import ONE_BY_ONE, SharedIndices, current_indices
 from common.query.identity import LimitExceeded
 from common.query.targets import Target
 
@@ -291,7 +291,7 @@ class PercolatorIndices(SharedIndices):
             props[f] = mapping
         if not props:
             return 0
-        self._put(es, name, props)
+        self._put(es, name, props, one_by_one=ONE_BY_ONE)
         have.clear()
         have.update(read_properties(es, name))
         return sum(1 for f in props if lookup(have, f) is not None)

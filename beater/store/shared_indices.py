@@ -44,6 +44,10 @@ def current_indices(prefix: str, *answers: dict[str, Any]) -> dict[int, str]:
     return found
 
 
+#: Document fields of one refused mapping request that a sweep tries one by one, at most.
+ONE_BY_ONE = 16
+
+
 class SharedIndices:
     """The shared indices: their names, creation, field limits, filtered aliases; what this beater knows of them."""
 
@@ -156,17 +160,21 @@ class SharedIndices:
         self._known_indices.add(name)
         return name
 
-    def _put(self, es: Any, name: str, props: dict[str, Any]) -> None:
+    def _put(self, es: Any, name: str, props: dict[str, Any], one_by_one: int | None = None) -> None:
+        """Map ``props`` in ``name``; if the engine refuses them together, each alone (``one_by_one``
+        of them at most: the sweep's document fields; a query's fields are all tried)."""
         try:
             es.indices.put_mapping(index=name, body={"properties": props})
         except Exception as exc:
             if field_limit_error(exc):  # one by one would fail the same, one request each
                 log.warn("mapping.field_limit", index=name, fields=len(props), error=str(exc))
                 return
-            # A field mapped meanwhile (by another beater) with another type: the rest one by one.
+            # A field mapped meanwhile (by another beater) with another type: the rest one by one,
+            # each a cluster state update that others queue behind; those left over are tried at
+            # the next sweep.
             refused: list[str] = []
             try:
-                for field_name, mapping in props.items():
+                for field_name, mapping in list(props.items())[:one_by_one]:
                     try:
                         es.indices.put_mapping(index=name, body={"properties": {field_name: mapping}})
                     except Exception as one:
