@@ -47,7 +47,7 @@ from typing import Any
 from bench.harness import bench_main, bench_parser, emit_figures, load_note, log
 from bench.measure import cpu_seconds, process_tree
 from bench.router_tier.config import Tier, render
-from devstack.processes import free_port
+from devstack.processes import free_port, wait_for_port
 from devstack.router import router_venv
 
 WARM_UP_S = 3.0
@@ -96,20 +96,6 @@ def _parse(argv: list[str] | None) -> Any:
     )
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     return p.parse_args(argv)
-
-
-def _wait_listening(port: int, timeout: float, node: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if node.poll() is not None:
-            raise RuntimeError("crossbar exited while starting; see its log")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on {port} after {timeout:.0f}s")
 
 
 def _wait_links(log_paths: list[Path], links_each: int, timeout: float) -> None:
@@ -202,9 +188,9 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
     children: list[subprocess.Popen[str]] = []
     try:
         for port, node in zip(tier.worker_ports, nodes, strict=False):
-            _wait_listening(port, 120, node)
+            wait_for_port("127.0.0.1", port, 120, lambda node=node: node.poll() is None)
         if tier.proxy_port is not None:
-            _wait_listening(tier.proxy_port, 120, nodes[-1])
+            wait_for_port("127.0.0.1", tier.proxy_port, 120, lambda: nodes[-1].poll() is None)
         if layout.workers > 1 and layout.links:
             _wait_links([d / "node.log" for d in tier.router_dirs], layout.workers - 1, 60)
         sub_urls = [tier.proxy_url] if tier.proxy_url else tier.worker_urls
