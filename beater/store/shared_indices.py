@@ -101,12 +101,8 @@ class SharedIndices:
             log.warn("percolator_index.vanished", index=pindex)
         self._known_indices.discard(pindex)
         n = shared_number(self.prefix, pindex)
-        self._fits = {k: v for k, v in self._fits.items() if k[1] != n}
-        self._aliased = {k for k in self._aliased if k[1] != n}
-        self._unmappable.pop(pindex, None)
         if n is not None:
-            self._limits.pop(n, None)
-            self._concrete.pop(n, None)
+            self.rebuilt(n)  # and what this beater knew of it goes with it
 
     def rebuilt(self, n: int) -> None:
         """Shared index ``n`` now has another generation (``beater/store/repair.py``): what this

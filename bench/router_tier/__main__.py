@@ -228,14 +228,14 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
         for child in children:
             child.kill()
         _stop(nodes)
-    delivered = max(1, got["events"])
+    in_window = max(1, got["events"])
     return Result(
         layout=layout.name,
         events_per_s=got["events"] / cfg.seconds,
         published=published,
         delivered=got["total"],
-        router_us_per_event=1e6 * used.get("router", 0.0) / delivered,
-        proxy_us_per_event=1e6 * used.get("proxy", 0.0) / delivered,
+        router_us_per_event=1e6 * used.get("router", 0.0) / in_window,
+        proxy_us_per_event=1e6 * used.get("proxy", 0.0) / in_window,
         load_cpu_pct=100 * used["load"] / cfg.seconds,
         p50_ms=got["p50"],
         p99_ms=got["p99"],

@@ -96,7 +96,7 @@ async def publish(cfg: argparse.Namespace, sids: list[str]) -> None:
 async def subscribe(cfg: argparse.Namespace, sids: list[str]) -> None:
     urls = cfg.urls.split(",")
     sessions = await _sessions(urls, cfg.serializer)
-    groups = _groups(sids, len(urls)) if len(urls) > 1 else [sids]
+    groups = _groups(sids, len(urls))  # one URL (a proxy): one group, every sid
     w0, w1 = (float(x) for x in cfg.window.split(","))
     arrivals = {"events": 0, "hits": 0, "total": 0}
     latencies: list[float] = []
