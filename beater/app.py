@@ -29,8 +29,8 @@ from common.access.errors import ReadersError
 from common.config import Settings
 from common.engine import Engine, EngineRejected, EngineUnavailable
 from common.metrics import Metrics
+from common.router_tier import RouterTier
 from common.service import listen_and_join
-from common.wamp import SessionHolder
 
 log = Logger()
 
@@ -127,10 +127,10 @@ class Beater:
             self.engine, targets, settings.percolate_mode, settings.percolate_documents_min
         )
         self.procedures = QueryProcedures(self.store, self.metrics, settings)
-        self.wamp = SessionHolder(
-            settings.router_url,
+        self.wamp = RouterTier.connect(
+            settings.router_urls,
             settings.realm,
-            on_join=self._attach,
+            self._attach,
             authid=settings.beater_authid,
             secret=settings.beater_secret,
         )
@@ -142,7 +142,9 @@ class Beater:
             grace=settings.query_grace,
             interval=settings.query_sweep_interval,
         )
-        self.publisher = Publisher(self.wamp, reactor, settings.publish_timeout, self.metrics)
+        self.publisher = Publisher(
+            self.wamp, reactor, settings.publish_timeout, self.metrics, self.lifecycle.front_subscribed
+        )
         self.pipeline = IngestPipeline(
             self._percolate,
             self.publisher.publish,
@@ -196,9 +198,9 @@ class Beater:
         with self.metrics.timer("percolate_request_seconds"):
             return await self.percolator.percolate(index, docs)
 
-    async def _attach(self, session: Any) -> None:
-        await self.procedures.attach(session)
-        await self.lifecycle.attach(session)
+    async def _attach(self, node: int, session: Any) -> None:
+        await self.procedures.attach(session, front=node == 0)
+        await self.lifecycle.attach(node, session)
 
     async def start(self) -> None:
         """Take in an older layout's queries; listen, join the router, check the engine, start sweeping;

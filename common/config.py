@@ -26,6 +26,7 @@ from common.access.scopes import OWN_PREFIX
 from common.engine_urls import parse_urls
 from common.environment import ConfigError, flag, number, one_of, optional_integer, text
 from common.errors import DEFAULT_RETRY_AFTER
+from common.partitions import router_urls
 from common.query.limits import QueryLimits
 
 #: ``ESTROM_PERCOLATE_MODE``: the percolate request's shape (``beater/matching/percolate.py``)
@@ -99,7 +100,8 @@ def _cors_origins(env: Mapping[str, str]) -> str:
     """``ESTROM_TAILOR_CORS_ORIGIN`` as set (empty: none), else the router page's origins."""
     raw = env.get("ESTROM_TAILOR_CORS_ORIGIN")
     if raw is None:
-        return router_page_origins(text(env, "ESTROM_ROUTER_URL", Settings.router_url))
+        front = router_urls(text(env, "ESTROM_ROUTER_URL", Settings.router_url))[:1]
+        return router_page_origins(front[0] if front else Settings.router_url)
     return ",".join(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
 
 
@@ -110,6 +112,7 @@ class Settings:
     engine_url: str = "http://127.0.0.1:9200"
     engine_timeout: float = 5.0
     engine_concurrency: int = 4
+    #: the router nodes' URLs in partition order, comma-separated; the first is the front
     router_url: str = "ws://127.0.0.1:8080/ws"
     realm: str = "estrom"
     beater_listen: str = "tcp:8081:interface=127.0.0.1"
@@ -235,13 +238,22 @@ class Settings:
             else:
                 values[name] = text(env, variable, default)
         settings = cls(**values)
-        if not settings.router_url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"ESTROM_ROUTER_URL must be a ws:// or wss:// URL, not {settings.router_url!r}")
+        urls = settings.router_urls
+        if not urls or not all(url.startswith(("ws://", "wss://")) for url in urls):
+            raise ConfigError(
+                f"ESTROM_ROUTER_URL must be ws:// or wss:// URLs (one per router node, comma-separated), "
+                f"not {settings.router_url!r}"
+            )
         try:
             parse_urls(settings.engine_url)  # one node URL or several, comma-separated
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return settings
+
+    @property
+    def router_urls(self) -> list[str]:
+        """The router nodes of ``ESTROM_ROUTER_URL``, in partition order (common/router_tier.py)."""
+        return router_urls(self.router_url)
 
     def bulk_engine_url(self) -> str:
         """The engine the bulk API forwards to: the first of ``ESTROM_ENGINE_URL``'s nodes."""
@@ -379,7 +391,8 @@ class CliSettings:
             tailor_url=text(env, "ESTROM_TAILOR_URL", d.tailor_url),
             beater_url=text(env, "ESTROM_BEATER_URL", d.beater_url),
             engine_url=text(env, "ESTROM_ENGINE_URL", d.engine_url),
-            router_url=text(env, "ESTROM_ROUTER_URL", d.router_url),
+            # the front node: the one a client that knows nothing of partitions uses
+            router_url=(router_urls(text(env, "ESTROM_ROUTER_URL", d.router_url)) or [d.router_url])[0],
             realm=text(env, "ESTROM_REALM", d.realm),
             query_index_prefix=text(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
             token=text(env, "ESTROM_TOKEN", d.token),

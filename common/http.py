@@ -281,13 +281,16 @@ async def write_health(request: Request, engine: Any, wamp: Any) -> None:
     # unassigned) cannot take every write, so it is not healthy either.
     cluster = await engine.cluster_health()
     engine_ok = cluster is not None and cluster["status"] in ("green", "yellow")
-    router_ok = wamp.session is not None
+    nodes = wamp.states()  # one per router node (common/router_tier.py)
+    router_ok = all(nodes)
     engine_state = "ok" if engine_ok else ("unreachable" if cluster is None else str(cluster["status"]))
     body: dict[str, Any] = {
         "status": "ok" if engine_ok and router_ok else "unavailable",
         "engine": engine_state,
         "router": "ok" if router_ok else "disconnected",
     }
+    if len(nodes) > 1:
+        body["router_nodes"] = ["ok" if joined else "disconnected" for joined in nodes]
     if cluster is not None:
         body["cluster"] = cluster
     write_json(request, 200 if engine_ok and router_ok else 503, body)

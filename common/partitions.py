@@ -13,3 +13,8 @@ def partition_of(sid: str, partitions: int) -> int:
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, not {partitions}")
     return int(sid, 16) % partitions
+
+
+def router_urls(text: str) -> list[str]:
+    """The router nodes' URLs of ``ESTROM_ROUTER_URL`` (comma-separated), in partition order."""
+    return [u.strip() for u in text.split(",") if u.strip()]

@@ -24,7 +24,7 @@ from common.config import Settings
 from common.engine import Engine, EngineUnavailable, UnsupportedEngine
 from common.environment import ConfigError
 from common.logs import start_logging
-from common.wamp import SessionHolder
+from common.router_tier import RouterTier
 
 log = Logger()
 
@@ -38,11 +38,11 @@ async def listen_and_join(
     reactor: Any,
     listen: str,
     site: Site,
-    wamp: SessionHolder,
+    wamp: RouterTier,
     engine: Engine,
     drain: Callable[[IListeningPort], Awaitable[None]] | None = None,
 ) -> IListeningPort:
-    """Listen, join the router and check the engine; print the ready line once joined.
+    """Listen, join every router node and check the engine; print the ready line once joined.
 
     The ready line (``{"event": "ready", ...}`` on stdout) is what the stack
     command and the test fixtures wait for: the port is open and the WAMP
@@ -81,7 +81,7 @@ async def listen_and_join(
 
 
 async def _shut_down(
-    wamp: SessionHolder,
+    wamp: RouterTier,
     reactor: Any,
     port: IListeningPort,
     drain: Callable[[IListeningPort], Awaitable[None]] | None,

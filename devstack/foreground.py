@@ -17,7 +17,11 @@ from pathlib import Path
 
 from common.config import Settings
 from devstack.router import REPO, SECRET_VARS, empty_secrets, load_or_create_secrets
+from devstack.settings import router_workers
 from devstack.stack import Stack
+
+#: Where the partitions' router nodes listen beside the front (8080): 8090, 8091, ...
+PARTITION_PORT_OFFSET = 10
 
 
 def _port_of(url: str, default: int) -> int:
@@ -60,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         # Never the values: the stack's output is often kept as a log.
         _say(f"{'generated' if created else 'using'} router secrets in {secrets_path} (mode 0600)")
     engine_port = _port_of(engine_url, 9200)
-    router_port = _port_of(router_url, 8080)
+    router_port = _port_of(router_url.split(",", 1)[0], 8080)
+    try:
+        workers = router_workers(env, os.cpu_count())
+    except ValueError as exc:
+        _say(f"failed: {exc}")
+        return 1
+    # The other partitions' router nodes: the next ports after the front's plus ten (8090, ...).
+    partition_port = router_port + PARTITION_PORT_OFFSET
 
     stopping = threading.Event()
 
@@ -70,17 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    stack = Stack(state, secrets=secrets, env=env, engine_heap=args.engine_heap, any_port=False, echo=True)
+    stack = Stack(
+        state,
+        secrets=secrets,
+        env=env,
+        engine_heap=args.engine_heap,
+        any_port=False,
+        echo=True,
+        router_workers=workers,
+    )
+    ports = [("engine", engine_port), ("router", router_port)]
+    ports += [(f"router node {i}", partition_port + i - 1) for i in range(1, workers)]
     try:
-        for what, port in (("engine", engine_port), ("router", router_port)):
+        for what, port in ports:
             if port_in_use(port):
                 raise RuntimeError(f"port {port} for the {what} is already in use: is a stack running?")
         with stack:
             _say(f"engine: starting {stack.engine_dist} on {engine_url} (log: {state / 'engine.log'})")
             stack.start_engine(http_port=engine_port, transport_port=engine_port + 100)
             _say("engine: ready")
-            stack.start_router(port=router_port)
-            _say(f"router: ready on {router_url} (page: http://127.0.0.1:{router_port}/)")
+            router = stack.start_router(port=router_port, partition_port=partition_port)
+            _say(f"router: ready on {router.url} (page: http://127.0.0.1:{router_port}/)")
+            if router.partitions:
+                nodes = ", ".join(node.url for node in router.partitions)
+                _say(f"router: {workers} partitions (ESTROM_ROUTER_WORKERS); the others' nodes: {nodes}")
             for role in ("beater", "tailor"):
                 handle = stack.start_service(role)
                 _say(f"{role}: ready on {handle.url}")

@@ -55,26 +55,52 @@ class ProcessHandle:
 
 @dataclass
 class RouterHandle(ProcessHandle):
-    """A crossbar router on the loopback interface; ``stop`` and ``start`` again keep its port."""
+    """A crossbar router node on the loopback interface; ``stop`` and ``start`` again keep its port.
+
+    The front node (partition 0, the contract's URL and page) holds the handles of the other
+    partitions' nodes (common/router_tier.py): stopping or starting it stops or starts them all.
+    """
 
     port: int
     port_taken: bool = False
+    partition: int = 0
+    partitions: list[RouterHandle] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    @property
+    def urls(self) -> list[str]:
+        """Every node's URL, in partition order."""
+        return [self.url, *(node.url for node in self.partitions)]
+
+    @property
+    def service_url(self) -> str:
+        """``ESTROM_ROUTER_URL`` for beaters and tailors: every node, comma-separated."""
+        return ",".join(self.urls)
+
     def start(self) -> None:
-        """Start it and wait until *this* router serves its page: an open port alone may be another
-        process's that took the port first (the router then dies), and a first WebSocket handshake
-        sent while the worker still boots can outlast a client's handshake timeout."""
+        """Start it (and the other partitions' nodes) and wait until *this* router serves its page:
+        an open port alone may be another process's that took the port first (the router then dies),
+        and a first WebSocket handshake sent while the worker still boots can outlast a client's
+        handshake timeout."""
         self.process.start()
         wait_for_port("127.0.0.1", self.port, 60, self.process.alive)
-        wait_for_page(f"http://127.0.0.1:{self.port}/", b"<title>estrom", 60, self.process.alive)
+        # A partition's node has no page: its metrics, then.
+        page, marker = ("", b"<title>estrom") if self.partition == 0 else ("metrics", b"estrom_router_")
+        wait_for_page(f"http://127.0.0.1:{self.port}/{page}", marker, 60, self.process.alive)
         if not listens_in_group(self.port, self.pid):
             # Another run's router took the port first and serves the same page; ours is dying.
             self.port_taken = True
             raise RuntimeError(f"port {self.port} is another process's, not this router's")
+        for node in self.partitions:
+            node.start()
+
+    def stop(self) -> int | None:
+        for node in reversed(self.partitions):
+            node.stop()
+        return self.process.stop()
 
     def lost_its_port(self) -> bool:
         """Whether something else listened on its port first (it then dies)."""

@@ -105,8 +105,25 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
         raise ValueError("the router would let no one in: set ESTROM_*_SECRET or ESTROM_ROUTER_ANONYMOUS=1")
 
 
-def render_config(cbdir: Path, *, host: str, port: int, env: Mapping[str, str] | None = None) -> Path:
-    """Write ``cbdir/config.json``: the repo config with this listen address and ``env``'s security."""
+def partition_node(transport: dict[str, Any]) -> None:
+    """A partition's node beside the front (common/router_tier.py): only the services sign in there
+    (WAMP-CRA); no page, no browser, no reader; its own ``/metrics``."""
+    paths = transport["paths"]
+    for name, path in list(paths.items()):
+        if path.get("type") == "static":
+            del paths[name]
+        elif path.get("type") == "websocket":
+            auth = path.get("auth", {})
+            path["auth"] = {"wampcra": auth["wampcra"]} if "wampcra" in auth else {}
+            if not path["auth"]:
+                raise ValueError("a partition's router node takes only the services: set ESTROM_*_SECRET")
+
+
+def render_config(
+    cbdir: Path, *, host: str, port: int, env: Mapping[str, str] | None = None, partition: int = 0
+) -> Path:
+    """Write ``cbdir/config.json``: the repo config with this listen address and ``env``'s security;
+    ``partition`` > 0: a node of that partition that is not the front (``partition_node``)."""
     env = os.environ if env is None else env
     # Readers: refuse a non-loopback router without an access file or the opt-in.
     readers_for(env, [host], "router")
@@ -123,6 +140,8 @@ def render_config(cbdir: Path, *, host: str, port: int, env: Mapping[str, str] |
                     path["directory"] = str((ROUTER_DIR / path["directory"]).resolve())
                 elif path.get("type") == "websocket":
                     _secure_websocket(path, env, host, port)
+            if partition:
+                partition_node(transport)
     cbdir.mkdir(parents=True, exist_ok=True)
     target = cbdir / "config.json"
     target.write_text(json.dumps(config, indent=2))
@@ -169,14 +188,15 @@ def router_process(
     log_path: Path,
     echo: bool = False,
     env: Mapping[str, str] | None = None,
+    partition: int = 0,
 ) -> ManagedProcess:
-    """The router as a child process; ``env`` (default: ours) carries the secrets and knobs."""
+    """A router node as a child process; ``env`` (default: ours) carries the secrets and knobs."""
     proc_env = dict(os.environ if env is None else env)
-    render_config(cbdir, host=host, port=port, env=proc_env)
+    render_config(cbdir, host=host, port=port, env=proc_env, partition=partition)
     crossbar = router_venv() / "bin" / "crossbar"
     proc_env.setdefault("PYTHONUNBUFFERED", "1")
     return ManagedProcess(
-        "router",
+        "router" if partition == 0 else f"router-{partition}",
         [str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", ROUTER_LOG_LEVEL],
         env=proc_env,
         cwd=cbdir,

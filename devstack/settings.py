@@ -36,6 +36,28 @@ UNLIMITED_QUOTAS = {
 }
 
 
+#: How many router nodes (partitions) a stack runs: common/router_tier.py, docs/scaling.md.
+ROUTER_WORKERS_VAR = "ESTROM_ROUTER_WORKERS"
+#: scripts/stack's choice when the variable is unset: one router node per this many cores.
+#: End to end (docs/performance.md) the router takes about a fifth of the CPU a document
+#: costs when every document matches, and far less when few do: the engine, beater and
+#: tailor need the other cores, so a router node per 4 cores keeps the router from being the
+#: first limit without taking cores the engine needs. A 2-core machine gets 1.
+CORES_PER_ROUTER_NODE = 4
+
+
+def router_workers(env: Mapping[str, str], cores: int | None = None) -> int:
+    """``ESTROM_ROUTER_WORKERS`` (at least 1); unset: 1, or one per ``CORES_PER_ROUTER_NODE`` of ``cores``."""
+    raw = env.get(ROUTER_WORKERS_VAR, "").strip()
+    if not raw:
+        return 1 if cores is None else max(1, cores // CORES_PER_ROUTER_NODE)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"{ROUTER_WORKERS_VAR} must be a whole number of router nodes, at least 1, not {raw!r}"
+        )
+    return int(raw)
+
+
 def without_estrom(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` less every ``ESTROM_*`` variable: a test stack must not inherit a developer's settings."""
     return {k: v for k, v in env.items() if not k.startswith("ESTROM_")}

@@ -65,13 +65,15 @@ class Stack:
         engine_heap: str = "512m",
         any_port: bool = True,
         echo: bool = False,
+        router_workers: int = 1,
     ) -> None:
         """
         ``secrets``: the router principals' (default: fresh ones); ``env``: every child's base
         environment (default: ours without ``ESTROM_*``); ``settings``: ``ESTROM_*`` of every beater
         and tailor; ``engine_urls``: engines running elsewhere, used instead of starting one;
         ``any_port``: services listen on free ports (else on their configured ones); ``echo``:
-        children's lines go to our stdout too, prefixed with their names.
+        children's lines go to our stdout too, prefixed with their names; ``router_workers``: the
+        router nodes of each router started (K, ``ESTROM_ROUTER_WORKERS``: common/router_tier.py).
         """
         self.workdir = workdir
         self.secrets = dict(generate_secrets() if secrets is None else secrets)
@@ -82,6 +84,7 @@ class Stack:
         self.engine_heap = engine_heap
         self.any_port = any_port
         self.echo = echo
+        self.router_workers = router_workers
         self.engines: dict[str, EngineHandle] = {}
         self.routers: dict[str, RouterHandle] = {}
         self.beaters: list[ServiceHandle] = []
@@ -176,12 +179,33 @@ class Stack:
             node.wait_ready(timeout=300)  # a loaded 2-core machine: OpenSearch 3 took 4 min once
         return handle
 
-    def start_router(self, name: str = "router", *, port: int = 0, **settings: str) -> RouterHandle:
-        """A router on ``port`` (default: a free one) with every secret; ``settings`` override its
-        ``ESTROM_ROUTER_*`` (``ESTROM_ROUTER_ANONYMOUS="0"``, ...).
+    def start_router(
+        self,
+        name: str = "router",
+        *,
+        port: int = 0,
+        workers: int | None = None,
+        partition_port: int = 0,
+        **settings: str,
+    ) -> RouterHandle:
+        """A router on ``port`` (default: a free one) with every secret: its front node there, and
+        ``workers`` - 1 (default: the stack's ``router_workers``) partition nodes, one process each,
+        on ``partition_port``, the next port, ... (default: free ones). ``settings`` override its
+        ``ESTROM_ROUTER_*`` (``ESTROM_ROUTER_ANONYMOUS="0"``, ...)."""
+        front = self._start_router_node(name, port, 0, settings)
+        for partition in range(1, workers or self.router_workers):
+            node_port = partition_port + partition - 1 if partition_port else 0
+            front.partitions.append(
+                self._start_router_node(f"{name}-{partition}", node_port, partition, settings)
+            )
+        self.routers.setdefault(name, front)
+        return front
 
-        A free port is only free until someone binds it: when another process (a parallel test
-        run's engine, say) took it first, the router is started again on a new one."""
+    def _start_router_node(
+        self, name: str, port: int, partition: int, settings: dict[str, str]
+    ) -> RouterHandle:
+        """One router node. A free port is only free until someone binds it: when another process
+        (a parallel test run's engine, say) took it first, the node is started again on a new one."""
         for attempt in range(1 if port else 3):
             chosen = port or free_port()
             cbdir = self.workdir / name
@@ -192,8 +216,9 @@ class Stack:
                 log_path=cbdir / "router.log",
                 echo=self.echo,
                 env=router_env(self.env, self.secrets, **settings),
+                partition=partition,
             )
-            handle = RouterHandle(proc, chosen)
+            handle = RouterHandle(proc, chosen, partition=partition)
             self._on_close(handle.stop)
             try:
                 handle.start()
@@ -203,7 +228,6 @@ class Stack:
                 handle.stop()
                 continue
             break
-        self.routers.setdefault(name, handle)
         return handle
 
     def service_env(
@@ -216,7 +240,7 @@ class Stack:
             self.env,
             self.secrets,
             engine_urls=[engine_url] if engine_url else self.engine.urls,
-            router_url=router_url or self.router.url,
+            router_url=router_url or self.router.service_url,
             any_port=self.any_port,
             **(self.settings | settings),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
@@ -12,12 +13,13 @@ from twisted.logger import Logger
 from common.config import Settings
 from common.contract import SHUTTING_DOWN
 from common.engine import Engine
+from common.router_tier import RouterTier
 from common.service import listen_and_join
-from common.wamp import SessionHolder
 from tailor.http.api import TailorAPI
 from tailor.readers.gate import ReaderGate
 from tailor.streaming.format import EncodedHit
 from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.partitioned import PartitionedHub
 
 log = Logger()
 
@@ -29,16 +31,21 @@ class Tailor:
         self.settings = settings
         self.reactor = reactor
         self.engine = Engine.from_settings(settings, reactor)
-        self.wamp = SessionHolder(
-            settings.router_url, settings.realm, authid=settings.tailor_authid, secret=settings.tailor_secret
+        self.wamp = RouterTier.connect(
+            settings.router_urls, settings.realm, authid=settings.tailor_authid, secret=settings.tailor_secret
         )
-        self.hub = SubscriptionHub(
-            self.wamp,
-            reactor,
-            settings.tailor_sse_history,
-            settings.tailor_sse_linger,
-            router_wait=settings.tailor_router_wait,
-            prepare=EncodedHit,
+        self.hub = PartitionedHub(
+            [
+                SubscriptionHub(
+                    holder,
+                    reactor,
+                    settings.tailor_sse_history,
+                    settings.tailor_sse_linger,
+                    router_wait=settings.tailor_router_wait,
+                    prepare=EncodedHit,
+                )
+                for holder in self.wamp.holders
+            ]
         )
         try:  # readers: fail closed on a non-loopback listen address without a readers file
             gate = ReaderGate.from_env(
@@ -53,18 +60,20 @@ class Tailor:
             raise SystemExit(2) from None
         gate.reload_on_sighup(reactor)
         self.api = TailorAPI(settings, self.engine, self.wamp, self.hub, reactor, gate)
-        # A lost session takes every subscription with it: JSON streams end now,
-        # as valid documents with an "error"; NDJSON/SSE ones wait for the
+        # A lost session takes every subscription on its node with it: JSON streams
+        # end now, as valid documents with an "error"; NDJSON/SSE ones wait for the
         # rejoin and get a gap notice (see SubscriptionHub.router_lost).
-        self.wamp.component.on("leave", self._router_lost)
-        self.wamp.component.on("disconnect", self._router_lost)
+        for node, hub in enumerate(self.hub.hubs):
+            lost = functools.partial(self._router_lost, node, hub)
+            hub.wamp.component.on("leave", lost)
+            hub.wamp.component.on("disconnect", lost)
         reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
         self.port: IListeningPort | None = None
 
-    def _router_lost(self, *_args: Any, **_kwargs: Any) -> None:
-        if len(self.hub) or self.api.streams:
-            log.warn("router.lost", subscriptions=len(self.hub), clients=len(self.api.streams))
-        self.hub.router_lost("connection to the router lost")
+    def _router_lost(self, node: int, hub: SubscriptionHub, *_args: Any, **_kwargs: Any) -> None:
+        if len(hub) or self.api.streams:
+            log.warn("router.lost", node=node, subscriptions=len(hub), clients=len(self.api.streams))
+        hub.router_lost("connection to the router lost")
 
     def _shutting_down(self) -> None:
         self.api.close_all(SHUTTING_DOWN, "the tailor is shutting down; reconnect")

@@ -104,6 +104,8 @@ def stack(workdir: Path) -> Iterator[Stack]:
         settings=TEST_SETTINGS,
         engine_urls=[u for u in external.split(",") if u.strip()],
         engine_heap=os.environ.get("ESTROM_TEST_ENGINE_HEAP", "512m"),
+        # The router tier's nodes (common/router_tier.py): scripts/test runs a tier with 2.
+        router_workers=int(os.environ.get("ESTROM_TEST_ROUTER_WORKERS", "1")),
     ) as s:
         yield s
 

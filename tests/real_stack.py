@@ -63,7 +63,7 @@ def service_factory(
 
     def start(engine_url: str | None = None, router_url: str | None = None, **settings: str) -> ServiceHandle:
         handle = stack.start_service(
-            role, engine_url=engine_url or engine.url, router_url=router_url or router.url, **settings
+            role, engine_url=engine_url or engine.url, router_url=router_url or router.service_url, **settings
         )
         started.append(handle)
         return handle

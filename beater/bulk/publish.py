@@ -44,7 +44,7 @@ from beater.http.drain import Drain
 from beater.ingest.pipeline import IngestOutcome, IngestPipeline, QueueFull
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
-from common.wamp import SessionHolder
+from common.router_tier import RouterTier
 
 log = Logger()
 
@@ -75,7 +75,7 @@ class StoredPublisher:
     def __init__(
         self,
         pipeline: IngestPipeline,
-        wamp: SessionHolder,
+        wamp: RouterTier,
         metrics: Metrics,
         clock: IReactorTime,
         index_pipelines: IndexPipelines,

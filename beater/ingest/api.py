@@ -37,7 +37,8 @@ from common.errors import RetryLater, ShuttingDown
 from common.http import Handler, HTTPError, answered_or_gone, write_health, write_json, write_metrics
 from common.indices import index_name_problem
 from common.metrics import Metrics
-from common.wamp import RouterUnavailable, SessionHolder
+from common.router_tier import RouterTier
+from common.wamp import RouterUnavailable
 
 log = Logger()
 
@@ -58,7 +59,7 @@ class BeaterAPI:
         settings: Settings,
         pipeline: IngestPipeline,
         engine: Engine,
-        wamp: SessionHolder,
+        wamp: RouterTier,
         metrics: Metrics,
         gate: WriterGate,
         drain: Drain,

@@ -4,12 +4,19 @@ The router's cost is per event (a few thousand events/s per core on
 CPython), so all hits of one batch for one sid travel in one event, as
 positional args in ingest order. Every publish asks for an acknowledgement:
 the ingest answer 200 promises that the router took every match.
+
+With several router nodes (common/router_tier.py) each sid's event goes to
+its partition's node, and also to the front node when a client that knows
+nothing of partitions (a browser) subscribed to it there: the front's
+subscriptions are known from its meta events (beater/queries/lifecycle.py).
+A batch needing a node that is down is refused whole before anything is
+sent (503): the sender's retry then duplicates nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from autobahn.wamp.types import PublishOptions
@@ -21,7 +28,8 @@ from common.contract import topic_for
 from common.errors import RetryLater
 from common.hits import Hit
 from common.metrics import Metrics
-from common.wamp import RouterUnavailable, SessionHolder
+from common.router_tier import RouterTier
+from common.wamp import RouterUnavailable
 
 
 class PublishFailed(RetryLater):
@@ -37,17 +45,35 @@ def group_by_sid(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> dict[
     return grouped
 
 
+def nobody_at_the_front(_sid: str) -> bool:
+    return False
+
+
 class Publisher:
-    """Publishes grouped hits through the current router session."""
+    """Publishes grouped hits through the router nodes' current sessions."""
 
     def __init__(
-        self, wamp: SessionHolder, reactor: IReactorTime, timeout: float, metrics: Metrics | None = None
+        self,
+        wamp: RouterTier,
+        reactor: IReactorTime,
+        timeout: float,
+        metrics: Metrics | None = None,
+        front_subscribed: Callable[[str], bool] = nobody_at_the_front,
     ) -> None:
         self.wamp = wamp
         self.reactor = reactor
         self.timeout = timeout
         self.metrics = metrics
+        #: whether the front node has a subscription to the sid's topic (not only its partition's)
+        self.front_subscribed = front_subscribed
         self._options = PublishOptions(acknowledge=True)
+
+    def nodes_for(self, sid: str) -> tuple[int, ...]:
+        """The nodes that get ``sid``'s events: its partition's, and the front when subscribed there."""
+        node = self.wamp.partition(sid)
+        if node == 0 or not self.front_subscribed(sid) or self.wamp.front.session is None:
+            return (node,)
+        return (node, 0)
 
     def publish(self, grouped: dict[str, list[Hit]]) -> Deferred[int]:
         """Send every group now; the Deferred fires with the number of hit deliveries once all are acked.
@@ -57,13 +83,16 @@ class Publisher:
         """
         if not grouped:
             return succeed(0)
-        session = self.wamp.require()
+        routes = [(sid, hits, self.nodes_for(sid)) for sid, hits in grouped.items()]
+        # Every node this batch needs, before anything is sent: a node down refuses the batch whole.
+        sessions = {node: self.wamp.holders[node].require() for _, _, nodes in routes for node in nodes}
         pending: list[Deferred[Any]] = []
         try:
-            for sid, hits in grouped.items():
-                d = session.publish(topic_for(sid), *hits, options=self._options)
-                d.addTimeout(self.timeout, self.reactor)
-                pending.append(d)
+            for sid, hits, nodes in routes:
+                for node in nodes:
+                    d = sessions[node].publish(topic_for(sid), *hits, options=self._options)
+                    d.addTimeout(self.timeout, self.reactor)
+                    pending.append(d)
         except Exception:
             # The session broke part-way: the batch fails as a whole (503), and
             # the events already handed over must not fail unobserved later.
@@ -84,6 +113,6 @@ class Publisher:
     def _failed(self, failure: Failure) -> NoReturn:
         first = getattr(failure.value, "subFailure", None)
         reason = first.getErrorMessage() if first is not None else failure.getErrorMessage()
-        if not self.wamp.session:
+        if not all(self.wamp.states()):
             raise RouterUnavailable(f"router connection lost while publishing: {reason}") from failure.value
         raise PublishFailed(f"router did not acknowledge a publish: {reason}") from failure.value

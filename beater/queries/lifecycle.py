@@ -5,7 +5,8 @@ listens (crossbar's subscription meta API), so every beater:
 
 * on ``wamp.subscription.on_create`` for ``docs-for-<sid>`` marks that query
   active at once (a subscriber is there, its hits must not be missed);
-* every ``sweep_interval`` compares the router's subscriptions with the
+* every ``sweep_interval`` compares the router's subscriptions (on every
+  router node: common/router_tier.py) with the
   stored queries (ids from ``wamp.subscription.list``; their topics from a
   map kept by the meta events ``on_create``/``on_delete``, looked up with
   ``wamp.subscription.get`` only for ids not heard of: see
@@ -19,6 +20,9 @@ listens (crossbar's subscription meta API), so every beater:
   limit is rebuilt with only the fields its queries name
   (``beater/store/repair.py``; also once on joining, without holding the join).
 
+The front node's map also tells the publisher which sids of other
+partitions a browser there listens to (``front_subscribed``).
+
 All writes are conditional on the document's seq_no as scanned, so any
 number of beaters may sweep at once: the first write wins, the others
 conflict and skip, and a registration or subscription racing a removal
@@ -27,6 +31,7 @@ always ends registered and active.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +52,8 @@ from common.contract import TOPIC_PREFIX, WAMP_NO_SUCH_SUBSCRIPTION
 from common.engine import EngineRejected, EngineUnavailable
 from common.metrics import Metrics
 from common.periodic import Periodic
-from common.wamp import RouterUnavailable, SessionHolder
+from common.router_tier import RouterTier
+from common.wamp import RouterUnavailable
 
 log = Logger()
 
@@ -72,7 +78,7 @@ class QueryLifecycle:
     def __init__(
         self,
         store: QueryStore,
-        wamp: SessionHolder,
+        wamp: RouterTier,
         clock: IReactorTime,
         metrics: Metrics,
         *,
@@ -86,17 +92,26 @@ class QueryLifecycle:
         self.grace = grace
         self.interval = interval
         self.sweeps = Periodic(self._sweep_logged, interval, "lifecycle.sweep", clock)
-        self.topics = SubscriptionTopics()
+        #: per router node, in partition order
+        self.topics = [SubscriptionTopics() for _ in wamp.holders]
         metrics.counter(
             "lifecycle_lookups_total",
             "wamp.subscription.get calls by sweeps, by outcome: found, gone (unsubscribed meanwhile), failed.",
         )
 
-    async def attach(self, session: ISession) -> None:
-        """On (re)join: a new router run has new subscription ids; follow them from now on."""
-        self.topics = SubscriptionTopics()
-        await session.subscribe(self._on_create, "wamp.subscription.on_create")
-        await session.subscribe(self._on_delete, "wamp.subscription.on_delete")
+    async def attach(self, node: int, session: ISession) -> None:
+        """On (re)join of a node: a new router run has new subscription ids; follow them from now on.
+
+        The front's targets and repairs are the beater's start-up work; a front among several
+        nodes also learns its subscriptions now, not at the first sweep: the publisher asks it.
+        """
+        self.topics[node] = topics = SubscriptionTopics()
+        await session.subscribe(functools.partial(self._on_create, node), "wamp.subscription.on_create")
+        await session.subscribe(functools.partial(self._on_delete, node), "wamp.subscription.on_delete")
+        if node != 0:
+            return
+        if len(self.topics) > 1:
+            ensureDeferred(self._learn_front(session, topics))
         try:  # targets registered through other beaters, before the first sweep
             await self.store.refresh_targets()
         except (EngineUnavailable, EngineRejected) as exc:
@@ -113,13 +128,23 @@ class QueryLifecycle:
         except Exception:  # fire and forget: nobody else would see it
             log.failure("lifecycle.repair_failed", level=LogLevel.warn)
 
-    def _on_create(self, _session_id: Any, details: Any = None, *_rest: Any) -> None:
-        subscription = self.topics.learn(details)
+    async def _learn_front(self, session: ISession, topics: SubscriptionTopics) -> None:
+        try:
+            await self._listed(session, topics)
+        except Exception as exc:  # the first sweep learns them
+            log.warn("lifecycle.front_subscriptions_unknown", error=repr(exc))
+
+    def front_subscribed(self, sid: str) -> bool:
+        """Whether the front node has a subscription receiving ``sid``'s events."""
+        return self.topics[0].covers(sid)
+
+    def _on_create(self, node: int, _session_id: Any, details: Any = None, *_rest: Any) -> None:
+        subscription = self.topics[node].learn(details)
         if subscription is not None and subscription.uri.startswith(TOPIC_PREFIX):
             ensureDeferred(self._touch(subscription.uri[len(TOPIC_PREFIX) :]))
 
-    def _on_delete(self, _session_id: Any, sub_id: Any = None, *_rest: Any) -> None:
-        self.topics.forget(sub_id)
+    def _on_delete(self, node: int, _session_id: Any, sub_id: Any = None, *_rest: Any) -> None:
+        self.topics[node].forget(sub_id)
 
     async def _touch(self, sid: str) -> None:
         try:
@@ -139,7 +164,7 @@ class QueryLifecycle:
         """Run one sweep; whatever goes wrong is one warning, and the next sweep runs as usual."""
         try:
             result = await self.sweep()
-        except RouterUnavailable as exc:
+        except RouterUnavailable as exc:  # a router node is not joined
             log.debug("lifecycle.sweep_skipped", error=str(exc))
         except (EngineUnavailable, EngineRejected, ApplicationError, LookupsFailed) as exc:
             log.warn("lifecycle.sweep_failed", error=str(exc))
@@ -158,16 +183,24 @@ class QueryLifecycle:
     async def subscribed_sids(self) -> tuple[set[str], frozenset[str]] | None:
         """(sids subscribed exactly, sid prefixes covered), or None if everything is covered.
 
-        Asks the router for the ids only; their topics come from the map the
-        meta events keep, and just the ids it lacks are looked up.
+        Asks every router node for the ids only; their topics come from the maps
+        the meta events keep, and just the ids they lack are looked up. A node
+        not joined: RouterUnavailable (who listens there is unknown).
         """
-        session = self.wamp.require()
-        topics = self.topics  # the map of this session, even if a rejoin replaces it meanwhile
+        sessions = [holder.require() for holder in self.wamp.holders]
+        subscriptions: list[Subscription] = []
+        for node, session in enumerate(sessions):
+            # the map of this session, even if a rejoin replaces it meanwhile
+            subscriptions += await self._listed(session, self.topics[node])
+        return coverage(subscriptions)
+
+    async def _listed(self, session: ISession, topics: SubscriptionTopics) -> list[Subscription]:
+        """Every subscription on ``session``'s node, learning into ``topics`` the ones it lacked."""
         known_before = topics.ids()
         listing = await session.call("wamp.subscription.list")
         resolution = topics.resolve(known_before, listing)
         looked_up = await self._look_up(session, topics, resolution.unknown)
-        return coverage([*resolution.known, *looked_up])
+        return [*resolution.known, *looked_up]
 
     async def _look_up(
         self, session: ISession, topics: SubscriptionTopics, ids: list[int]

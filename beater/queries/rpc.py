@@ -130,8 +130,11 @@ class QueryProcedures:
         except EngineRejected as exc:
             raise RetryLater(str(exc)) from None
 
-    async def attach(self, session: ISession) -> None:
-        self.session = session
+    async def attach(self, session: ISession, *, front: bool = True) -> None:
+        """Serve the procedures on a router node. Readers reach only the front node, and their calls
+        are checked with its gate (``check_caller``); other nodes take only principals' calls."""
+        if front:
+            self.session = session
         shared = RegisterOptions(invoke="roundrobin", details_arg="details")
         await session.register(procedure(self.register_query), REGISTER_QUERY, options=shared)
         await session.register(procedure(self.describe_query), DESCRIBE_QUERY, options=shared)

@@ -7,6 +7,10 @@ events ``wamp.subscription.on_create`` (id, uri, match) and ``on_delete``
 (id) say the same as they happen, so a beater keeps the map and a sweep only
 looks up ids it has not heard of (created before it joined, or whose event
 is still on its way). Ids are per router run: a new session starts a new map.
+
+The map also answers whether a sid's topic is subscribed on that router at
+all (``covers``), kept as it changes: the publisher asks it for every sid
+of every batch that a front router node might have a browser for.
 """
 
 from __future__ import annotations
@@ -51,11 +55,28 @@ class Resolution:
     unknown: list[int]
 
 
+#: ``what_it_covers``: every docs-for- topic, one sid, the sids starting with a prefix, or none
+EVERY, SID, PREFIX = "every", "sid", "prefix"
+
+
+def what_it_covers(sub: Subscription) -> tuple[str, str] | None:
+    """Which ``docs-for-`` topics a subscription receives: (EVERY, ""), (SID, sid), (PREFIX, p) or None."""
+    if sub.match == "prefix" and TOPIC_PREFIX.startswith(sub.uri):
+        return EVERY, ""
+    if sub.match == "wildcard" and sub.uri == "":
+        return EVERY, ""
+    if not sub.uri.startswith(TOPIC_PREFIX) or (sub.match == "wildcard" and "." in sub.uri):
+        return None
+    return (PREFIX if sub.match == "prefix" else SID), sub.uri[len(TOPIC_PREFIX) :]
+
+
 class SubscriptionTopics:
     """Subscription id → (uri, match) for one router session."""
 
     def __init__(self) -> None:
         self._known: dict[int, Subscription] = {}
+        #: (EVERY|SID|PREFIX, key) → how many known subscriptions cover it so
+        self._covered: dict[tuple[str, str], int] = {}
 
     def __len__(self) -> int:
         return len(self._known)
@@ -72,11 +93,31 @@ class SubscriptionTopics:
         if parsed is None:
             return None
         sub_id, subscription = parsed
+        self.forget(sub_id)
         self._known[sub_id] = subscription
+        covers = what_it_covers(subscription)
+        if covers is not None:
+            self._covered[covers] = self._covered.get(covers, 0) + 1
         return subscription
 
     def forget(self, sub_id: Any) -> None:
-        self._known.pop(sub_id, None)
+        subscription = self._known.pop(sub_id, None)
+        covers = None if subscription is None else what_it_covers(subscription)
+        if covers is not None:
+            left = self._covered[covers] - 1
+            if left:
+                self._covered[covers] = left
+            else:
+                del self._covered[covers]
+
+    def covers(self, sid: str) -> bool:
+        """Whether a known subscription receives ``docs-for-<sid>``."""
+        covered = self._covered
+        if not covered:
+            return False
+        if (SID, sid) in covered or (EVERY, "") in covered:
+            return True
+        return any(kind == PREFIX and sid.startswith(key) for kind, key in covered)
 
     def resolve(self, known_before: frozenset[int], listing: Any) -> Resolution:
         """Split a listing; forget ids known before it was asked for that it no longer has.
@@ -102,11 +143,11 @@ def coverage(subscriptions: Iterable[Subscription]) -> tuple[set[str], frozenset
     sids: set[str] = set()
     prefixes: set[str] = set()
     for sub in subscriptions:
-        if sub.match == "prefix" and TOPIC_PREFIX.startswith(sub.uri):
-            return None
-        if sub.match == "wildcard" and sub.uri == "":
-            return None
-        if not sub.uri.startswith(TOPIC_PREFIX) or (sub.match == "wildcard" and "." in sub.uri):
+        covers = what_it_covers(sub)
+        if covers is None:
             continue
-        (prefixes if sub.match == "prefix" else sids).add(sub.uri[len(TOPIC_PREFIX) :])
+        kind, key = covers
+        if kind == EVERY:
+            return None
+        (prefixes if kind == PREFIX else sids).add(key)
     return sids, frozenset(prefixes)

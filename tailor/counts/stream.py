@@ -32,7 +32,7 @@ from tailor.counts.history import History
 from tailor.streaming.format import CountFraming
 from tailor.streaming.paced_response import PacedResponse, State
 from tailor.streaming.request_watch import RequestWatch
-from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.partitioned import PartitionedHub
 from tailor.subscriptions.resume import SequencedHit
 from tailor.subscriptions.shared import SharedSubscription
 
@@ -257,7 +257,7 @@ ListenerT = TypeVar("ListenerT", bound=WindowListener)
 class Counters:
     """Every shared counter of this tailor, keyed by (sid, by, every, delay)."""
 
-    def __init__(self, hub: SubscriptionHub, clock: IReactorTime) -> None:
+    def __init__(self, hub: PartitionedHub, clock: IReactorTime) -> None:
         self.hub = hub
         self.clock = clock
         self._counters: dict[Key, BaseCounter[Any]] = {}

@@ -28,7 +28,7 @@ from common.errors import RetryLater
 from common.expiring_set import ExpiringSet
 from common.http import HTTPError, Routes, write_health, write_metrics
 from common.metrics import Metrics
-from common.wamp import SessionHolder
+from common.router_tier import RouterTier
 from tailor.backfill.budget import BackfillBudget
 from tailor.backfill.pages import Backfill
 from tailor.counts.endpoint import CountEndpoint
@@ -41,7 +41,7 @@ from tailor.readers.access_watch import AccessWatch
 from tailor.readers.admission import ReaderAdmission
 from tailor.readers.gate import ReaderGate, TopTails
 from tailor.streaming.request_watch import RequestWatch
-from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.partitioned import PartitionedHub
 from tailor.tails.endpoint import TailEndpoint
 from tailor.tails.stream import ClientStream, StreamStats
 from tailor.views.view import Views, ViewStats
@@ -170,8 +170,8 @@ class TailorAPI:
         self,
         settings: Settings,
         engine: Engine,
-        wamp: SessionHolder,
-        hub: SubscriptionHub,
+        wamp: RouterTier,
+        hub: PartitionedHub,
         clock: IReactorTime,
         gate: ReaderGate,
         aliases: AliasLookup | None = None,

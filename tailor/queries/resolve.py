@@ -41,8 +41,9 @@ from common.errors import RetryLater
 from common.expiring_set import ExpiringSet
 from common.http import HTTPError
 from common.query.identity import InvalidQuery, normalize_query, sid_for
-from common.wamp import SessionHolder, call_within
-from tailor.subscriptions.hub import SubscriptionHub
+from common.router_tier import RouterTier
+from common.wamp import call_within
+from tailor.subscriptions.partitioned import PartitionedHub
 from tailor.subscriptions.shared import SharedSubscription
 
 
@@ -136,8 +137,8 @@ class Resolver:
 
     def __init__(
         self,
-        wamp: SessionHolder,
-        hub: SubscriptionHub,
+        wamp: RouterTier,
+        hub: PartitionedHub,
         clock: IReactorTime,
         timeout: float,
         unknown: ExpiringSet | None = None,

@@ -77,6 +77,10 @@ class SubscriptionHub:
     def get(self, sid: str) -> SharedSubscription | None:
         return self._subs.get(sid)
 
+    def require(self, sid: str) -> ISession:
+        """The session ``sid`` is subscribed through (RouterUnavailable without one)."""
+        return self.wamp.require()
+
     async def join(self, sid: str, listener: Listener, history: bool = False) -> SharedSubscription:
         """Add ``listener`` to the sid's subscription, subscribing on first use.
 

@@ -33,7 +33,7 @@ from tailor.readers.access_watch import AccessWatch
 from tailor.readers.admission import ReaderAdmission
 from tailor.streaming.format import framing_for
 from tailor.streaming.request_watch import RequestWatch
-from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.partitioned import PartitionedHub
 from tailor.subscriptions.shared import Fanout
 from tailor.tails.stream import ClientStream, StreamStats
 from tailor.views.sampling import RateSampler
@@ -49,7 +49,7 @@ class TailEndpoint(StreamEndpoint[TailRequest, ClientStream]):
     started_total: ClassVar[str] = "streams_total"
     settings: Settings
     clock: IReactorTime
-    hub: SubscriptionHub
+    hub: PartitionedHub
     admission: ReaderAdmission
     resolver: Resolver
     backfill: Backfill

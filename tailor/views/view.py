@@ -34,7 +34,7 @@ from common.hits import Hit
 from tailor.backfill.handover import CutHit, cut
 from tailor.queries.params import TailRequest
 from tailor.streaming.format import EncodedHit, hit_json
-from tailor.subscriptions.hub import SubscriptionHub
+from tailor.subscriptions.partitioned import PartitionedHub
 from tailor.subscriptions.resume import SequencedHit
 from tailor.subscriptions.shared import Fanout, Listener, SharedSubscription
 from tailor.views.fields import Source, compile_fields
@@ -248,7 +248,7 @@ class Views:
 
     def __init__(
         self,
-        hub: SubscriptionHub,
+        hub: PartitionedHub,
         max_held_bytes: int,
         stats: ViewStats | None = None,
         compile_projection: Callable[[tuple[str, ...]], Projection] = compile_fields,
@@ -273,7 +273,7 @@ class Views:
     def enter(self, sid: str, shape: ViewShape, member: Listener) -> SharedView:
         """``member``'s view, made (and attached to the sid's subscription) on first use; wait on
         its ``when_joined``, then ``receive``. No router session: RouterUnavailable, as a direct join."""
-        self.hub.wamp.require()
+        self.hub.require(sid)
         key = (sid, shape)
         view = self._views.get(key)
         if view is None:

@@ -138,7 +138,7 @@ def test_reconnects_and_resubscribes_after_the_router_restarts(
 ) -> None:
     own = stack.start_router(f"router-{index}")
     try:
-        beater = start_beater(router_url=own.url)
+        beater = start_beater(router_url=own.service_url)
         view = LiveView(browser_context.new_page(), own.port).open()
         sid = view.follow(index, "kind:beat")
         send(beater, index, [{"kind": "beat", "n": 1}])

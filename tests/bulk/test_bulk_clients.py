@@ -140,7 +140,7 @@ def test_router_down_stores_answers_unchanged_and_counts(
     start_beater: StartService, stack: Stack, engine: EngineHandle, index: str
 ) -> None:
     own = stack.start_router(f"router-{index}")
-    lonely = start_beater(router_url=own.url)
+    lonely = start_beater(router_url=own.service_url)
     own.stop()
     wait_until(
         lambda: http("GET", lonely.url + "/healthz").json()["router"] == "disconnected", what="router gone"

@@ -53,8 +53,8 @@ def test_router_restart_mid_stream(
     own_router: RouterHandle, beaters: StartService, tailors: StartService, index: str
 ) -> None:
     router = own_router
-    beater = beaters(router_url=router.url, ESTROM_PUBLISH_TIMEOUT="3")
-    tailor = tailors(router_url=router.url, ESTROM_TAILOR_HEARTBEAT="1")
+    beater = beaters(router_url=router.service_url, ESTROM_PUBLISH_TIMEOUT="3")
+    tailor = tailors(router_url=router.service_url, ESTROM_TAILOR_HEARTBEAT="1")
     run = uuid.uuid4().hex[:8]
     params = {"i": index, "q": f"run:{run}"}
     tails = {fmt: Tail(tailor.url, {**params, "format": fmt}) for fmt in ("json", "ndjson", "sse")}

@@ -21,8 +21,8 @@ from tests.waiting import wait_until
 def test_delayed_tails_across_a_router_restart(
     own_router: RouterHandle, beaters: StartService, tailors: StartService, index: str
 ) -> None:
-    beater = beaters(router_url=own_router.url, ESTROM_PUBLISH_TIMEOUT="3")
-    tailor = tailors(router_url=own_router.url)
+    beater = beaters(router_url=own_router.service_url, ESTROM_PUBLISH_TIMEOUT="3")
+    tailor = tailors(router_url=own_router.service_url)
     # Held far longer than the test takes to stop the router: what the view holds then is released.
     tails = {
         fmt: Tail(tailor.url, {"i": index, "q": "tag:restart", "delay": "10s", "format": fmt})

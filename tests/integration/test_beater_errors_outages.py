@@ -42,7 +42,7 @@ def test_engine_down_is_503_quickly_and_recovers(
     # A router of its own, so every RPC reaches this beater and no other.
     own = stack.start_router(f"router-{index}")
     try:
-        beater = start_beater(engine_url=proxy.url, router_url=own.url)
+        beater = start_beater(engine_url=proxy.url, router_url=own.service_url)
         client = WampClient(own.url)
         sink = watch_all(client, index)
         proxy.cut()
@@ -95,7 +95,7 @@ def test_router_down_is_503_and_beater_rejoins(
 ) -> None:
     own = stack.start_router(f"router-{index}")
     try:
-        beater = start_beater(router_url=own.url)
+        beater = start_beater(router_url=own.service_url)
         client = WampClient(own.url)
         watch_all(client, index)
         own.stop()

@@ -165,7 +165,9 @@ def test_a_document_field_the_shared_index_refuses_is_asked_once_not_at_every_sw
     root = f"f{uuid.uuid4().hex[:10]}"
     # This beater alone stores and sweeps these queries, in shared indices of their own.
     router = stack.start_router(f"refused-{root}")
-    beater = start_beater(router_url=router.url, ESTROM_QUERY_INDEX_PREFIX=f"q-{root}-", **FAST_SWEEPS)
+    beater = start_beater(
+        router_url=router.service_url, ESTROM_QUERY_INDEX_PREFIX=f"q-{root}-", **FAST_SWEEPS
+    )
     wamp = WampClient(router.url)
     try:
         # Stored in the engine, as a shipper's documents are: the targets' field types come from there.

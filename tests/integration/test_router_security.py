@@ -121,7 +121,7 @@ def test_a_beater_with_a_wrong_secret_stays_out(start_beater: StartService, stac
         env = stack.service_env(
             "beater",
             engine_url="http://127.0.0.1:9",
-            router_url=own.url,
+            router_url=own.service_url,
             ESTROM_BEATER_SECRET="not-the-secret",
         )
         handle = stack.start_service("beater", env=env, wait=False)

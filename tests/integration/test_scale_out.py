@@ -35,9 +35,9 @@ def scaled(stack: Stack, engine: EngineHandle, start_beater: StartService, index
     router = stack.start_router(f"router-{index}")
     tailors: list[ServiceHandle] = []
     try:
-        beaters = [start_beater(router_url=router.url) for _ in range(2)]
+        beaters = [start_beater(router_url=router.service_url) for _ in range(2)]
         for _ in range(2):
-            tailors.append(stack.start_tailor(engine_url=engine.url, router_url=router.url))
+            tailors.append(stack.start_tailor(engine_url=engine.url, router_url=router.service_url))
         yield {"beaters": beaters, "tailors": tailors}
     finally:
         for tailor in tailors:

@@ -24,9 +24,17 @@ from beater.matching.percolate import PercolateResult
 from beater.writers.gate import WriterGate
 from common.config import Settings
 from common.engine import Engine
+from common.router_tier import RouterTier
 from common.wamp import SessionHolder
 
 Percolate = Callable[[str, list[dict[str, Any]]], Awaitable[PercolateResult]]
+
+
+class JoinedPlaceholder:
+    """Stands for a joined session: only "is there a session" is asked here."""
+
+    def is_attached(self) -> bool:
+        return True
 
 
 class BeaterParts:
@@ -52,9 +60,10 @@ class BeaterParts:
             concurrency=1,
         )
         self.engine = Engine("http://127.0.0.1:9", timeout=1, concurrency=1, reactor=reactor)
-        self.wamp = SessionHolder("ws://127.0.0.1:9/ws", "estrom")
+        holder = SessionHolder("ws://127.0.0.1:9/ws", "estrom")
         if joined:
-            self.wamp.session = object()  # a placeholder: only "is there a session" is asked here
+            holder.session = JoinedPlaceholder()  # type: ignore[assignment]
+        self.wamp = RouterTier([holder])
         self.metrics = build_metrics()
         watch_pipeline(self.metrics, self.pipeline)
         self.gate = WriterGate.build(settings, self.metrics, {})

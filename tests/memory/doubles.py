@@ -121,6 +121,10 @@ class MemoryWamp:
     def when_joined(self, callback: Callable[[Any], None]) -> None:
         return None
 
+    def states(self) -> list[bool]:
+        """One router node, joined or not (common/router_tier.py)."""
+        return [self.joined]
+
 
 async def no_aliases(_target: str, _own_prefix: str) -> list[str]:
     """An engine with no aliases (the alias check is the real engine's, tests/security)."""

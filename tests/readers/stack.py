@@ -88,9 +88,9 @@ def start_readers_stack(stack: Stack, name: str, document: dict[str, Any], **env
     router = stack.start_router(name, **settings)
     started: list[Callable[[], Any]] = [router.stop]
     try:
-        beater = stack.start_service("beater", router_url=router.url, **settings)
+        beater = stack.start_service("beater", router_url=router.service_url, **settings)
         started.append(beater.stop)
-        tailor = stack.start_service("tailor", router_url=router.url, **settings)
+        tailor = stack.start_service("tailor", router_url=router.service_url, **settings)
     except Exception:
         for stop in reversed(started):
             stop()

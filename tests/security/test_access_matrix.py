@@ -99,7 +99,7 @@ def matrix_beater(stack: Stack, engine: EngineHandle, router: RouterHandle) -> I
             f"/mx-payroll-{RUN}-{own}behind",
             {"aliases": {alias: {"is_write_index": True}}},
         )
-    beater = stack.start_service("beater", router_url=router.url, ESTROM_ACCESS=str(access))
+    beater = stack.start_service("beater", router_url=router.service_url, ESTROM_ACCESS=str(access))
     yield beater
     beater.stop()
 

@@ -110,8 +110,8 @@ def test_a_full_field_budget_refuses_one_target_and_nobody_else(
     own: Own, start_beater: StartService, start_tailor: StartService, engine: EngineHandle, index: str
 ) -> None:
     settings = own.settings | BUDGETS
-    beater = start_beater(router_url=own.router.url, **settings)
-    tailor = start_tailor(router_url=own.router.url, **settings)
+    beater = start_beater(router_url=own.router.service_url, **settings)
+    tailor = start_tailor(router_url=own.router.service_url, **settings)
     target_a, target_b, target_c = f"{index}-a", f"{index}-b", f"{index}-c"
     # Target a's index exists and maps ``level``: a field its documents have costs no budget.
     engine_request(
@@ -162,7 +162,7 @@ def test_a_full_field_budget_refuses_one_target_and_nobody_else(
     # (d) a restart: the budget is still full (it is read from the stored queries), other
     # targets still register, and ingest still delivers.
     beater.stop()
-    beater = start_beater(router_url=own.router.url, **settings)
+    beater = start_beater(router_url=own.router.service_url, **settings)
     client = WampClient(own.router.url)
     try:
         assert "ESTROM_FIELDS_PER_TARGET" in refusal(client, target_a, invented("evil4", 5))
@@ -174,7 +174,7 @@ def test_a_full_field_budget_refuses_one_target_and_nobody_else(
 
 
 def test_a_reader_s_field_budget_spans_its_targets(own: Own, start_beater: StartService, index: str) -> None:
-    start_beater(router_url=own.router.url, **(own.settings | BUDGETS))
+    start_beater(router_url=own.router.service_url, **(own.settings | BUDGETS))
     # The tailor registers for its HTTP callers and may name them (``principal``): a trusted
     # principal's word, as the admin's here.
     trusted = admin_client(own.router.url)
@@ -209,7 +209,7 @@ def test_a_shared_index_at_its_field_limit_keeps_ingest_going_and_is_rebuilt_on_
 ) -> None:
     # No sweep during the test: the rebuild is the start's.
     settings = own.settings | {"ESTROM_QUERY_SWEEP_INTERVAL": "3600"}
-    beater = start_beater(router_url=own.router.url, **settings)
+    beater = start_beater(router_url=own.router.service_url, **settings)
     documented = f"{index}-docs"
     engine_request(
         engine.url, "PUT", f"/{documented}", {"mappings": {"properties": {"status": {"type": "keyword"}}}}
@@ -234,7 +234,7 @@ def test_a_shared_index_at_its_field_limit_keeps_ingest_going_and_is_rebuilt_on_
 
         # A restart rebuilds it: the next generation with the fields its queries name.
         beater.stop()
-        beater = start_beater(router_url=own.router.url, **settings)
+        beater = start_beater(router_url=own.router.service_url, **settings)
 
         def rebuilt() -> str | None:
             found = engine_request(engine.url, "GET", f"/{own.shared}/_alias")

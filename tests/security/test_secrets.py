@@ -40,7 +40,9 @@ def test_router_rendering_refuses_an_empty_secret(tmp_path: Path, variable: str)
 def test_services_stop_at_start_up_on_an_empty_secret(
     stack: Stack, router: Any, module: str, variable: str
 ) -> None:
-    env = stack.service_env(module, engine_url="http://127.0.0.1:9", router_url=router.url, **{variable: ""})
+    env = stack.service_env(
+        module, engine_url="http://127.0.0.1:9", router_url=router.service_url, **{variable: ""}
+    )
     handle = stack.start_service(module, env=env, wait=False)
     assert handle.process.process is not None
     code = handle.process.process.wait(60)

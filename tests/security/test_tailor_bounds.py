@@ -342,7 +342,7 @@ def test_a_client_trickling_its_headers_is_cut_and_a_stream_is_not(
 ) -> None:
     index = f"{PUBLIC}-idle"
     tailor = start_tailor(
-        router_url=bounds.router.url,
+        router_url=bounds.router.service_url,
         ESTROM_READERS=str(bounds.readers_path),
         ESTROM_QUERY_INDEX_PREFIX=PREFIX,
         ESTROM_TAILOR_IDLE_TIMEOUT=str(IDLE),

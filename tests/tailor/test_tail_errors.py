@@ -79,11 +79,12 @@ def test_engine_down_is_503_and_healthz_says_so(stack, start_beater, start_tailo
     router = stack.start_router(f"router-{uuid.uuid4().hex[:6]}")
     proxy = TCPProxy("127.0.0.1", int(engine.url.rsplit(":", 1)[1]))
     try:
-        start_beater(engine_url=proxy.url, router_url=router.url)
-        tailor = start_tailor(engine_url=proxy.url, router_url=router.url)
+        start_beater(engine_url=proxy.url, router_url=router.service_url)
+        tailor = start_tailor(engine_url=proxy.url, router_url=router.service_url)
         health = http("GET", tailor.url + "/healthz")
         body = health.json()
         assert body.pop("cluster")["nodes"] == 1
+        assert set(body.pop("router_nodes", ["ok"])) == {"ok"}  # several router nodes: each one's
         assert (health.status, body) == (200, {"status": "ok", "engine": "ok", "router": "ok"})
         sid = Tail(tailor.url, {"i": index, "q": "down:no", "limit": 0}).document()["subscription_id"]
 
@@ -108,10 +109,10 @@ def test_engine_down_is_503_and_healthz_says_so(stack, start_beater, start_tailo
 def test_router_lost_mid_stream_closes_valid_json_with_an_error(stack, start_beater, start_tailor, index):
     router = stack.start_router(f"router-{uuid.uuid4().hex[:6]}")
     try:
-        beater = start_beater(router_url=router.url)
+        beater = start_beater(router_url=router.service_url)
         # NDJSON/SSE tails wait this long for the router (tests/faults covers the
         # router coming back, with a gap notice); then they end with the error.
-        tailor = start_tailor(router_url=router.url, ESTROM_TAILOR_ROUTER_WAIT="1")
+        tailor = start_tailor(router_url=router.service_url, ESTROM_TAILOR_ROUTER_WAIT="1")
         tails = {
             fmt: Tail(tailor.url, {"i": index, "q": "cut:me", "format": fmt})
             for fmt in ("json", "ndjson", "sse")

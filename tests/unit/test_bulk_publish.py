@@ -12,6 +12,7 @@ from beater.bulk.publish import StoredPublisher, request_pipeline
 from beater.bulk.stored_sources import IndexPipelines
 from beater.http.drain import Drain
 from beater.ingest.pipeline import IngestPipeline
+from common.router_tier import RouterTier
 from common.wamp import SessionHolder
 
 
@@ -27,7 +28,7 @@ def test_each_cause_is_counted_every_time_and_logged_once() -> None:
     metrics = build_metrics()
     publisher = StoredPublisher(
         pipeline,
-        SessionHolder("ws://127.0.0.1:9/ws", "estrom"),
+        RouterTier([SessionHolder("ws://127.0.0.1:9/ws", "estrom")]),
         metrics,
         clock,
         IndexPipelines(_never, clock, ttl=5.0),

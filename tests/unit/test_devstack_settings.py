@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from devstack.router import render_config
 from devstack.settings import (
     ANY_PORT,
     DEFAULT_ENGINE_DIST,
@@ -11,6 +15,7 @@ from devstack.settings import (
     engine_home,
     engine_settings,
     router_env,
+    router_workers,
     service_env,
     without_estrom,
 )
@@ -75,3 +80,30 @@ def test_the_engine_choice_defaults_to_the_tested_engine() -> None:
 def test_an_engine_that_cannot_be_provisioned_is_refused_by_name(dist: str) -> None:
     with pytest.raises(ValueError, match="ESTROM_ENGINE_DIST"):
         engine_home(dist)
+
+
+def test_router_workers_is_one_unless_set_and_scripts_stack_gives_one_per_four_cores() -> None:
+    assert router_workers({}) == 1
+    assert router_workers({}, cores=2) == 1
+    assert router_workers({}, cores=16) == 4
+    assert router_workers({"ESTROM_ROUTER_WORKERS": "3"}, cores=2) == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="ESTROM_ROUTER_WORKERS"):
+            router_workers({"ESTROM_ROUTER_WORKERS": bad})
+
+
+def test_a_partitions_node_lets_in_only_the_services(tmp_path: Path) -> None:
+    """No page, no anonymous browser, no reader's ticket: those are the front's, with its gate."""
+    env = {**SECRETS, "ESTROM_ROUTER_ANONYMOUS": "1"}
+    front = json.loads(render_config(tmp_path / "front", host="127.0.0.1", port=1, env=env).read_text())
+    other = json.loads(
+        render_config(tmp_path / "p1", host="127.0.0.1", port=2, env=env, partition=1).read_text()
+    )
+    front_paths = front["workers"][0]["transports"][0]["paths"]
+    paths = other["workers"][0]["transports"][0]["paths"]
+    assert "anonymous" in front_paths["ws"]["auth"]
+    assert set(paths) == {"ws", "metrics"}
+    assert set(paths["ws"]["auth"]) == {"wampcra"}
+    assert paths["ws"]["auth"]["wampcra"] == front_paths["ws"]["auth"]["wampcra"]
+    with pytest.raises(ValueError, match="only the services"):
+        render_config(tmp_path / "p2", host="127.0.0.1", port=3, env={}, partition=1)

@@ -2,7 +2,9 @@ import secrets
 
 import pytest
 
-from common.partitions import partition_of
+from common.config import CliSettings, Settings
+from common.environment import ConfigError
+from common.partitions import partition_of, router_urls
 
 
 def test_one_partition_takes_every_sid() -> None:
@@ -22,3 +24,16 @@ def test_sids_spread_evenly_and_always_the_same_way() -> None:
 def test_no_partitions_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         partition_of("000000000000000b", 0)
+
+
+def test_the_router_url_setting_lists_the_nodes_in_partition_order() -> None:
+    assert router_urls("ws://a:8080/ws") == ["ws://a:8080/ws"]
+    assert router_urls(" ws://a/ws, ws://b/ws ,") == ["ws://a/ws", "ws://b/ws"]
+    assert Settings.from_env({"ESTROM_ROUTER_URL": "ws://a/ws,ws://b/ws"}).router_urls == [
+        "ws://a/ws",
+        "ws://b/ws",
+    ]
+    with pytest.raises(ConfigError, match="one per router node"):
+        Settings.from_env({"ESTROM_ROUTER_URL": "ws://a/ws,http://b/"})
+    # The CLI and the tailor's page origins use the front node.
+    assert CliSettings.from_env({"ESTROM_ROUTER_URL": "ws://a:1/ws,ws://b:2/ws"}).router_url == "ws://a:1/ws"

@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from beater.publishing.publisher import Publisher, PublishFailed
+from common.router_tier import RouterTier
 
 
 class BreakingSession:
@@ -40,7 +41,7 @@ def hits(n: int) -> list[dict[str, Any]]:
 
 def test_a_session_that_breaks_part_way_fails_the_batch_and_leaves_nothing_unobserved() -> None:
     session = BreakingSession(ok=1)
-    publisher = Publisher(Holder(session), Clock(), timeout=5.0)  # type: ignore[arg-type]
+    publisher = Publisher(RouterTier([Holder(session)]), Clock(), timeout=5.0)  # type: ignore[list-item]
     with pytest.raises(ConnectionError):
         publisher.publish({"a" * 16: hits(1), "b" * 16: hits(2)})
     [sent] = session.sent
@@ -50,7 +51,7 @@ def test_a_session_that_breaks_part_way_fails_the_batch_and_leaves_nothing_unobs
 
 def test_a_publish_not_acknowledged_in_time_is_publish_failed() -> None:
     session, clock = BreakingSession(ok=2), Clock()
-    publisher = Publisher(Holder(session), clock, timeout=5.0)  # type: ignore[arg-type]
+    publisher = Publisher(RouterTier([Holder(session)]), clock, timeout=5.0)  # type: ignore[list-item]
     acked = publisher.publish({"a" * 16: hits(1), "b" * 16: hits(1)})
     session.sent[0].callback(None)
     clock.advance(5.0)

@@ -98,3 +98,34 @@ def test_a_pattern_covering_every_sid_suspends_deactivation() -> None:
     assert coverage([Subscription("docs-for-", "prefix")]) is None
     assert coverage([Subscription("", "wildcard")]) is None
     assert coverage([]) == (set(), frozenset())
+
+
+def test_covers_follows_what_is_learned_and_forgotten() -> None:
+    """What the publisher asks of the front node's map: does anyone there receive this sid?"""
+    topics = SubscriptionTopics()
+    assert not topics.covers("aaaa")
+    topics.learn(created(1, "docs-for-aaaa"))
+    topics.learn(created(2, "docs-for-bb", "prefix"))
+    topics.learn(created(3, "other.topic"))
+    assert topics.covers("aaaa")
+    assert topics.covers("bbcd")
+    assert not topics.covers("cccc")
+    topics.learn(created(4, "docs-for-aaaa", "prefix"))  # another subscription covering the same sid
+    topics.forget(1)
+    assert topics.covers("aaaa")
+    topics.forget(4)
+    assert not topics.covers("aaaa")
+    topics.learn(created(5, "docs-", "prefix"))  # every docs-for- topic
+    assert topics.covers("cccc")
+    topics.forget(5)
+    topics.forget(2)
+    topics.forget(3)
+    assert not topics.covers("bbcd")
+
+
+def test_learning_an_id_again_replaces_what_it_covered() -> None:
+    topics = SubscriptionTopics()
+    topics.learn(created(1, "docs-for-aaaa"))
+    topics.learn(created(1, "docs-for-bbbb"))  # the same id in a new router run's map
+    assert not topics.covers("aaaa")
+    assert topics.covers("bbbb")
