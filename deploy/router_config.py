@@ -10,6 +10,21 @@ filesystem can stay read-only: the config names its directories absolutely.
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def partition_node(transport: dict[str, Any]) -> None:
+    """A partition's node beside the front (common/router_tier.py): only the services sign in there
+    (WAMP-CRA); no page, no browser, no reader; its own ``/metrics``."""
+    paths = transport["paths"]
+    for name, path in list(paths.items()):
+        if path.get("type") == "static":
+            del paths[name]
+        elif path.get("type") == "websocket":
+            auth = path.get("auth", {})
+            path["auth"] = {"wampcra": auth["wampcra"]} if "wampcra" in auth else {}
+            if not path["auth"]:
+                raise ValueError("a partition's router node takes only the services: set ESTROM_*_SECRET")
 
 
 def main(source: str, target: str, app_dir: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from common.access.access_file import access_file, readers_for
 from common.environment import flag
+from deploy.router_config import partition_node
 from devstack.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,20 +104,6 @@ def _secure_websocket(path: dict[str, Any], env: Mapping[str, str], host: str, p
         auth.pop("anonymous", None)
     if not auth:
         raise ValueError("the router would let no one in: set ESTROM_*_SECRET or ESTROM_ROUTER_ANONYMOUS=1")
-
-
-def partition_node(transport: dict[str, Any]) -> None:
-    """A partition's node beside the front (common/router_tier.py): only the services sign in there
-    (WAMP-CRA); no page, no browser, no reader; its own ``/metrics``."""
-    paths = transport["paths"]
-    for name, path in list(paths.items()):
-        if path.get("type") == "static":
-            del paths[name]
-        elif path.get("type") == "websocket":
-            auth = path.get("auth", {})
-            path["auth"] = {"wampcra": auth["wampcra"]} if "wampcra" in auth else {}
-            if not path["auth"]:
-                raise ValueError("a partition's router node takes only the services: set ESTROM_*_SECRET")
 
 
 def render_config(
