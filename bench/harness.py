@@ -50,11 +50,13 @@ def bench_stack(
     tailor_settings: Mapping[str, str] | None = None,
     heap: str = "1g",
     engine_nodes: int = 1,
+    router_workers: int = 1,
 ) -> Iterator[tuple[Stack, WampClient]]:
     """Engine, router, one beater (and ``tailors``), plus an anonymous WAMP session; all stopped after.
 
     ``engine_nodes`` > 1: a cluster of that many nodes on loopback (``heap`` each), as the cluster
-    tests start it; beater and tailor get every node's URL."""
+    tests start it; beater and tailor get every node's URL. ``router_workers``: the router's nodes
+    (partitions, common/router_tier.py)."""
     t0 = time.perf_counter()
     with contextlib.ExitStack() as nodes_up:
         nodes = []
@@ -65,7 +67,13 @@ def bench_stack(
             for node in nodes:
                 nodes_up.callback(node.stop)
             start_cluster(nodes, workdir / "cluster")
-        with Stack(workdir, engine_heap=heap, env=bench_env(), engine_urls=[n.url for n in nodes]) as stack:
+        with Stack(
+            workdir,
+            engine_heap=heap,
+            env=bench_env(),
+            engine_urls=[n.url for n in nodes],
+            router_workers=router_workers,
+        ) as stack:
             stack.up(tailors=tailors, beater_settings=beater_settings, tailor_settings=tailor_settings)
             if nodes:
                 # The nodes this run started, so their processes are measured.
@@ -88,6 +96,7 @@ def process_trees(stack: Stack) -> dict[str, list[int]]:
     trees["engine"] = [
         p for node in stack.engine.nodes if node.process for p in process_tree(node.process.pid)
     ]
+    trees["router"] += [p for node in stack.router.partitions for p in process_tree(node.pid)]
     return trees
 
 

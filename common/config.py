@@ -391,8 +391,7 @@ class CliSettings:
             tailor_url=text(env, "ESTROM_TAILOR_URL", d.tailor_url),
             beater_url=text(env, "ESTROM_BEATER_URL", d.beater_url),
             engine_url=text(env, "ESTROM_ENGINE_URL", d.engine_url),
-            # the front node: the one a client that knows nothing of partitions uses
-            router_url=(router_urls(text(env, "ESTROM_ROUTER_URL", d.router_url)) or [d.router_url])[0],
+            router_url=text(env, "ESTROM_ROUTER_URL", d.router_url),
             realm=text(env, "ESTROM_REALM", d.realm),
             query_index_prefix=text(env, "ESTROM_QUERY_INDEX_PREFIX", d.query_index_prefix),
             token=text(env, "ESTROM_TOKEN", d.token),

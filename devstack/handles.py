@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.partitions import partition_of
 from devstack.engine import EngineNode
 from devstack.processes import ManagedProcess, listens_in_group, wait_for_page, wait_for_port
 
@@ -74,6 +75,10 @@ class RouterHandle(ProcessHandle):
     def urls(self) -> list[str]:
         """Every node's URL, in partition order."""
         return [self.url, *(node.url for node in self.partitions)]
+
+    def url_for(self, sid: str) -> str:
+        """The URL of the node that carries ``docs-for-<sid>`` (common/partitions.py)."""
+        return self.urls[partition_of(sid, len(self.urls))]
 
     @property
     def service_url(self) -> str:

@@ -176,7 +176,13 @@ def build_parser(cli: CliSettings) -> argparse.ArgumentParser:
     _add_from_env(
         queries, "--prefix", cli.query_index_prefix, "ESTROM_QUERY_INDEX_PREFIX", "percolator index prefix"
     )
-    _add_from_env(queries, "--router", cli.router_url, "ESTROM_ROUTER_URL", "router WebSocket URL")
+    _add_from_env(
+        queries,
+        "--router",
+        cli.router_url,
+        "ESTROM_ROUTER_URL",
+        "router WebSocket URL (several nodes: comma-separated)",
+    )
     _add_from_env(queries, "--realm", cli.realm, "ESTROM_REALM", "WAMP realm")
     queries.add_argument(
         "--beater",

@@ -19,6 +19,7 @@ import urllib.parse
 from typing import Any, TextIO
 
 from common.contract import SID_PATTERN, topic_for
+from common.partitions import router_urls
 from estrom_cli._http import CliError, connect, error_reason
 
 QUERY_SIZE = 10_000
@@ -186,7 +187,11 @@ def run_queries(
         q["matches"] = matches.get(q["sid"], 0) if matches is not None else None
     counts: dict[str, int] | None = None
     if secret and queries:
-        counts = subscriber_counts(router, realm, authid, secret, [q["sid"] for q in queries])
+        sids = [q["sid"] for q in queries]
+        counts = {}
+        for url in router_urls(router):  # every router node: each holds its partition's subscribers
+            for sid, n in subscriber_counts(url, realm, authid, secret, sids).items():
+                counts[sid] = counts.get(sid, 0) + n
     for q in queries:
         q["subscribers"] = counts.get(q["sid"]) if counts is not None else None
     if as_json:

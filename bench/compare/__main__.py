@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the beater's ESTROM_QUERY_SWEEP_INTERVAL (default 10, quick 5: section 5 waits on sweeps; "
         "the services' own default is 30)",
     )
+    p.add_argument(
+        "--router-workers",
+        type=int,
+        default=1,
+        help="router nodes, one partition each (ESTROM_ROUTER_WORKERS; the router ceiling is the front's)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     cfg = p.parse_args(argv)
     for item in cfg.beater_env:
@@ -102,20 +108,26 @@ def run(cfg: argparse.Namespace, workdir: Path) -> None:
     settings |= dict(item.split("=", 1) for item in cfg.beater_env)
     with (
         bench_stack(
-            workdir, tailors=1, beater_settings=settings, heap=heap, engine_nodes=cfg.engine_nodes
+            workdir,
+            tailors=1,
+            beater_settings=settings,
+            heap=heap,
+            engine_nodes=cfg.engine_nodes,
+            router_workers=cfg.router_workers,
         ) as (stack, _anonymous),
         contextlib.ExitStack() as cleanup,
     ):
         # Subscribed before registered (no sweep may deactivate a query in between): the readers
         # gate refuses an anonymous subscription to a sid it cannot describe yet, so the
         # benchmark's subscribers and registrations use the tailor's principal, as the tailor does.
-        wamp = stack.client("tailor")
-        cleanup.callback(wamp.close)
+        wamps = [stack.client("tailor", router_url=url) for url in stack.router.urls]
+        for wamp in wamps:
+            cleanup.callback(wamp.close)
         trees = process_trees(stack)
         probe = Probe(trees | {"client": [os.getpid()]})
         cleanup.callback(probe.stop)
         es = sync_client(stack.engine.url, timeout=120, maxsize=cfg.senders + 4)
-        b = Bench(cfg, stack, wamp, es, probe, base_docs(20_000))
+        b = Bench(cfg, stack, wamps, es, probe, base_docs(20_000))
         log(f"quick={cfg.quick}; N {cfg.queries}, B={cfg.batch}, C={cfg.senders}, run {cfg.run_s:.0f}s")
         warm_up(b)
         router_ceiling(b)

@@ -27,11 +27,12 @@ REGISTER_IN_FLIGHT = 64
 
 
 def subscribe(b: Bench, sids: list[str], hitlog: HitLog) -> list[Any]:
-    """One WAMP subscription per sid, made before the query exists so no sweep ever deactivates it."""
+    """One WAMP subscription per sid, made before the query exists so no sweep ever deactivates it;
+    at the sid's partition's router node, as a tailor subscribes."""
 
     async def run() -> list[Any]:
         sem = DeferredSemaphore(256)
-        calls = [sem.run(b.wamp.session.subscribe, hitlog.handler(s), topic_for(s)) for s in sids]
+        calls = [sem.run(b.wamp_for(s).session.subscribe, hitlog.handler(s), topic_for(s)) for s in sids]
         return await gatherResults(calls, consumeErrors=True)
 
     return on_reactor(run, timeout=600)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.harness import log
 from bench.measure import Probe, Usage, pct
+from common.partitions import partition_of
 from devstack.stack import Stack
 from devstack.wamp_client import WampClient
 
@@ -73,7 +74,8 @@ class Bench:
 
     cfg: argparse.Namespace
     stack: Stack
-    wamp: WampClient
+    #: the tailor's principal at each router node, in partition order (the first is the front)
+    wamps: list[WampClient]
     es: Any
     probe: Probe
     base: list[str]
@@ -83,6 +85,15 @@ class Bench:
     #: every target registered so far: the ones the beater knows (its percolate scope's ``known``)
     targets: set[str] = field(default_factory=set)
     next_batch: int = 0  # batch numbers are never reused: every POST is new documents
+
+    @property
+    def wamp(self) -> WampClient:
+        """The front node's session: calls, and the router ceiling's publishes."""
+        return self.wamps[0]
+
+    def wamp_for(self, sid: str) -> WampClient:
+        """The session at the sid's partition's node, where a tailor subscribes it."""
+        return self.wamps[partition_of(sid, len(self.wamps))]
 
     def batches(self, count: int) -> int:
         first, self.next_batch = self.next_batch, self.next_batch + count

@@ -22,6 +22,10 @@ For each layout, on fresh crossbar nodes (no estrom service, no engine):
   node's one URL, as a client that knows nothing of partitions: its session
   lands on one router, the other router's events reach it over a router
   link.
+- ``K=1 estrom`` and ``K=2 estrom``: estrom's own router nodes, as the stack
+  starts them (``devstack/router.py``: the roles, the readers gate, WAMP-CRA;
+  common/router_tier.py), the publisher as the beater and the subscriber as
+  the tailor, each at the sid's partition's node.
 
 It reports events delivered per second in the measured window, the router
 workers' (and proxy's) CPU per delivered event, the load processes' CPU, and
@@ -44,11 +48,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.harness import bench_main, bench_parser, emit_figures, load_note, log
+from bench.harness import bench_env, bench_main, bench_parser, emit_figures, load_note, log
 from bench.measure import cpu_seconds, process_tree
 from bench.router_tier.config import Tier, render
 from devstack.processes import free_port, wait_for_port
-from devstack.router import router_venv
+from devstack.router import generate_secrets, router_process, router_venv
+from devstack.settings import router_env, secret_var
 
 WARM_UP_S = 3.0
 DRAIN_S = 3.0
@@ -60,6 +65,8 @@ class Layout:
     workers: int
     proxied: bool
     links: bool = True
+    #: estrom's router nodes (devstack/router.py) instead of this benchmark's bare crossbar nodes
+    estrom: bool = False
 
 
 LAYOUTS = [
@@ -67,6 +74,8 @@ LAYOUTS = [
     Layout("K=2", 2, False),
     Layout("K=2 unlinked", 2, False, links=False),
     Layout("K=2 proxied", 2, True),
+    Layout("K=1 estrom", 1, False, links=False, estrom=True),
+    Layout("K=2 estrom", 2, False, links=False, estrom=True),
 ]
 
 
@@ -127,7 +136,9 @@ def _roles(node_pid: int) -> dict[str, list[int]]:
     return roles
 
 
-def _child(role: str, urls: list[str], sids_file: Path, *extra: str) -> subprocess.Popen[str]:
+def _child(
+    role: str, urls: list[str], sids_file: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -142,6 +153,7 @@ def _child(role: str, urls: list[str], sids_file: Path, *extra: str) -> subproce
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -179,12 +191,40 @@ def _measured(
     return {k: after[k] - before[k] for k in after}
 
 
+def _estrom_nodes(
+    root: Path, ports: list[int]
+) -> tuple[list[subprocess.Popen[bytes]], dict[str, dict[str, str]]]:
+    """estrom's router nodes on ``ports`` (partition order), and the load processes' environments:
+    the publisher signs in as the beater, the subscriber as the tailor."""
+    keys = generate_secrets()
+    env = router_env(bench_env(), keys)
+    nodes = []
+    for partition, port in enumerate(ports):
+        cbdir = root / f"node-{partition}"
+        proc = router_process(
+            cbdir, host="127.0.0.1", port=port, log_path=cbdir / "node.log", env=env, partition=partition
+        )
+        proc.start()
+        assert proc.process is not None
+        nodes.append(proc.process)
+    roles = {"pub": "beater", "sub": "tailor"}
+    return nodes, {
+        child: bench_env() | {"ESTROM_BENCH_AUTHID": role, "ESTROM_BENCH_SECRET": keys[secret_var(role)]}
+        for child, role in roles.items()
+    }
+
+
 def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Result:
     root = workdir / layout.name.replace(" ", "-").replace("=", "")
     ports = [free_port() for _ in range(layout.workers)]
-    proxy = (free_port(), [free_port() for _ in range(layout.workers)]) if layout.proxied else None
-    tier: Tier = render(root, ports, proxy, layout.links)
-    nodes = [_start_node(d) for d in [*tier.router_dirs, *([tier.proxy_dir] if tier.proxy_dir else [])]]
+    envs: dict[str, dict[str, str]] = {}
+    if layout.estrom:
+        nodes, envs = _estrom_nodes(root, ports)
+        tier = Tier(ports, None, [], None)
+    else:
+        proxy = (free_port(), [free_port() for _ in range(layout.workers)]) if layout.proxied else None
+        tier = render(root, ports, proxy, layout.links)
+        nodes = [_start_node(d) for d in [*tier.router_dirs, *([tier.proxy_dir] if tier.proxy_dir else [])]]
     children: list[subprocess.Popen[str]] = []
     try:
         for port, node in zip(tier.worker_ports, nodes, strict=False):
@@ -198,7 +238,14 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
         window = (start + WARM_UP_S, start + WARM_UP_S + cfg.seconds)
         until = window[1] + DRAIN_S
         sub = _child(
-            "sub", sub_urls, sids_file, "--window", f"{window[0]},{window[1]}", "--until", str(until)
+            "sub",
+            sub_urls,
+            sids_file,
+            "--window",
+            f"{window[0]},{window[1]}",
+            "--until",
+            str(until),
+            env=envs.get("sub"),
         )
         children.append(sub)
         assert sub.stdout is not None
@@ -218,6 +265,7 @@ def run_layout(cfg: Any, layout: Layout, workdir: Path, sids_file: Path) -> Resu
             str(cfg.inflight),
             "--hits",
             str(cfg.hits),
+            env=envs.get("pub"),
         )
         children.append(pub)
         used = _measured(nodes, [sub.pid, pub.pid], window)

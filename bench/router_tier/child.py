@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -50,10 +51,18 @@ def _groups(sids: list[str], k: int) -> list[list[str]]:
 
 
 def _sessions(urls: list[str], serializer: str) -> defer.Deferred[list[Any]]:
+    """A session per URL; as a principal (WAMP-CRA) when ``ESTROM_BENCH_AUTHID`` and its secret are set:
+    estrom's own router nodes let only the services publish and subscribe at a partition's node."""
+    authid, secret = os.environ.get("ESTROM_BENCH_AUTHID"), os.environ.get("ESTROM_BENCH_SECRET")
+    authentication = {"wampcra": {"authid": authid, "secret": secret}} if authid and secret else None
     joined: list[defer.Deferred[Any]] = []
     for url in urls:
         d: defer.Deferred[Any] = defer.Deferred()
-        comp = Component(transports=[{"url": url, "serializers": [serializer]}], realm="estrom")
+        comp = Component(
+            transports=[{"url": url, "serializers": [serializer]}],
+            realm="estrom",
+            authentication=authentication,
+        )
         comp.on("join", lambda session, _details, d=d: d.callback(session) if not d.called else None)
         comp.start(reactor)
         joined.append(d)

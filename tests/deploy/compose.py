@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 #: The contract's default ports: the tier publishes exactly these.
 DEFAULT_PORTS = {"router": 8080, "beater": 8081, "tailor": 8082, "elasticsearch": 9200}
 SCALE_FILE = "deploy/compose.scale.yml"
+ROUTERS_FILE = "deploy/compose.routers.yml"
+#: Every file the tier runs compose with: a ``down`` with all of them leaves no service behind.
+ALL_FILES = ("-f", "docker-compose.yml", "-f", SCALE_FILE, "-f", ROUTERS_FILE)
 
 
 def provision() -> dict[str, str] | str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from tests.deploy.compose import DEFAULT_PORTS, Compose, ports_in_use, provision
+from tests.deploy.compose import ALL_FILES, DEFAULT_PORTS, Compose, ports_in_use, provision
 
 
 @dataclass
@@ -48,7 +48,7 @@ def deployment() -> Iterator[Deployment]:
     compose = Compose(env={**env})
     if client.containers.list(all=True, filters={"label": "com.docker.compose.project=estrom"}):
         Compose(env={**env, "ESTROM_BEATER_SECRET": "x", "ESTROM_TAILOR_SECRET": "x"}).run(
-            "-f", "docker-compose.yml", "-f", "deploy/compose.scale.yml", "down", "-v", "--remove-orphans"
+            *ALL_FILES, "down", "-v", "--remove-orphans"
         )
     taken = ports_in_use(sorted(DEFAULT_PORTS.values()))
     if taken:
@@ -68,7 +68,5 @@ def deployment() -> Iterator[Deployment]:
         yield deployed
     finally:
         if deployed.containers():
-            compose.run(
-                "-f", "docker-compose.yml", "-f", "deploy/compose.scale.yml", "down", "-v", check=False
-            )
+            compose.run(*ALL_FILES, "down", "-v", check=False)
         client.close()

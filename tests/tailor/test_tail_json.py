@@ -11,6 +11,7 @@ import ijson
 import pytest
 
 from devstack.metrics_page import metric
+from tests.real_stack import admin_client
 from tests.tailor.helpers import send
 from tests.tailor.tail_client import Tail, docs_path
 from tests.tailor.test_tail_backfill import bulk
@@ -120,8 +121,9 @@ def test_heartbeat_is_whitespace(start_tailor, beater, index):
     assert doc["hits"] == [{"_index": index, "_source": {"hb": 1}}]
 
 
-def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor, beater, index, admin_wamp):
-    wamp = admin_wamp  # the meta API (wamp.subscription.*) is not for anonymous sessions
+def test_two_clients_share_one_subscription_and_the_last_out_releases_it(
+    tailor, beater, index, router, request
+):
     query = {"match": {"color": "blue"}}
     first = Tail(tailor.url, {"i": index, "q": query})
     second = Tail(tailor.url, {"i": index, "q": query})
@@ -133,7 +135,10 @@ def test_two_clients_share_one_subscription_and_the_last_out_releases_it(tailor,
         assert [h["_source"] for h in tail.wait_hits(5)] == docs
     sid = json.loads(bytes(first.raw) + b"]}")["subscription_id"]
 
-    # One subscriber on the router for this topic: the tailor's one session.
+    # One subscriber on the router for this topic: the tailor's one session, at the sid's node.
+    # The meta API (wamp.subscription.*) is not for anonymous sessions.
+    wamp = admin_client(router.url_for(sid))
+    request.addfinalizer(wamp.close)
     topic = f"docs-for-{sid}"
     sub_id = wamp.call("wamp.subscription.lookup", topic)
     assert sub_id is not None

@@ -2,7 +2,7 @@ import secrets
 
 import pytest
 
-from common.config import CliSettings, Settings
+from common.config import Settings
 from common.environment import ConfigError
 from common.partitions import partition_of, router_urls
 
@@ -35,5 +35,9 @@ def test_the_router_url_setting_lists_the_nodes_in_partition_order() -> None:
     ]
     with pytest.raises(ConfigError, match="one per router node"):
         Settings.from_env({"ESTROM_ROUTER_URL": "ws://a/ws,http://b/"})
-    # The CLI and the tailor's page origins use the front node.
-    assert CliSettings.from_env({"ESTROM_ROUTER_URL": "ws://a:1/ws,ws://b:2/ws"}).router_url == "ws://a:1/ws"
+    # The tailor's page origins are the front node's.
+    assert Settings.from_env({"ESTROM_ROUTER_URL": "ws://a:1/ws,ws://b:2/ws"}).cors_origins() == (
+        "http://127.0.0.1:1",
+        "http://localhost:1",
+        "http://a:1",
+    )
