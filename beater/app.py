@@ -143,7 +143,7 @@ class Beater:
             interval=settings.query_sweep_interval,
         )
         self.publisher = Publisher(
-            self.wamp, reactor, settings.publish_timeout, self.metrics, self.lifecycle.front_subscribed
+            self.wamp, reactor, settings.publish_timeout, self.metrics, self.lifecycle.subscribed_at
         )
         self.pipeline = IngestPipeline(
             self._percolate,

@@ -6,9 +6,10 @@ positional args in ingest order. Every publish asks for an acknowledgement:
 the ingest answer 200 promises that the router took every match.
 
 With several router nodes (common/router_tier.py) each sid's event goes to
-its partition's node, and also to the front node when a client that knows
-nothing of partitions (a browser) subscribed to it there: the front's
-subscriptions are known from its meta events (beater/queries/lifecycle.py).
+its partition's node, and also to any other node where a client that knows
+nothing of partitions (a browser, at the front) subscribed to it: each
+node's subscriptions are known from its meta events
+(beater/queries/lifecycle.py).
 A batch needing a node that is down is refused whole before anything is
 sent (503): the sender's retry then duplicates nothing.
 """
@@ -45,7 +46,7 @@ def group_by_sid(hits: Sequence[Hit], matches: Sequence[Sequence[str]]) -> dict[
     return grouped
 
 
-def nobody_at_the_front(_sid: str) -> bool:
+def nobody_elsewhere(_node: int, _sid: str) -> bool:
     return False
 
 
@@ -58,22 +59,28 @@ class Publisher:
         reactor: IReactorTime,
         timeout: float,
         metrics: Metrics | None = None,
-        front_subscribed: Callable[[str], bool] = nobody_at_the_front,
+        subscribed_at: Callable[[int, str], bool] = nobody_elsewhere,
     ) -> None:
         self.wamp = wamp
         self.reactor = reactor
         self.timeout = timeout
         self.metrics = metrics
-        #: whether the front node has a subscription to the sid's topic (not only its partition's)
-        self.front_subscribed = front_subscribed
+        #: whether a router node has a subscription to the sid's topic (asked of the other nodes)
+        self.subscribed_at = subscribed_at
         self._options = PublishOptions(acknowledge=True)
 
-    def nodes_for(self, sid: str) -> tuple[int, ...]:
-        """The nodes that get ``sid``'s events: its partition's, and the front when subscribed there."""
-        node = self.wamp.partition(sid)
-        if node == 0 or not self.front_subscribed(sid) or self.wamp.front.session is None:
-            return (node,)
-        return (node, 0)
+    def nodes_for(self, sid: str) -> list[int]:
+        """The nodes that get ``sid``'s events: its partition's, and every other joined node where
+        someone subscribed to it (a node that is down has no subscribers left)."""
+        home = self.wamp.partition(sid)
+        nodes = [home]
+        if len(self.wamp) > 1:
+            nodes += [
+                node
+                for node, holder in enumerate(self.wamp.holders)
+                if node != home and holder.session is not None and self.subscribed_at(node, sid)
+            ]
+        return nodes
 
     def publish(self, grouped: dict[str, list[Hit]]) -> Deferred[int]:
         """Send every group now; the Deferred fires with the number of hit deliveries once all are acked.

@@ -20,8 +20,8 @@ listens (crossbar's subscription meta API), so every beater:
   limit is rebuilt with only the fields its queries name
   (``beater/store/repair.py``; also once on joining, without holding the join).
 
-The front node's map also tells the publisher which sids of other
-partitions a browser there listens to (``front_subscribed``).
+Each node's map also tells the publisher which sids of other partitions a
+client there (a browser, at the front) listens to (``subscribed_at``).
 
 All writes are conditional on the document's seq_no as scanned, so any
 number of beaters may sweep at once: the first write wins, the others
@@ -102,16 +102,16 @@ class QueryLifecycle:
     async def attach(self, node: int, session: ISession) -> None:
         """On (re)join of a node: a new router run has new subscription ids; follow them from now on.
 
-        The front's targets and repairs are the beater's start-up work; a front among several
-        nodes also learns its subscriptions now, not at the first sweep: the publisher asks it.
+        The front's targets and repairs are the beater's start-up work. Among several nodes,
+        each also learns its subscriptions now, not at the first sweep: the publisher asks them.
         """
         self.topics[node] = topics = SubscriptionTopics()
         await session.subscribe(functools.partial(self._on_create, node), "wamp.subscription.on_create")
         await session.subscribe(functools.partial(self._on_delete, node), "wamp.subscription.on_delete")
+        if len(self.topics) > 1:
+            ensureDeferred(self._learn(node, session, topics))
         if node != 0:
             return
-        if len(self.topics) > 1:
-            ensureDeferred(self._learn_front(session, topics))
         try:  # targets registered through other beaters, before the first sweep
             await self.store.refresh_targets()
         except (EngineUnavailable, EngineRejected) as exc:
@@ -128,15 +128,15 @@ class QueryLifecycle:
         except Exception:  # fire and forget: nobody else would see it
             log.failure("lifecycle.repair_failed", level=LogLevel.warn)
 
-    async def _learn_front(self, session: ISession, topics: SubscriptionTopics) -> None:
+    async def _learn(self, node: int, session: ISession, topics: SubscriptionTopics) -> None:
         try:
             await self._listed(session, topics)
         except Exception as exc:  # the first sweep learns them
-            log.warn("lifecycle.front_subscriptions_unknown", error=repr(exc))
+            log.warn("lifecycle.subscriptions_unknown", node=node, error=repr(exc))
 
-    def front_subscribed(self, sid: str) -> bool:
-        """Whether the front node has a subscription receiving ``sid``'s events."""
-        return self.topics[0].covers(sid)
+    def subscribed_at(self, node: int, sid: str) -> bool:
+        """Whether router node ``node`` has a subscription receiving ``sid``'s events."""
+        return self.topics[node].covers(sid)
 
     def _on_create(self, node: int, _session_id: Any, details: Any = None, *_rest: Any) -> None:
         subscription = self.topics[node].learn(details)

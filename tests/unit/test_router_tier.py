@@ -66,7 +66,9 @@ def test_a_sid_subscribed_at_the_front_is_published_there_too() -> None:
     """A browser at the front knows nothing of partitions: its sid's events are brought to it."""
     front, other = Session(), Session()
     s1 = sid_in(1)
-    publisher = Publisher(tier(front, other), Clock(), 5.0, front_subscribed=lambda sid: sid == s1)
+    publisher = Publisher(
+        tier(front, other), Clock(), 5.0, subscribed_at=lambda node, sid: (node, sid) == (0, s1)
+    )
     assert publisher.publish({s1: [{}]}).result == 1  # deliveries counted per document and sid
     assert front.published == other.published == [f"docs-for-{s1}"]
 
@@ -98,3 +100,11 @@ def test_the_tailor_subscribes_each_sid_through_its_partitions_hub() -> None:
     assert partitioned.of(s1) is hubs[1]
     partitioned.on_delivered = print
     assert all(hub.on_delivered is print for hub in hubs)
+
+
+def test_a_node_that_is_down_gets_no_copy_its_subscribers_are_gone() -> None:
+    other = Session()
+    s1 = sid_in(1)
+    publisher = Publisher(tier(None, other), Clock(), 5.0, subscribed_at=lambda _node, _sid: True)
+    assert publisher.publish({s1: [{}]}).result == 1
+    assert other.published == [f"docs-for-{s1}"]
