@@ -9,8 +9,8 @@ looks up ids it has not heard of (created before it joined, or whose event
 is still on its way). Ids are per router run: a new session starts a new map.
 
 The map also answers whether a sid's topic is subscribed on that router at
-all (``covers``), kept as it changes: the publisher asks it for every sid
-of every batch that a front router node might have a browser for.
+all (``covers``), kept as it changes: with several router nodes the
+publisher asks every other node's map for every sid of every batch.
 """
 
 from __future__ import annotations
