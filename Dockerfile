@@ -3,7 +3,9 @@
 #                      nothing of crossbar's tree (python -m beater, python -m tailor)
 #   --target router    crossbar and its pins, the router config, the page and
 #                      its autobahn-js (crossbar start --cbdir /tmp/crossbar
-#                      --config /app/router/config.json)
+#                      --config /app/router/config.json); a router node that is
+#                      not the front (deploy/compose.routers.yml) runs
+#                      --config /app/router/config.partition.json instead
 # Build stages hold pip and npm; the final stages copy only their results:
 # no compilers, no npm, no pip caches. Both run as the non-root user estrom
 # (uid 10001) and keep nothing writable but /tmp (a tmpfs in the compose file,
@@ -27,7 +29,8 @@ RUN python -m venv /opt/venv-router \
     && /opt/venv-router/bin/pip install -r /src/requirements.txt \
     && /opt/venv-router/bin/pip uninstall -y -q pip
 COPY router/config.json deploy/router_config.py /src/
-RUN python /src/router_config.py /src/config.json /src/config.rendered.json /app/router
+RUN python /src/router_config.py /src/config.json /src/config.rendered.json /app/router \
+    && python /src/router_config.py /src/config.json /src/config.partition.json /app/router partition
 
 FROM ${PYTHON_IMAGE} AS build-services
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
@@ -54,6 +57,7 @@ COPY common/__init__.py common/contract.py common/environment.py common/lazy_log
 COPY common/access/__init__.py common/access/access_file.py common/access/callers.py common/access/errors.py common/access/exposure.py common/access/quotas.py common/access/readers.py common/access/scopes.py common/access/tokens.py /app/common/access/
 COPY common/query/__init__.py common/query/target_syntax.py /app/common/query/
 COPY --from=build-router /src/config.rendered.json /app/router/config.json
+COPY --from=build-router /src/config.partition.json /app/router/config.partition.json
 COPY --from=assets /assets/node_modules /app/router/node_modules
 USER 10001
 WORKDIR /tmp

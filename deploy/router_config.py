@@ -5,6 +5,9 @@ cbdir. In a container the router listens on every interface (the other
 services and the published port reach it there), and crossbar's cbdir, where
 it writes its node key and pid file, is a tmpfs, so the image's root
 filesystem can stay read-only: the config names its directories absolutely.
+An optional fourth argument, ``partition``, renders the config of a router
+node that is not the front (common/router_tier.py): the same image runs
+either, one node per container.
 """
 
 import json
@@ -27,7 +30,10 @@ def partition_node(transport: dict[str, Any]) -> None:
                 raise ValueError("a partition's router node takes only the services: set ESTROM_*_SECRET")
 
 
-def main(source: str, target: str, app_dir: str) -> None:
+def main(source: str, target: str, app_dir: str, node: str = "front") -> None:
+    """``node``: ``front`` (the contract's URL, the page) or ``partition`` (``partition_node``)."""
+    if node not in ("front", "partition"):
+        raise ValueError(f"node is front or partition, not {node!r}")
     config = json.loads(Path(source).read_text())
     for worker in config["workers"]:
         options = worker.get("options", {})
@@ -38,8 +44,10 @@ def main(source: str, target: str, app_dir: str) -> None:
             for path in transport.get("paths", {}).values():
                 if path.get("type") == "static":
                     path["directory"] = str(Path(app_dir, path["directory"]))
+            if node == "partition":
+                partition_node(transport)
     Path(target).write_text(json.dumps(config, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
