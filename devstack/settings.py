@@ -39,10 +39,10 @@ UNLIMITED_QUOTAS = {
 #: How many router nodes (partitions) a stack runs: common/router_tier.py, docs/scaling.md.
 ROUTER_WORKERS_VAR = "ESTROM_ROUTER_WORKERS"
 #: scripts/stack's choice when the variable is unset: one router node per this many cores.
-#: End to end (docs/performance.md) the router takes about a fifth of the CPU a document
-#: costs when every document matches, and far less when few do: the engine, beater and
-#: tailor need the other cores, so a router node per 4 cores keeps the router from being the
-#: first limit without taking cores the engine needs. A 2-core machine gets 1.
+#: Of the CPU estrom and the engine spend on a document, the router took 8 % (batched, 1 match
+#: in 10) to 15 % (one matching document per request): at 15 % of 4 cores a node uses about
+#: 60 % of its own, and the engine, beater and tailor keep the rest (docs/scaling.md,
+#: "The router tier"). A 2-core machine gets 1.
 CORES_PER_ROUTER_NODE = 4
 
 
