@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from autobahn.wamp.interfaces import ISession
 from twisted.internet.interfaces import IReactorTime
 
+from common.contract import is_sid
 from common.partitions import partition_of
 from tailor.subscriptions.hub import SubscriptionHub
 from tailor.subscriptions.shared import Listener, SharedSubscription
@@ -31,7 +32,8 @@ class PartitionedHub:
         self.sse_linger = first.sse_linger
 
     def of(self, sid: str) -> SubscriptionHub:
-        return self.hubs[partition_of(sid, len(self.hubs))]
+        """The hub of ``sid``'s node (a sid: 16 hex digits, as the beater gives them)."""
+        return self.hubs[partition_of(sid, len(self.hubs))] if len(self.hubs) > 1 else self.hubs[0]
 
     @property
     def on_delivered(self) -> Callable[[float], None] | None:
@@ -50,7 +52,8 @@ class PartitionedHub:
         return self.of(sid).require(sid)
 
     def get(self, sid: str) -> SharedSubscription | None:
-        return self.of(sid).get(sid)
+        """The sid's subscription; None for one not held, and for a client's ``s=`` that is no sid."""
+        return self.of(sid).get(sid) if is_sid(sid) else None
 
     async def join(self, sid: str, listener: Listener, history: bool = False) -> SharedSubscription:
         return await self.of(sid).join(sid, listener, history)

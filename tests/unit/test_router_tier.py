@@ -108,3 +108,12 @@ def test_a_node_that_is_down_gets_no_copy_its_subscribers_are_gone() -> None:
     publisher = Publisher(tier(None, other), Clock(), 5.0, subscribed_at=lambda _node, _sid: True)
     assert publisher.publish({s1: [{}]}).result == 1
     assert other.published == [f"docs-for-{s1}"]
+
+
+def test_a_client_sid_that_is_no_sid_is_simply_not_held() -> None:
+    """``s=`` comes from the client as typed: no hub is asked for what cannot be a sid."""
+    hubs = [SubscriptionHub(Holder(Session()), Clock(), 0, 0.0) for _ in range(2)]  # type: ignore[arg-type]
+    for k in (1, 2):
+        partitioned = PartitionedHub(hubs[:k])
+        for text in ("\x00", "not-a-sid", "", "G" * 16):
+            assert partitioned.get(text) is None
