@@ -29,7 +29,7 @@ OnNodeJoin = Callable[[int, ISession], Awaitable[None]]
 
 
 class RouterTier:
-    """K session holders, the first the front; a sid's topic lives on ``holder_for(sid)``."""
+    """K session holders, the first the front; a sid's topic lives on ``holders[partition(sid)]``."""
 
     def __init__(self, holders: Sequence[SessionHolder]) -> None:
         if not holders:
@@ -63,17 +63,9 @@ class RouterTier:
     def __len__(self) -> int:
         return len(self.holders)
 
-    @property
-    def front(self) -> SessionHolder:
-        """Node 0: the contract's URL, where partition-agnostic clients are."""
-        return self.holders[0]
-
     def partition(self, sid: str) -> int:
-        return partition_of(sid, len(self.holders))
-
-    def holder_for(self, sid: str) -> SessionHolder:
         """The node that carries ``docs-for-<sid>``."""
-        return self.holders[self.partition(sid)]
+        return partition_of(sid, len(self.holders))
 
     @property
     def session(self) -> ISession | None:
