@@ -249,11 +249,20 @@ class QueryLifecycle:
         A pattern subscription covering every ``docs-for-`` topic only stops
         deactivation: every inactive query is then subscribed and activated,
         idle ones are collected, mappings and targets are brought up to date.
+
+        A router node not joined (RouterUnavailable, raised after): who listens
+        there is unknown, so nothing is deactivated, activated or collected;
+        the engine's side (mappings, repairs, targets) is kept up all the same,
+        for the partitions that still work.
         """
         # Read the clock *before* asking the router: a subscription made after
         # this instant is either in the listing or has touched its query later.
         now_ms = int(time.time() * 1000)
-        listening = await self.subscribed_sids()
+        try:
+            listening = await self.subscribed_sids()
+        except RouterUnavailable:
+            await self._maintain()
+            raise
         self.metrics.inc("lifecycle_sweeps_total")
         everything = listening is None
         subscribed, prefixes = (set(), frozenset()) if listening is None else listening
@@ -264,9 +273,14 @@ class QueryLifecycle:
         self.metrics.inc("queries_deactivated_total", deactivated)
         activated = await self.store.activate_subscribed(subscribed, now_ms, prefixes, everything=everything)
         collected = await self.store.collect_idle(now_ms - int(self.grace * 1000))
+        await self._maintain()
+        self.metrics.inc("queries_collected_total", collected)
+        return SweepResult(-1 if everything else len(subscribed), deactivated, activated, collected)
+
+    async def _maintain(self) -> None:
+        """The engine's side of a sweep, whoever listens: new document fields mapped, full shared
+        indices rebuilt, an older layout taken in, the targets re-read."""
         await self.store.sync_mappings()
         await self.store.repair_full_indices()
         await self.store.migrate_layout()  # a no-op unless the engine failed it at start-up
         await self.store.refresh_targets()
-        self.metrics.inc("queries_collected_total", collected)
-        return SweepResult(-1 if everything else len(subscribed), deactivated, activated, collected)

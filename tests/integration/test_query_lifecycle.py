@@ -106,8 +106,9 @@ def beater_log(service: ServiceHandle) -> str:
 
 
 def test_unsubscribed_query_is_collected_and_comes_back_with_the_same_sid(
-    start_beater: StartService, router: RouterHandle, index: str, engine: EngineHandle
+    start_beater: StartService, router: RouterHandle, index: str, engine: EngineHandle, beater: ServiceHandle
 ) -> None:
+    # The session's beater serves the registration (this test's own, with fast sweeps, starts after).
     listener = WampClient(router.url)
     sid = listener.call("com.estrom.register_query", index, "kind:gc")
     sink = listener.subscribe(f"docs-for-{sid}")

@@ -8,7 +8,9 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from beater.app import build_metrics
 from beater.publishing.publisher import Publisher
+from beater.queries.lifecycle import QueryLifecycle
 from common.partitions import partition_of
 from common.router_tier import RouterTier
 from common.wamp import RouterUnavailable
@@ -117,3 +119,35 @@ def test_a_client_sid_that_is_no_sid_is_simply_not_held() -> None:
         partitioned = PartitionedHub(hubs[:k])
         for text in ("\x00", "not-a-sid", "", "G" * 16):
             assert partitioned.get(text) is None
+
+
+class Store:
+    """Records which of a sweep's steps ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        async def step(*_args: Any, **_kwargs: Any) -> int:
+            self.ran.append(name)
+            return 0
+
+        return step
+
+
+def test_a_sweep_with_a_node_down_judges_no_subscription_but_keeps_the_engine_side_up() -> None:
+    """Who listens on the lost node is unknown: nothing is (de)activated or collected, while the
+    other partitions' new document fields still get mapped."""
+    store = Store()
+    lifecycle = QueryLifecycle(
+        store,  # type: ignore[arg-type]
+        tier(Session(), None),
+        Clock(),
+        build_metrics(),
+        grace=60,
+        interval=1,
+    )
+    failures: list[Any] = []
+    Deferred.fromCoroutine(lifecycle.sweep()).addErrback(failures.append)
+    assert [f.type for f in failures] == [RouterUnavailable]  # logged as a skipped sweep
+    assert store.ran == ["sync_mappings", "repair_full_indices", "migrate_layout", "refresh_targets"]
