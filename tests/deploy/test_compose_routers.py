@@ -13,19 +13,18 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from common.partitions import partition_of
 from deploy.router_config import main as render_router_config
 from devstack.wamp_client import WampClient
 from tests.deploy.compose import REPO, ROUTERS_FILE
 from tests.deploy.conftest import Deployment
 from tests.deploy.test_compose import BEATER, INDEX, ROUTER, SERVICES, TAILOR, healthy, register
-from tests.faults.delivery import numbers
 from tests.http_client import http, ingest
+from tests.partitions import gaps, hit_numbers, one_query_per_partition
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
 
@@ -48,27 +47,17 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 """
 
 
-def one_query_per_partition(index: str, run: str) -> list[tuple[int, str]]:
-    """``(part, sid)`` of a query ``run:<run> AND part:<part>`` in partition 0, then one in 1."""
-    found: dict[int, tuple[int, str]] = {}
-    wamp = WampClient(ROUTER)
-    try:
-        for part in range(64):
-            sid = register(wamp, index, f"run:{run} AND part:{part}")
-            found.setdefault(partition_of(sid, 2), (part, sid))
-            if len(found) == 2:
-                return [found[0], found[1]]
-    finally:
-        wamp.close()
-    raise AssertionError(f"64 queries, all in partition {list(found)}")
+def register_at_the_front(index: str) -> Callable[[str], str]:
+    """Registration at the front, the contract's URL, as any client registers."""
 
+    def register_one(query: str) -> str:
+        wamp = WampClient(ROUTER)
+        try:
+            return register(wamp, index, query)
+        finally:
+            wamp.close()
 
-def hit_numbers(tail: Tail) -> list[int]:
-    return numbers(line for line in tail.lines if "_source" in line)
-
-
-def gaps(tail: Tail) -> list[Any]:
-    return [line["gap"] for line in tail.lines if "gap" in line]
+    return register_one
 
 
 def crash_router_worker(deployment: Deployment, service: str) -> int:
@@ -127,7 +116,7 @@ def test_two_router_partitions_each_sid_at_its_node_a_crash_is_one_partitions_ga
         assert not node.attrs["HostConfig"]["PortBindings"]  # only the services reach it
 
         run = uuid.uuid4().hex[:8]
-        (part0, sid0), (part1, sid1) = one_query_per_partition(INDEX, run)
+        (part0, sid0), (part1, sid1) = one_query_per_partition(register_at_the_front(INDEX), run)
         tail0, tail1 = (Tail(TAILOR, {"s": sid, "format": "ndjson"}) for sid in (sid0, sid1))
         sent = ingest(
             BEATER, INDEX, [{"run": run, "part": part0, "n": 0}, {"run": run, "part": part1, "n": 1}]

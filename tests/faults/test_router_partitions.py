@@ -14,14 +14,13 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from common.partitions import partition_of
 from devstack.wamp_client import JoinRefused, WampClient
 from tests.faults.delivery import numbers
 from tests.http_client import http, ingest
+from tests.partitions import gaps, hit_numbers, one_query_per_partition
 from tests.real_stack import RouterHandle, Stack, StartService, admin_client
 from tests.tailor.tail_client import Tail
 from tests.waiting import wait_until
@@ -33,21 +32,6 @@ def two_nodes(stack: Stack) -> Iterator[RouterHandle]:
     handle = stack.start_router(f"faults-tier-{uuid.uuid4().hex[:6]}", workers=2)
     yield handle
     handle.stop()
-
-
-def one_query_per_partition(client: WampClient, index: str, run: str) -> list[tuple[int, str]]:
-    """``(part, sid)`` of a query ``run:<run> AND part:<part>`` in partition 0, then one in 1."""
-    found: dict[int, tuple[int, str]] = {}
-    for part in range(64):
-        sid = client.call("com.estrom.register_query", index, f"run:{run} AND part:{part}")
-        found.setdefault(partition_of(sid, 2), (part, sid))
-        if len(found) == 2:
-            return [found[0], found[1]]
-    raise AssertionError(f"64 queries, all in partition {list(found)}")
-
-
-def hit_numbers(tail: Tail) -> list[int]:
-    return numbers(line for line in tail.lines if "_source" in line)
 
 
 def subscribed_at(url: str, sid: str) -> bool:
@@ -69,7 +53,9 @@ def test_each_sid_lives_on_its_partitions_node_and_the_front_serves_any(
     browser = WampClient(front)
     try:
         run = uuid.uuid4().hex[:8]
-        (part0, sid0), (part1, sid1) = one_query_per_partition(browser, index, run)
+        (part0, sid0), (part1, sid1) = one_query_per_partition(
+            lambda q: browser.call("com.estrom.register_query", index, q), run
+        )
         tails = [Tail(tailor.url, {"s": sid, "format": "ndjson"}) for sid in (sid0, sid1)]
         # The tailor's subscriptions: each at its partition's node, and only there.
         assert subscribed_at(front, sid0)
@@ -108,10 +94,6 @@ def kill(node: RouterHandle) -> None:
     node.process.stop(sig=signal.SIGKILL)
 
 
-def gaps(tail: Tail) -> list[Any]:
-    return [line["gap"] for line in tail.lines if "gap" in line]
-
-
 def test_a_partitions_node_killed_is_that_partitions_gap_alone(
     two_nodes: RouterHandle, beaters: StartService, tailors: StartService, index: str
 ) -> None:
@@ -122,7 +104,9 @@ def test_a_partitions_node_killed_is_that_partitions_gap_alone(
     browser = WampClient(router.url)
     run = uuid.uuid4().hex[:8]
     try:
-        (part0, sid0), (part1, sid1) = one_query_per_partition(browser, index, run)
+        (part0, sid0), (part1, sid1) = one_query_per_partition(
+            lambda q: browser.call("com.estrom.register_query", index, q), run
+        )
     finally:
         browser.close()
     tail0, tail1 = (Tail(tailor.url, {"s": sid, "format": "ndjson"}) for sid in (sid0, sid1))
