@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from common.access.access_file import access_file
 from common.access.exposure import listen_interface
@@ -26,6 +25,7 @@ from common.access.scopes import OWN_PREFIX
 from common.engine_urls import parse_urls
 from common.environment import ConfigError, flag, number, one_of, optional_integer, text
 from common.errors import DEFAULT_RETRY_AFTER
+from common.page_origins import router_page_origins
 from common.partitions import router_urls
 from common.query.limits import QueryLimits
 
@@ -72,28 +72,6 @@ def _token(env: Mapping[str, str], name: str) -> str:
     if any(not 0x21 <= ord(c) <= 0x7E for c in token):
         raise ConfigError(f"{name} must be printable ASCII without spaces (a bearer token)")
     return token
-
-
-def router_page_origins(router_url: str) -> str:
-    """The origins of the router's page, from its WebSocket URL (``ws://127.0.0.1:8080/ws``).
-
-    ``http://<host>:<port>`` (``https`` for ``wss``) under both loopback
-    names, and under the URL's host when it is another name (``router`` in
-    a compose network), as the router allows them on its WebSocket; a
-    default port is left out, as browsers send the origin.
-    """
-    parts = urlsplit(router_url)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    host = parts.hostname or "127.0.0.1"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    hosts = ["127.0.0.1", "localhost"]
-    if host not in (*hosts, "0.0.0.0", "::"):
-        hosts.append(host)
-    shown = "" if port is None or port == {"http": 80, "https": 443}[scheme] else f":{port}"
-    return ",".join(f"{scheme}://{h}{shown}" for h in hosts)
 
 
 def _cors_origins(env: Mapping[str, str]) -> str:

@@ -17,7 +17,8 @@ from common import contract
 from common.access.access_file import ReadersHolder
 from common.access.quotas import QuotaLimits
 from common.access.readers import Readers
-from common.config import Settings, router_page_origins
+from common.config import Settings
+from common.page_origins import router_page_origins
 from tailor.http.api import TailorAPI
 from tailor.http.site import TailSite
 from tailor.readers.gate import ReaderGate
